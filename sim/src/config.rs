@@ -1,0 +1,363 @@
+//! The universe configuration: parsed from TOML text (the caller reads the file; the sim does
+//! no I/O) and validated field by field, so a designer's typo becomes an error naming the
+//! file, the field and the reason.
+
+use bevy_ecs::prelude::*;
+use serde::Deserialize;
+
+/// The configuration compiled into the binary: `assets/universe.toml`.
+pub const EMBEDDED_CONFIG_TOML: &str = include_str!("../../assets/universe.toml");
+/// How the embedded default is named in error messages.
+pub const EMBEDDED_CONFIG_ORIGIN: &str = "<embedded assets/universe.toml>";
+
+/// A rejected configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: field `{field}`: {reason}")]
+    Field {
+        origin: String,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Resource, Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniverseConfig {
+    pub generator_version: u32,
+    pub simulation: SimulationConfig,
+    pub limits: LimitsConfig,
+    pub ships: ShipsConfig,
+    pub sensors: SensorsConfig,
+    pub physics: PhysicsConfig,
+    pub mining: MiningConfig,
+    pub sectors: SectorsConfig,
+    pub generation: GenerationConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationConfig {
+    pub tick_rate_hz: u32,
+    pub sector_size: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_ships: u32,
+    pub max_contacts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipsConfig {
+    pub radius: f32,
+    pub hull: f32,
+    pub max_speed: f32,
+    pub acceleration: f32,
+    pub turn_rate: f32,
+    pub brake_keep_per_s: f32,
+    pub energy_max: f32,
+    pub energy_regen_per_s: f32,
+    pub thrust_energy_per_s: f32,
+    pub cargo_capacity: u32,
+    pub spawn_per_sector: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorsConfig {
+    pub range: f32,
+    pub nebula_range_factor: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhysicsConfig {
+    pub collision_damage_per_impulse: f32,
+    pub restitution: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiningConfig {
+    pub reach: f32,
+    pub ore_per_tick: u32,
+    pub energy_per_tick: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectorsConfig {
+    pub load_radius: u32,
+    pub unload_after_ticks: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationConfig {
+    pub belt_frequency: f64,
+    pub belt_threshold: f64,
+    pub max_asteroids_per_sector: u32,
+    pub asteroid_radius_min: f32,
+    pub asteroid_radius_max: f32,
+    pub ore_per_asteroid_min: u32,
+    pub ore_per_asteroid_max: u32,
+    pub nebula_frequency: f64,
+    pub nebula_threshold: f64,
+    pub max_nebulae_per_sector: u32,
+    pub nebula_radius_min: f32,
+    pub nebula_radius_max: f32,
+    pub hazard_chance: f64,
+    pub hazard_radius_min: f32,
+    pub hazard_radius_max: f32,
+    pub hazard_damage_per_s: f32,
+}
+
+impl Default for UniverseConfig {
+    fn default() -> Self {
+        Self::from_toml_str(EMBEDDED_CONFIG_TOML, EMBEDDED_CONFIG_ORIGIN)
+            .expect("the embedded assets/universe.toml is valid (checked by a test)")
+    }
+}
+
+/// Collects field checks; the first failure is reported.
+struct Check<'a> {
+    origin: &'a str,
+    error: Option<ConfigError>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, field: &'static str, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(ConfigError::Field {
+                origin: self.origin.to_string(),
+                field,
+                reason,
+            });
+        }
+    }
+
+    fn range_f32(&mut self, field: &'static str, value: f32, min: f32, max: f32) {
+        if !(value.is_finite() && value >= min && value <= max) {
+            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+
+    fn range_f64(&mut self, field: &'static str, value: f64, min: f64, max: f64) {
+        if !(value.is_finite() && value >= min && value <= max) {
+            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+
+    fn range_u32(&mut self, field: &'static str, value: u32, min: u32, max: u32) {
+        if !(min..=max).contains(&value) {
+            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+
+    fn ordered<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        min_field: &'static str,
+        min: T,
+        max_field: &'static str,
+        max: T,
+    ) {
+        if min > max {
+            self.fail(
+                min_field,
+                format!("must not exceed `{max_field}` ({max}), got {min}"),
+            );
+        }
+    }
+}
+
+/// The highest generator version this build knows how to generate.
+pub const GENERATOR_VERSION_SUPPORTED: u32 = 1;
+
+impl UniverseConfig {
+    /// Parses and validates `text`; `origin` (usually the file path) prefixes every error.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: UniverseConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks every field's range and the relations between fields.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let mut c = Check {
+            origin,
+            error: None,
+        };
+        let (s, l, sh, se, p, m, sc, g) = (
+            &self.simulation,
+            &self.limits,
+            &self.ships,
+            &self.sensors,
+            &self.physics,
+            &self.mining,
+            &self.sectors,
+            &self.generation,
+        );
+        c.range_u32(
+            "generator_version",
+            self.generator_version,
+            1,
+            GENERATOR_VERSION_SUPPORTED,
+        );
+        c.range_u32("simulation.tick_rate_hz", s.tick_rate_hz, 1, 120);
+        c.range_f32("simulation.sector_size", s.sector_size, 100.0, 10_000.0);
+        c.range_u32("limits.max_ships", l.max_ships, 1, 1_000_000);
+        c.range_u32("limits.max_contacts", l.max_contacts, 1, 256);
+        c.range_f32("ships.radius", sh.radius, 0.1, 50.0);
+        c.range_f32("ships.hull", sh.hull, 1.0, 1e6);
+        c.range_f32("ships.max_speed", sh.max_speed, 0.1, 1_000.0);
+        c.range_f32("ships.acceleration", sh.acceleration, 0.0, 1_000.0);
+        c.range_f32("ships.turn_rate", sh.turn_rate, 0.0, 50.0);
+        c.range_f32("ships.brake_keep_per_s", sh.brake_keep_per_s, 0.0, 1.0);
+        c.range_f32("ships.energy_max", sh.energy_max, 0.0, 1e6);
+        c.range_f32("ships.energy_regen_per_s", sh.energy_regen_per_s, 0.0, 1e6);
+        c.range_f32("ships.thrust_energy_per_s", sh.thrust_energy_per_s, 0.0, 1e6);
+        c.range_u32("ships.cargo_capacity", sh.cargo_capacity, 0, 1_000_000_000);
+        c.range_u32("ships.spawn_per_sector", sh.spawn_per_sector, 1, 10_000);
+        // A sensor range above quarter a sector would need more than the 3x3 neighbourhood of
+        // grid cells and sectors that the sensor pass and sector streaming look at.
+        c.range_f32("sensors.range", se.range, 1.0, s.sector_size / 2.0);
+        c.range_f32("sensors.nebula_range_factor", se.nebula_range_factor, 0.0, 1.0);
+        c.range_f32(
+            "physics.collision_damage_per_impulse",
+            p.collision_damage_per_impulse,
+            0.0,
+            1e6,
+        );
+        c.range_f32("physics.restitution", p.restitution, 0.0, 1.0);
+        c.range_f32("mining.reach", m.reach, 0.0, se.range);
+        c.range_u32("mining.ore_per_tick", m.ore_per_tick, 0, 1_000_000);
+        c.range_f32("mining.energy_per_tick", m.energy_per_tick, 0.0, 1e6);
+        c.range_u32("sectors.load_radius", sc.load_radius, 1, 4);
+        c.range_u32("sectors.unload_after_ticks", sc.unload_after_ticks, 1, 1_000_000);
+        c.range_f64("generation.belt_frequency", g.belt_frequency, 1e-6, 10.0);
+        c.range_f64("generation.belt_threshold", g.belt_threshold, -1.0, 1.0);
+        c.range_u32(
+            "generation.max_asteroids_per_sector",
+            g.max_asteroids_per_sector,
+            0,
+            256,
+        );
+        // Every feature lies wholly inside its sector (sectors stay self-contained), so radii
+        // are capped at a quarter of the sector.
+        let quarter = s.sector_size / 4.0;
+        c.range_f32("generation.asteroid_radius_min", g.asteroid_radius_min, 0.5, quarter);
+        c.range_f32("generation.asteroid_radius_max", g.asteroid_radius_max, 0.5, quarter);
+        c.ordered(
+            "generation.asteroid_radius_min",
+            g.asteroid_radius_min,
+            "generation.asteroid_radius_max",
+            g.asteroid_radius_max,
+        );
+        c.range_u32(
+            "generation.ore_per_asteroid_min",
+            g.ore_per_asteroid_min,
+            0,
+            1_000_000,
+        );
+        c.range_u32(
+            "generation.ore_per_asteroid_max",
+            g.ore_per_asteroid_max,
+            0,
+            1_000_000,
+        );
+        c.ordered(
+            "generation.ore_per_asteroid_min",
+            g.ore_per_asteroid_min,
+            "generation.ore_per_asteroid_max",
+            g.ore_per_asteroid_max,
+        );
+        c.range_f64("generation.nebula_frequency", g.nebula_frequency, 1e-6, 10.0);
+        c.range_f64("generation.nebula_threshold", g.nebula_threshold, -1.0, 1.0);
+        c.range_u32(
+            "generation.max_nebulae_per_sector",
+            g.max_nebulae_per_sector,
+            0,
+            16,
+        );
+        c.range_f32("generation.nebula_radius_min", g.nebula_radius_min, 1.0, quarter);
+        c.range_f32("generation.nebula_radius_max", g.nebula_radius_max, 1.0, quarter);
+        c.ordered(
+            "generation.nebula_radius_min",
+            g.nebula_radius_min,
+            "generation.nebula_radius_max",
+            g.nebula_radius_max,
+        );
+        c.range_f64("generation.hazard_chance", g.hazard_chance, 0.0, 1.0);
+        c.range_f32("generation.hazard_radius_min", g.hazard_radius_min, 1.0, quarter);
+        c.range_f32("generation.hazard_radius_max", g.hazard_radius_max, 1.0, quarter);
+        c.ordered(
+            "generation.hazard_radius_min",
+            g.hazard_radius_min,
+            "generation.hazard_radius_max",
+            g.hazard_radius_max,
+        );
+        c.range_f32("generation.hazard_damage_per_s", g.hazard_damage_per_s, 0.0, 1e6);
+        match c.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_is_valid() {
+        let config = UniverseConfig::default();
+        assert_eq!(config.simulation.tick_rate_hz, 10);
+    }
+
+    #[test]
+    fn out_of_range_field_is_named_with_file_and_reason() {
+        let text = EMBEDDED_CONFIG_TOML.replace("range = 200.0", "range = 900.0");
+        let err = UniverseConfig::from_toml_str(&text, "my.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "my.toml: field `sensors.range`: must be between 1 and 500, got 900"
+        );
+    }
+
+    #[test]
+    fn min_above_max_is_rejected() {
+        let text = EMBEDDED_CONFIG_TOML.replace("asteroid_radius_min = 4.0", "asteroid_radius_min = 20.0");
+        let err = UniverseConfig::from_toml_str(&text, "a.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("a.toml: field `generation.asteroid_radius_min`"), "{msg}");
+        assert!(msg.contains("must not exceed `generation.asteroid_radius_max`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_fields_are_rejected_with_their_names() {
+        let text = EMBEDDED_CONFIG_TOML.replace("load_radius = 1", "load_radius = 1\nlaod_radius = 2");
+        let msg = UniverseConfig::from_toml_str(&text, "b.toml").unwrap_err().to_string();
+        assert!(msg.starts_with("b.toml: "), "{msg}");
+        assert!(msg.contains("laod_radius"), "{msg}");
+
+        let text = EMBEDDED_CONFIG_TOML.replace("tick_rate_hz = 10", "tick_rate_hz = \"fast\"");
+        let msg = UniverseConfig::from_toml_str(&text, "c.toml").unwrap_err().to_string();
+        assert!(msg.starts_with("c.toml: "), "{msg}");
+        assert!(msg.contains("tick_rate_hz"), "{msg}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let text = EMBEDDED_CONFIG_TOML.replace("hazard_chance = 0.05\n", "");
+        let msg = UniverseConfig::from_toml_str(&text, "d.toml").unwrap_err().to_string();
+        assert!(msg.contains("hazard_chance"), "{msg}");
+    }
+}

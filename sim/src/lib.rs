@@ -1,0 +1,151 @@
+//! AstroBoids game rules, as bevy plugins in a fully ordered tick schedule.
+//!
+//! Tick order ([`SimSet`]): Begin -> Streaming (load/unload sectors) -> Sensors ->
+//! Behaviour (autopilot; scripts later) -> Inputs (external commands) -> Mining -> Movement ->
+//! Physics (step, handoffs, collision damage) -> Hazards -> Destruction.
+//!
+//! Architecture invariant: no I/O and no wall-clock time here. Configuration arrives as text
+//! or as a [`config::UniverseConfig`] value; time is the tick counter.
+
+pub mod autopilot;
+pub mod config;
+pub mod damage;
+pub mod mining;
+pub mod physics;
+pub mod sectors;
+pub mod sensors;
+pub mod ships;
+pub mod space;
+pub mod spawn;
+
+use bevy_app::{App, Plugin, PluginGroup, PluginGroupBuilder};
+use bevy_ecs::prelude::*;
+
+use astroboids_engine::{EnginePlugin, StateHasher, TickSchedule};
+
+pub use config::UniverseConfig;
+
+/// The stages of a tick, run in this order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimSet {
+    Begin,
+    Streaming,
+    Sensors,
+    Behaviour,
+    Inputs,
+    Mining,
+    Movement,
+    Physics,
+    Hazards,
+    Destruction,
+}
+
+/// What happened in the last tick (reset at the start of each tick).
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct TickReport {
+    pub handoffs: u32,
+    pub ore_mined: u32,
+    pub destroyed: Vec<astroboids_engine::NetId>,
+}
+
+/// Running totals since the world began; part of the state hash.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimTotals {
+    pub ore_mined: u64,
+    /// Ore that was in the cargo of ships when they were destroyed.
+    pub ore_lost_in_wrecks: u64,
+    pub ships_destroyed: u64,
+    pub collision_contacts: u64,
+    pub sectors_generated: u64,
+    pub sectors_unloaded: u64,
+    pub inputs_for_unknown_ships: u64,
+}
+
+/// Shared resources and the stage order.
+#[derive(Debug, Clone)]
+pub struct CorePlugin {
+    pub config: UniverseConfig,
+}
+
+impl Plugin for CorePlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.config.clone())
+            .init_resource::<TickReport>()
+            .init_resource::<SimTotals>()
+            .configure_sets(
+                TickSchedule,
+                (
+                    SimSet::Begin,
+                    SimSet::Streaming,
+                    SimSet::Sensors,
+                    SimSet::Behaviour,
+                    SimSet::Inputs,
+                    SimSet::Mining,
+                    SimSet::Movement,
+                    SimSet::Physics,
+                    SimSet::Hazards,
+                    SimSet::Destruction,
+                )
+                    .chain(),
+            )
+            .add_systems(TickSchedule, begin_tick.in_set(SimSet::Begin));
+        app.world_mut()
+            .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
+            .register("totals", hash_totals);
+    }
+}
+
+fn begin_tick(mut report: ResMut<TickReport>) {
+    *report = TickReport::default();
+}
+
+fn hash_totals(world: &mut World, h: &mut StateHasher) {
+    let t = world.resource::<SimTotals>();
+    for v in [
+        t.ore_mined,
+        t.ore_lost_in_wrecks,
+        t.ships_destroyed,
+        t.collision_contacts,
+        t.sectors_generated,
+        t.sectors_unloaded,
+        t.inputs_for_unknown_ships,
+    ] {
+        h.write_u64(v);
+    }
+}
+
+/// Every game-rule plugin, in dependency order.
+#[derive(Debug, Clone)]
+pub struct SimPlugins {
+    pub config: UniverseConfig,
+}
+
+impl PluginGroup for SimPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(CorePlugin {
+                config: self.config,
+            })
+            .add(ships::ShipsPlugin)
+            .add(sectors::SectorsPlugin)
+            .add(sensors::SensorsPlugin)
+            .add(autopilot::AutopilotPlugin)
+            .add(mining::MiningPlugin)
+            .add(physics::PhysicsPlugin)
+            .add(damage::DamagePlugin)
+    }
+}
+
+/// A ready-to-run world: engine + all game rules, no ships yet.
+pub fn build_simulation(
+    config: UniverseConfig,
+    universe_seed: u64,
+) -> astroboids_engine::Simulation {
+    let mut app = App::empty();
+    app.add_plugins(EnginePlugin {
+        universe_seed,
+        tick_rate_hz: config.simulation.tick_rate_hz,
+    });
+    app.add_plugins(SimPlugins { config });
+    astroboids_engine::Simulation::new(app)
+}

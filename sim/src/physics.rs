@@ -1,0 +1,341 @@
+//! Physics with rapier2d, one rapier world per occupied sector.
+//!
+//! Each sector that holds a ship gets its own [`SectorWorld`]; the worlds are stepped in
+//! parallel (rayon) and their events merged in sector order, so results do not depend on the
+//! thread count. A ship that leaves its sector is handed off explicitly, in id order: removed
+//! from the old world, inserted into the new one with its local position shifted. A world is
+//! dropped as soon as its last ship leaves, so an empty sector's physics is always in its
+//! canonical (freshly built) state.
+//!
+//! Known simplification: bodies in different sectors do not touch. A ship on a sector border
+//! meets an asteroid or ship across the border only once its centre crosses over.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use rapier2d::prelude::*;
+use rayon::prelude::*;
+
+use astroboids_engine::{NetId, TickRate, TickSchedule};
+
+use crate::config::UniverseConfig;
+use crate::sectors::{SectorContents, Sectors};
+use crate::ships::{Hull, ShipIndex, Velocity};
+use crate::space::{Rehomed, SectorCoord, SpacePos, Vec2, rehome};
+use crate::{SimSet, SimTotals, TickReport};
+
+/// The ship's rigid body in its sector's world; `None` until the next physics stage adds it.
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct ShipBody(pub Option<RigidBodyHandle>);
+
+/// Collider user data: the top bit marks a ship (the rest is its id), else an asteroid index.
+const SHIP_TAG: u128 = 1 << 127;
+
+/// A rapier world for one sector.
+pub struct SectorWorld {
+    physics: PhysicsWorld,
+    ships: BTreeMap<NetId, RigidBodyHandle>,
+    asteroids: BTreeMap<u16, ColliderHandle>,
+}
+
+impl SectorWorld {
+    /// A fresh world holding the sector's asteroids, inserted in index order.
+    fn new(contents: &SectorContents, dt: f32, restitution: f32) -> Self {
+        let mut physics = PhysicsWorld::new();
+        physics.gravity = Vec2::ZERO;
+        physics.integration_parameters.dt = dt;
+        let mut asteroids = BTreeMap::new();
+        for a in &contents.asteroids {
+            let collider = ColliderBuilder::ball(a.radius)
+                .translation(a.local)
+                .restitution(restitution)
+                .user_data(u128::from(a.index))
+                .build();
+            asteroids.insert(a.index, physics.insert_collider(collider, None));
+        }
+        Self {
+            physics,
+            ships: BTreeMap::new(),
+            asteroids,
+        }
+    }
+
+    fn insert_ship(&mut self, id: NetId, local: Vec2, velocity: Vec2, params: &ShipParams) {
+        let body = RigidBodyBuilder::dynamic()
+            .translation(local)
+            .linvel(velocity)
+            .lock_rotations()
+            .can_sleep(false)
+            .build();
+        let collider = ColliderBuilder::ball(params.radius)
+            .restitution(params.restitution)
+            .active_events(ActiveEvents::CONTACT_FORCE_EVENTS)
+            .contact_force_event_threshold(0.0)
+            .user_data(SHIP_TAG | u128::from(id.0))
+            .build();
+        let (handle, _) = self.physics.insert(body, collider);
+        self.ships.insert(id, handle);
+    }
+
+    fn remove_ship(&mut self, id: NetId) {
+        if let Some(handle) = self.ships.remove(&id) {
+            self.physics.remove_body(handle);
+        }
+    }
+
+    fn remove_asteroid(&mut self, index: u16) {
+        if let Some(handle) = self.asteroids.remove(&index) {
+            self.physics.remove_collider(handle);
+        }
+    }
+
+    /// Steps once; returns (ship, impulse) pairs in the order rapier reported them.
+    fn step(&mut self) -> Vec<(NetId, f32)> {
+        let collector = ImpulseCollector::default();
+        self.physics.step_with_events(&(), &collector);
+        collector.hits.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ship_count(&self) -> usize {
+        self.ships.len()
+    }
+
+    pub fn contains_ship(&self, id: NetId) -> bool {
+        self.ships.contains_key(&id)
+    }
+}
+
+/// Collects contact impulses per ship during one sector's step (called on that step's thread).
+#[derive(Default)]
+struct ImpulseCollector {
+    hits: Mutex<Vec<(NetId, f32)>>,
+}
+
+impl EventHandler for ImpulseCollector {
+    fn handle_collision_event(
+        &self,
+        _: &RigidBodySet,
+        _: &ColliderSet,
+        _: CollisionEvent,
+        _: Option<&ContactPair>,
+    ) {
+    }
+
+    fn handle_contact_force_event(
+        &self,
+        dt: f32,
+        _: &RigidBodySet,
+        colliders: &ColliderSet,
+        pair: &ContactPair,
+        total_force_magnitude: f32,
+    ) {
+        let impulse = total_force_magnitude * dt;
+        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        for handle in [pair.collider1, pair.collider2] {
+            if let Some(data) = colliders.get(handle).map(|c| c.user_data)
+                && data & SHIP_TAG != 0
+            {
+                hits.push((NetId((data & !SHIP_TAG) as u64), impulse));
+            }
+        }
+    }
+
+    fn handle_soft_body_tear_event(&self, _: &SoftBodySet, _: &SoftBodyTearEvent) {}
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ShipParams {
+    radius: f32,
+    restitution: f32,
+}
+
+/// The rapier worlds of all occupied sectors.
+#[derive(Resource, Default)]
+pub struct SectorWorlds {
+    worlds: BTreeMap<SectorCoord, SectorWorld>,
+}
+
+impl SectorWorlds {
+    pub fn get(&self, sector: SectorCoord) -> Option<&SectorWorld> {
+        self.worlds.get(&sector)
+    }
+
+    pub fn len(&self) -> usize {
+        self.worlds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.worlds.is_empty()
+    }
+
+    /// Whether any world holds a body for `id`.
+    pub fn contains_ship(&self, id: NetId) -> bool {
+        self.worlds.values().any(|w| w.contains_ship(id))
+    }
+
+    /// Removes a ship's body (used when a ship is destroyed).
+    pub(crate) fn remove_ship(&mut self, sector: SectorCoord, id: NetId) {
+        if let Some(world) = self.worlds.get_mut(&sector) {
+            world.remove_ship(id);
+            if world.ships.is_empty() {
+                self.worlds.remove(&sector);
+            }
+        }
+    }
+}
+
+/// Asteroids used up this tick; their colliders go at the next physics stage.
+#[derive(Resource, Default)]
+pub struct DepletedAsteroids(pub Vec<(SectorCoord, u16)>);
+
+#[derive(Debug, Clone, Default)]
+pub struct PhysicsPlugin;
+
+impl Plugin for PhysicsPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<SectorWorlds>()
+            .init_resource::<DepletedAsteroids>()
+            .add_systems(TickSchedule, step_physics.in_set(SimSet::Physics));
+    }
+}
+
+type ShipBodyQuery<'w, 's> = Query<
+    'w,
+    's,
+    (
+        &'static NetId,
+        &'static mut ShipBody,
+        &'static mut SpacePos,
+        &'static mut Velocity,
+        &'static mut Hull,
+    ),
+>;
+
+#[allow(clippy::too_many_arguments)]
+fn step_physics(
+    config: Res<UniverseConfig>,
+    rate: Res<TickRate>,
+    sectors: Res<Sectors>,
+    mut worlds: ResMut<SectorWorlds>,
+    mut depleted: ResMut<DepletedAsteroids>,
+    mut index: ResMut<ShipIndex>,
+    mut ships: ShipBodyQuery,
+    mut totals: ResMut<SimTotals>,
+    mut report: ResMut<TickReport>,
+) {
+    let params = ShipParams {
+        radius: config.ships.radius,
+        restitution: config.physics.restitution,
+    };
+    let size = config.simulation.sector_size;
+    let dt = rate.dt_s;
+    let worlds = &mut worlds.worlds;
+
+    // Asteroids mined out this tick leave their sector's world.
+    for (sector, asteroid) in depleted.0.drain(..) {
+        if let Some(world) = worlds.get_mut(&sector) {
+            world.remove_asteroid(asteroid);
+        }
+    }
+
+    // New ships get bodies, sector by sector in id order (determinism rule 9).
+    let mut new_ships: Vec<(NetId, Entity)> = Vec::new();
+    for sector in index.occupied_sectors() {
+        for id in index.in_sector(sector) {
+            let entity = index.entity(id).expect("index entries name live ships");
+            if let Ok((_, body, ..)) = ships.get(entity)
+                && body.0.is_none()
+            {
+                new_ships.push((id, entity));
+            }
+        }
+    }
+    for (id, entity) in new_ships {
+        let (_, mut body, pos, velocity, _) = ships.get_mut(entity).expect("listed above");
+        let world = worlds.entry(pos.sector).or_insert_with(|| {
+            let contents = sectors.get(pos.sector).expect("streaming loads occupied sectors");
+            SectorWorld::new(contents, dt, params.restitution)
+        });
+        world.insert_ship(id, pos.local, velocity.0, &params);
+        body.0 = world.ships.get(&id).copied();
+    }
+
+    // Velocities chosen by movement go into the bodies (order does not matter: one write each).
+    for (_, body, pos, velocity, _) in &ships {
+        let handle = body.0.expect("every ship got a body above");
+        let world = worlds.get_mut(&pos.sector).expect("occupied sectors have worlds");
+        if let Some(rb) = world.physics.bodies.get_mut(handle) {
+            rb.set_linvel(velocity.0, true);
+        }
+    }
+
+    // Step every sector in parallel; merge impulses in sector order.
+    let impulses: Vec<Vec<(NetId, f32)>> = worlds
+        .values_mut()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(SectorWorld::step)
+        .collect();
+
+    // Read back positions; collect ships that left their sector.
+    let mut handoffs: Vec<(NetId, Entity)> = Vec::new();
+    for (id, body, mut pos, mut velocity, _) in &mut ships {
+        let world = &worlds[&pos.sector];
+        let rb = &world.physics.bodies[body.0.expect("has a body")];
+        pos.local = rb.translation();
+        velocity.0 = rb.linvel();
+        if !(0.0..size).contains(&pos.local.x) || !(0.0..size).contains(&pos.local.y) {
+            if let Some(entity) = index.entity(*id) {
+                handoffs.push((*id, entity));
+            }
+        }
+    }
+
+    // Handoffs, in id order: the explicit, ordered crossing of a sector boundary.
+    handoffs.sort_unstable_by_key(|h| h.0);
+    for (id, entity) in handoffs {
+        let (_, mut body, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
+        let from = pos.sector;
+        let new_pos = match rehome(*pos, size) {
+            Rehomed::Same => continue,
+            Rehomed::Moved(p) => p,
+            Rehomed::AtEdge(p) => {
+                velocity.0 = Vec2::ZERO;
+                p
+            }
+        };
+        if let Some(world) = worlds.get_mut(&from) {
+            world.remove_ship(id);
+        }
+        let world = worlds.entry(new_pos.sector).or_insert_with(|| {
+            let contents = sectors
+                .get(new_pos.sector)
+                .expect("the load radius covers every neighbour of an occupied sector");
+            SectorWorld::new(contents, dt, params.restitution)
+        });
+        world.insert_ship(id, new_pos.local, velocity.0, &params);
+        body.0 = world.ships.get(&id).copied();
+        *pos = new_pos;
+        if from != new_pos.sector {
+            index.relocate(id, from, new_pos.sector);
+            report.handoffs += 1;
+        }
+    }
+    worlds.retain(|_, w| !w.ships.is_empty());
+
+    // Collision damage, in sector order then rapier's order within the sector.
+    let damage_per_impulse = config.physics.collision_damage_per_impulse;
+    for (id, impulse) in impulses.into_iter().flatten() {
+        if impulse <= 0.0 {
+            continue;
+        }
+        totals.collision_contacts += 1;
+        if let Some(entity) = index.entity(id)
+            && let Ok((.., mut hull)) = ships.get_mut(entity)
+        {
+            hull.0 -= impulse * damage_per_impulse;
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Sensors: each ship sees the ships and asteroids within its range, nearest first, at most
+//! `limits.max_contacts` of them.
+//!
+//! A uniform grid (cell side >= the sensor range, cells aligned to sectors) is rebuilt each
+//! tick, so a ship only looks at the 3x3 cells around it: cost grows linearly with ships.
+//! Ships are sensed in parallel; each result depends only on the grid and is sorted by
+//! (distance, id), so neither insertion order nor thread count can change it.
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use astroboids_engine::{NetId, TickSchedule};
+
+use crate::config::UniverseConfig;
+use crate::sectors::Sectors;
+use crate::ships::Velocity;
+use crate::space::{SectorCoord, SpacePos, Vec2};
+use crate::SimSet;
+
+/// What a contact is. Ordered, so it breaks distance ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContactTarget {
+    Ship(NetId),
+    Asteroid { sector: SectorCoord, index: u16 },
+}
+
+/// One sensed thing, relative to the sensing ship.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contact {
+    pub target: ContactTarget,
+    /// From the sensing ship to the contact.
+    pub offset: Vec2,
+    pub velocity: Vec2,
+    pub distance: f32,
+    pub radius: f32,
+}
+
+/// The ship's contacts this tick, nearest first, and the range it sensed with.
+#[derive(Component, Debug, Clone, Default, PartialEq)]
+pub struct Sensors {
+    pub range: f32,
+    pub in_nebula: bool,
+    pub contacts: Vec<Contact>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GridEntry {
+    target: ContactTarget,
+    pos: SpacePos,
+    velocity: Vec2,
+    radius: f32,
+}
+
+/// Uniform grid over the universe; cells never straddle a sector border.
+pub struct SensorGrid {
+    cells_per_sector: i64,
+    cell_size: f32,
+    sector_size: f32,
+    entries: Vec<GridEntry>,
+    /// Cell -> range in `entries` (entries are sorted by cell). Only looked up, never iterated.
+    cells: FxHashMap<(i64, i64), (u32, u32)>,
+}
+
+impl SensorGrid {
+    fn cell_of(&self, pos: &SpacePos) -> (i64, i64) {
+        let cx = ((pos.local.x / self.cell_size) as i64).min(self.cells_per_sector - 1);
+        let cy = ((pos.local.y / self.cell_size) as i64).min(self.cells_per_sector - 1);
+        (
+            i64::from(pos.sector.x) * self.cells_per_sector + cx,
+            i64::from(pos.sector.y) * self.cells_per_sector + cy,
+        )
+    }
+
+    fn build(max_range: f32, sector_size: f32, items: Vec<GridEntry>) -> Self {
+        let cells_per_sector = ((sector_size / max_range) as i64).max(1);
+        let mut grid = Self {
+            cells_per_sector,
+            cell_size: sector_size / cells_per_sector as f32,
+            sector_size,
+            entries: Vec::new(),
+            cells: FxHashMap::default(),
+        };
+        let mut keyed: Vec<((i64, i64), GridEntry)> =
+            items.into_iter().map(|e| (grid.cell_of(&e.pos), e)).collect();
+        keyed.sort_unstable_by_key(|(cell, e)| (*cell, e.target));
+        grid.entries.reserve(keyed.len());
+        let mut start = 0u32;
+        for (i, (cell, entry)) in keyed.iter().enumerate() {
+            grid.entries.push(*entry);
+            let next_differs = keyed.get(i + 1).is_none_or(|(c, _)| c != cell);
+            if next_differs {
+                let end = i as u32 + 1;
+                grid.cells.insert(*cell, (start, end));
+                start = end;
+            }
+        }
+        grid
+    }
+
+    /// Everything within `range` of `pos` except `exclude`, nearest first, at most `limit`.
+    pub fn sense(
+        &self,
+        pos: &SpacePos,
+        range: f32,
+        exclude: Option<ContactTarget>,
+        limit: usize,
+    ) -> Vec<Contact> {
+        let (cx, cy) = self.cell_of(pos);
+        let range_sq = range * range;
+        let mut found = Vec::new();
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                let Some(&(start, end)) = self.cells.get(&(cx + dx, cy + dy)) else {
+                    continue;
+                };
+                for e in &self.entries[start as usize..end as usize] {
+                    if Some(e.target) == exclude {
+                        continue;
+                    }
+                    let offset = pos.offset_to(&e.pos, self.sector_size);
+                    let d2 = offset.length_squared();
+                    if d2 <= range_sq {
+                        found.push(Contact {
+                            target: e.target,
+                            offset,
+                            velocity: e.velocity,
+                            distance: d2.sqrt(),
+                            radius: e.radius,
+                        });
+                    }
+                }
+            }
+        }
+        sort_and_truncate(&mut found, limit);
+        found
+    }
+}
+
+/// Nearest first, ties broken by target id; keeps the first `limit`.
+pub fn sort_and_truncate(contacts: &mut Vec<Contact>, limit: usize) {
+    let key = |a: &Contact, b: &Contact| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| a.target.cmp(&b.target))
+    };
+    if contacts.len() > limit {
+        contacts.select_nth_unstable_by(limit, key);
+        contacts.truncate(limit);
+    }
+    contacts.sort_unstable_by(key);
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SensorsPlugin;
+
+impl Plugin for SensorsPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(TickSchedule, sense.in_set(SimSet::Sensors));
+    }
+}
+
+/// Builds the grid from every ship and every asteroid of the loaded sectors.
+pub fn build_grid(
+    config: &UniverseConfig,
+    sectors: &Sectors,
+    ships: impl Iterator<Item = (NetId, SpacePos, Vec2)>,
+) -> SensorGrid {
+    let radius = config.ships.radius;
+    let mut items: Vec<GridEntry> = ships
+        .map(|(id, pos, velocity)| GridEntry {
+            target: ContactTarget::Ship(id),
+            pos,
+            velocity,
+            radius,
+        })
+        .collect();
+    for (&sector, loaded) in sectors.loaded() {
+        items.extend(loaded.contents.asteroids.iter().map(|a| GridEntry {
+            target: ContactTarget::Asteroid {
+                sector,
+                index: a.index,
+            },
+            pos: SpacePos::new(sector, a.local),
+            velocity: Vec2::ZERO,
+            radius: a.radius,
+        }));
+    }
+    SensorGrid::build(
+        config.sensors.range,
+        config.simulation.sector_size,
+        items,
+    )
+}
+
+fn sense(
+    config: Res<UniverseConfig>,
+    sectors: Res<Sectors>,
+    mut ships: Query<(&NetId, &SpacePos, &Velocity, &mut Sensors)>,
+) {
+    let grid = build_grid(
+        &config,
+        &sectors,
+        ships.iter().map(|(id, pos, v, _)| (*id, *pos, v.0)),
+    );
+    let limit = config.limits.max_contacts as usize;
+    let (range, nebula_factor) = (config.sensors.range, config.sensors.nebula_range_factor);
+    let mut work: Vec<_> = ships.iter_mut().collect();
+    work.par_iter_mut().for_each(|(id, pos, _, sensors)| {
+        let in_nebula = sectors
+            .get(pos.sector)
+            .is_some_and(|s| s.in_nebula(pos.local));
+        let effective = if in_nebula { range * nebula_factor } else { range };
+        let contacts = grid.sense(pos, effective, Some(ContactTarget::Ship(**id)), limit);
+        let sensors = &mut **sensors;
+        sensors.range = effective;
+        sensors.in_nebula = in_nebula;
+        sensors.contacts = contacts;
+    });
+}
