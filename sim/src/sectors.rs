@@ -269,6 +269,15 @@ impl Sectors {
         &self.deltas
     }
 
+    /// A sector's contents now, whether loaded or not: generated contents with the stored
+    /// delta applied.
+    pub fn current_contents(&self, coord: SectorCoord) -> SectorContents {
+        match self.get(coord) {
+            Some(contents) => contents.clone(),
+            None => self.materialize(coord),
+        }
+    }
+
     /// Generated contents with the stored delta applied.
     fn materialize(&self, coord: SectorCoord) -> SectorContents {
         let mut contents = self.generator.generate(coord);

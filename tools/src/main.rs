@@ -1,1 +1,21 @@
-fn main(){}
+//! `astroboids`: the command-line entry point. Thin: parses arguments and hands off to a
+//! command module.
+
+mod cli;
+mod sim_cmd;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Sim(args) => sim_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

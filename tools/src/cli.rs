@@ -1,0 +1,40 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "astroboids", version, about = "AstroBoids: a deterministic programmable-fleet universe")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a headless world as fast as possible and print a summary.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Universe seed: the same seed and inputs give the same state hash.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Ships to spawn (autopilot-flown), spread over sectors around the origin.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ships: u32,
+    /// Ticks to simulate.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub ticks: u64,
+    /// Worker threads for the parallel stages (default: all cores). Results do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
+    /// Universe configuration file (default: the embedded assets/universe.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

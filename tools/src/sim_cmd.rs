@@ -1,0 +1,156 @@
+//! `astroboids sim`: a headless run with a progress bar and a summary.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
+use astroboids_sim::sectors::Sectors;
+use astroboids_sim::ships::ShipIndex;
+use astroboids_sim::{SimTotals, build_simulation, spawn::spawn_fleet};
+
+use crate::cli::SimArgs;
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    seed: u64,
+    ticks: u64,
+    ships: usize,
+    ships_spawned: u32,
+    threads: usize,
+    state_hash: String,
+    tick_ms_p50: f64,
+    tick_ms_p99: f64,
+    tick_ms_max: f64,
+    ticks_per_s: f64,
+    sectors_loaded: usize,
+    sectors_generated: u64,
+    sectors_unloaded: u64,
+    ore_mined: u64,
+    ships_destroyed: u64,
+    collision_contacts: u64,
+}
+
+/// Reads and validates the universe configuration, or the embedded default.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<UniverseConfig> {
+    let (text, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (EMBEDDED_CONFIG_TOML.to_string(), EMBEDDED_CONFIG_ORIGIN.to_string()),
+    };
+    Ok(UniverseConfig::from_toml_str(&text, &origin)?)
+}
+
+pub fn run(args: &SimArgs) -> Result<()> {
+    let config = load_config(args.config.as_deref())?;
+    if args.ships > config.limits.max_ships {
+        anyhow::bail!(
+            "--ships {} exceeds limits.max_ships ({}) of the universe configuration",
+            args.ships,
+            config.limits.max_ships
+        );
+    }
+    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the worker threads")?;
+    let summary = pool.install(|| simulate(args, config, threads))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Summary> {
+    let mut sim = build_simulation(config, args.seed);
+    spawn_fleet(sim.world_mut(), args.ships)?;
+
+    let progress = ProgressBar::new(args.ticks);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} ETA {eta} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let mut durations = Vec::with_capacity(args.ticks as usize);
+    let started = Instant::now();
+    for tick in 0..args.ticks {
+        let t0 = Instant::now();
+        sim.step();
+        durations.push(t0.elapsed());
+        if tick % 10 == 0 {
+            let ships = sim.world().resource::<ShipIndex>().len();
+            progress.set_message(format!("{ships} ships"));
+            progress.set_position(tick);
+        }
+    }
+    progress.finish_and_clear();
+    let wall = started.elapsed();
+
+    let hash = sim.state_hash();
+    let world = sim.world();
+    let totals = world.resource::<SimTotals>().clone();
+    durations.sort_unstable();
+    Ok(Summary {
+        seed: args.seed,
+        ticks: args.ticks,
+        ships: world.resource::<ShipIndex>().len(),
+        ships_spawned: args.ships,
+        threads,
+        state_hash: hash.hex(),
+        tick_ms_p50: percentile_ms(&durations, 0.50),
+        tick_ms_p99: percentile_ms(&durations, 0.99),
+        tick_ms_max: durations.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        ticks_per_s: args.ticks as f64 / wall.as_secs_f64().max(1e-9),
+        sectors_loaded: world.resource::<Sectors>().loaded_count(),
+        sectors_generated: totals.sectors_generated,
+        sectors_unloaded: totals.sectors_unloaded,
+        ore_mined: totals.ore_mined,
+        ships_destroyed: totals.ships_destroyed,
+        collision_contacts: totals.collision_contacts,
+    })
+}
+
+/// Nearest-rank percentile of sorted durations, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+fn print_summary(s: &Summary) {
+    println!("AstroBoids headless run (seed {}, {} threads)", s.seed, s.threads);
+    println!("  ticks            {}", s.ticks);
+    println!("  ships            {} alive of {} spawned ({} destroyed)", s.ships, s.ships_spawned, s.ships_destroyed);
+    println!("  tick time        p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.0} ticks/s)", s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s);
+    println!("  sectors          {} loaded, {} generated, {} unloaded", s.sectors_loaded, s.sectors_generated, s.sectors_unloaded);
+    println!("  ore mined        {}", s.ore_mined);
+    println!("  collisions       {} contact events", s.collision_contacts);
+    println!("  state hash       {}", s.state_hash);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&d, 0.5), 50.0);
+        assert_eq!(percentile_ms(&d, 0.99), 99.0);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+    }
+}
