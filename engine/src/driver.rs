@@ -202,6 +202,27 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "the tick schedule is not fully ordered")]
+    fn unordered_conflicting_systems_are_rejected_at_startup() {
+        #[derive(Resource, Default)]
+        struct Shared(u32);
+        fn add_one(mut s: ResMut<Shared>) {
+            s.0 += 1;
+        }
+        fn double(mut s: ResMut<Shared>) {
+            s.0 *= 2;
+        }
+        let mut app = App::empty();
+        app.add_plugins(EnginePlugin {
+            universe_seed: 1,
+            tick_rate_hz: 10,
+        });
+        app.init_resource::<Shared>()
+            .add_systems(crate::TickSchedule, (add_one, double));
+        Simulation::new(app);
+    }
+
+    #[test]
     fn step_advances_the_tick_counter_and_the_hash() {
         let mut app = App::empty();
         app.add_plugins(EnginePlugin {

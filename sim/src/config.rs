@@ -79,6 +79,7 @@ pub struct SensorsConfig {
 pub struct PhysicsConfig {
     pub collision_damage_per_impulse: f32,
     pub restitution: f32,
+    pub solver_iterations: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -237,6 +238,21 @@ impl UniverseConfig {
             1e6,
         );
         c.range_f32("physics.restitution", p.restitution, 0.0, 1.0);
+        c.range_u32("physics.solver_iterations", p.solver_iterations, 1, 8);
+        // Continuous collision detection is off: a ship must not move further in one tick than
+        // the smallest asteroid is wide, or it could pass through it.
+        let step_max = sh.max_speed / s.tick_rate_hz as f32;
+        if step_max > 2.0 * g.asteroid_radius_min {
+            c.fail(
+                "ships.max_speed",
+                format!(
+                    "a ship would move {step_max} units per tick, more than the smallest asteroid \
+                     is wide (2 x generation.asteroid_radius_min = {}); lower it or raise the \
+                     tick rate",
+                    2.0 * g.asteroid_radius_min
+                ),
+            );
+        }
         c.range_f32("mining.reach", m.reach, 0.0, se.range);
         c.range_u32("mining.ore_per_tick", m.ore_per_tick, 0, 1_000_000);
         c.range_f32("mining.energy_per_tick", m.energy_per_tick, 0.0, 1e6);

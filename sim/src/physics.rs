@@ -33,24 +33,43 @@ pub struct ShipBody(pub Option<RigidBodyHandle>);
 /// Collider user data: the top bit marks a ship (the rest is its id), else an asteroid index.
 const SHIP_TAG: u128 = 1 << 127;
 
+/// A ship's body in a sector world, with its entity so the parallel step can read its state.
+#[derive(Debug, Clone, Copy)]
+struct ShipSlot {
+    handle: RigidBodyHandle,
+    entity: Entity,
+}
+
 /// A rapier world for one sector.
 pub struct SectorWorld {
     physics: PhysicsWorld,
-    ships: BTreeMap<NetId, RigidBodyHandle>,
+    ships: BTreeMap<NetId, ShipSlot>,
     asteroids: BTreeMap<u16, ColliderHandle>,
+}
+
+/// What stepping one sector produced.
+struct StepOutcome {
+    /// (ship entity, new local position, new velocity), in id order.
+    moved: Vec<(Entity, Vec2, Vec2)>,
+    /// (ship, contact impulse), in rapier's report order.
+    impulses: Vec<(NetId, f32)>,
 }
 
 impl SectorWorld {
     /// A fresh world holding the sector's asteroids, inserted in index order.
-    fn new(contents: &SectorContents, dt: f32, restitution: f32) -> Self {
+    fn new(contents: &SectorContents, dt: f32, params: &ShipParams) -> Self {
         let mut physics = PhysicsWorld::new();
         physics.gravity = Vec2::ZERO;
         physics.integration_parameters.dt = dt;
+        physics.integration_parameters.num_solver_iterations = params.solver_iterations;
+        // No CCD: the config loader checks that a ship moves less than the smallest asteroid's
+        // diameter per tick.
+        physics.integration_parameters.max_ccd_substeps = 0;
         let mut asteroids = BTreeMap::new();
         for a in &contents.asteroids {
             let collider = ColliderBuilder::ball(a.radius)
                 .translation(a.local)
-                .restitution(restitution)
+                .restitution(params.restitution)
                 .user_data(u128::from(a.index))
                 .build();
             asteroids.insert(a.index, physics.insert_collider(collider, None));
@@ -62,12 +81,18 @@ impl SectorWorld {
         }
     }
 
-    fn insert_ship(&mut self, id: NetId, local: Vec2, velocity: Vec2, params: &ShipParams) {
+    fn insert_ship(
+        &mut self,
+        id: NetId,
+        entity: Entity,
+        local: Vec2,
+        velocity: Vec2,
+        params: &ShipParams,
+    ) -> RigidBodyHandle {
         let body = RigidBodyBuilder::dynamic()
             .translation(local)
             .linvel(velocity)
             .lock_rotations()
-            .can_sleep(false)
             .build();
         let collider = ColliderBuilder::ball(params.radius)
             .restitution(params.restitution)
@@ -76,12 +101,13 @@ impl SectorWorld {
             .user_data(SHIP_TAG | u128::from(id.0))
             .build();
         let (handle, _) = self.physics.insert(body, collider);
-        self.ships.insert(id, handle);
+        self.ships.insert(id, ShipSlot { handle, entity });
+        handle
     }
 
     fn remove_ship(&mut self, id: NetId) {
-        if let Some(handle) = self.ships.remove(&id) {
-            self.physics.remove_body(handle);
+        if let Some(slot) = self.ships.remove(&id) {
+            self.physics.remove_body(slot.handle);
         }
     }
 
@@ -91,11 +117,36 @@ impl SectorWorld {
         }
     }
 
-    /// Steps once; returns (ship, impulse) pairs in the order rapier reported them.
-    fn step(&mut self) -> Vec<(NetId, f32)> {
+    /// Feeds in the velocities chosen by movement (`velocity_of`), steps once and reads the
+    /// bodies back. Runs on a worker thread; touches nothing but this sector.
+    fn step(&mut self, velocity_of: impl Fn(Entity) -> Option<Vec2>) -> StepOutcome {
+        for slot in self.ships.values() {
+            let Some(velocity) = velocity_of(slot.entity) else {
+                continue;
+            };
+            // An unchanged velocity is left alone so that resting ships can fall asleep, which
+            // takes them out of the solver until something touches them.
+            let body = &mut self.physics.bodies;
+            if body[slot.handle].linvel() != velocity
+                && let Some(rb) = body.get_mut(slot.handle)
+            {
+                rb.set_linvel(velocity, true);
+            }
+        }
         let collector = ImpulseCollector::default();
         self.physics.step_with_events(&(), &collector);
-        collector.hits.into_inner().unwrap_or_else(|e| e.into_inner())
+        let moved = self
+            .ships
+            .values()
+            .map(|slot| {
+                let rb = &self.physics.bodies[slot.handle];
+                (slot.entity, rb.translation(), rb.linvel())
+            })
+            .collect();
+        StepOutcome {
+            moved,
+            impulses: collector.hits.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     pub fn ship_count(&self) -> usize {
@@ -149,6 +200,7 @@ impl EventHandler for ImpulseCollector {
 struct ShipParams {
     radius: f32,
     restitution: f32,
+    solver_iterations: usize,
 }
 
 /// The rapier worlds of all occupied sectors.
@@ -228,6 +280,7 @@ fn step_physics(
     let params = ShipParams {
         radius: config.ships.radius,
         restitution: config.physics.restitution,
+        solver_iterations: config.physics.solver_iterations as usize,
     };
     let size = config.simulation.sector_size;
     let dt = rate.dt_s;
@@ -240,54 +293,42 @@ fn step_physics(
         }
     }
 
-    // New ships get bodies, sector by sector in id order (determinism rule 9).
-    let mut new_ships: Vec<(NetId, Entity)> = Vec::new();
-    for sector in index.occupied_sectors() {
-        for id in index.in_sector(sector) {
-            let entity = index.entity(id).expect("index entries name live ships");
-            if let Ok((_, body, ..)) = ships.get(entity)
-                && body.0.is_none()
-            {
-                new_ships.push((id, entity));
-            }
-        }
-    }
+    // New ships get bodies, in id order (determinism rule 9).
+    let mut new_ships: Vec<(NetId, Entity)> = ships
+        .iter()
+        .filter(|(_, body, ..)| body.0.is_none())
+        .map(|(id, ..)| *id)
+        .filter_map(|id| index.entity(id).map(|e| (id, e)))
+        .collect();
+    new_ships.sort_unstable_by_key(|s| s.0);
     for (id, entity) in new_ships {
         let (_, mut body, pos, velocity, _) = ships.get_mut(entity).expect("listed above");
         let world = worlds.entry(pos.sector).or_insert_with(|| {
             let contents = sectors.get(pos.sector).expect("streaming loads occupied sectors");
-            SectorWorld::new(contents, dt, params.restitution)
+            SectorWorld::new(contents, dt, &params)
         });
-        world.insert_ship(id, pos.local, velocity.0, &params);
-        body.0 = world.ships.get(&id).copied();
+        body.0 = Some(world.insert_ship(id, entity, pos.local, velocity.0, &params));
     }
 
-    // Velocities chosen by movement go into the bodies (order does not matter: one write each).
-    for (_, body, pos, velocity, _) in &ships {
-        let handle = body.0.expect("every ship got a body above");
-        let world = worlds.get_mut(&pos.sector).expect("occupied sectors have worlds");
-        if let Some(rb) = world.physics.bodies.get_mut(handle) {
-            rb.set_linvel(velocity.0, true);
-        }
-    }
+    // Step every sector in parallel; each reads its ships' velocities and reports back.
+    let outcomes: Vec<StepOutcome> = {
+        let ships = &ships;
+        worlds
+            .values_mut()
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|world| world.step(|e| ships.get(e).ok().map(|(.., v, _)| v.0)))
+            .collect()
+    };
 
-    // Step every sector in parallel; merge impulses in sector order.
-    let impulses: Vec<Vec<(NetId, f32)>> = worlds
-        .values_mut()
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(SectorWorld::step)
-        .collect();
-
-    // Read back positions; collect ships that left their sector.
+    // Write back, in sector order; collect ships that left their sector.
     let mut handoffs: Vec<(NetId, Entity)> = Vec::new();
-    for (id, body, mut pos, mut velocity, _) in &mut ships {
-        let world = &worlds[&pos.sector];
-        let rb = &world.physics.bodies[body.0.expect("has a body")];
-        pos.local = rb.translation();
-        velocity.0 = rb.linvel();
-        if !(0.0..size).contains(&pos.local.x) || !(0.0..size).contains(&pos.local.y) {
-            if let Some(entity) = index.entity(*id) {
+    for outcome in &outcomes {
+        for &(entity, local, v) in &outcome.moved {
+            let (id, _, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
+            pos.local = local;
+            velocity.0 = v;
+            if !(0.0..size).contains(&local.x) || !(0.0..size).contains(&local.y) {
                 handoffs.push((*id, entity));
             }
         }
@@ -313,10 +354,9 @@ fn step_physics(
             let contents = sectors
                 .get(new_pos.sector)
                 .expect("the load radius covers every neighbour of an occupied sector");
-            SectorWorld::new(contents, dt, params.restitution)
+            SectorWorld::new(contents, dt, &params)
         });
-        world.insert_ship(id, new_pos.local, velocity.0, &params);
-        body.0 = world.ships.get(&id).copied();
+        body.0 = Some(world.insert_ship(id, entity, new_pos.local, velocity.0, &params));
         *pos = new_pos;
         if from != new_pos.sector {
             index.relocate(id, from, new_pos.sector);
@@ -327,7 +367,7 @@ fn step_physics(
 
     // Collision damage, in sector order then rapier's order within the sector.
     let damage_per_impulse = config.physics.collision_damage_per_impulse;
-    for (id, impulse) in impulses.into_iter().flatten() {
+    for &(id, impulse) in outcomes.iter().flat_map(|o| &o.impulses) {
         if impulse <= 0.0 {
             continue;
         }

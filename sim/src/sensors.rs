@@ -16,7 +16,7 @@ use astroboids_engine::{NetId, TickSchedule};
 use crate::config::UniverseConfig;
 use crate::sectors::Sectors;
 use crate::ships::Velocity;
-use crate::space::{SectorCoord, SpacePos, Vec2};
+use crate::space::{SectorCoord, SpacePos, Vec2, sector_offset};
 use crate::SimSet;
 
 /// What a contact is. Ordered, so it breaks distance ties.
@@ -84,7 +84,8 @@ impl SensorGrid {
         };
         let mut keyed: Vec<((i64, i64), GridEntry)> =
             items.into_iter().map(|e| (grid.cell_of(&e.pos), e)).collect();
-        keyed.sort_unstable_by_key(|(cell, e)| (*cell, e.target));
+        // Order inside a cell does not matter: every query sorts its result completely.
+        keyed.sort_unstable_by_key(|(cell, _)| *cell);
         grid.entries.reserve(keyed.len());
         let mut start = 0u32;
         for (i, (cell, entry)) in keyed.iter().enumerate() {
@@ -107,49 +108,81 @@ impl SensorGrid {
         exclude: Option<ContactTarget>,
         limit: usize,
     ) -> Vec<Contact> {
+        let mut out = Vec::new();
+        self.sense_into(pos, range, exclude, limit, &mut out);
+        out
+    }
+
+    /// [`Self::sense`] into a reused buffer: the per-tick pass allocates nothing per ship.
+    pub fn sense_into(
+        &self,
+        pos: &SpacePos,
+        range: f32,
+        exclude: Option<ContactTarget>,
+        limit: usize,
+        out: &mut Vec<Contact>,
+    ) {
+        out.clear();
         let (cx, cy) = self.cell_of(pos);
         let range_sq = range * range;
-        let mut found = Vec::new();
         for dx in -1..=1 {
             for dy in -1..=1 {
                 let Some(&(start, end)) = self.cells.get(&(cx + dx, cy + dy)) else {
                     continue;
                 };
-                for e in &self.entries[start as usize..end as usize] {
-                    if Some(e.target) == exclude {
-                        continue;
-                    }
-                    let offset = pos.offset_to(&e.pos, self.sector_size);
+                let cell = &self.entries[start as usize..end as usize];
+                // A cell lies in one sector: the sector part of the offset is the same for all
+                // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
+                let base = sector_offset(pos.sector, cell[0].pos.sector, self.sector_size);
+                for e in cell {
+                    let offset = Vec2::new(
+                        base.x + (e.pos.local.x - pos.local.x),
+                        base.y + (e.pos.local.y - pos.local.y),
+                    );
                     let d2 = offset.length_squared();
-                    if d2 <= range_sq {
-                        found.push(Contact {
+                    if d2 <= range_sq && Some(e.target) != exclude {
+                        out.push(Contact {
                             target: e.target,
                             offset,
                             velocity: e.velocity,
-                            distance: d2.sqrt(),
+                            distance: d2,
                             radius: e.radius,
                         });
                     }
                 }
             }
         }
-        sort_and_truncate(&mut found, limit);
-        found
+        // `distance` holds the squared distance until the list is cut: one sqrt per kept contact.
+        order_by_squared_distance(out, limit);
+        for c in out.iter_mut() {
+            c.distance = c.distance.sqrt();
+        }
     }
 }
 
-/// Nearest first, ties broken by target id; keeps the first `limit`.
-pub fn sort_and_truncate(contacts: &mut Vec<Contact>, limit: usize) {
-    let key = |a: &Contact, b: &Contact| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| a.target.cmp(&b.target))
-    };
+/// Sorts contacts whose `distance` field holds the squared distance: nearest first, ties broken
+/// by target; keeps the first `limit`. Squared distances are >= 0, so their bits order like
+/// their values.
+fn order_by_squared_distance(contacts: &mut Vec<Contact>, limit: usize) {
+    let key = |c: &Contact| (c.distance.to_bits(), c.target);
     if contacts.len() > limit {
-        contacts.select_nth_unstable_by(limit, key);
+        contacts.select_nth_unstable_by_key(limit, key);
         contacts.truncate(limit);
     }
-    contacts.sort_unstable_by(key);
+    contacts.sort_unstable_by_key(key);
+}
+
+/// The canonical contact order, for reference implementations: nearest first by squared
+/// distance (recomputed from `offset`, exactly as the sensor pass computes it), ties broken by
+/// target; keeps the first `limit`.
+pub fn sort_and_truncate(contacts: &mut Vec<Contact>, limit: usize) {
+    for c in contacts.iter_mut() {
+        c.distance = c.offset.length_squared();
+    }
+    order_by_squared_distance(contacts, limit);
+    for c in contacts.iter_mut() {
+        c.distance = c.distance.sqrt();
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,10 +245,10 @@ fn sense(
             .get(pos.sector)
             .is_some_and(|s| s.in_nebula(pos.local));
         let effective = if in_nebula { range * nebula_factor } else { range };
-        let contacts = grid.sense(pos, effective, Some(ContactTarget::Ship(**id)), limit);
         let sensors = &mut **sensors;
         sensors.range = effective;
         sensors.in_nebula = in_nebula;
-        sensors.contacts = contacts;
+        let exclude = Some(ContactTarget::Ship(**id));
+        grid.sense_into(pos, effective, exclude, limit, &mut sensors.contacts);
     });
 }

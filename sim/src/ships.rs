@@ -252,6 +252,9 @@ fn apply_inputs(
     }
 }
 
+/// Below this speed (units/s) a braking ship stops dead.
+const STOPPED_SPEED: f32 = 0.05;
+
 /// Turns, thrusts, brakes and charges energy; consumes this tick's command.
 fn move_ships(
     config: Res<UniverseConfig>,
@@ -277,6 +280,10 @@ fn move_ships(
         let mut v = velocity.0 + Vec2::new(cos, sin) * (thrust * s.acceleration * dt);
         if cmd.stop {
             v *= brake_keep;
+            // Come to a real stop instead of creeping forever, so the body can sleep.
+            if v.length_squared() < STOPPED_SPEED * STOPPED_SPEED {
+                v = Vec2::ZERO;
+            }
         }
         let speed = v.length();
         if speed > s.max_speed {

@@ -61,13 +61,19 @@ impl SpacePos {
     /// (the sector difference is a small integer times the sector size); callers only ask
     /// about such pairs.
     pub fn offset_to(&self, other: &SpacePos, sector_size: f32) -> Vec2 {
-        let dx = (i64::from(other.sector.x) - i64::from(self.sector.x)) as f32;
-        let dy = (i64::from(other.sector.y) - i64::from(self.sector.y)) as f32;
+        let base = sector_offset(self.sector, other.sector, sector_size);
         Vec2::new(
-            dx * sector_size + (other.local.x - self.local.x),
-            dy * sector_size + (other.local.y - self.local.y),
+            base.x + (other.local.x - self.local.x),
+            base.y + (other.local.y - self.local.y),
         )
     }
+}
+
+/// The vector from the corner of sector `from` to the corner of sector `to`.
+pub fn sector_offset(from: SectorCoord, to: SectorCoord, sector_size: f32) -> Vec2 {
+    let dx = (i64::from(to.x) - i64::from(from.x)) as f32;
+    let dy = (i64::from(to.y) - i64::from(from.y)) as f32;
+    Vec2::new(dx * sector_size, dy * sector_size)
 }
 
 /// Result of moving a local offset back inside its sector.
