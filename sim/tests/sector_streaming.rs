@@ -15,7 +15,8 @@ fn unloading_and_reloading_does_not_change_the_world() {
     let mut eager = UniverseConfig::default();
     eager.simulation.sector_size = 400.0;
     eager.sensors.range = 150.0;
-    eager.ships.max_speed = 120.0;
+    eager.ships.max_speed = 80.0;
+    eager.generation.asteroid_radius_min = 8.0;
     eager.ships.acceleration = 80.0;
     eager.ships.cargo_capacity = 200;
     eager.ships.spawn_per_sector = 10;
