@@ -26,6 +26,20 @@ pub enum ContactTarget {
     Asteroid { sector: SectorCoord, index: u16 },
 }
 
+impl ContactTarget {
+    /// A 96-bit number that orders targets exactly like `Ord` does: ships (by id) before
+    /// asteroids (by sector x, sector y, index). Lets a sort compare integers, not enums.
+    pub fn rank(&self) -> u128 {
+        match *self {
+            ContactTarget::Ship(id) => u128::from(id.0),
+            ContactTarget::Asteroid { sector, index } => {
+                let biased = |v: i32| u128::from((v as u32) ^ 0x8000_0000);
+                (1 << 95) | (biased(sector.x) << 48) | (biased(sector.y) << 16) | u128::from(index)
+            }
+        }
+    }
+}
+
 /// One sensed thing, relative to the sensing ship.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contact {
@@ -58,6 +72,8 @@ pub struct SensorGrid {
     cells_per_sector: i64,
     cell_size: f32,
     sector_size: f32,
+    /// Local positions, split from the rest so the distance scan reads 8 bytes per entry.
+    locals: Vec<Vec2>,
     entries: Vec<GridEntry>,
     /// Cell -> range in `entries` (entries are sorted by cell). Only looked up, never iterated.
     cells: FxHashMap<(i64, i64), (u32, u32)>,
@@ -79,6 +95,7 @@ impl SensorGrid {
             cells_per_sector,
             cell_size: sector_size / cells_per_sector as f32,
             sector_size,
+            locals: Vec::new(),
             entries: Vec::new(),
             cells: FxHashMap::default(),
         };
@@ -87,9 +104,11 @@ impl SensorGrid {
         // Order inside a cell does not matter: every query sorts its result completely.
         keyed.sort_unstable_by_key(|(cell, _)| *cell);
         grid.entries.reserve(keyed.len());
+        grid.locals.reserve(keyed.len());
         let mut start = 0u32;
         for (i, (cell, entry)) in keyed.iter().enumerate() {
             grid.entries.push(*entry);
+            grid.locals.push(entry.pos.local);
             let next_differs = keyed.get(i + 1).is_none_or(|(c, _)| c != cell);
             if next_differs {
                 let end = i as u32 + 1;
@@ -130,17 +149,22 @@ impl SensorGrid {
                 let Some(&(start, end)) = self.cells.get(&(cx + dx, cy + dy)) else {
                     continue;
                 };
-                let cell = &self.entries[start as usize..end as usize];
+                let (start, end) = (start as usize, end as usize);
                 // A cell lies in one sector: the sector part of the offset is the same for all
                 // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
-                let base = sector_offset(pos.sector, cell[0].pos.sector, self.sector_size);
-                for e in cell {
+                let base =
+                    sector_offset(pos.sector, self.entries[start].pos.sector, self.sector_size);
+                for (i, local) in self.locals[start..end].iter().enumerate() {
                     let offset = Vec2::new(
-                        base.x + (e.pos.local.x - pos.local.x),
-                        base.y + (e.pos.local.y - pos.local.y),
+                        base.x + (local.x - pos.local.x),
+                        base.y + (local.y - pos.local.y),
                     );
                     let d2 = offset.length_squared();
-                    if d2 <= range_sq && Some(e.target) != exclude {
+                    if d2 > range_sq {
+                        continue;
+                    }
+                    let e = &self.entries[start + i];
+                    if Some(e.target) != exclude {
                         out.push(Contact {
                             target: e.target,
                             offset,
@@ -164,12 +188,19 @@ impl SensorGrid {
 /// by target; keeps the first `limit`. Squared distances are >= 0, so their bits order like
 /// their values.
 fn order_by_squared_distance(contacts: &mut Vec<Contact>, limit: usize) {
-    let key = |c: &Contact| (c.distance.to_bits(), c.target);
+    // Distances almost never tie, so targets are only ranked when they do: a comparison is
+    // then two loads and an integer compare (a key function would run on every comparison).
+    let order = |a: &Contact, b: &Contact| {
+        a.distance
+            .to_bits()
+            .cmp(&b.distance.to_bits())
+            .then_with(|| a.target.rank().cmp(&b.target.rank()))
+    };
     if contacts.len() > limit {
-        contacts.select_nth_unstable_by_key(limit, key);
+        contacts.select_nth_unstable_by(limit, order);
         contacts.truncate(limit);
     }
-    contacts.sort_unstable_by_key(key);
+    contacts.sort_unstable_by(order);
 }
 
 /// The canonical contact order, for reference implementations: nearest first by squared
@@ -182,6 +213,29 @@ pub fn sort_and_truncate(contacts: &mut Vec<Contact>, limit: usize) {
     order_by_squared_distance(contacts, limit);
     for c in contacts.iter_mut() {
         c.distance = c.distance.sqrt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_orders_targets_like_ord() {
+        let targets = [
+            ContactTarget::Ship(NetId(1)),
+            ContactTarget::Ship(NetId(u64::MAX)),
+            ContactTarget::Asteroid { sector: SectorCoord::new(i32::MIN, 5), index: 9 },
+            ContactTarget::Asteroid { sector: SectorCoord::new(-1, i32::MAX), index: 0 },
+            ContactTarget::Asteroid { sector: SectorCoord::new(-1, i32::MAX), index: u16::MAX },
+            ContactTarget::Asteroid { sector: SectorCoord::new(0, i32::MIN), index: 3 },
+            ContactTarget::Asteroid { sector: SectorCoord::new(i32::MAX, -1), index: 1 },
+        ];
+        for a in &targets {
+            for b in &targets {
+                assert_eq!(a.cmp(b), a.rank().cmp(&b.rank()), "{a:?} vs {b:?}");
+            }
+        }
     }
 }
 

@@ -31,8 +31,10 @@ pub fn spawn_fleet(world: &mut World, count: u32) -> Result<Vec<NetId>, SpawnErr
     let clearance = config.ships.radius * 3.0;
     let mut rng = stream_rng(seed, RngStream::Spawn, &[u64::from(count)]);
     let mut ids = Vec::with_capacity(count as usize);
-    for i in 0..count as i32 {
-        let slot = i % (side * side);
+    for i in 0..count {
+        // Sector-major: a sector's ships are spawned one after another, so they sit next to
+        // each other in the ECS tables and the per-ship passes walk memory in spatial order.
+        let slot = (i / per_sector) as i32;
         let sector = SectorCoord::new(slot % side - side / 2, slot / side - side / 2);
         let contents = world.resource::<Sectors>().generator().generate(sector);
         let mut local = Vec2::ZERO;
