@@ -77,6 +77,10 @@ pub struct SensorGrid {
     entries: Vec<GridEntry>,
     /// Cell -> range in `entries` (entries are sorted by cell). Only looked up, never iterated.
     cells: FxHashMap<(i64, i64), (u32, u32)>,
+    /// For each sector holding a ship: the ranges of its cells plus a one-cell ring from the
+    /// neighbouring sectors, `(cells_per_sector + 2)^2` slots, so a ship finds its 3x3 cells
+    /// with one lookup instead of nine. Empty cells are `(0, 0)`.
+    sector_tables: FxHashMap<SectorCoord, Box<[(u32, u32)]>>,
 }
 
 impl SensorGrid {
@@ -98,6 +102,7 @@ impl SensorGrid {
             locals: Vec::new(),
             entries: Vec::new(),
             cells: FxHashMap::default(),
+            sector_tables: FxHashMap::default(),
         };
         let mut keyed: Vec<((i64, i64), GridEntry)> =
             items.into_iter().map(|e| (grid.cell_of(&e.pos), e)).collect();
@@ -116,7 +121,63 @@ impl SensorGrid {
                 start = end;
             }
         }
+        let mut ship_sectors: Vec<SectorCoord> = grid
+            .entries
+            .iter()
+            .filter(|e| matches!(e.target, ContactTarget::Ship(_)))
+            .map(|e| e.pos.sector)
+            .collect();
+        ship_sectors.sort_unstable();
+        ship_sectors.dedup();
+        for sector in ship_sectors {
+            let table = grid.padded_table(sector);
+            grid.sector_tables.insert(sector, table);
+        }
         grid
+    }
+
+    /// Width of a padded sector table: the sector's cells plus one on each side.
+    fn table_width(&self) -> i64 {
+        self.cells_per_sector + 2
+    }
+
+    fn padded_table(&self, sector: SectorCoord) -> Box<[(u32, u32)]> {
+        let (cps, w) = (self.cells_per_sector, self.table_width());
+        let (x0, y0) = (i64::from(sector.x) * cps, i64::from(sector.y) * cps);
+        (0..w * w)
+            .map(|slot| {
+                let (lx, ly) = (slot / w - 1, slot % w - 1);
+                self.cells
+                    .get(&(x0 + lx, y0 + ly))
+                    .copied()
+                    .unwrap_or((0, 0))
+            })
+            .collect()
+    }
+
+    /// The entry ranges of the 3x3 cells around `pos`.
+    fn neighbourhood(&self, pos: &SpacePos) -> [(u32, u32); 9] {
+        let (cx, cy) = self.cell_of(pos);
+        let mut ranges = [(0, 0); 9];
+        if let Some(table) = self.sector_tables.get(&pos.sector) {
+            let cps = self.cells_per_sector;
+            let (lx, ly) = (
+                cx - i64::from(pos.sector.x) * cps,
+                cy - i64::from(pos.sector.y) * cps,
+            );
+            let w = self.table_width();
+            for (i, range) in ranges.iter_mut().enumerate() {
+                let (dx, dy) = (i as i64 / 3, i as i64 % 3);
+                *range = table[((lx + dx) * w + (ly + dy)) as usize];
+            }
+        } else {
+            // A position no ship is in (tools, tests): look the cells up one by one.
+            for (i, range) in ranges.iter_mut().enumerate() {
+                let (dx, dy) = (i as i64 / 3 - 1, i as i64 % 3 - 1);
+                *range = self.cells.get(&(cx + dx, cy + dy)).copied().unwrap_or((0, 0));
+            }
+        }
+        ranges
     }
 
     /// Everything within `range` of `pos` except `exclude`, nearest first, at most `limit`.
@@ -142,13 +203,12 @@ impl SensorGrid {
         out: &mut Vec<Contact>,
     ) {
         out.clear();
-        let (cx, cy) = self.cell_of(pos);
         let range_sq = range * range;
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                let Some(&(start, end)) = self.cells.get(&(cx + dx, cy + dy)) else {
+        for (start, end) in self.neighbourhood(pos) {
+            {
+                if start == end {
                     continue;
-                };
+                }
                 let (start, end) = (start as usize, end as usize);
                 // A cell lies in one sector: the sector part of the offset is the same for all
                 // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
