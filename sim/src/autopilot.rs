@@ -5,6 +5,7 @@
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use rayon::prelude::*;
 
 use astroboids_engine::rng::derive_seed;
 use astroboids_engine::{NetId, RngStream, Tick, TickSchedule, UniverseSeed};
@@ -42,7 +43,9 @@ fn fly(
     let reach = config.mining.reach + config.ships.radius;
     let capacity = config.ships.cargo_capacity;
     let max_speed = config.ships.max_speed;
-    for (id, sensors, cargo, heading, velocity, mut command) in &mut ships {
+    // Each ship decides from its own state only: decide in parallel.
+    let mut work: Vec<_> = ships.iter_mut().collect();
+    work.par_iter_mut().for_each(|(id, sensors, cargo, heading, velocity, command)| {
         let target = (cargo.ore < capacity)
             .then(|| {
                 sensors
@@ -51,7 +54,7 @@ fn fly(
                     .find(|c| matches!(c.target, ContactTarget::Asteroid { .. }))
             })
             .flatten();
-        *command = match target {
+        **command = match target {
             Some(asteroid) => {
                 let gap = asteroid.distance - asteroid.radius;
                 let turn = steer_towards(heading.0, asteroid.offset.x, asteroid.offset.y);
@@ -90,7 +93,7 @@ fn fly(
                 }
             }
         };
-    }
+    });
 }
 
 /// Turn command (-1..=1) that points the heading at (x, y).

@@ -5,6 +5,7 @@
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use rayon::prelude::*;
 
 use astroboids_engine::{NetId, TickRate, TickSchedule};
 
@@ -29,16 +30,17 @@ fn hazard_damage(
     sectors: Res<Sectors>,
     mut ships: Query<(&SpacePos, &mut Hull)>,
 ) {
-    for (pos, mut hull) in &mut ships {
+    let mut work: Vec<_> = ships.iter_mut().collect();
+    work.par_iter_mut().for_each(|(pos, hull)| {
         let Some(sector) = sectors.get(pos.sector) else {
-            continue;
+            return;
         };
         for hazard in &sector.hazards {
             if (pos.local - hazard.local).length_squared() <= hazard.radius * hazard.radius {
                 hull.0 -= hazard.damage_per_s * rate.dt_s;
             }
         }
-    }
+    });
 }
 
 #[allow(clippy::too_many_arguments)]

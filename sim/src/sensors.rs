@@ -107,7 +107,7 @@ impl SensorGrid {
         let mut keyed: Vec<((i64, i64), GridEntry)> =
             items.into_iter().map(|e| (grid.cell_of(&e.pos), e)).collect();
         // Order inside a cell does not matter: every query sorts its result completely.
-        keyed.sort_unstable_by_key(|(cell, _)| *cell);
+        keyed.par_sort_unstable_by_key(|(cell, _)| *cell);
         grid.entries.reserve(keyed.len());
         grid.locals.reserve(keyed.len());
         let mut start = 0u32;
@@ -129,10 +129,11 @@ impl SensorGrid {
             .collect();
         ship_sectors.sort_unstable();
         ship_sectors.dedup();
-        for sector in ship_sectors {
-            let table = grid.padded_table(sector);
-            grid.sector_tables.insert(sector, table);
-        }
+        let tables: Vec<_> = ship_sectors
+            .par_iter()
+            .map(|&sector| (sector, grid.padded_table(sector)))
+            .collect();
+        grid.sector_tables.extend(tables);
         grid
     }
 

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use rayon::prelude::*;
 
 use astroboids_engine::{NetId, NetIdAllocator, StateHasher, TickRate, TickSchedule};
 
@@ -265,8 +266,10 @@ fn move_ships(
     let dt = rate.dt_s;
     // powf once per tick through libm (not std) so the bits are the same on every platform.
     let brake_keep = libm::powf(s.brake_keep_per_s, dt);
-    for (mut command, mut heading, mut velocity, mut energy) in &mut ships {
-        let cmd = std::mem::take(&mut *command);
+    // Independent per ship: in parallel.
+    let mut work: Vec<_> = ships.iter_mut().collect();
+    work.par_iter_mut().for_each(|(command, heading, velocity, energy)| {
+        let cmd = std::mem::take(&mut **command);
         heading.0 = wrap_angle(heading.0 + cmd.turn * s.turn_rate * dt);
 
         let mut thrust = cmd.thrust;
@@ -291,7 +294,7 @@ fn move_ships(
         }
         velocity.0 = v;
         energy.0 = (energy.0 + s.energy_regen_per_s * dt).min(s.energy_max);
-    }
+    });
 }
 
 fn hash_ships(world: &mut World, h: &mut StateHasher) {
