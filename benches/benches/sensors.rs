@@ -27,7 +27,10 @@ fn sensors(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("sensor_pass");
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         group.bench_function(format!("10k_ships_{threads}_threads"), |b| {
             b.iter(|| {
                 pool.install(|| {
@@ -35,7 +38,8 @@ fn sensors(c: &mut Criterion) {
                     ships
                         .par_iter()
                         .map(|(id, pos, _)| {
-                            grid.sense(pos, range, Some(ContactTarget::Ship(*id)), limit).len()
+                            grid.sense(pos, range, Some(ContactTarget::Ship(*id)), limit)
+                                .len()
                         })
                         .sum::<usize>()
                 })

@@ -4,9 +4,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use astroboids_sim::build_simulation;
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::spawn::spawn_fleet;
-use astroboids_sim::build_simulation;
 
 const WARMUP_TICKS: u64 = 30;
 

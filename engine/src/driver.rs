@@ -4,6 +4,7 @@
 //! here, outside the schedule, and takes the current time as an argument so it can be tested
 //! with a simulated clock.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bevy_app::App;
@@ -90,7 +91,10 @@ pub struct Pacer {
 impl Pacer {
     /// `start` is the clock reading at which the first tick is due.
     pub fn new(rate: TickRate, start: Duration, max_catch_up: u32) -> Self {
-        assert!(max_catch_up >= 1, "max_catch_up must allow at least one tick");
+        assert!(
+            max_catch_up >= 1,
+            "max_catch_up must allow at least one tick"
+        );
         Self {
             period: Duration::from_secs(1) / rate.hz,
             next_due: start,
@@ -127,27 +131,32 @@ impl Pacer {
 }
 
 impl Simulation {
-    /// Runs at the configured tick rate until `should_stop` says so, reading time from
-    /// `clock` (e.g. `Instant::elapsed`) and waiting with `sleep`. Returns the ticks run.
+    /// Runs at the configured tick rate, reading time from `clock` (e.g. `Instant::elapsed`)
+    /// and waiting with `sleep`. After each tick `on_tick` gets the world and how long the step
+    /// took by `clock`; it returns `ControlFlow::Break` to stop. Returns the ticks run.
     pub fn run_paced(
         &mut self,
         mut clock: impl FnMut() -> Duration,
         mut sleep: impl FnMut(Duration),
-        mut should_stop: impl FnMut(&mut Simulation) -> bool,
+        mut on_tick: impl FnMut(&mut Simulation, Duration) -> ControlFlow<()>,
     ) -> u64 {
         let mut pacer = Pacer::new(self.tick_rate(), clock(), 4);
         let mut ran = 0;
-        while !should_stop(self) {
+        loop {
             let due = pacer.ticks_due(clock());
             for _ in 0..due {
+                let started = clock();
                 self.step();
                 ran += 1;
+                let took = clock().saturating_sub(started);
+                if on_tick(self, took).is_break() {
+                    return ran;
+                }
             }
             if due == 0 {
                 sleep(pacer.wait(clock()));
             }
         }
-        ran
     }
 }
 
@@ -194,7 +203,13 @@ mod tests {
         let ran = sim.run_paced(
             || now.get(),
             |d| now.set(now.get() + d),
-            |s| s.tick() >= 20,
+            |s, _| {
+                if s.tick() >= 20 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
         );
         assert_eq!(ran, 20);
         // 20 ticks at 10 Hz: the 20th is due at 1.9 s.

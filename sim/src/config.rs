@@ -144,19 +144,28 @@ impl Check<'_> {
 
     fn range_f32(&mut self, field: &'static str, value: f32, min: f32, max: f32) {
         if !(value.is_finite() && value >= min && value <= max) {
-            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+            self.fail(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
     fn range_f64(&mut self, field: &'static str, value: f64, min: f64, max: f64) {
         if !(value.is_finite() && value >= min && value <= max) {
-            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+            self.fail(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
     fn range_u32(&mut self, field: &'static str, value: u32, min: u32, max: u32) {
         if !(min..=max).contains(&value) {
-            self.fail(field, format!("must be between {min} and {max}, got {value}"));
+            self.fail(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
         }
     }
 
@@ -224,13 +233,23 @@ impl UniverseConfig {
         c.range_f32("ships.brake_keep_per_s", sh.brake_keep_per_s, 0.0, 1.0);
         c.range_f32("ships.energy_max", sh.energy_max, 0.0, 1e6);
         c.range_f32("ships.energy_regen_per_s", sh.energy_regen_per_s, 0.0, 1e6);
-        c.range_f32("ships.thrust_energy_per_s", sh.thrust_energy_per_s, 0.0, 1e6);
+        c.range_f32(
+            "ships.thrust_energy_per_s",
+            sh.thrust_energy_per_s,
+            0.0,
+            1e6,
+        );
         c.range_u32("ships.cargo_capacity", sh.cargo_capacity, 0, 1_000_000_000);
         c.range_u32("ships.spawn_per_sector", sh.spawn_per_sector, 1, 10_000);
         // A sensor range above quarter a sector would need more than the 3x3 neighbourhood of
         // grid cells and sectors that the sensor pass and sector streaming look at.
         c.range_f32("sensors.range", se.range, 1.0, s.sector_size / 2.0);
-        c.range_f32("sensors.nebula_range_factor", se.nebula_range_factor, 0.0, 1.0);
+        c.range_f32(
+            "sensors.nebula_range_factor",
+            se.nebula_range_factor,
+            0.0,
+            1.0,
+        );
         c.range_f32(
             "physics.collision_damage_per_impulse",
             p.collision_damage_per_impulse,
@@ -257,7 +276,12 @@ impl UniverseConfig {
         c.range_u32("mining.ore_per_tick", m.ore_per_tick, 0, 1_000_000);
         c.range_f32("mining.energy_per_tick", m.energy_per_tick, 0.0, 1e6);
         c.range_u32("sectors.load_radius", sc.load_radius, 1, 4);
-        c.range_u32("sectors.unload_after_ticks", sc.unload_after_ticks, 1, 1_000_000);
+        c.range_u32(
+            "sectors.unload_after_ticks",
+            sc.unload_after_ticks,
+            1,
+            1_000_000,
+        );
         c.range_f64("generation.belt_frequency", g.belt_frequency, 1e-6, 10.0);
         c.range_f64("generation.belt_threshold", g.belt_threshold, -1.0, 1.0);
         c.range_u32(
@@ -269,8 +293,18 @@ impl UniverseConfig {
         // Every feature lies wholly inside its sector (sectors stay self-contained), so radii
         // are capped at a quarter of the sector.
         let quarter = s.sector_size / 4.0;
-        c.range_f32("generation.asteroid_radius_min", g.asteroid_radius_min, 0.5, quarter);
-        c.range_f32("generation.asteroid_radius_max", g.asteroid_radius_max, 0.5, quarter);
+        c.range_f32(
+            "generation.asteroid_radius_min",
+            g.asteroid_radius_min,
+            0.5,
+            quarter,
+        );
+        c.range_f32(
+            "generation.asteroid_radius_max",
+            g.asteroid_radius_max,
+            0.5,
+            quarter,
+        );
         c.ordered(
             "generation.asteroid_radius_min",
             g.asteroid_radius_min,
@@ -295,7 +329,12 @@ impl UniverseConfig {
             "generation.ore_per_asteroid_max",
             g.ore_per_asteroid_max,
         );
-        c.range_f64("generation.nebula_frequency", g.nebula_frequency, 1e-6, 10.0);
+        c.range_f64(
+            "generation.nebula_frequency",
+            g.nebula_frequency,
+            1e-6,
+            10.0,
+        );
         c.range_f64("generation.nebula_threshold", g.nebula_threshold, -1.0, 1.0);
         c.range_u32(
             "generation.max_nebulae_per_sector",
@@ -303,8 +342,18 @@ impl UniverseConfig {
             0,
             16,
         );
-        c.range_f32("generation.nebula_radius_min", g.nebula_radius_min, 1.0, quarter);
-        c.range_f32("generation.nebula_radius_max", g.nebula_radius_max, 1.0, quarter);
+        c.range_f32(
+            "generation.nebula_radius_min",
+            g.nebula_radius_min,
+            1.0,
+            quarter,
+        );
+        c.range_f32(
+            "generation.nebula_radius_max",
+            g.nebula_radius_max,
+            1.0,
+            quarter,
+        );
         c.ordered(
             "generation.nebula_radius_min",
             g.nebula_radius_min,
@@ -312,15 +361,30 @@ impl UniverseConfig {
             g.nebula_radius_max,
         );
         c.range_f64("generation.hazard_chance", g.hazard_chance, 0.0, 1.0);
-        c.range_f32("generation.hazard_radius_min", g.hazard_radius_min, 1.0, quarter);
-        c.range_f32("generation.hazard_radius_max", g.hazard_radius_max, 1.0, quarter);
+        c.range_f32(
+            "generation.hazard_radius_min",
+            g.hazard_radius_min,
+            1.0,
+            quarter,
+        );
+        c.range_f32(
+            "generation.hazard_radius_max",
+            g.hazard_radius_max,
+            1.0,
+            quarter,
+        );
         c.ordered(
             "generation.hazard_radius_min",
             g.hazard_radius_min,
             "generation.hazard_radius_max",
             g.hazard_radius_max,
         );
-        c.range_f32("generation.hazard_damage_per_s", g.hazard_damage_per_s, 0.0, 1e6);
+        c.range_f32(
+            "generation.hazard_damage_per_s",
+            g.hazard_damage_per_s,
+            0.0,
+            1e6,
+        );
         match c.error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -350,22 +414,34 @@ mod tests {
 
     #[test]
     fn min_above_max_is_rejected() {
-        let text = EMBEDDED_CONFIG_TOML.replace("asteroid_radius_min = 4.0", "asteroid_radius_min = 20.0");
+        let text =
+            EMBEDDED_CONFIG_TOML.replace("asteroid_radius_min = 4.0", "asteroid_radius_min = 20.0");
         let err = UniverseConfig::from_toml_str(&text, "a.toml").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("a.toml: field `generation.asteroid_radius_min`"), "{msg}");
-        assert!(msg.contains("must not exceed `generation.asteroid_radius_max`"), "{msg}");
+        assert!(
+            msg.starts_with("a.toml: field `generation.asteroid_radius_min`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("must not exceed `generation.asteroid_radius_max`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_and_mistyped_fields_are_rejected_with_their_names() {
-        let text = EMBEDDED_CONFIG_TOML.replace("load_radius = 1", "load_radius = 1\nlaod_radius = 2");
-        let msg = UniverseConfig::from_toml_str(&text, "b.toml").unwrap_err().to_string();
+        let text =
+            EMBEDDED_CONFIG_TOML.replace("load_radius = 1", "load_radius = 1\nlaod_radius = 2");
+        let msg = UniverseConfig::from_toml_str(&text, "b.toml")
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with("b.toml: "), "{msg}");
         assert!(msg.contains("laod_radius"), "{msg}");
 
         let text = EMBEDDED_CONFIG_TOML.replace("tick_rate_hz = 10", "tick_rate_hz = \"fast\"");
-        let msg = UniverseConfig::from_toml_str(&text, "c.toml").unwrap_err().to_string();
+        let msg = UniverseConfig::from_toml_str(&text, "c.toml")
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with("c.toml: "), "{msg}");
         assert!(msg.contains("tick_rate_hz"), "{msg}");
     }
@@ -373,7 +449,9 @@ mod tests {
     #[test]
     fn missing_field_is_named() {
         let text = EMBEDDED_CONFIG_TOML.replace("hazard_chance = 0.05\n", "");
-        let msg = UniverseConfig::from_toml_str(&text, "d.toml").unwrap_err().to_string();
+        let msg = UniverseConfig::from_toml_str(&text, "d.toml")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("hazard_chance"), "{msg}");
     }
 }

@@ -145,7 +145,10 @@ impl SectorWorld {
             .collect();
         StepOutcome {
             moved,
-            impulses: collector.hits.into_inner().unwrap_or_else(|e| e.into_inner()),
+            impulses: collector
+                .hits
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -304,7 +307,9 @@ fn step_physics(
     for (id, entity) in new_ships {
         let (_, mut body, pos, velocity, _) = ships.get_mut(entity).expect("listed above");
         let world = worlds.entry(pos.sector).or_insert_with(|| {
-            let contents = sectors.get(pos.sector).expect("streaming loads occupied sectors");
+            let contents = sectors
+                .get(pos.sector)
+                .expect("streaming loads occupied sectors");
             SectorWorld::new(contents, dt, &params)
         });
         body.0 = Some(world.insert_ship(id, entity, pos.local, velocity.0, &params));

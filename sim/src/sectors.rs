@@ -371,7 +371,9 @@ fn apply_delta(contents: &mut SectorContents, delta: &SectorDelta) {
             a.ore = left;
         }
     }
-    contents.asteroids.retain(|a| a.ore > 0 || !delta.remaining_ore.contains_key(&a.index));
+    contents
+        .asteroids
+        .retain(|a| a.ore > 0 || !delta.remaining_ore.contains_key(&a.index));
 }
 
 /// Loads sectors near ships, unloads those left alone for a while.
@@ -380,10 +382,7 @@ pub struct SectorsPlugin;
 
 impl Plugin for SectorsPlugin {
     fn build(&self, app: &mut App) {
-        let seed = app
-            .world()
-            .resource::<astroboids_engine::UniverseSeed>()
-            .0;
+        let seed = app.world().resource::<astroboids_engine::UniverseSeed>().0;
         let config = app.world().resource::<UniverseConfig>().clone();
         app.insert_resource(Sectors::new(SectorGenerator::new(&config, seed)))
             .add_systems(TickSchedule, stream_sectors.in_set(SimSet::Streaming));
@@ -515,7 +514,10 @@ mod tests {
                 asteroids += s.asteroids.len();
             }
         }
-        assert!(asteroids > 1000, "the default universe has asteroid belts ({asteroids})");
+        assert!(
+            asteroids > 1000,
+            "the default universe has asteroid belts ({asteroids})"
+        );
     }
 
     #[test]
@@ -555,7 +557,10 @@ mod tests {
         assert!(cycled.load(coord));
         assert_eq!(cycled.get(coord), kept.get(coord));
         let reloaded = cycled.get(coord).unwrap();
-        assert!(reloaded.asteroid(first.index).is_none(), "used-up asteroid stays gone");
+        assert!(
+            reloaded.asteroid(first.index).is_none(),
+            "used-up asteroid stays gone"
+        );
         assert_eq!(reloaded.asteroid(second.index).unwrap().ore, second.ore - 1);
     }
 
@@ -574,6 +579,10 @@ mod tests {
             taken += u64::from(s.take_ore(coord, index, 37).amount);
         }
         assert_eq!(s.get(coord).unwrap().total_ore() + taken, before);
-        assert_eq!(s.take_ore(coord, index, 37).amount, 0, "nothing from a used-up asteroid");
+        assert_eq!(
+            s.take_ore(coord, index, 37).amount,
+            0,
+            "nothing from a used-up asteroid"
+        );
     }
 }

@@ -13,11 +13,11 @@ use rustc_hash::FxHashMap;
 
 use astroboids_engine::{NetId, TickSchedule};
 
+use crate::SimSet;
 use crate::config::UniverseConfig;
 use crate::sectors::Sectors;
 use crate::ships::Velocity;
 use crate::space::{SectorCoord, SpacePos, Vec2, sector_offset};
-use crate::SimSet;
 
 /// What a contact is. Ordered, so it breaks distance ties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,8 +104,10 @@ impl SensorGrid {
             cells: FxHashMap::default(),
             sector_tables: FxHashMap::default(),
         };
-        let mut keyed: Vec<((i64, i64), GridEntry)> =
-            items.into_iter().map(|e| (grid.cell_of(&e.pos), e)).collect();
+        let mut keyed: Vec<((i64, i64), GridEntry)> = items
+            .into_iter()
+            .map(|e| (grid.cell_of(&e.pos), e))
+            .collect();
         // Order inside a cell does not matter: every query sorts its result completely.
         keyed.par_sort_unstable_by_key(|(cell, _)| *cell);
         grid.entries.reserve(keyed.len());
@@ -175,7 +177,11 @@ impl SensorGrid {
             // A position no ship is in (tools, tests): look the cells up one by one.
             for (i, range) in ranges.iter_mut().enumerate() {
                 let (dx, dy) = (i as i64 / 3 - 1, i as i64 % 3 - 1);
-                *range = self.cells.get(&(cx + dx, cy + dy)).copied().unwrap_or((0, 0));
+                *range = self
+                    .cells
+                    .get(&(cx + dx, cy + dy))
+                    .copied()
+                    .unwrap_or((0, 0));
             }
         }
         ranges
@@ -206,34 +212,31 @@ impl SensorGrid {
         out.clear();
         let range_sq = range * range;
         for (start, end) in self.neighbourhood(pos) {
-            {
-                if start == end {
+            if start == end {
+                continue;
+            }
+            let (start, end) = (start as usize, end as usize);
+            // A cell lies in one sector: the sector part of the offset is the same for all
+            // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
+            let base = sector_offset(pos.sector, self.entries[start].pos.sector, self.sector_size);
+            for (i, local) in self.locals[start..end].iter().enumerate() {
+                let offset = Vec2::new(
+                    base.x + (local.x - pos.local.x),
+                    base.y + (local.y - pos.local.y),
+                );
+                let d2 = offset.length_squared();
+                if d2 > range_sq {
                     continue;
                 }
-                let (start, end) = (start as usize, end as usize);
-                // A cell lies in one sector: the sector part of the offset is the same for all
-                // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
-                let base =
-                    sector_offset(pos.sector, self.entries[start].pos.sector, self.sector_size);
-                for (i, local) in self.locals[start..end].iter().enumerate() {
-                    let offset = Vec2::new(
-                        base.x + (local.x - pos.local.x),
-                        base.y + (local.y - pos.local.y),
-                    );
-                    let d2 = offset.length_squared();
-                    if d2 > range_sq {
-                        continue;
-                    }
-                    let e = &self.entries[start + i];
-                    if Some(e.target) != exclude {
-                        out.push(Contact {
-                            target: e.target,
-                            offset,
-                            velocity: e.velocity,
-                            distance: d2,
-                            radius: e.radius,
-                        });
-                    }
+                let e = &self.entries[start + i];
+                if Some(e.target) != exclude {
+                    out.push(Contact {
+                        target: e.target,
+                        offset,
+                        velocity: e.velocity,
+                        distance: d2,
+                        radius: e.radius,
+                    });
                 }
             }
         }
@@ -286,11 +289,26 @@ mod tests {
         let targets = [
             ContactTarget::Ship(NetId(1)),
             ContactTarget::Ship(NetId(u64::MAX)),
-            ContactTarget::Asteroid { sector: SectorCoord::new(i32::MIN, 5), index: 9 },
-            ContactTarget::Asteroid { sector: SectorCoord::new(-1, i32::MAX), index: 0 },
-            ContactTarget::Asteroid { sector: SectorCoord::new(-1, i32::MAX), index: u16::MAX },
-            ContactTarget::Asteroid { sector: SectorCoord::new(0, i32::MIN), index: 3 },
-            ContactTarget::Asteroid { sector: SectorCoord::new(i32::MAX, -1), index: 1 },
+            ContactTarget::Asteroid {
+                sector: SectorCoord::new(i32::MIN, 5),
+                index: 9,
+            },
+            ContactTarget::Asteroid {
+                sector: SectorCoord::new(-1, i32::MAX),
+                index: 0,
+            },
+            ContactTarget::Asteroid {
+                sector: SectorCoord::new(-1, i32::MAX),
+                index: u16::MAX,
+            },
+            ContactTarget::Asteroid {
+                sector: SectorCoord::new(0, i32::MIN),
+                index: 3,
+            },
+            ContactTarget::Asteroid {
+                sector: SectorCoord::new(i32::MAX, -1),
+                index: 1,
+            },
         ];
         for a in &targets {
             for b in &targets {
@@ -335,11 +353,7 @@ pub fn build_grid(
             radius: a.radius,
         }));
     }
-    SensorGrid::build(
-        config.sensors.range,
-        config.simulation.sector_size,
-        items,
-    )
+    SensorGrid::build(config.sensors.range, config.simulation.sector_size, items)
 }
 
 fn sense(
@@ -359,7 +373,11 @@ fn sense(
         let in_nebula = sectors
             .get(pos.sector)
             .is_some_and(|s| s.in_nebula(pos.local));
-        let effective = if in_nebula { range * nebula_factor } else { range };
+        let effective = if in_nebula {
+            range * nebula_factor
+        } else {
+            range
+        };
         let sensors = &mut **sensors;
         sensors.range = effective;
         sensors.in_nebula = in_nebula;

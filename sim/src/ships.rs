@@ -207,7 +207,9 @@ pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetI
             crate::sensors::Sensors::default(),
         ))
         .id();
-    world.resource_mut::<ShipIndex>().insert(id, entity, pos.sector);
+    world
+        .resource_mut::<ShipIndex>()
+        .insert(id, entity, pos.sector);
     Ok(id)
 }
 
@@ -268,33 +270,34 @@ fn move_ships(
     let brake_keep = libm::powf(s.brake_keep_per_s, dt);
     // Independent per ship: in parallel.
     let mut work: Vec<_> = ships.iter_mut().collect();
-    work.par_iter_mut().for_each(|(command, heading, velocity, energy)| {
-        let cmd = std::mem::take(&mut **command);
-        heading.0 = wrap_angle(heading.0 + cmd.turn * s.turn_rate * dt);
+    work.par_iter_mut()
+        .for_each(|(command, heading, velocity, energy)| {
+            let cmd = std::mem::take(&mut **command);
+            heading.0 = wrap_angle(heading.0 + cmd.turn * s.turn_rate * dt);
 
-        let mut thrust = cmd.thrust;
-        let cost = thrust * s.thrust_energy_per_s * dt;
-        if cost > energy.0 {
-            thrust *= energy.0 / cost;
-        }
-        energy.0 = (energy.0 - thrust * s.thrust_energy_per_s * dt).max(0.0);
-
-        let (sin, cos) = libm::sincosf(heading.0);
-        let mut v = velocity.0 + Vec2::new(cos, sin) * (thrust * s.acceleration * dt);
-        if cmd.stop {
-            v *= brake_keep;
-            // Come to a real stop instead of creeping forever, so the body can sleep.
-            if v.length_squared() < STOPPED_SPEED * STOPPED_SPEED {
-                v = Vec2::ZERO;
+            let mut thrust = cmd.thrust;
+            let cost = thrust * s.thrust_energy_per_s * dt;
+            if cost > energy.0 {
+                thrust *= energy.0 / cost;
             }
-        }
-        let speed = v.length();
-        if speed > s.max_speed {
-            v *= s.max_speed / speed;
-        }
-        velocity.0 = v;
-        energy.0 = (energy.0 + s.energy_regen_per_s * dt).min(s.energy_max);
-    });
+            energy.0 = (energy.0 - thrust * s.thrust_energy_per_s * dt).max(0.0);
+
+            let (sin, cos) = libm::sincosf(heading.0);
+            let mut v = velocity.0 + Vec2::new(cos, sin) * (thrust * s.acceleration * dt);
+            if cmd.stop {
+                v *= brake_keep;
+                // Come to a real stop instead of creeping forever, so the body can sleep.
+                if v.length_squared() < STOPPED_SPEED * STOPPED_SPEED {
+                    v = Vec2::ZERO;
+                }
+            }
+            let speed = v.length();
+            if speed > s.max_speed {
+                v *= s.max_speed / speed;
+            }
+            velocity.0 = v;
+            energy.0 = (energy.0 + s.energy_regen_per_s * dt).min(s.energy_max);
+        });
 }
 
 fn hash_ships(world: &mut World, h: &mut StateHasher) {

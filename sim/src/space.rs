@@ -148,8 +148,14 @@ mod tests {
 
     #[test]
     fn offsets_across_sector_borders_are_small_and_exact() {
-        let a = SpacePos::new(SectorCoord::new(1_000_000, -1_000_000), Vec2::new(999.0, 5.0));
-        let b = SpacePos::new(SectorCoord::new(1_000_001, -1_000_001), Vec2::new(1.0, 995.0));
+        let a = SpacePos::new(
+            SectorCoord::new(1_000_000, -1_000_000),
+            Vec2::new(999.0, 5.0),
+        );
+        let b = SpacePos::new(
+            SectorCoord::new(1_000_001, -1_000_001),
+            Vec2::new(1.0, 995.0),
+        );
         assert_eq!(a.offset_to(&b, 1000.0), Vec2::new(2.0, -10.0));
         assert_eq!(b.offset_to(&a, 1000.0), Vec2::new(-2.0, 10.0));
     }
@@ -159,7 +165,10 @@ mod tests {
         let p = SpacePos::new(SectorCoord::new(0, 0), Vec2::new(1002.5, -0.5));
         assert_eq!(
             rehome(p, 1000.0),
-            Rehomed::Moved(SpacePos::new(SectorCoord::new(1, -1), Vec2::new(2.5, 999.5)))
+            Rehomed::Moved(SpacePos::new(
+                SectorCoord::new(1, -1),
+                Vec2::new(2.5, 999.5)
+            ))
         );
         let inside = SpacePos::new(SectorCoord::new(3, 3), Vec2::new(10.0, 999.0));
         assert_eq!(rehome(inside, 1000.0), Rehomed::Same);
@@ -167,7 +176,10 @@ mod tests {
 
     #[test]
     fn rehome_clamps_at_the_edge_of_the_grid() {
-        let p = SpacePos::new(SectorCoord::new(i32::MAX, i32::MIN), Vec2::new(1001.0, -3.0));
+        let p = SpacePos::new(
+            SectorCoord::new(i32::MAX, i32::MIN),
+            Vec2::new(1001.0, -3.0),
+        );
         let Rehomed::AtEdge(clamped) = rehome(p, 1000.0) else {
             panic!("expected the edge")
         };

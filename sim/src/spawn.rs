@@ -43,9 +43,10 @@ pub fn spawn_fleet(world: &mut World, count: u32) -> Result<Vec<NetId>, SpawnErr
                 rng.random_range(size * 0.05..size * 0.95),
                 rng.random_range(size * 0.05..size * 0.95),
             );
-            let clear = contents.asteroids.iter().all(|a| {
-                (a.local - local).length() > a.radius + clearance
-            });
+            let clear = contents
+                .asteroids
+                .iter()
+                .all(|a| (a.local - local).length() > a.radius + clearance);
             if clear {
                 break;
             }

@@ -29,7 +29,12 @@ fn same_seed_same_hash_every_tick_across_runs_and_thread_counts() {
     assert_eq!(first, second, "two runs with 2 threads");
     let (single, _) = run(7, 1);
     for (tick, (a, b)) in first.iter().zip(&single).enumerate() {
-        assert_eq!(a, b, "hash differs at tick {} between 2 threads and 1", tick + 1);
+        assert_eq!(
+            a,
+            b,
+            "hash differs at tick {} between 2 threads and 1",
+            tick + 1
+        );
     }
 }
 
@@ -45,5 +50,8 @@ fn different_seed_gives_a_different_world() {
 #[test]
 fn hash_changes_every_tick_of_a_living_world() {
     let (h, _) = run(3, 2);
-    assert!(h.windows(2).all(|w| w[0] != w[1]), "every tick changes the state");
+    assert!(
+        h.windows(2).all(|w| w[0] != w[1]),
+        "every tick changes the state"
+    );
 }

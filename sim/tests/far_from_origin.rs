@@ -15,15 +15,23 @@ fn scenario(origin: SectorCoord) -> (Simulation, [NetId; 2]) {
     let w = sim.world_mut();
     let a = spawn_ship(w, SpacePos::new(origin, Vec2::new(900.0, 500.0)), 0.0).unwrap();
     let east = origin.offset(1, 0).unwrap();
-    let b = spawn_ship(w, SpacePos::new(east, Vec2::new(150.0, 501.0)), std::f32::consts::PI)
-        .unwrap();
+    let b = spawn_ship(
+        w,
+        SpacePos::new(east, Vec2::new(150.0, 501.0)),
+        std::f32::consts::PI,
+    )
+    .unwrap();
     (sim, [a, b])
 }
 
 fn input(tick: u64, ship: usize) -> ShipCommand {
     ShipCommand {
         thrust: if tick < 60 { 1.0 } else { 0.3 },
-        turn: if tick % 40 < 5 { 0.5 - ship as f32 } else { 0.0 },
+        turn: if tick % 40 < 5 {
+            0.5 - ship as f32
+        } else {
+            0.0
+        },
         mine: false,
         stop: tick > 150 && tick < 160,
     }
@@ -73,10 +81,19 @@ fn ship_far_from_origin_behaves_bit_for_bit_like_one_at_origin() {
     // The scenario must cross sector borders, or it would not test the handoff path.
     let sectors_visited: std::collections::BTreeSet<_> =
         near.iter().map(|(x, y, _)| (*x, *y)).collect();
-    assert!(sectors_visited.len() >= 2, "ships crossed borders: {sectors_visited:?}");
+    assert!(
+        sectors_visited.len() >= 2,
+        "ships crossed borders: {sectors_visited:?}"
+    );
     assert_eq!(near.len(), far.len());
     for (i, (a, b)) in near.iter().zip(&far).enumerate() {
-        assert_eq!(a, b, "ship state differs at tick {}, ship {}", i / 2 + 1, i % 2);
+        assert_eq!(
+            a,
+            b,
+            "ship state differs at tick {}, ship {}",
+            i / 2 + 1,
+            i % 2
+        );
     }
 }
 
@@ -84,8 +101,12 @@ fn ship_far_from_origin_behaves_bit_for_bit_like_one_at_origin() {
 fn ships_at_the_edge_of_the_grid_stop_instead_of_wrapping() {
     let mut sim = build_simulation(empty_universe(), 5);
     let corner = SectorCoord::new(i32::MAX, 0);
-    let id = spawn_ship(sim.world_mut(), SpacePos::new(corner, Vec2::new(990.0, 500.0)), 0.0)
-        .unwrap();
+    let id = spawn_ship(
+        sim.world_mut(),
+        SpacePos::new(corner, Vec2::new(990.0, 500.0)),
+        0.0,
+    )
+    .unwrap();
     for _ in 0..50 {
         sim.world_mut()
             .resource_mut::<ShipInputs>()

@@ -44,7 +44,11 @@ fn ore_is_conserved_under_mining() {
         let taken = ore_taken_from_asteroids(sim.world().resource::<Sectors>());
         let held = ore_in_cargo(&mut sim);
         assert_eq!(taken, t.ore_mined, "asteroids lost exactly what was mined");
-        assert_eq!(held + t.ore_lost_in_wrecks, t.ore_mined, "mined ore is in a hold or a wreck");
+        assert_eq!(
+            held + t.ore_lost_in_wrecks,
+            t.ore_mined,
+            "mined ore is in a hold or a wreck"
+        );
     }
     let t = totals(&sim);
     assert!(t.ore_mined > 10_000, "the fleet mined: {t:?}");
@@ -53,19 +57,30 @@ fn ore_is_conserved_under_mining() {
 /// Checks that `id` is nowhere: ECS, ship index, physics, other ships' sensors.
 fn assert_gone(sim: &mut astroboids_engine::Simulation, id: NetId) {
     let world = sim.world_mut();
-    assert!(!world.resource::<ShipIndex>().contains(id), "{id} still in the ship index");
+    assert!(
+        !world.resource::<ShipIndex>().contains(id),
+        "{id} still in the ship index"
+    );
     let sectors: Vec<_> = world.resource::<ShipIndex>().occupied_sectors().collect();
     for s in sectors {
         let in_sector: Vec<_> = world.resource::<ShipIndex>().in_sector(s).collect();
         assert!(!in_sector.contains(&id), "{id} still listed in sector {s}");
     }
-    assert!(!world.resource::<SectorWorlds>().contains_ship(id), "{id} still has a body");
+    assert!(
+        !world.resource::<SectorWorlds>().contains_ship(id),
+        "{id} still has a body"
+    );
     let mut ids = world.query::<&NetId>();
-    assert!(ids.iter(world).all(|x| *x != id), "{id} still has an entity");
+    assert!(
+        ids.iter(world).all(|x| *x != id),
+        "{id} still has an entity"
+    );
     let mut sensors = world.query::<&Sensors>();
     for s in sensors.iter(world) {
         assert!(
-            s.contacts.iter().all(|c| c.target != ContactTarget::Ship(id)),
+            s.contacts
+                .iter()
+                .all(|c| c.target != ContactTarget::Ship(id)),
             "{id} is still sensed by another ship"
         );
     }
@@ -79,10 +94,20 @@ fn destroyed_ships_leave_every_index() {
     let victims: Vec<NetId> = ids.iter().copied().step_by(17).collect();
     for id in &victims {
         let entity = sim.world().resource::<ShipIndex>().entity(*id).unwrap();
-        sim.world_mut().entity_mut(entity).get_mut::<Hull>().unwrap().0 = 0.0;
+        sim.world_mut()
+            .entity_mut(entity)
+            .get_mut::<Hull>()
+            .unwrap()
+            .0 = 0.0;
     }
     sim.step();
-    let destroyed: BTreeSet<NetId> = sim.world().resource::<TickReport>().destroyed.iter().copied().collect();
+    let destroyed: BTreeSet<NetId> = sim
+        .world()
+        .resource::<TickReport>()
+        .destroyed
+        .iter()
+        .copied()
+        .collect();
     assert_eq!(destroyed, victims.iter().copied().collect());
     // One more tick: sensors are rebuilt without them.
     sim.step();
@@ -95,7 +120,10 @@ fn destroyed_ships_leave_every_index() {
     let (mut sim, ids) = fleet_world(config, 29, 300);
     sim.run_ticks(150);
     let t: SimTotals = totals(&sim);
-    assert!(t.ships_destroyed > 0, "fragile ships die in collisions: {t:?}");
+    assert!(
+        t.ships_destroyed > 0,
+        "fragile ships die in collisions: {t:?}"
+    );
     let alive = sim.world().resource::<ShipIndex>().len() as u64;
     assert_eq!(alive + t.ships_destroyed, ids.len() as u64);
     let dead: Vec<NetId> = ids

@@ -46,12 +46,21 @@ fn unloading_and_reloading_does_not_change_the_world() {
         );
     }
     let (ta, tb) = (totals(&a), totals(&b));
-    assert!(ta.sectors_unloaded > 0, "the eager world unloaded sectors: {ta:?}");
+    assert!(
+        ta.sectors_unloaded > 0,
+        "the eager world unloaded sectors: {ta:?}"
+    );
     assert_eq!(tb.sectors_unloaded, 0);
-    assert!(ta.sectors_generated > tb.sectors_generated, "and regenerated some");
+    assert!(
+        ta.sectors_generated > tb.sectors_generated,
+        "and regenerated some"
+    );
     assert_eq!(ta.ore_mined, tb.ore_mined);
     // Every sector loaded in both worlds has the same contents, deltas included.
-    let (sa, sb) = (a.world().resource::<Sectors>(), b.world().resource::<Sectors>());
+    let (sa, sb) = (
+        a.world().resource::<Sectors>(),
+        b.world().resource::<Sectors>(),
+    );
     assert_eq!(sa.deltas(), sb.deltas());
     let mut compared = 0;
     for (coord, loaded) in sa.loaded() {

@@ -76,6 +76,7 @@ proptest! {
         clustered in any::<bool>(),
         range_share in 0.05f32..1.0,
         limit in 1usize..40,
+        probes in prop::collection::vec((-1i32..=1, -1i32..=1, 0.0f32..1000.0, 0.0f32..1000.0), 0..8),
     ) {
         let config = UniverseConfig::default();
         let mut sectors = Sectors::new(SectorGenerator::new(&config, seed));
@@ -105,6 +106,13 @@ proptest! {
             let slow = brute_force((id, pos), &ships, &sectors, &config, range, limit);
             prop_assert_eq!(&fast, &slow, "ship {:?} at {:?}", id, pos);
         }
+        // Points where no ship is (as tools ask): nothing excluded, the same answer.
+        for &(x, y, lx, ly) in &probes {
+            let pos = SpacePos::new(SectorCoord::new(base.0 + x, base.1 + y), Vec2::new(lx, ly));
+            let fast = grid.sense(&pos, range, None, limit);
+            let slow = brute_force((NetId(0), pos), &ships, &sectors, &config, range, limit);
+            prop_assert_eq!(&fast, &slow, "probe at {:?}", pos);
+        }
     }
 }
 
@@ -116,7 +124,11 @@ fn equal_distances_are_ordered_by_id() {
     // guaranteed, so only ships are compared.
     let center = SpacePos::new(SectorCoord::new(0, 0), Vec2::new(500.0, 500.0));
     sectors.load(SectorCoord::new(0, 0));
-    let ring = [(NetId(9), 10.0, 0.0), (NetId(3), -10.0, 0.0), (NetId(5), 0.0, 10.0)];
+    let ring = [
+        (NetId(9), 10.0, 0.0),
+        (NetId(3), -10.0, 0.0),
+        (NetId(5), 0.0, 10.0),
+    ];
     let mut ships = vec![(NetId(1), center, Vec2::ZERO)];
     for (id, dx, dy) in ring {
         ships.push((
@@ -132,5 +144,8 @@ fn equal_distances_are_ordered_by_id() {
         .map(|c| c.target)
         .filter(|t| matches!(t, ContactTarget::Ship(_)))
         .collect();
-    assert_eq!(ids, vec![ContactTarget::Ship(NetId(3)), ContactTarget::Ship(NetId(5))]);
+    assert_eq!(
+        ids,
+        vec![ContactTarget::Ship(NetId(3)), ContactTarget::Ship(NetId(5))]
+    );
 }

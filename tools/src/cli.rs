@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "astroboids", version, about = "AstroBoids: a deterministic programmable-fleet universe")]
+#[command(
+    name = "astroboids",
+    version,
+    about = "AstroBoids: a deterministic programmable-fleet universe"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +38,10 @@ pub struct SimArgs {
     /// Universe configuration file (default: the embedded assets/universe.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Run paced at the configured tick rate (simulation.tick_rate_hz), as the server will,
+    /// instead of as fast as possible. Same ticks, same state hash.
+    #[arg(long)]
+    pub realtime: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -1,11 +1,13 @@
 //! `astroboids sim`: a headless run with a progress bar and a summary.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use astroboids_engine::Simulation;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
@@ -41,7 +43,10 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<UniverseConfig> {
                 .with_context(|| format!("cannot read config file {}", p.display()))?,
             p.display().to_string(),
         ),
-        None => (EMBEDDED_CONFIG_TOML.to_string(), EMBEDDED_CONFIG_ORIGIN.to_string()),
+        None => (
+            EMBEDDED_CONFIG_TOML.to_string(),
+            EMBEDDED_CONFIG_ORIGIN.to_string(),
+        ),
     };
     Ok(UniverseConfig::from_toml_str(&text, &origin)?)
 }
@@ -55,9 +60,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
             config.limits.max_ships
         );
     }
-    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    });
+    let threads = args
+        .threads
+        .map(|t| t as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -84,15 +90,35 @@ fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Su
         .progress_chars("=> "),
     );
     let mut durations = Vec::with_capacity(args.ticks as usize);
-    let started = Instant::now();
-    for tick in 0..args.ticks {
-        let t0 = Instant::now();
-        sim.step();
-        durations.push(t0.elapsed());
-        if tick % 10 == 0 {
+    let mut record = |sim: &mut Simulation, took: Duration| {
+        durations.push(took);
+        let tick = sim.tick();
+        if tick.is_multiple_of(10) {
             let ships = sim.world().resource::<ShipIndex>().len();
             progress.set_message(format!("{ships} ships"));
             progress.set_position(tick);
+        }
+    };
+    let started = Instant::now();
+    if args.realtime {
+        let ticks = args.ticks;
+        sim.run_paced(
+            || started.elapsed(),
+            std::thread::sleep,
+            |sim, took| {
+                record(sim, took);
+                if sim.tick() >= ticks {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+    } else {
+        for _ in 0..args.ticks {
+            let t0 = Instant::now();
+            sim.step();
+            record(&mut sim, t0.elapsed());
         }
     }
     progress.finish_and_clear();
@@ -132,11 +158,23 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn print_summary(s: &Summary) {
-    println!("AstroBoids headless run (seed {}, {} threads)", s.seed, s.threads);
+    println!(
+        "AstroBoids headless run (seed {}, {} threads)",
+        s.seed, s.threads
+    );
     println!("  ticks            {}", s.ticks);
-    println!("  ships            {} alive of {} spawned ({} destroyed)", s.ships, s.ships_spawned, s.ships_destroyed);
-    println!("  tick time        p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.0} ticks/s)", s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s);
-    println!("  sectors          {} loaded, {} generated, {} unloaded", s.sectors_loaded, s.sectors_generated, s.sectors_unloaded);
+    println!(
+        "  ships            {} alive of {} spawned ({} destroyed)",
+        s.ships, s.ships_spawned, s.ships_destroyed
+    );
+    println!(
+        "  tick time        p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.0} ticks/s)",
+        s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s
+    );
+    println!(
+        "  sectors          {} loaded, {} generated, {} unloaded",
+        s.sectors_loaded, s.sectors_generated, s.sectors_unloaded
+    );
     println!("  ore mined        {}", s.ore_mined);
     println!("  collisions       {} contact events", s.collision_contacts);
     println!("  state hash       {}", s.state_hash);

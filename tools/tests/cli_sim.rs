@@ -21,9 +21,18 @@ fn summary(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn json_summary_has_the_documented_fields_and_a_reproducible_hash() {
-    let base = ["sim", "--seed", "5", "--ships", "150", "--ticks", "40", "--json"];
+    let base = [
+        "sim", "--seed", "5", "--ships", "150", "--ticks", "40", "--json",
+    ];
     let a = summary(&[&base[..], &["--threads", "2"]].concat());
-    for field in ["ticks", "ships", "state_hash", "tick_ms_p50", "tick_ms_p99", "sectors_loaded"] {
+    for field in [
+        "ticks",
+        "ships",
+        "state_hash",
+        "tick_ms_p50",
+        "tick_ms_p99",
+        "sectors_loaded",
+    ] {
         assert!(a.get(field).is_some(), "summary has `{field}`: {a}");
     }
     assert_eq!(a["ticks"], 40);
@@ -36,7 +45,9 @@ fn json_summary_has_the_documented_fields_and_a_reproducible_hash() {
     assert_eq!(a["state_hash"], again["state_hash"], "same run twice");
     assert_eq!(a["state_hash"], single["state_hash"], "1 vs 2 threads");
 
-    let other_seed = summary(&["sim", "--seed", "6", "--ships", "150", "--ticks", "40", "--json"]);
+    let other_seed = summary(&[
+        "sim", "--seed", "6", "--ships", "150", "--ticks", "40", "--json",
+    ]);
     assert_ne!(a["state_hash"], other_seed["state_hash"]);
 }
 
@@ -56,9 +67,12 @@ fn bad_config_file_is_named_with_field_and_reason() {
     let dir = std::env::temp_dir().join(format!("astroboids-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("universe.toml");
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/universe.toml"))
-        .unwrap()
-        .replace("tick_rate_hz = 10", "tick_rate_hz = 0");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/universe.toml"
+    ))
+    .unwrap()
+    .replace("tick_rate_hz = 10", "tick_rate_hz = 0");
     std::fs::write(&path, text).unwrap();
     let out = astroboids(&["sim", "--config", path.to_str().unwrap(), "--ticks", "1"]);
     assert!(!out.status.success());
@@ -67,7 +81,11 @@ fn bad_config_file_is_named_with_field_and_reason() {
     assert!(err.contains("simulation.tick_rate_hz"), "{err}");
     assert!(err.contains("must be between 1 and 120"), "{err}");
 
-    let out = astroboids(&["sim", "--config", dir.join("missing.toml").to_str().unwrap()]);
+    let out = astroboids(&[
+        "sim",
+        "--config",
+        dir.join("missing.toml").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
     std::fs::remove_dir_all(&dir).ok();
@@ -80,4 +98,19 @@ fn human_summary_shows_a_living_world() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("state hash"), "{text}");
     assert!(text.contains("ore mined"), "{text}");
+}
+
+#[test]
+fn realtime_run_is_paced_and_reaches_the_same_state() {
+    let args = [
+        "sim", "--seed", "3", "--ships", "50", "--ticks", "5", "--json",
+    ];
+    let fast = summary(&args);
+    let started = std::time::Instant::now();
+    let paced = summary(&[&args[..], &["--realtime"]].concat());
+    // At 10 Hz the first tick is due at once and the fifth 0.4 s later: pacing can only make a
+    // run slower than that, never faster, so this lower bound holds on any machine.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert_eq!(fast["state_hash"], paced["state_hash"]);
+    assert_eq!(paced["ticks"], 5);
 }
