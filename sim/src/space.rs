@@ -83,7 +83,8 @@ pub enum Rehomed {
     Same,
     /// Moved to another sector: the new position.
     Moved(SpacePos),
-    /// Would leave the i32 grid: clamped to the edge, velocity must be cancelled.
+    /// Would leave the i32 grid (or was not a finite position): clamped, velocity must be
+    /// cancelled.
     AtEdge(SpacePos),
 }
 
@@ -94,6 +95,13 @@ pub fn rehome(pos: SpacePos, sector_size: f32) -> Rehomed {
     let mut at_edge = false;
     for axis in 0..2 {
         let value = local[axis];
+        if !value.is_finite() {
+            // Never expected from the physics; if it happens, park the ship instead of letting
+            // a NaN spread into its sector's world.
+            local[axis] = 0.0;
+            at_edge = true;
+            continue;
+        }
         let steps = libm::floorf(value / sector_size);
         if steps == 0.0 {
             continue;
@@ -186,6 +194,15 @@ mod tests {
         assert_eq!(clamped.sector, SectorCoord::new(i32::MAX, i32::MIN));
         assert!(clamped.local.x < 1000.0 && clamped.local.x > 999.9);
         assert_eq!(clamped.local.y, 0.0);
+    }
+
+    #[test]
+    fn rehome_parks_a_non_finite_position() {
+        let p = SpacePos::new(SectorCoord::new(4, 4), Vec2::new(f32::NAN, 10.0));
+        assert_eq!(
+            rehome(p, 1000.0),
+            Rehomed::AtEdge(SpacePos::new(SectorCoord::new(4, 4), Vec2::new(0.0, 10.0)))
+        );
     }
 
     #[test]
