@@ -1,0 +1,26 @@
+//! Player scripts: WebAssembly modules run sandboxed, metered and deterministic.
+//!
+//! - [`ScriptEngine`] validates and compiles modules (one metering middleware per module, as
+//!   wasmer requires) and caches them by content hash, so a script shared by many ships compiles
+//!   once.
+//! - [`ScriptInstance`] is one ship's instance: its memory persists across ticks; each call
+//!   gets a fuel budget counted in WebAssembly instructions, never in wall-clock time, so costs
+//!   are identical on every machine and replayable.
+//! - [`abi`] describes what a module may import and must export; every rejection names the
+//!   exact problem.
+//!
+//! Architecture invariant: this crate knows nothing of ships, sectors or ECS; it runs modules.
+//! Architecture invariant: no clock, no entropy, no WASI reaches a script; randomness comes
+//! from a host function seeded by the caller.
+//! Architecture invariant: `unsafe` exists only in `tunables.rs` (delegation required by
+//! wasmer's trait).
+
+pub mod abi;
+mod engine;
+mod error;
+mod instance;
+mod tunables;
+
+pub use engine::{CompiledScript, CompilerKind, ScriptEngine, ScriptLimits};
+pub use error::{Fault, FaultKind, ScriptError};
+pub use instance::{RunReport, ScriptInstance};
