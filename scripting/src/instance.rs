@@ -163,6 +163,35 @@ impl ScriptInstance {
         }
     }
 
+    /// Writes `bytes` into guest memory at `offset` (e.g. the sensor block before a tick).
+    pub fn write_memory(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Fault> {
+        self.memory
+            .view(&self.store)
+            .write(offset, bytes)
+            .map_err(|_| Fault {
+                kind: FaultKind::Trap,
+                message: format!(
+                    "the script's buffer at {offset} ({} bytes) is outside its memory",
+                    bytes.len()
+                ),
+            })
+    }
+
+    /// Reads `len` bytes of guest memory at `offset` (e.g. the command block after a tick).
+    pub fn read_memory(&self, offset: u64, len: usize) -> Result<Vec<u8>, Fault> {
+        let mut out = vec![0; len];
+        self.memory
+            .view(&self.store)
+            .read(offset, &mut out)
+            .map_err(|_| Fault {
+                kind: FaultKind::Trap,
+                message: format!(
+                    "the script's buffer at {offset} ({len} bytes) is outside its memory"
+                ),
+            })?;
+        Ok(out)
+    }
+
     /// A copy of the instance's linear memory: the script's persistent state.
     pub fn memory_snapshot(&self) -> Vec<u8> {
         self.memory

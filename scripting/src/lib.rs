@@ -21,7 +21,9 @@ mod engine;
 mod error;
 mod instance;
 mod tunables;
+mod workers;
 
 pub use engine::{CompiledScript, CompilerKind, ScriptEngine, ScriptLimits};
 pub use error::{Fault, FaultKind, ScriptError};
 pub use instance::{RunReport, ScriptInstance};
+pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, WorkerError};

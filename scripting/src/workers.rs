@@ -1,0 +1,290 @@
+//! Script instances spread over worker threads.
+//!
+//! wasmer's `Store` is not `Send`, so an instance is created on, and stays on, one worker:
+//! ship `id` lives on worker `id % workers`. A tick sends every worker the jobs of its ships,
+//! waits for all replies, and returns results sorted by ship id, so the outcome does not depend
+//! on the number of workers or on which finishes first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::engine::CompiledScript;
+use crate::error::{Fault, ScriptError};
+use crate::instance::{RunReport, ScriptInstance};
+
+/// One ship's run this tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptJob {
+    pub ship: u64,
+    pub budget: u64,
+    pub random_seed: u64,
+    /// Written into guest memory before the call: (offset, bytes).
+    pub input: Option<(u64, Vec<u8>)>,
+    /// Read from guest memory after a clean call: (offset, length).
+    pub output: Option<(u64, usize)>,
+}
+
+/// What a job produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptResult {
+    pub ship: u64,
+    pub report: RunReport,
+    /// The output bytes; `None` when the run faulted (its commands are discarded).
+    pub output: Option<Vec<u8>>,
+}
+
+enum Request {
+    Attach {
+        ship: u64,
+        script: Arc<CompiledScript>,
+        random_seed: u64,
+    },
+    Detach {
+        ship: u64,
+    },
+    Run(Vec<ScriptJob>),
+    Snapshot {
+        ship: u64,
+    },
+}
+
+enum Reply {
+    Attached(Result<(), ScriptError>),
+    Detached(bool),
+    Ran(Vec<ScriptResult>),
+    Snapshot(Option<Vec<u8>>),
+}
+
+struct Worker {
+    requests: SyncSender<Request>,
+    replies: Receiver<Reply>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Why the pool could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    #[error("ship {0} already has a script")]
+    AlreadyAttached(u64),
+    #[error("ship {0} has no script")]
+    NotAttached(u64),
+    #[error("ship {ship} is listed twice in one tick")]
+    DuplicateJob { ship: u64 },
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+}
+
+/// A fixed set of worker threads owning script instances.
+pub struct ScriptWorkers {
+    workers: Vec<Worker>,
+    /// Ships with an instance, for cheap checks on this side.
+    attached: BTreeMap<u64, ()>,
+}
+
+impl ScriptWorkers {
+    /// # Panics
+    /// When `count` is 0 or a thread cannot be started.
+    pub fn new(count: usize) -> Self {
+        assert!(count > 0, "at least one script worker");
+        let workers = (0..count)
+            .map(|i| {
+                // One request in flight per worker: the channels never hold more than that.
+                let (requests, request_rx) = sync_channel::<Request>(1);
+                let (reply_tx, replies) = sync_channel::<Reply>(1);
+                let thread = std::thread::Builder::new()
+                    .name(format!("script-worker-{i}"))
+                    .spawn(move || serve(request_rx, reply_tx))
+                    .expect("start a script worker thread");
+                Worker {
+                    requests,
+                    replies,
+                    thread: Some(thread),
+                }
+            })
+            .collect();
+        Self {
+            workers,
+            attached: BTreeMap::new(),
+        }
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn worker(&self, ship: u64) -> &Worker {
+        &self.workers[(ship % self.workers.len() as u64) as usize]
+    }
+
+    fn ask(&self, ship: u64, request: Request) -> Reply {
+        let worker = self.worker(ship);
+        worker.requests.send(request).expect("script worker alive");
+        worker.replies.recv().expect("script worker alive")
+    }
+
+    /// Instantiates `script` for `ship` on its worker (running the start function).
+    pub fn attach(
+        &mut self,
+        ship: u64,
+        script: &Arc<CompiledScript>,
+        random_seed: u64,
+    ) -> Result<(), WorkerError> {
+        if self.attached.contains_key(&ship) {
+            return Err(WorkerError::AlreadyAttached(ship));
+        }
+        let request = Request::Attach {
+            ship,
+            script: Arc::clone(script),
+            random_seed,
+        };
+        match self.ask(ship, request) {
+            Reply::Attached(Ok(())) => {
+                self.attached.insert(ship, ());
+                Ok(())
+            }
+            Reply::Attached(Err(e)) => Err(e.into()),
+            _ => unreachable!("workers answer attach with Attached"),
+        }
+    }
+
+    /// Drops `ship`'s instance.
+    pub fn detach(&mut self, ship: u64) -> Result<(), WorkerError> {
+        if self.attached.remove(&ship).is_none() {
+            return Err(WorkerError::NotAttached(ship));
+        }
+        match self.ask(ship, Request::Detach { ship }) {
+            Reply::Detached(true) => Ok(()),
+            _ => Err(WorkerError::NotAttached(ship)),
+        }
+    }
+
+    pub fn is_attached(&self, ship: u64) -> bool {
+        self.attached.contains_key(&ship)
+    }
+
+    /// The guest memory of `ship`'s instance.
+    pub fn memory_snapshot(&self, ship: u64) -> Result<Vec<u8>, WorkerError> {
+        if !self.is_attached(ship) {
+            return Err(WorkerError::NotAttached(ship));
+        }
+        match self.ask(ship, Request::Snapshot { ship }) {
+            Reply::Snapshot(Some(bytes)) => Ok(bytes),
+            _ => Err(WorkerError::NotAttached(ship)),
+        }
+    }
+
+    /// Runs every job on its ship's worker, all workers at once; results in ship order.
+    pub fn run(&self, jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
+        let mut per_worker: Vec<Vec<ScriptJob>> = vec![Vec::new(); self.workers.len()];
+        let mut seen = BTreeMap::new();
+        for job in jobs {
+            if !self.is_attached(job.ship) {
+                return Err(WorkerError::NotAttached(job.ship));
+            }
+            if seen.insert(job.ship, ()).is_some() {
+                return Err(WorkerError::DuplicateJob { ship: job.ship });
+            }
+            per_worker[(job.ship % self.workers.len() as u64) as usize].push(job);
+        }
+        let mut busy = Vec::new();
+        for (worker, jobs) in self.workers.iter().zip(per_worker) {
+            if !jobs.is_empty() {
+                worker
+                    .requests
+                    .send(Request::Run(jobs))
+                    .expect("script worker alive");
+                busy.push(worker);
+            }
+        }
+        let mut results = Vec::new();
+        for worker in busy {
+            match worker.replies.recv().expect("script worker alive") {
+                Reply::Ran(mut r) => results.append(&mut r),
+                _ => unreachable!("workers answer run with Ran"),
+            }
+        }
+        results.sort_unstable_by_key(|r| r.ship);
+        Ok(results)
+    }
+}
+
+impl Drop for ScriptWorkers {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            // Closing the request channel ends the worker's loop.
+            let (closed, _) = sync_channel(1);
+            drop(std::mem::replace(&mut worker.requests, closed));
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// A worker's loop: owns its ships' instances until the pool is dropped.
+fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
+    let mut ships: BTreeMap<u64, ScriptInstance> = BTreeMap::new();
+    for request in requests {
+        let reply = match request {
+            Request::Attach {
+                ship,
+                script,
+                random_seed,
+            } => Reply::Attached(ScriptInstance::new(&script, random_seed).map(|instance| {
+                ships.insert(ship, instance);
+            })),
+            Request::Detach { ship } => Reply::Detached(ships.remove(&ship).is_some()),
+            Request::Snapshot { ship } => {
+                Reply::Snapshot(ships.get(&ship).map(ScriptInstance::memory_snapshot))
+            }
+            Request::Run(jobs) => Reply::Ran(
+                jobs.into_iter()
+                    .filter_map(|job| {
+                        let instance = ships.get_mut(&job.ship)?;
+                        Some(run_job(instance, job))
+                    })
+                    .collect(),
+            ),
+        };
+        if replies.send(reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn run_job(instance: &mut ScriptInstance, job: ScriptJob) -> ScriptResult {
+    let input_fault: Option<Fault> = job
+        .input
+        .as_ref()
+        .and_then(|(offset, bytes)| instance.write_memory(*offset, bytes).err());
+    if let Some(fault) = input_fault {
+        return ScriptResult {
+            ship: job.ship,
+            report: RunReport {
+                fuel_used: 0,
+                fault: Some(fault),
+                logs: Vec::new(),
+                logs_dropped: 0,
+            },
+            output: None,
+        };
+    }
+    let mut report = instance.run_tick(job.budget, job.random_seed);
+    let output = match (&report.fault, job.output) {
+        (None, Some((offset, len))) => match instance.read_memory(offset, len) {
+            Ok(bytes) => Some(bytes),
+            Err(fault) => {
+                report.fault = Some(fault);
+                None
+            }
+        },
+        _ => None,
+    };
+    ScriptResult {
+        ship: job.ship,
+        report,
+        output,
+    }
+}

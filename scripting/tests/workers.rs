@@ -1,0 +1,143 @@
+//! Script instances on worker threads: results do not depend on the worker count, a faulting
+//! ship does not disturb the others, and misuse is refused with a clear error.
+
+use astroboids_scripting::{
+    CompilerKind, FaultKind, ScriptEngine, ScriptJob, ScriptLimits, ScriptResult, ScriptWorkers,
+    WorkerError,
+};
+
+/// Reads a u32 input at 0, bumps a counter at 8, writes (input + counter) ^ random at 16.
+const ECHO: &str = r#"(module
+    (import "astroboids" "random" (func $random (result i32)))
+    (memory (export "memory") 1 16)
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "tick")
+      (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.const 1)))
+      (i32.store (i32.const 16)
+        (i32.xor
+          (i32.add (i32.load (i32.const 0)) (i32.load (i32.const 8)))
+          (call $random)))))"#;
+
+const SPIN: &str = r#"(module
+    (memory (export "memory") 1 16)
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "tick") (loop $l (br $l))))"#;
+
+fn wasm(wat: &str) -> Vec<u8> {
+    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
+}
+
+fn job(ship: u64, tick: u64) -> ScriptJob {
+    ScriptJob {
+        ship,
+        budget: 10_000,
+        random_seed: ship * 1_000 + tick,
+        input: Some((0, (ship as u32 * 3).to_le_bytes().to_vec())),
+        output: Some((16, 4)),
+    }
+}
+
+/// 12 ships, one of them spinning, 5 ticks; every tick's results.
+fn run_fleet(workers: usize) -> Vec<Vec<ScriptResult>> {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let spin = engine.load(&wasm(SPIN)).unwrap();
+    let mut pool = ScriptWorkers::new(workers);
+    for ship in 1..=12u64 {
+        let script = if ship == 7 { &spin } else { &echo };
+        pool.attach(ship, script, ship).unwrap();
+    }
+    (0..5)
+        .map(|tick| {
+            // Submitted in reverse to show that results come back in ship order anyway.
+            let jobs = (1..=12u64).rev().map(|ship| job(ship, tick)).collect();
+            pool.run(jobs).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_workers() {
+    let one = run_fleet(1);
+    assert_eq!(one, run_fleet(2));
+    assert_eq!(one, run_fleet(3));
+    for tick in &one {
+        let ships: Vec<u64> = tick.iter().map(|r| r.ship).collect();
+        assert_eq!(ships, (1..=12).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_spinning_ship_faults_alone_and_state_persists_for_the_others() {
+    let ticks = run_fleet(2);
+    for (t, results) in ticks.iter().enumerate() {
+        for r in results {
+            if r.ship == 7 {
+                assert_eq!(
+                    r.report.fault.as_ref().map(|f| f.kind),
+                    Some(FaultKind::OutOfFuel)
+                );
+                assert_eq!(r.output, None, "a faulted run's commands are discarded");
+            } else {
+                assert_eq!(r.report.fault, None, "ship {} tick {t}", r.ship);
+                assert!(r.output.is_some());
+            }
+        }
+    }
+    // The counter at address 8 advanced once per tick, so outputs differ between ticks.
+    let ship1: Vec<_> = ticks.iter().map(|t| t[0].output.clone()).collect();
+    assert!(ship1.windows(2).all(|w| w[0] != w[1]));
+}
+
+#[test]
+fn memory_snapshots_show_persistent_state() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    pool.attach(4, &echo, 1).unwrap();
+    for tick in 0..3 {
+        pool.run(vec![job(4, tick)]).unwrap();
+    }
+    let memory = pool.memory_snapshot(4).unwrap();
+    assert_eq!(&memory[8..12], &3u32.to_le_bytes());
+    pool.detach(4).unwrap();
+    assert_eq!(pool.memory_snapshot(4), Err(WorkerError::NotAttached(4)));
+}
+
+#[test]
+fn misuse_is_refused_with_clear_errors() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    pool.attach(1, &echo, 1).unwrap();
+    assert_eq!(
+        pool.attach(1, &echo, 1).unwrap_err().to_string(),
+        "ship 1 already has a script"
+    );
+    assert_eq!(
+        pool.run(vec![job(2, 0)]).unwrap_err().to_string(),
+        "ship 2 has no script"
+    );
+    assert_eq!(
+        pool.run(vec![job(1, 0), job(1, 0)])
+            .unwrap_err()
+            .to_string(),
+        "ship 1 is listed twice in one tick"
+    );
+    let out_of_memory = ScriptJob {
+        input: Some((16 * 65_536, vec![1, 2, 3])),
+        ..job(1, 0)
+    };
+    let result = pool.run(vec![out_of_memory]).unwrap();
+    let fault = result[0]
+        .report
+        .fault
+        .as_ref()
+        .expect("input outside memory faults");
+    assert_eq!(fault.kind, FaultKind::Trap);
+    assert!(
+        fault.message.contains("outside its memory"),
+        "{}",
+        fault.message
+    );
+}
