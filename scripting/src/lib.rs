@@ -16,6 +16,7 @@
 //! wasmer's trait).
 
 pub mod abi;
+pub mod blocks;
 pub mod budget;
 mod engine;
 mod error;
