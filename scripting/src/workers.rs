@@ -5,7 +5,7 @@
 //! waits for all replies, and returns results sorted by ship id, so the outcome does not depend
 //! on the number of workers or on which finishes first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -58,7 +58,8 @@ enum Reply {
 }
 
 struct Worker {
-    requests: SyncSender<Request>,
+    /// `None` once the pool is dropped: closing the channel ends the worker's loop.
+    requests: Option<SyncSender<Request>>,
     replies: Receiver<Reply>,
     thread: Option<JoinHandle<()>>,
 }
@@ -80,7 +81,7 @@ pub enum WorkerError {
 pub struct ScriptWorkers {
     workers: Vec<Worker>,
     /// Ships with an instance, for cheap checks on this side.
-    attached: BTreeMap<u64, ()>,
+    attached: BTreeSet<u64>,
 }
 
 impl ScriptWorkers {
@@ -98,7 +99,7 @@ impl ScriptWorkers {
                     .spawn(move || serve(request_rx, reply_tx))
                     .expect("start a script worker thread");
                 Worker {
-                    requests,
+                    requests: Some(requests),
                     replies,
                     thread: Some(thread),
                 }
@@ -106,7 +107,7 @@ impl ScriptWorkers {
             .collect();
         Self {
             workers,
-            attached: BTreeMap::new(),
+            attached: BTreeSet::new(),
         }
     }
 
@@ -120,7 +121,7 @@ impl ScriptWorkers {
 
     fn ask(&self, ship: u64, request: Request) -> Reply {
         let worker = self.worker(ship);
-        worker.requests.send(request).expect("script worker alive");
+        worker.send(request);
         worker.replies.recv().expect("script worker alive")
     }
 
@@ -131,7 +132,7 @@ impl ScriptWorkers {
         script: &Arc<CompiledScript>,
         random_seed: u64,
     ) -> Result<(), WorkerError> {
-        if self.attached.contains_key(&ship) {
+        if self.attached.contains(&ship) {
             return Err(WorkerError::AlreadyAttached(ship));
         }
         let request = Request::Attach {
@@ -141,7 +142,7 @@ impl ScriptWorkers {
         };
         match self.ask(ship, request) {
             Reply::Attached(Ok(())) => {
-                self.attached.insert(ship, ());
+                self.attached.insert(ship);
                 Ok(())
             }
             Reply::Attached(Err(e)) => Err(e.into()),
@@ -151,7 +152,7 @@ impl ScriptWorkers {
 
     /// Drops `ship`'s instance.
     pub fn detach(&mut self, ship: u64) -> Result<(), WorkerError> {
-        if self.attached.remove(&ship).is_none() {
+        if !self.attached.remove(&ship) {
             return Err(WorkerError::NotAttached(ship));
         }
         match self.ask(ship, Request::Detach { ship }) {
@@ -161,7 +162,7 @@ impl ScriptWorkers {
     }
 
     pub fn is_attached(&self, ship: u64) -> bool {
-        self.attached.contains_key(&ship)
+        self.attached.contains(&ship)
     }
 
     /// The guest memory of `ship`'s instance.
@@ -178,12 +179,12 @@ impl ScriptWorkers {
     /// Runs every job on its ship's worker, all workers at once; results in ship order.
     pub fn run(&self, jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
         let mut per_worker: Vec<Vec<ScriptJob>> = vec![Vec::new(); self.workers.len()];
-        let mut seen = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         for job in jobs {
             if !self.is_attached(job.ship) {
                 return Err(WorkerError::NotAttached(job.ship));
             }
-            if seen.insert(job.ship, ()).is_some() {
+            if !seen.insert(job.ship) {
                 return Err(WorkerError::DuplicateJob { ship: job.ship });
             }
             per_worker[(job.ship % self.workers.len() as u64) as usize].push(job);
@@ -191,10 +192,7 @@ impl ScriptWorkers {
         let mut busy = Vec::new();
         for (worker, jobs) in self.workers.iter().zip(per_worker) {
             if !jobs.is_empty() {
-                worker
-                    .requests
-                    .send(Request::Run(jobs))
-                    .expect("script worker alive");
+                worker.send(Request::Run(jobs));
                 busy.push(worker);
             }
         }
@@ -210,12 +208,20 @@ impl ScriptWorkers {
     }
 }
 
+impl Worker {
+    fn send(&self, request: Request) {
+        self.requests
+            .as_ref()
+            .expect("requests are open until the pool is dropped")
+            .send(request)
+            .expect("script worker alive");
+    }
+}
+
 impl Drop for ScriptWorkers {
     fn drop(&mut self) {
         for worker in &mut self.workers {
-            // Closing the request channel ends the worker's loop.
-            let (closed, _) = sync_channel(1);
-            drop(std::mem::replace(&mut worker.requests, closed));
+            worker.requests = None;
             if let Some(thread) = worker.thread.take() {
                 let _ = thread.join();
             }

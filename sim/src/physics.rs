@@ -260,6 +260,7 @@ type ShipBodyQuery<'w, 's> = Query<
     'w,
     's,
     (
+        Entity,
         &'static NetId,
         &'static mut ShipBody,
         &'static mut SpacePos,
@@ -299,13 +300,12 @@ fn step_physics(
     // New ships get bodies, in id order (determinism rule 9).
     let mut new_ships: Vec<(NetId, Entity)> = ships
         .iter()
-        .filter(|(_, body, ..)| body.0.is_none())
-        .map(|(id, ..)| *id)
-        .filter_map(|id| index.entity(id).map(|e| (id, e)))
+        .filter(|(_, _, body, ..)| body.0.is_none())
+        .map(|(entity, id, ..)| (*id, entity))
         .collect();
     new_ships.sort_unstable_by_key(|s| s.0);
     for (id, entity) in new_ships {
-        let (_, mut body, pos, velocity, _) = ships.get_mut(entity).expect("listed above");
+        let (_, _, mut body, pos, velocity, _) = ships.get_mut(entity).expect("listed above");
         let world = worlds.entry(pos.sector).or_insert_with(|| {
             let contents = sectors
                 .get(pos.sector)
@@ -330,7 +330,7 @@ fn step_physics(
     let mut handoffs: Vec<(NetId, Entity)> = Vec::new();
     for outcome in &outcomes {
         for &(entity, local, v) in &outcome.moved {
-            let (id, _, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
+            let (_, id, _, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
             pos.local = local;
             velocity.0 = v;
             if !(0.0..size).contains(&local.x) || !(0.0..size).contains(&local.y) {
@@ -342,7 +342,7 @@ fn step_physics(
     // Handoffs, in id order: the explicit, ordered crossing of a sector boundary.
     handoffs.sort_unstable_by_key(|h| h.0);
     for (id, entity) in handoffs {
-        let (_, mut body, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
+        let (_, _, mut body, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
         let from = pos.sector;
         let new_pos = match rehome(*pos, size) {
             Rehomed::Same => continue,
