@@ -39,6 +39,8 @@ pub struct ScriptLimits {
     pub log_line_bytes: u32,
     /// Fuel charged per log call, on top of one per byte.
     pub log_fuel: u64,
+    /// Compiled scripts kept in the cache; beyond it, scripts no instance uses are dropped.
+    pub max_cached_scripts: usize,
 }
 
 impl Default for ScriptLimits {
@@ -52,6 +54,7 @@ impl Default for ScriptLimits {
             log_lines_per_tick: 16,
             log_line_bytes: 256,
             log_fuel: 1_000,
+            max_cached_scripts: 1_024,
         }
     }
 }
@@ -147,7 +150,12 @@ impl ScriptEngine {
             module,
             limits: self.limits.clone(),
         });
-        self.cache_lock().insert(hash, Arc::clone(&compiled));
+        let mut cache = self.cache_lock();
+        if cache.len() >= self.limits.max_cached_scripts {
+            // Only the cache holds these: no instance runs them, so they can go.
+            cache.retain(|_, script| Arc::strong_count(script) > 1);
+        }
+        cache.insert(hash, Arc::clone(&compiled));
         Ok(compiled)
     }
 

@@ -369,3 +369,20 @@ fn cranelift_and_singlepass_meter_the_same() {
         "fuel is counted in wasm instructions, not machine code"
     );
 }
+
+#[test]
+fn the_cache_drops_unused_scripts_when_full() {
+    let e = ScriptEngine::new(
+        ScriptLimits {
+            max_cached_scripts: 2,
+            ..ScriptLimits::default()
+        },
+        CompilerKind::Singlepass,
+    );
+    let kept = load(&e, &counter()).unwrap();
+    load(&e, &script("", "nop")).unwrap();
+    load(&e, &script("", "nop nop")).unwrap();
+    // The unused `nop` script was dropped; the one still referenced stays cached.
+    assert_eq!(e.cached(), 2);
+    assert!(Arc::ptr_eq(&kept, &load(&e, &counter()).unwrap()));
+}
