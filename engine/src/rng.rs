@@ -21,6 +21,8 @@ pub enum RngStream {
     SectorGeneration = 1,
     Spawn = 2,
     Autopilot = 3,
+    /// `astroboids.random` of a ship's script, keyed by (ship, tick).
+    Script = 4,
     /// For tests and tools that need their own reproducible stream.
     Test = 99,
 }

@@ -63,6 +63,18 @@ pub const EXPORTS: &[ExportSpec] = &[
         params: &[],
         results: &[],
     },
+    // Address of the sensor block in `memory`; called once after start.
+    ExportSpec {
+        name: "sensor_ptr",
+        params: &[],
+        results: &[Type::I32],
+    },
+    // Address of the command block in `memory`; called once after start.
+    ExportSpec {
+        name: "command_ptr",
+        params: &[],
+        results: &[Type::I32],
+    },
 ];
 
 /// The memory every script exports (its only memory).

@@ -38,7 +38,7 @@ pub struct SensedContact {
 }
 
 /// Everything a script sees at the start of a tick.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SensorSnapshot {
     pub tick: u64,
     pub ship: u64,
@@ -61,11 +61,22 @@ impl SensorSnapshot {
     /// The block as laid out in guest memory; always [`SENSOR_BLOCK_BYTES`] long, unused
     /// contact slots zeroed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(SENSOR_BLOCK_BYTES);
-        b.extend_from_slice(&self.tick.to_le_bytes());
-        b.extend_from_slice(&self.ship.to_le_bytes());
-        b.extend_from_slice(&self.sector_x.to_le_bytes());
-        b.extend_from_slice(&self.sector_y.to_le_bytes());
+        let mut block = vec![0; SENSOR_BLOCK_BYTES];
+        self.encode_into(&mut block);
+        block
+    }
+
+    /// Writes the block into `out` (reused across ticks, so a tick allocates nothing).
+    ///
+    /// # Panics
+    /// When `out` is not [`SENSOR_BLOCK_BYTES`] long.
+    pub fn encode_into(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), SENSOR_BLOCK_BYTES, "sensor block size");
+        let mut w = Writer { out, at: 0 };
+        w.put(&self.tick.to_le_bytes());
+        w.put(&self.ship.to_le_bytes());
+        w.put(&self.sector_x.to_le_bytes());
+        w.put(&self.sector_y.to_le_bytes());
         for v in [
             self.x,
             self.y,
@@ -75,23 +86,36 @@ impl SensorSnapshot {
             self.hull,
             self.energy,
         ] {
-            b.extend_from_slice(&v.to_le_bytes());
+            w.put(&v.to_le_bytes());
         }
-        b.extend_from_slice(&self.cargo.to_le_bytes());
-        b.extend_from_slice(&self.sensor_range.to_le_bytes());
+        w.put(&self.cargo.to_le_bytes());
+        w.put(&self.sensor_range.to_le_bytes());
         let count = self.contacts.len().min(MAX_CONTACTS);
-        b.extend_from_slice(&(count as u32).to_le_bytes());
-        debug_assert_eq!(b.len(), SENSOR_HEADER_BYTES);
+        w.put(&(count as u32).to_le_bytes());
+        debug_assert_eq!(w.at, SENSOR_HEADER_BYTES);
         for c in &self.contacts[..count] {
-            b.extend_from_slice(&(c.kind as u32).to_le_bytes());
-            b.extend_from_slice(&c.index.to_le_bytes());
-            b.extend_from_slice(&c.id.to_le_bytes());
+            w.put(&(c.kind as u32).to_le_bytes());
+            w.put(&c.index.to_le_bytes());
+            w.put(&c.id.to_le_bytes());
             for v in [c.dx, c.dy, c.vx, c.vy, c.distance, c.radius] {
-                b.extend_from_slice(&v.to_le_bytes());
+                w.put(&v.to_le_bytes());
             }
         }
-        b.resize(SENSOR_BLOCK_BYTES, 0);
-        b
+        let used = w.at;
+        out[used..].fill(0);
+    }
+}
+
+/// Sequential little-endian writes into a fixed block.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
     }
 }
 

@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::abi::{self, ABI_VERSION};
 use crate::error::ScriptError;
+use crate::state_globals::ExportStateGlobals;
 use crate::tunables::ScriptTunables;
 
 /// Which wasmer compiler turns scripts into machine code.
@@ -83,6 +84,42 @@ impl CompiledScript {
     pub(crate) fn limits(&self) -> &ScriptLimits {
         &self.limits
     }
+
+    /// What the module imports and exports (host-reserved exports left out) and its memory.
+    pub fn describe(&self) -> ModuleSummary {
+        let signature = |ty: &ExternType| match ty {
+            ExternType::Function(f) => abi::signature(f.params(), f.results()),
+            other => kind_name(other).to_string(),
+        };
+        let memory = self.module.info().memories.values().next();
+        ModuleSummary {
+            imports: self
+                .module
+                .imports()
+                .map(|i| (format!("{}.{}", i.module(), i.name()), signature(i.ty())))
+                .collect(),
+            exports: self
+                .module
+                .exports()
+                .filter(|e| !e.name().starts_with(abi::RESERVED_EXPORT_PREFIX))
+                .map(|e| (e.name().to_string(), signature(e.ty())))
+                .collect(),
+            memory_min_pages: memory.map_or(0, |m| m.minimum.0),
+            memory_max_pages: memory.and_then(|m| m.maximum).map(|p| p.0),
+        }
+    }
+}
+
+/// A compiled module's interface, for `astroboids script check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSummary {
+    /// ("module.name", "(params) -> (results)").
+    pub imports: Vec<(String, String)>,
+    /// (name, "(params) -> (results)" or "memory", "global", ...).
+    pub exports: Vec<(String, String)>,
+    pub memory_min_pages: u32,
+    /// As declared; the host clamps it to its limit.
+    pub memory_max_pages: Option<u32>,
 }
 
 /// Compiles scripts and caches them by (module hash, compiler).
@@ -172,16 +209,20 @@ impl ScriptEngine {
     /// exactly one module.
     fn compile_engine(&self) -> Engine {
         let metering = Arc::new(Metering::new(self.limits.start_fuel, operator_cost));
+        // State globals first: it must see only the script's own globals, not metering's.
+        let state_globals = Arc::new(ExportStateGlobals);
         let config: Box<dyn CompilerConfig> = match self.compiler {
             CompilerKind::Singlepass => {
                 let mut c = Singlepass::default();
                 c.canonicalize_nans(true);
+                c.push_middleware(state_globals);
                 c.push_middleware(metering);
                 Box::new(c)
             }
             CompilerKind::Cranelift => {
                 let mut c = Cranelift::default();
                 c.canonicalize_nans(true);
+                c.push_middleware(state_globals);
                 c.push_middleware(metering);
                 Box::new(c)
             }

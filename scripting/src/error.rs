@@ -55,6 +55,8 @@ pub enum ScriptError {
     },
     #[error("script speaks ABI version {found}; this host supports version {supported}")]
     AbiVersion { found: i32, supported: i32 },
+    #[error("{0}")]
+    Blocks(String),
     #[error("the script failed while starting: {0}")]
     Start(Fault),
 }

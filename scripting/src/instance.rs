@@ -7,14 +7,19 @@ use wasmer::{
     RuntimeError, Store, TypedFunction, Value, imports,
 };
 
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, SensorSnapshot};
 use crate::engine::{CompiledScript, POINTS_EXHAUSTED, REMAINING_POINTS, check_abi_version};
 use crate::error::{Fault, FaultKind, ScriptError};
+use crate::state_globals::STATE_GLOBAL_PREFIX;
 
-/// Fuel for the `astroboids_abi` call at load: it should return a constant.
+/// Fuel for each ABI query at start (`astroboids_abi`, `sensor_ptr`, `command_ptr`): they
+/// should return constants.
 const ABI_CALL_FUEL: u64 = 10_000;
 
-/// The outcome of one metered call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of one tick.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunReport {
     /// Instructions used (the whole budget when it ran out).
     pub fuel_used: u64,
@@ -24,6 +29,17 @@ pub struct RunReport {
     pub logs: Vec<String>,
     /// Log lines dropped because of the per-call limit.
     pub logs_dropped: u32,
+    /// What the script asked its ship to do; `None` when the run faulted (its commands are
+    /// discarded).
+    pub command: Option<ScriptCommand>,
+}
+
+/// Everything a script keeps between ticks: its memory and its mutable globals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceState {
+    pub memory: Vec<u8>,
+    /// Raw bits of each mutable global, in definition order.
+    pub globals: Vec<u64>,
 }
 
 /// What host functions see.
@@ -50,6 +66,12 @@ pub struct ScriptInstance {
     memory: Memory,
     remaining: Global,
     exhausted: Global,
+    /// The script's mutable globals, in definition order (exported by `ExportStateGlobals`).
+    state_globals: Vec<Global>,
+    sensor_addr: u64,
+    command_addr: u64,
+    /// Reused for encoding the sensor block, so a tick allocates nothing for it.
+    sensor_buffer: Vec<u8>,
     script: Arc<CompiledScript>,
 }
 
@@ -112,9 +134,24 @@ impl ScriptInstance {
         let tick = exports
             .get_typed_function::<(), ()>(&store, "tick")
             .map_err(|_| missing("tick"))?;
-        let abi = exports
-            .get_typed_function::<(), i32>(&store, "astroboids_abi")
-            .map_err(|_| missing("astroboids_abi"))?;
+        let query = |name: &'static str| {
+            exports
+                .get_typed_function::<(), i32>(&store, name)
+                .map_err(|_| missing(name))
+        };
+        let (abi, sensor_ptr, command_ptr) = (
+            query("astroboids_abi")?,
+            query("sensor_ptr")?,
+            query("command_ptr")?,
+        );
+        let mut state_globals: Vec<(usize, Global)> = exports
+            .iter()
+            .filter_map(|(name, _)| {
+                let n = name.strip_prefix(STATE_GLOBAL_PREFIX)?.parse().ok()?;
+                Some((n, exports.get_global(name).ok()?.clone()))
+            })
+            .collect();
+        state_globals.sort_unstable_by_key(|(n, _)| *n);
         {
             let state = env.as_mut(&mut store);
             state.memory = Some(memory.clone());
@@ -128,13 +165,22 @@ impl ScriptInstance {
             memory,
             remaining,
             exhausted,
+            state_globals: state_globals.into_iter().map(|(_, g)| g).collect(),
+            sensor_addr: 0,
+            command_addr: 0,
+            sensor_buffer: vec![0; SENSOR_BLOCK_BYTES],
             script: Arc::clone(script),
         };
-        let version = this.metered(ABI_CALL_FUEL, |store| abi.call(store));
-        match version {
-            (Ok(v), _) => check_abi_version(v)?,
-            (Err(fault), _) => return Err(ScriptError::Start(fault)),
-        }
+        let mut ask = |f: &TypedFunction<(), i32>| {
+            this.metered(ABI_CALL_FUEL, |store| f.call(store))
+                .0
+                .map_err(ScriptError::Start)
+        };
+        check_abi_version(ask(&abi)?)?;
+        let sensor = ask(&sensor_ptr)?;
+        let command = ask(&command_ptr)?;
+        let memory_bytes = this.memory.view(&this.store).data_size();
+        (this.sensor_addr, this.command_addr) = check_blocks(sensor, command, memory_bytes)?;
         Ok(this)
     }
 
@@ -143,8 +189,15 @@ impl ScriptInstance {
         &self.script
     }
 
-    /// Runs `tick` with `budget` fuel; `random_seed` seeds `astroboids.random` for this call.
-    pub fn run_tick(&mut self, budget: u64, random_seed: u64) -> RunReport {
+    /// Writes `sensors` into the sensor block, zeroes the command block, runs `tick` with
+    /// `budget` fuel and reads the command back. `random_seed` seeds `astroboids.random` for
+    /// this call.
+    pub fn run_tick(
+        &mut self,
+        budget: u64,
+        random_seed: u64,
+        sensors: &SensorSnapshot,
+    ) -> RunReport {
         {
             let state = self.env.as_mut(&mut self.store);
             state.random_state = random_seed;
@@ -152,44 +205,75 @@ impl ScriptInstance {
             state.logs_dropped = 0;
             state.abort = None;
         }
+        sensors.encode_into(&mut self.sensor_buffer);
+        let view = self.memory.view(&self.store);
+        // Both blocks were checked to lie inside the memory at start, and memory never shrinks.
+        let written = view
+            .write(self.sensor_addr, &self.sensor_buffer)
+            .and_then(|()| view.write(self.command_addr, &[0; COMMAND_BLOCK_BYTES]));
+        debug_assert!(written.is_ok(), "blocks lie inside memory");
         let tick = self.tick.clone();
         let (result, fuel_used) = self.metered(budget, |store| tick.call(store));
+        let command = result.is_ok().then(|| {
+            let mut block = [0; COMMAND_BLOCK_BYTES];
+            let read = self
+                .memory
+                .view(&self.store)
+                .read(self.command_addr, &mut block);
+            debug_assert!(read.is_ok(), "blocks lie inside memory");
+            ScriptCommand::decode(&block)
+        });
         let state = self.env.as_mut(&mut self.store);
         RunReport {
             fuel_used,
             fault: result.err(),
             logs: std::mem::take(&mut state.logs),
             logs_dropped: state.logs_dropped,
+            command,
         }
     }
 
-    /// Writes `bytes` into guest memory at `offset` (e.g. the sensor block before a tick).
-    pub fn write_memory(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Fault> {
-        self.memory
-            .view(&self.store)
-            .write(offset, bytes)
-            .map_err(|_| Fault {
-                kind: FaultKind::Trap,
-                message: format!(
-                    "the script's buffer at {offset} ({} bytes) is outside its memory",
-                    bytes.len()
-                ),
-            })
+    /// The script's state: memory and mutable globals.
+    pub fn state(&mut self) -> InstanceState {
+        InstanceState {
+            memory: self.memory_snapshot(),
+            globals: self.global_bits(),
+        }
     }
 
-    /// Reads `len` bytes of guest memory at `offset` (e.g. the command block after a tick).
-    pub fn read_memory(&self, offset: u64, len: usize) -> Result<Vec<u8>, Fault> {
-        let mut out = vec![0; len];
-        self.memory
-            .view(&self.store)
-            .read(offset, &mut out)
-            .map_err(|_| Fault {
-                kind: FaultKind::Trap,
-                message: format!(
-                    "the script's buffer at {offset} ({len} bytes) is outside its memory"
-                ),
-            })?;
-        Ok(out)
+    /// A 128-bit digest of [`Self::state`], computed without copying the memory.
+    pub fn state_digest(&mut self) -> u128 {
+        let mut hasher = Xxh3::new();
+        let view = self.memory.view(&self.store);
+        let size = view.data_size();
+        hasher.update(&size.to_le_bytes());
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut offset = 0;
+        while offset < size {
+            let len = (size - offset).min(chunk.len() as u64) as usize;
+            // In bounds by construction: offset + len <= size.
+            let _ = view.read(offset, &mut chunk[..len]);
+            hasher.update(&chunk[..len]);
+            offset += len as u64;
+        }
+        for bits in self.global_bits() {
+            hasher.update(&bits.to_le_bytes());
+        }
+        hasher.digest128()
+    }
+
+    fn global_bits(&mut self) -> Vec<u64> {
+        self.state_globals
+            .iter()
+            .map(|g| match g.get(&mut self.store) {
+                Value::I32(v) => u64::from(v as u32),
+                Value::I64(v) => v as u64,
+                Value::F32(v) => u64::from(v.to_bits()),
+                Value::F64(v) => v.to_bits(),
+                // Reference types are off: a script cannot have such globals.
+                _ => 0,
+            })
+            .collect()
     }
 
     /// A copy of the instance's linear memory: the script's persistent state.
@@ -241,6 +325,32 @@ impl ScriptInstance {
         let _ = self.remaining.set(&mut self.store, Value::I64(points));
         let _ = self.exhausted.set(&mut self.store, Value::I32(0));
     }
+}
+
+/// Checks the block addresses a script reported: inside the memory it starts with (memory
+/// never shrinks, so they stay valid) and not overlapping. Returns them as offsets.
+fn check_blocks(sensor: i32, command: i32, memory_bytes: u64) -> Result<(u64, u64), ScriptError> {
+    let blocks = [
+        ("sensor_ptr", sensor, SENSOR_BLOCK_BYTES),
+        ("command_ptr", command, COMMAND_BLOCK_BYTES),
+    ];
+    for (export, addr, len) in blocks {
+        let start = u64::from(addr as u32);
+        if start + len as u64 > memory_bytes {
+            return Err(ScriptError::Blocks(format!(
+                "{export}() returned {start}: its {len}-byte block must lie inside the memory \
+                 the script starts with ({memory_bytes} bytes)"
+            )));
+        }
+    }
+    let (s, c) = (u64::from(sensor as u32), u64::from(command as u32));
+    if s < c + COMMAND_BLOCK_BYTES as u64 && c < s + SENSOR_BLOCK_BYTES as u64 {
+        return Err(ScriptError::Blocks(format!(
+            "the sensor block at {s} ({SENSOR_BLOCK_BYTES} bytes) overlaps the command block at \
+             {c} ({COMMAND_BLOCK_BYTES} bytes)"
+        )));
+    }
+    Ok((s, c))
 }
 
 /// Takes `cost` fuel from inside a host call; traps as out-of-fuel when there is not enough.

@@ -21,10 +21,11 @@ pub mod budget;
 mod engine;
 mod error;
 mod instance;
+mod state_globals;
 mod tunables;
 mod workers;
 
-pub use engine::{CompiledScript, CompilerKind, ScriptEngine, ScriptLimits};
+pub use engine::{CompiledScript, CompilerKind, ModuleSummary, ScriptEngine, ScriptLimits};
 pub use error::{Fault, FaultKind, ScriptError};
-pub use instance::{RunReport, ScriptInstance};
+pub use instance::{InstanceState, RunReport, ScriptInstance};
 pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, WorkerError};

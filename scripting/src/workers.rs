@@ -10,29 +10,26 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use crate::blocks::SensorSnapshot;
 use crate::engine::CompiledScript;
-use crate::error::{Fault, ScriptError};
-use crate::instance::{RunReport, ScriptInstance};
+use crate::error::ScriptError;
+use crate::instance::{InstanceState, RunReport, ScriptInstance};
 
 /// One ship's run this tick.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScriptJob {
     pub ship: u64,
     pub budget: u64,
     pub random_seed: u64,
-    /// Written into guest memory before the call: (offset, bytes).
-    pub input: Option<(u64, Vec<u8>)>,
-    /// Read from guest memory after a clean call: (offset, length).
-    pub output: Option<(u64, usize)>,
+    /// What the ship senses; written into the script's sensor block before the call.
+    pub sensors: SensorSnapshot,
 }
 
-/// What a job produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a job produced (the command, if any, is in the report).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScriptResult {
     pub ship: u64,
     pub report: RunReport,
-    /// The output bytes; `None` when the run faulted (its commands are discarded).
-    pub output: Option<Vec<u8>>,
 }
 
 enum Request {
@@ -48,13 +45,15 @@ enum Request {
     Snapshot {
         ship: u64,
     },
+    Digests,
 }
 
 enum Reply {
     Attached(Result<(), ScriptError>),
     Detached(bool),
     Ran(Vec<ScriptResult>),
-    Snapshot(Option<Vec<u8>>),
+    Snapshot(Option<InstanceState>),
+    Digests(Vec<(u64, u128)>),
 }
 
 struct Worker {
@@ -161,12 +160,17 @@ impl ScriptWorkers {
         }
     }
 
+    /// Ships with an instance, in id order.
+    pub fn attached(&self) -> impl Iterator<Item = u64> + '_ {
+        self.attached.iter().copied()
+    }
+
     pub fn is_attached(&self, ship: u64) -> bool {
         self.attached.contains(&ship)
     }
 
-    /// The guest memory of `ship`'s instance.
-    pub fn memory_snapshot(&self, ship: u64) -> Result<Vec<u8>, WorkerError> {
+    /// The state (memory and globals) of `ship`'s instance.
+    pub fn state(&self, ship: u64) -> Result<InstanceState, WorkerError> {
         if !self.is_attached(ship) {
             return Err(WorkerError::NotAttached(ship));
         }
@@ -174,6 +178,22 @@ impl ScriptWorkers {
             Reply::Snapshot(Some(bytes)) => Ok(bytes),
             _ => Err(WorkerError::NotAttached(ship)),
         }
+    }
+
+    /// A digest of every instance's state, in ship order; computed on all workers at once.
+    pub fn state_digests(&self) -> Vec<(u64, u128)> {
+        for worker in &self.workers {
+            worker.send(Request::Digests);
+        }
+        let mut digests = Vec::with_capacity(self.attached.len());
+        for worker in &self.workers {
+            match worker.replies.recv().expect("script worker alive") {
+                Reply::Digests(mut d) => digests.append(&mut d),
+                _ => unreachable!("workers answer digests with Digests"),
+            }
+        }
+        digests.sort_unstable_by_key(|(ship, _)| *ship);
+        digests
     }
 
     /// Runs every job on its ship's worker, all workers at once; results in ship order.
@@ -243,8 +263,14 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
             })),
             Request::Detach { ship } => Reply::Detached(ships.remove(&ship).is_some()),
             Request::Snapshot { ship } => {
-                Reply::Snapshot(ships.get(&ship).map(ScriptInstance::memory_snapshot))
+                Reply::Snapshot(ships.get_mut(&ship).map(ScriptInstance::state))
             }
+            Request::Digests => Reply::Digests(
+                ships
+                    .iter_mut()
+                    .map(|(ship, instance)| (*ship, instance.state_digest()))
+                    .collect(),
+            ),
             Request::Run(jobs) => Reply::Ran(
                 jobs.into_iter()
                     .filter_map(|job| {
@@ -261,36 +287,8 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
 }
 
 fn run_job(instance: &mut ScriptInstance, job: ScriptJob) -> ScriptResult {
-    let input_fault: Option<Fault> = job
-        .input
-        .as_ref()
-        .and_then(|(offset, bytes)| instance.write_memory(*offset, bytes).err());
-    if let Some(fault) = input_fault {
-        return ScriptResult {
-            ship: job.ship,
-            report: RunReport {
-                fuel_used: 0,
-                fault: Some(fault),
-                logs: Vec::new(),
-                logs_dropped: 0,
-            },
-            output: None,
-        };
-    }
-    let mut report = instance.run_tick(job.budget, job.random_seed);
-    let output = match (&report.fault, job.output) {
-        (None, Some((offset, len))) => match instance.read_memory(offset, len) {
-            Ok(bytes) => Some(bytes),
-            Err(fault) => {
-                report.fault = Some(fault);
-                None
-            }
-        },
-        _ => None,
-    };
     ScriptResult {
         ship: job.ship,
-        report,
-        output,
+        report: instance.run_tick(job.budget, job.random_seed, &job.sensors),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use astroboids_scripting::blocks::{FLAG_MINE, FLAG_STOP, ScriptCommand, SensorSnapshot};
 use astroboids_scripting::{
     CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptInstance,
     ScriptLimits,
@@ -19,11 +20,18 @@ fn script(extra: &str, tick: &str) -> Vec<u8> {
             (memory (export "memory") 1 16)
             {extra}
             (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
             (func (export "tick") {tick}))"#
     );
     wasmer::wat2wasm(wat.as_bytes())
         .expect("test WAT is valid")
         .into_owned()
+}
+
+/// Sensors of a ship alone in empty space.
+fn idle() -> SensorSnapshot {
+    SensorSnapshot::default()
 }
 
 fn load(engine: &ScriptEngine, wasm: &[u8]) -> Result<Arc<CompiledScript>, ScriptError> {
@@ -48,7 +56,7 @@ fn a_good_script_keeps_its_memory_across_ticks() {
     let e = engine();
     let mut ship = instance(&e, &counter());
     for _ in 0..3 {
-        let report = ship.run_tick(10_000, 1);
+        let report = ship.run_tick(10_000, 1, &idle());
         assert_eq!(report.fault, None);
         assert!(report.fuel_used > 0 && report.fuel_used < 100, "{report:?}");
     }
@@ -60,16 +68,16 @@ fn infinite_loop_runs_out_of_fuel_and_the_next_tick_still_runs() {
     let e = engine();
     let mut looping = instance(&e, &script("", "(loop $l (br $l))"));
     let mut good = instance(&e, &counter());
-    let report = looping.run_tick(50_000, 1);
+    let report = looping.run_tick(50_000, 1, &idle());
     assert_eq!(
         report.fault.as_ref().map(|f| f.kind),
         Some(FaultKind::OutOfFuel)
     );
     assert_eq!(report.fuel_used, 50_000);
     // Another ship on the same thread is unaffected, and the looping one can run again.
-    assert_eq!(good.run_tick(10_000, 1).fault, None);
+    assert_eq!(good.run_tick(10_000, 1, &idle()).fault, None);
     assert_eq!(
-        looping.run_tick(1_000, 2).fault.map(|f| f.kind),
+        looping.run_tick(1_000, 2, &idle()).fault.map(|f| f.kind),
         Some(FaultKind::OutOfFuel)
     );
 }
@@ -96,7 +104,7 @@ fn memory_grow_is_refused_at_the_limit() {
                   (br $l)))
                 i32.const 0 memory.size i32.store";
     let mut ship = instance(&e, &script("", grow));
-    let report = ship.run_tick(1_000_000, 1);
+    let report = ship.run_tick(1_000_000, 1, &idle());
     assert_eq!(report.fault, None, "a refused grow is not a fault");
     let pages = u32::from_le_bytes(ship.memory_snapshot()[..4].try_into().unwrap());
     assert_eq!(pages, ScriptLimits::default().max_memory_pages);
@@ -108,11 +116,13 @@ fn a_memory_without_maximum_is_clamped_to_the_limit() {
     let wat = r#"(module
         (memory (export "memory") 1)
         (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
         (func (export "tick")
           i32.const 0 (memory.grow (i32.const 1000)) i32.store))"#;
     let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap();
     let mut ship = instance(&e, &wasm);
-    assert_eq!(ship.run_tick(10_000, 1).fault, None);
+    assert_eq!(ship.run_tick(10_000, 1, &idle()).fault, None);
     assert_eq!(
         &ship.memory_snapshot()[..4],
         &(-1i32).to_le_bytes(),
@@ -125,7 +135,7 @@ fn deep_recursion_traps_as_stack_overflow() {
     let e = engine();
     let wasm = script("(func $down (call $down))", "call $down");
     let mut ship = instance(&e, &wasm);
-    let report = ship.run_tick(100_000_000, 1);
+    let report = ship.run_tick(100_000_000, 1, &idle());
     let fault = report.fault.expect("recursion faults");
     assert_eq!(fault.kind, FaultKind::Trap);
     assert!(
@@ -134,7 +144,10 @@ fn deep_recursion_traps_as_stack_overflow() {
         fault.message
     );
     // Still usable afterwards, and the same recursion traps the same way.
-    let again = ship.run_tick(100_000_000, 1).fault.expect("faults again");
+    let again = ship
+        .run_tick(100_000_000, 1, &idle())
+        .fault
+        .expect("faults again");
     assert_eq!(again.kind, FaultKind::Trap);
 }
 
@@ -142,7 +155,7 @@ fn deep_recursion_traps_as_stack_overflow() {
 fn immediate_trap_is_a_fault_not_a_crash() {
     let e = engine();
     let mut ship = instance(&e, &script("", "unreachable"));
-    let fault = ship.run_tick(10_000, 1).fault.expect("trap");
+    let fault = ship.run_tick(10_000, 1, &idle()).fault.expect("trap");
     assert_eq!(fault.kind, FaultKind::Trap);
 }
 
@@ -195,6 +208,8 @@ fn forbidden_imports_are_named_with_what_to_use_instead() {
             r#"(module {import}
                 (memory (export "memory") 1 16)
                 (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
                 (func (export "tick")))"#
         );
         let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap();
@@ -209,6 +224,8 @@ fn wrong_import_signature_is_named() {
         (import "astroboids" "log" (func (param i32)))
         (memory (export "memory") 1 16)
         (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
         (func (export "tick")))"#;
     let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap();
     let msg = load(&engine(), &wasm).err().unwrap().to_string();
@@ -223,7 +240,9 @@ fn missing_or_mistyped_exports_and_wrong_abi_are_named() {
     let e = engine();
     let no_tick = wasmer::wat2wasm(
         br#"(module (memory (export "memory") 1)
-            (func (export "astroboids_abi") (result i32) i32.const 1))"#,
+            (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096))"#,
     )
     .unwrap();
     assert_eq!(
@@ -233,6 +252,8 @@ fn missing_or_mistyped_exports_and_wrong_abi_are_named() {
     let typed_tick = wasmer::wat2wasm(
         br#"(module (memory (export "memory") 1)
             (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
             (func (export "tick") (param i32)))"#,
     )
     .unwrap();
@@ -243,6 +264,8 @@ fn missing_or_mistyped_exports_and_wrong_abi_are_named() {
     let abi_2 = wasmer::wat2wasm(
         br#"(module (memory (export "memory") 1)
             (func (export "astroboids_abi") (result i32) i32.const 2)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
             (func (export "tick")))"#,
     )
     .unwrap();
@@ -272,6 +295,8 @@ fn huge_tables_and_memories_are_refused() {
     let big = wasmer::wat2wasm(
         br#"(module (memory (export "memory") 200)
             (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
             (func (export "tick")))"#,
     )
     .unwrap();
@@ -294,10 +319,12 @@ fn logging_in_a_tight_loop_is_capped_and_charged() {
         (memory (export "memory") 1 16)
         (data (i32.const 100) "hello")
         (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
         (func (export "tick") (loop $l (call $log (i32.const 100) (i32.const 5)) (br $l))))"#;
     let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned();
     let mut ship = instance(&e, &wasm);
-    let report = ship.run_tick(1_000_000, 1);
+    let report = ship.run_tick(1_000_000, 1, &idle());
     assert_eq!(report.fault.map(|f| f.kind), Some(FaultKind::OutOfFuel));
     let limits = ScriptLimits::default();
     assert_eq!(report.logs.len(), limits.log_lines_per_tick as usize);
@@ -321,6 +348,8 @@ fn random_is_seeded_by_the_caller_with(compiler: CompilerKind) {
         (import "astroboids" "random" (func $random (result i32)))
         (memory (export "memory") 1 16)
         (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
         (func (export "tick")
           (i32.store (i32.const 0) (call $random))
           (i32.store (i32.const 4) (call $random))))"#;
@@ -328,7 +357,7 @@ fn random_is_seeded_by_the_caller_with(compiler: CompilerKind) {
     let mut a = instance(&e, &wasm);
     let mut b = instance(&e, &wasm);
     let draw = |s: &mut ScriptInstance, seed| {
-        assert_eq!(s.run_tick(10_000, seed).fault, None);
+        assert_eq!(s.run_tick(10_000, seed, &idle()).fault, None);
         u64::from_le_bytes(s.memory_snapshot()[..8].try_into().unwrap())
     };
     let (x, y) = (draw(&mut a, 42), draw(&mut b, 42));
@@ -362,7 +391,7 @@ fn cranelift_and_singlepass_meter_the_same() {
     for compiler in [CompilerKind::Singlepass, CompilerKind::Cranelift] {
         let e = ScriptEngine::new(ScriptLimits::default(), compiler);
         let mut good = instance(&e, &counter());
-        fuel.push(good.run_tick(10_000, 1).fuel_used);
+        fuel.push(good.run_tick(10_000, 1, &idle()).fuel_used);
     }
     assert_eq!(
         fuel[0], fuel[1],
@@ -385,4 +414,126 @@ fn the_cache_drops_unused_scripts_when_full() {
     // The unused `nop` script was dropped; the one still referenced stays cached.
     assert_eq!(e.cached(), 2);
     assert!(Arc::ptr_eq(&kept, &load(&e, &counter()).unwrap()));
+}
+
+#[test]
+fn garbage_commands_are_clamped_and_flags_masked() {
+    let e = engine();
+    // thrust NaN, turn -1e30, every flag bit set: sanitized on the way out.
+    let garbage = "(f32.store (i32.const 4096) (f32.const nan))
+                   (f32.store (i32.const 4100) (f32.const -1e30))
+                   (i32.store (i32.const 4104) (i32.const -1))
+                   (i32.store (i32.const 4108) (i32.const -1))";
+    let mut ship = instance(&e, &script("", garbage));
+    let report = ship.run_tick(10_000, 1, &idle());
+    assert_eq!(
+        report.command,
+        Some(ScriptCommand {
+            thrust: 0.0,
+            turn: -1.0,
+            mine: true,
+            stop: true
+        })
+    );
+    assert_eq!(FLAG_MINE | FLAG_STOP, 3);
+}
+
+#[test]
+fn the_script_reads_its_sensors_and_its_command_block_is_cleared_each_tick() {
+    let e = engine();
+    // Thrust = the hull field of the sensor block (offset 44), but only on the first tick
+    // (memory word 0 counts ticks): afterwards the script writes nothing and must idle.
+    let tick = "(if (i32.eqz (i32.load (i32.const 0)))
+                  (then (f32.store (i32.const 4096) (f32.load (i32.const 1068)))))
+                (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))";
+    let mut ship = instance(&e, &script("", tick));
+    let sensors = SensorSnapshot {
+        hull: 0.75,
+        ..SensorSnapshot::default()
+    };
+    let first = ship.run_tick(10_000, 1, &sensors);
+    assert_eq!(first.command.map(|c| c.thrust), Some(0.75));
+    let second = ship.run_tick(10_000, 1, &sensors);
+    assert_eq!(second.command, Some(ScriptCommand::default()));
+}
+
+#[test]
+fn a_faulting_tick_has_no_command() {
+    let e = engine();
+    let wasm = script("", "(f32.store (i32.const 4096) (f32.const 1)) unreachable");
+    let mut ship = instance(&e, &wasm);
+    let report = ship.run_tick(10_000, 1, &idle());
+    assert!(report.fault.is_some());
+    assert_eq!(report.command, None);
+}
+
+#[test]
+fn misplaced_blocks_are_refused_at_start() {
+    let e = engine();
+    let with_ptrs = |sensor: i64, command: i64| {
+        let wat = format!(
+            r#"(module
+                (memory (export "memory") 1 16)
+                (func (export "astroboids_abi") (result i32) i32.const 1)
+                (func (export "sensor_ptr") (result i32) i32.const {sensor})
+                (func (export "command_ptr") (result i32) i32.const {command})
+                (func (export "tick")))"#
+        );
+        let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned();
+        let compiled = load(&e, &wasm).unwrap();
+        ScriptInstance::new(&compiled, 1)
+            .err()
+            .map(|err| err.to_string())
+    };
+    assert_eq!(with_ptrs(0, 2000), None, "adjacent blocks are fine");
+    assert_eq!(
+        with_ptrs(65_000, 0).unwrap(),
+        "sensor_ptr() returned 65000: its 1344-byte block must lie inside the memory the \
+         script starts with (65536 bytes)"
+    );
+    assert_eq!(
+        with_ptrs(0, -1).unwrap(),
+        "command_ptr() returned 4294967295: its 16-byte block must lie inside the memory the \
+         script starts with (65536 bytes)"
+    );
+    assert_eq!(
+        with_ptrs(100, 1000).unwrap(),
+        "the sensor block at 100 (1344 bytes) overlaps the command block at 1000 (16 bytes)"
+    );
+    let no_sensors = wasmer::wat2wasm(
+        br#"(module (memory (export "memory") 1)
+            (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "tick"))
+            (func (export "command_ptr") (result i32) i32.const 0))"#,
+    )
+    .unwrap();
+    assert_eq!(
+        load(&e, &no_sensors).err().unwrap().to_string(),
+        "missing export `sensor_ptr`: a function () -> (i32)"
+    );
+}
+
+#[test]
+fn state_covers_memory_and_mutable_globals() {
+    let e = engine();
+    // Counts ticks in a global only: memory never changes.
+    let wasm = script(
+        "(global $ticks (mut i64) (i64.const 0)) (global $fixed i32 (i32.const 5))",
+        "(global.set $ticks (i64.add (global.get $ticks) (i64.const 1)))",
+    );
+    let mut a = instance(&e, &wasm);
+    let mut b = instance(&e, &wasm);
+    assert_eq!(
+        a.state_digest(),
+        b.state_digest(),
+        "same script, same start"
+    );
+    let memory_before = a.state().memory;
+    a.run_tick(10_000, 1, &idle());
+    let state = a.state();
+    assert_eq!(state.memory, memory_before);
+    assert_eq!(state.globals, vec![1], "one mutable global, after one tick");
+    assert_ne!(a.state_digest(), b.state_digest(), "the global is state");
+    b.run_tick(10_000, 1, &idle());
+    assert_eq!(a.state_digest(), b.state_digest());
 }

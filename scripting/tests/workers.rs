@@ -1,26 +1,37 @@
 //! Script instances on worker threads: results do not depend on the worker count, a faulting
 //! ship does not disturb the others, and misuse is refused with a clear error.
 
+use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
     CompilerKind, FaultKind, ScriptEngine, ScriptJob, ScriptLimits, ScriptResult, ScriptWorkers,
     WorkerError,
 };
 
-/// Reads a u32 input at 0, bumps a counter at 8, writes (input + counter) ^ random at 16.
+/// Bumps a counter at 8 and sets thrust to ((sensed cargo + counter) ^ random) % 256 / 256:
+/// the command depends on the sensors, the persistent memory and the random stream.
 const ECHO: &str = r#"(module
     (import "astroboids" "random" (func $random (result i32)))
     (memory (export "memory") 1 16)
     (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)
     (func (export "tick")
       (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.const 1)))
-      (i32.store (i32.const 16)
-        (i32.xor
-          (i32.add (i32.load (i32.const 0)) (i32.load (i32.const 8)))
-          (call $random)))))"#;
+      (f32.store (i32.const 4096)
+        (f32.div
+          (f32.convert_i32_u
+            (i32.and
+              (i32.xor
+                (i32.add (i32.load (i32.const 1076)) (i32.load (i32.const 8)))
+                (call $random))
+              (i32.const 255)))
+          (f32.const 256)))))"#;
 
 const SPIN: &str = r#"(module
     (memory (export "memory") 1 16)
     (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)
     (func (export "tick") (loop $l (br $l))))"#;
 
 fn wasm(wat: &str) -> Vec<u8> {
@@ -32,8 +43,12 @@ fn job(ship: u64, tick: u64) -> ScriptJob {
         ship,
         budget: 10_000,
         random_seed: ship * 1_000 + tick,
-        input: Some((0, (ship as u32 * 3).to_le_bytes().to_vec())),
-        output: Some((16, 4)),
+        sensors: SensorSnapshot {
+            ship,
+            tick,
+            cargo: ship as u32 * 3,
+            ..SensorSnapshot::default()
+        },
     }
 }
 
@@ -77,20 +92,23 @@ fn a_spinning_ship_faults_alone_and_state_persists_for_the_others() {
                     r.report.fault.as_ref().map(|f| f.kind),
                     Some(FaultKind::OutOfFuel)
                 );
-                assert_eq!(r.output, None, "a faulted run's commands are discarded");
+                assert_eq!(
+                    r.report.command, None,
+                    "a faulted run's commands are discarded"
+                );
             } else {
                 assert_eq!(r.report.fault, None, "ship {} tick {t}", r.ship);
-                assert!(r.output.is_some());
+                assert!(r.report.command.is_some());
             }
         }
     }
     // The counter at address 8 advanced once per tick, so outputs differ between ticks.
-    let ship1: Vec<_> = ticks.iter().map(|t| t[0].output.clone()).collect();
+    let ship1: Vec<_> = ticks.iter().map(|t| t[0].report.command).collect();
     assert!(ship1.windows(2).all(|w| w[0] != w[1]));
 }
 
 #[test]
-fn memory_snapshots_show_persistent_state() {
+fn state_snapshots_and_digests_show_persistent_state() {
     let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
     let echo = engine.load(&wasm(ECHO)).unwrap();
     let mut pool = ScriptWorkers::new(2);
@@ -98,10 +116,18 @@ fn memory_snapshots_show_persistent_state() {
     for tick in 0..3 {
         pool.run(vec![job(4, tick)]).unwrap();
     }
-    let memory = pool.memory_snapshot(4).unwrap();
-    assert_eq!(&memory[8..12], &3u32.to_le_bytes());
+    let state = pool.state(4).unwrap();
+    assert_eq!(&state.memory[8..12], &3u32.to_le_bytes());
+    pool.attach(9, &echo, 1).unwrap();
+    let digests = pool.state_digests();
+    assert_eq!(digests.iter().map(|d| d.0).collect::<Vec<_>>(), [4, 9]);
+    assert_ne!(
+        digests[0].1, digests[1].1,
+        "ship 4 ran three ticks, ship 9 none"
+    );
     pool.detach(4).unwrap();
-    assert_eq!(pool.memory_snapshot(4), Err(WorkerError::NotAttached(4)));
+    assert_eq!(pool.state(4), Err(WorkerError::NotAttached(4)));
+    assert_eq!(pool.state_digests().len(), 1);
 }
 
 #[test]
@@ -124,20 +150,8 @@ fn misuse_is_refused_with_clear_errors() {
             .to_string(),
         "ship 1 is listed twice in one tick"
     );
-    let out_of_memory = ScriptJob {
-        input: Some((16 * 65_536, vec![1, 2, 3])),
-        ..job(1, 0)
-    };
-    let result = pool.run(vec![out_of_memory]).unwrap();
-    let fault = result[0]
-        .report
-        .fault
-        .as_ref()
-        .expect("input outside memory faults");
-    assert_eq!(fault.kind, FaultKind::Trap);
-    assert!(
-        fault.message.contains("outside its memory"),
-        "{}",
-        fault.message
+    assert_eq!(
+        pool.detach(3).unwrap_err().to_string(),
+        "ship 3 has no script"
     );
 }

@@ -35,6 +35,7 @@ pub struct UniverseConfig {
     pub mining: MiningConfig,
     pub sectors: SectorsConfig,
     pub generation: GenerationConfig,
+    pub scripts: ScriptsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -97,6 +98,30 @@ pub struct SectorsConfig {
     pub unload_after_ticks: u32,
 }
 
+/// Player-script rules: fuel, back-off, sandbox limits. All of it shapes what scripts can do,
+/// so all of it is part of the universe (and of what a replay must reproduce).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsConfig {
+    pub fuel_per_tick: u64,
+    pub fuel_bucket_max: u64,
+    pub fuel_burst_max: u64,
+    pub faults_before_backoff: u32,
+    pub backoff_first_skip_ticks: u64,
+    pub backoff_max_skip_ticks: u64,
+    pub max_module_bytes: u32,
+    pub max_memory_pages: u32,
+    pub max_table_elements: u32,
+    pub stack_bytes: u32,
+    pub start_fuel: u64,
+    pub log_lines_per_tick: u32,
+    pub log_line_bytes: u32,
+    pub log_fuel: u64,
+    pub log_ring_lines: u32,
+    pub fault_log_max: u32,
+    pub max_scripts: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationConfig {
@@ -153,6 +178,15 @@ impl Check<'_> {
 
     fn range_f64(&mut self, field: &'static str, value: f64, min: f64, max: f64) {
         if !(value.is_finite() && value >= min && value <= max) {
+            self.fail(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
+        }
+    }
+
+    fn range_u64(&mut self, field: &'static str, value: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&value) {
             self.fail(
                 field,
                 format!("must be between {min} and {max}, got {value}"),
@@ -385,6 +419,82 @@ impl UniverseConfig {
             0.0,
             1e6,
         );
+        let sp = &self.scripts;
+        c.range_u64("scripts.fuel_per_tick", sp.fuel_per_tick, 1, 1_000_000_000);
+        c.range_u64(
+            "scripts.fuel_bucket_max",
+            sp.fuel_bucket_max,
+            1,
+            1_000_000_000_000,
+        );
+        c.range_u64(
+            "scripts.fuel_burst_max",
+            sp.fuel_burst_max,
+            1,
+            1_000_000_000_000,
+        );
+        c.ordered(
+            "scripts.fuel_per_tick",
+            sp.fuel_per_tick,
+            "scripts.fuel_bucket_max",
+            sp.fuel_bucket_max,
+        );
+        c.range_u32(
+            "scripts.faults_before_backoff",
+            sp.faults_before_backoff,
+            1,
+            1_000,
+        );
+        c.range_u64(
+            "scripts.backoff_first_skip_ticks",
+            sp.backoff_first_skip_ticks,
+            1,
+            1_000_000,
+        );
+        c.range_u64(
+            "scripts.backoff_max_skip_ticks",
+            sp.backoff_max_skip_ticks,
+            1,
+            10_000_000,
+        );
+        c.ordered(
+            "scripts.backoff_first_skip_ticks",
+            sp.backoff_first_skip_ticks,
+            "scripts.backoff_max_skip_ticks",
+            sp.backoff_max_skip_ticks,
+        );
+        c.range_u32(
+            "scripts.max_module_bytes",
+            sp.max_module_bytes,
+            1_024,
+            64 << 20,
+        );
+        // The sensor and command blocks must fit in the first page; 1 GiB is plenty.
+        c.range_u32("scripts.max_memory_pages", sp.max_memory_pages, 1, 16_384);
+        c.range_u32(
+            "scripts.max_table_elements",
+            sp.max_table_elements,
+            0,
+            10_000_000,
+        );
+        c.range_u32("scripts.stack_bytes", sp.stack_bytes, 16 << 10, 64 << 20);
+        c.range_u64(
+            "scripts.start_fuel",
+            sp.start_fuel,
+            1_000,
+            1_000_000_000_000,
+        );
+        c.range_u32(
+            "scripts.log_lines_per_tick",
+            sp.log_lines_per_tick,
+            0,
+            1_000,
+        );
+        c.range_u32("scripts.log_line_bytes", sp.log_line_bytes, 1, 64 << 10);
+        c.range_u64("scripts.log_fuel", sp.log_fuel, 0, 1_000_000_000);
+        c.range_u32("scripts.log_ring_lines", sp.log_ring_lines, 0, 100_000);
+        c.range_u32("scripts.fault_log_max", sp.fault_log_max, 0, 1_000_000);
+        c.range_u32("scripts.max_scripts", sp.max_scripts, 1, 1_000_000);
         match c.error {
             Some(e) => Err(e),
             None => Ok(()),

@@ -1,7 +1,7 @@
 //! AstroBoids game rules, as bevy plugins in a fully ordered tick schedule.
 //!
 //! Tick order ([`SimSet`]): Begin -> Streaming (load/unload sectors) -> Sensors ->
-//! Behaviour (autopilot; scripts later) -> Inputs (external commands) -> Mining -> Movement ->
+//! Behaviour (autopilot, player scripts) -> Inputs (external commands) -> Mining -> Movement ->
 //! Physics (step, handoffs, collision damage) -> Hazards -> Destruction.
 //!
 //! Architecture invariant: no I/O and no wall-clock time here. Configuration arrives as text
@@ -12,6 +12,7 @@ pub mod config;
 pub mod damage;
 pub mod mining;
 pub mod physics;
+pub mod scripts;
 pub mod sectors;
 pub mod sensors;
 pub mod ships;
@@ -59,6 +60,9 @@ pub struct SimTotals {
     pub sectors_generated: u64,
     pub sectors_unloaded: u64,
     pub inputs_for_unknown_ships: u64,
+    /// Fuel (wasm instructions) every script has used.
+    pub script_fuel_used: u64,
+    pub script_faults: u64,
 }
 
 /// Shared resources and the stage order.
@@ -109,6 +113,8 @@ fn hash_totals(world: &mut World, h: &mut StateHasher) {
         t.sectors_generated,
         t.sectors_unloaded,
         t.inputs_for_unknown_ships,
+        t.script_fuel_used,
+        t.script_faults,
     ] {
         h.write_u64(v);
     }
@@ -118,6 +124,8 @@ fn hash_totals(world: &mut World, h: &mut StateHasher) {
 #[derive(Debug, Clone)]
 pub struct SimPlugins {
     pub config: UniverseConfig,
+    /// Threads running player scripts; the outcome does not depend on it.
+    pub script_workers: usize,
 }
 
 impl PluginGroup for SimPlugins {
@@ -130,13 +138,18 @@ impl PluginGroup for SimPlugins {
             .add(sectors::SectorsPlugin)
             .add(sensors::SensorsPlugin)
             .add(autopilot::AutopilotPlugin)
+            .add(scripts::ScriptsPlugin {
+                workers: self.script_workers,
+                compiler: astroboids_scripting::CompilerKind::Cranelift,
+            })
             .add(mining::MiningPlugin)
             .add(physics::PhysicsPlugin)
             .add(damage::DamagePlugin)
     }
 }
 
-/// A ready-to-run world: engine + all game rules, no ships yet.
+/// A ready-to-run world: engine + all game rules, no ships yet. Scripts run on as many worker
+/// threads as the current rayon pool has.
 pub fn build_simulation(
     config: UniverseConfig,
     universe_seed: u64,
@@ -146,6 +159,9 @@ pub fn build_simulation(
         universe_seed,
         tick_rate_hz: config.simulation.tick_rate_hz,
     });
-    app.add_plugins(SimPlugins { config });
+    app.add_plugins(SimPlugins {
+        config,
+        script_workers: rayon::current_num_threads(),
+    });
     astroboids_engine::Simulation::new(app)
 }

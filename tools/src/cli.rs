@@ -19,6 +19,44 @@ pub struct Cli {
 pub enum Command {
     /// Run a headless world as fast as possible and print a summary.
     Sim(SimArgs),
+    /// Build and check ship scripts.
+    #[command(subcommand)]
+    Script(ScriptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScriptCommand {
+    /// Compile a TypeScript (AssemblyScript) ship script with the SDK, then check the result.
+    Build(BuildArgs),
+    /// Validate a WebAssembly ship script and print its imports, exports and limits.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The script, e.g. assets/scripts/miner.ts.
+    pub file: PathBuf,
+    /// Where to write the module (default: next to the script, with a .wasm extension).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub sdk: SdkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SdkArgs {
+    /// The SDK directory (default: $ASTROBOIDS_SDK, else scripting/sdk of this checkout).
+    #[arg(long, env = "ASTROBOIDS_SDK")]
+    pub sdk: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The module, e.g. assets/scripts/miner.wasm.
+    pub file: PathBuf,
+    /// Universe configuration whose script limits apply (default: the embedded one).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -45,4 +83,10 @@ pub struct SimArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Give every ship this script instead of the autopilot: a .wasm module, or a .ts file
+    /// compiled with the SDK first. Exits with the validation error if it is rejected.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    #[command(flatten)]
+    pub sdk: SdkArgs,
 }

@@ -2,6 +2,7 @@
 //! command module.
 
 mod cli;
+mod script_cmd;
 mod sim_cmd;
 
 use clap::Parser;
@@ -10,6 +11,8 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Sim(args) => sim_cmd::run(&args),
+        cli::Command::Script(cli::ScriptCommand::Build(args)) => script_cmd::build(&args),
+        cli::Command::Script(cli::ScriptCommand::Check(args)) => script_cmd::check(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

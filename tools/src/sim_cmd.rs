@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use astroboids_engine::Simulation;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
+use astroboids_sim::scripts::{ScriptFaults, ScriptTickReport, add_script, assign_script};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
 use astroboids_sim::{SimTotals, build_simulation, spawn::spawn_fleet};
 
 use crate::cli::SimArgs;
+use crate::script_cmd::load_script_argument;
 
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -33,6 +35,15 @@ struct Summary {
     ore_mined: u64,
     ships_destroyed: u64,
     collision_contacts: u64,
+    /// The script every ship ran (`--script`), if any.
+    script: Option<String>,
+    script_fuel_used: u64,
+    /// Mean fuel (wasm instructions) per script run.
+    script_fuel_per_run: f64,
+    script_runs: u64,
+    script_faults: u64,
+    /// The most recent faults, newest last (at most 5).
+    script_recent_faults: Vec<String>,
 }
 
 /// Reads and validates the universe configuration, or the embedded default.
@@ -68,7 +79,11 @@ pub fn run(args: &SimArgs) -> Result<()> {
         .num_threads(threads)
         .build()
         .context("cannot start the worker threads")?;
-    let summary = pool.install(|| simulate(args, config, threads))?;
+    let script = match &args.script {
+        Some(path) => Some(load_script_argument(path, &args.sdk)?),
+        None => None,
+    };
+    let summary = pool.install(|| simulate(args, config, threads, script.as_deref()))?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -77,9 +92,21 @@ pub fn run(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
-fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Summary> {
+fn simulate(
+    args: &SimArgs,
+    config: UniverseConfig,
+    threads: usize,
+    script: Option<&[u8]>,
+) -> Result<Summary> {
     let mut sim = build_simulation(config, args.seed);
-    spawn_fleet(sim.world_mut(), args.ships)?;
+    let ships = spawn_fleet(sim.world_mut(), args.ships)?;
+    if let (Some(wasm), Some(path)) = (script, &args.script) {
+        let id = add_script(sim.world_mut(), wasm).with_context(|| path.display().to_string())?;
+        for ship in ships {
+            assign_script(sim.world_mut(), ship, id)?;
+        }
+    }
+    let mut script_runs = 0u64;
 
     let progress = ProgressBar::new(args.ticks);
     progress.set_style(
@@ -92,6 +119,7 @@ fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Su
     let mut durations = Vec::with_capacity(args.ticks as usize);
     let mut record = |sim: &mut Simulation, took: Duration| {
         durations.push(took);
+        script_runs += u64::from(sim.world().resource::<ScriptTickReport>().ran);
         let tick = sim.tick();
         if tick.is_multiple_of(10) {
             let ships = sim.world().resource::<ShipIndex>().len();
@@ -128,6 +156,12 @@ fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Su
     let world = sim.world();
     let totals = world.resource::<SimTotals>().clone();
     durations.sort_unstable();
+    let faults = &world.resource::<ScriptFaults>().recent;
+    let script_recent_faults = faults
+        .iter()
+        .skip(faults.len().saturating_sub(5))
+        .map(|f| format!("ship {} tick {}: {}", f.ship, f.tick, f.message))
+        .collect();
     Ok(Summary {
         seed: args.seed,
         ticks: args.ticks,
@@ -145,6 +179,12 @@ fn simulate(args: &SimArgs, config: UniverseConfig, threads: usize) -> Result<Su
         ore_mined: totals.ore_mined,
         ships_destroyed: totals.ships_destroyed,
         collision_contacts: totals.collision_contacts,
+        script: args.script.as_ref().map(|p| p.display().to_string()),
+        script_fuel_used: totals.script_fuel_used,
+        script_fuel_per_run: totals.script_fuel_used as f64 / script_runs.max(1) as f64,
+        script_runs,
+        script_faults: totals.script_faults,
+        script_recent_faults,
     })
 }
 
@@ -177,6 +217,17 @@ fn print_summary(s: &Summary) {
     );
     println!("  ore mined        {}", s.ore_mined);
     println!("  collisions       {} contact events", s.collision_contacts);
+    if let Some(script) = &s.script {
+        println!("  script           {script}");
+        println!(
+            "  script fuel      {} in {} runs ({:.0} per run)",
+            s.script_fuel_used, s.script_runs, s.script_fuel_per_run
+        );
+        println!("  script faults    {}", s.script_faults);
+        for fault in &s.script_recent_faults {
+            println!("    {fault}");
+        }
+    }
     println!("  state hash       {}", s.state_hash);
 }
 

@@ -1,0 +1,603 @@
+//! Player scripts as a tick stage: sensors -> scripts -> commands.
+//!
+//! Each scripted ship has one WebAssembly instance (its memory is the script's persistent
+//! state) living on a fixed worker thread. Every tick, in ship-id order, a ship earns fuel into
+//! its bucket, and unless it is in fault back-off its script runs with the sensor block of this
+//! tick; the command it leaves becomes the ship's [`ShipCommand`]. A fault discards the
+//! commands, records a [`ScriptFault`], and never touches other ships.
+//!
+//! Scripts are validated and compiled once per distinct module ([`ScriptLibrary`]) and given
+//! to ships with [`assign_script`]; the instance starts (running the module's start function)
+//! at the ship's next tick, so when it starts is part of the deterministic timeline.
+//!
+//! Determinism: fuel is counted in instructions; jobs and results are ordered by ship id; the
+//! random stream is seeded by (universe seed, ship, tick); so the state hash does not depend on
+//! the number of worker threads. Instance memory and globals are part of the state hash.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+
+use astroboids_engine::rng::derive_seed;
+use astroboids_engine::{NetId, RngStream, StateHasher, Tick, TickSchedule, UniverseSeed};
+use astroboids_scripting::blocks::{ContactKind, ScriptCommand, SensedContact, SensorSnapshot};
+use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
+use astroboids_scripting::{
+    CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
+};
+
+use crate::autopilot::Autopilot;
+use crate::config::{ScriptsConfig, UniverseConfig};
+use crate::sensors::{ContactTarget, Sensors};
+use crate::ships::{Cargo, Energy, Heading, Hull, ShipCommand, ShipIndex, Velocity};
+use crate::space::SpacePos;
+use crate::{SimSet, SimTotals};
+
+/// A script's identity: the XXH3-128 hash of its module bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScriptId(pub u128);
+
+impl std::fmt::Display for ScriptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// The script a ship runs.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShipScript(pub ScriptId);
+
+/// Where a ship's script instance stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum InstanceStatus {
+    /// Assigned; the instance starts at the ship's next tick.
+    #[default]
+    Pending,
+    Running,
+    /// The start function (or an ABI check) failed; the ship idles until it gets a new script.
+    Failed,
+}
+
+/// A scripted ship's bookkeeping; part of the state hash.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptRuntime {
+    pub status: InstanceStatus,
+    pub fuel: FuelBucket,
+    pub streak: FaultStreak,
+    /// Fuel the script used in the last tick it ran.
+    pub fuel_used_last: u64,
+    pub fuel_used_total: u64,
+    pub faults_total: u64,
+}
+
+/// One line a script logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub tick: u64,
+    pub text: String,
+}
+
+/// A ship's recent log lines, oldest first; bounded by `scripts.log_ring_lines`.
+#[derive(Component, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptLog {
+    pub lines: VecDeque<LogLine>,
+    /// Lines lost to the per-tick limit or pushed out of the ring.
+    pub dropped: u64,
+}
+
+/// A script fault: what went wrong, for which ship, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptFault {
+    pub ship: NetId,
+    pub tick: u64,
+    pub kind: ScriptFaultKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptFaultKind {
+    /// The fuel budget ran out.
+    OutOfFuel,
+    /// Unreachable, out-of-bounds access, stack overflow, abort().
+    Trap,
+    /// The instance could not start.
+    Start,
+}
+
+/// The most recent faults of every ship, oldest first; bounded by `scripts.fault_log_max`.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptFaults {
+    pub recent: VecDeque<ScriptFault>,
+}
+
+/// What scripts did in the last tick.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptTickReport {
+    pub ran: u32,
+    pub skipped_in_backoff: u32,
+    pub faults: u32,
+    pub fuel_used: u64,
+}
+
+/// Every script the world knows: compiled modules by id, with their bytes (for persistence).
+#[derive(Resource)]
+pub struct ScriptLibrary {
+    engine: ScriptEngine,
+    scripts: BTreeMap<ScriptId, LibraryEntry>,
+    max_scripts: usize,
+}
+
+struct LibraryEntry {
+    compiled: Arc<CompiledScript>,
+    wasm: Arc<[u8]>,
+}
+
+/// Why a script could not be added or assigned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptAssignError {
+    #[error("script rejected: {0}")]
+    Rejected(#[from] ScriptError),
+    #[error("the library holds {limit} scripts, its limit; no room for another")]
+    LibraryFull { limit: usize },
+    #[error("unknown script {0}")]
+    UnknownScript(ScriptId),
+    #[error("no ship {0}")]
+    UnknownShip(NetId),
+}
+
+impl ScriptLibrary {
+    pub fn new(engine: ScriptEngine, max_scripts: usize) -> Self {
+        Self {
+            engine,
+            scripts: BTreeMap::new(),
+            max_scripts,
+        }
+    }
+
+    /// Validates and compiles `wasm` (or finds it already there); returns its id.
+    pub fn add(&mut self, wasm: &[u8]) -> Result<ScriptId, ScriptAssignError> {
+        let compiled = self.engine.load(wasm)?;
+        let id = ScriptId(compiled.hash());
+        if !self.scripts.contains_key(&id) {
+            if self.scripts.len() >= self.max_scripts {
+                return Err(ScriptAssignError::LibraryFull {
+                    limit: self.max_scripts,
+                });
+            }
+            self.scripts.insert(
+                id,
+                LibraryEntry {
+                    compiled,
+                    wasm: Arc::from(wasm),
+                },
+            );
+        }
+        Ok(id)
+    }
+
+    pub fn contains(&self, id: ScriptId) -> bool {
+        self.scripts.contains_key(&id)
+    }
+
+    /// The module bytes of `id`.
+    pub fn wasm(&self, id: ScriptId) -> Option<&Arc<[u8]>> {
+        self.scripts.get(&id).map(|e| &e.wasm)
+    }
+
+    pub fn engine(&self) -> &ScriptEngine {
+        &self.engine
+    }
+
+    fn compiled(&self, id: ScriptId) -> Option<&Arc<CompiledScript>> {
+        self.scripts.get(&id).map(|e| &e.compiled)
+    }
+}
+
+/// The worker threads running the instances. Behind a mutex only to make the resource `Sync`;
+/// the tick holds it alone.
+#[derive(Resource)]
+pub struct ScriptHost {
+    workers: Mutex<ScriptWorkers>,
+}
+
+impl ScriptHost {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: Mutex::new(ScriptWorkers::new(workers.max(1))),
+        }
+    }
+
+    fn workers(&self) -> MutexGuard<'_, ScriptWorkers> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers().worker_count()
+    }
+
+    /// The memory and globals of `ship`'s instance, if it has one.
+    pub fn instance_state(&self, ship: NetId) -> Option<astroboids_scripting::InstanceState> {
+        self.workers().state(ship.0).ok()
+    }
+}
+
+/// Adds `wasm` to the world's script library; returns its id.
+pub fn add_script(world: &mut World, wasm: &[u8]) -> Result<ScriptId, ScriptAssignError> {
+    world.resource_mut::<ScriptLibrary>().add(wasm)
+}
+
+/// Gives `ship` the script `id`, replacing its autopilot or previous script (whose state is
+/// dropped). The instance starts at the ship's next tick.
+pub fn assign_script(
+    world: &mut World,
+    ship: NetId,
+    id: ScriptId,
+) -> Result<(), ScriptAssignError> {
+    if !world.resource::<ScriptLibrary>().contains(id) {
+        return Err(ScriptAssignError::UnknownScript(id));
+    }
+    let entity = world
+        .resource::<ShipIndex>()
+        .entity(ship)
+        .ok_or(ScriptAssignError::UnknownShip(ship))?;
+    world.entity_mut(entity).remove::<Autopilot>().insert((
+        ShipScript(id),
+        ScriptRuntime::default(),
+        ScriptLog::default(),
+        ShipCommand::default(),
+    ));
+    Ok(())
+}
+
+/// Runs player scripts in the Behaviour stage.
+#[derive(Debug, Clone)]
+pub struct ScriptsPlugin {
+    /// Worker threads for script instances (results do not depend on it).
+    pub workers: usize,
+    pub compiler: CompilerKind,
+}
+
+impl Plugin for ScriptsPlugin {
+    fn build(&self, app: &mut App) {
+        let config = app.world().resource::<UniverseConfig>().scripts.clone();
+        let engine = ScriptEngine::new(config.limits(), self.compiler);
+        app.insert_resource(ScriptLibrary::new(engine, config.max_scripts as usize))
+            .insert_resource(ScriptHost::new(self.workers))
+            .init_resource::<ScriptFaults>()
+            .init_resource::<ScriptTickReport>()
+            .add_systems(TickSchedule, run_scripts.in_set(SimSet::Behaviour));
+        app.world_mut()
+            .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
+            .register("scripts", hash_scripts);
+    }
+}
+
+/// What the script stage reads and writes of a scripted ship.
+type ScriptedShip = (
+    &'static NetId,
+    &'static ShipScript,
+    &'static mut ScriptRuntime,
+    &'static mut ScriptLog,
+    &'static mut ShipCommand,
+    (
+        &'static Sensors,
+        &'static SpacePos,
+        &'static Velocity,
+        &'static Heading,
+        &'static Hull,
+        &'static Energy,
+        &'static Cargo,
+    ),
+);
+
+#[allow(clippy::too_many_arguments)]
+fn run_scripts(
+    config: Res<UniverseConfig>,
+    tick: Res<Tick>,
+    seed: Res<UniverseSeed>,
+    library: Res<ScriptLibrary>,
+    host: Res<ScriptHost>,
+    mut faults: ResMut<ScriptFaults>,
+    mut report: ResMut<ScriptTickReport>,
+    mut totals: ResMut<SimTotals>,
+    mut ships: Query<ScriptedShip, Without<Autopilot>>,
+) {
+    *report = ScriptTickReport::default();
+    let rules = &config.scripts;
+    let (fuel_policy, backoff) = (rules.fuel_policy(), rules.backoff_policy());
+    let tick = tick.0;
+    let mut workers = host.workers();
+    let mut faults_log = FaultLog {
+        faults: &mut faults,
+        limit: rules.fault_log_max as usize,
+    };
+
+    let mut scripted: Vec<_> = ships.iter_mut().collect();
+    scripted.sort_unstable_by_key(|s| *s.0);
+    let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
+    drop_orphans(&mut workers, &scripted_ids);
+
+    let mut jobs = Vec::with_capacity(scripted.len());
+    let mut running = Vec::with_capacity(scripted.len());
+    for (index, (id, script, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
+        **command = ShipCommand::default();
+        let budget = fuel_policy.earn(&mut runtime.fuel);
+        let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick]);
+        if runtime.status == InstanceStatus::Pending {
+            start_instance(
+                &mut workers,
+                &library,
+                **id,
+                script.0,
+                random_seed,
+                runtime,
+                &mut faults_log,
+                tick,
+            );
+        }
+        if runtime.status != InstanceStatus::Running {
+            continue;
+        }
+        if !backoff.may_run(&runtime.streak, tick) {
+            report.skipped_in_backoff += 1;
+            continue;
+        }
+        jobs.push(ScriptJob {
+            ship: id.0,
+            budget,
+            random_seed,
+            sensors: snapshot(tick, **id, sensed),
+        });
+        running.push(index);
+    }
+
+    let results = workers
+        .run(jobs)
+        .expect("jobs name attached ships, once each");
+    for (index, result) in running.into_iter().zip(results) {
+        let (id, _, runtime, log, command, _) = &mut scripted[index];
+        debug_assert_eq!(id.0, result.ship, "results come back in ship order");
+        let run = result.report;
+        fuel_policy.spend(&mut runtime.fuel, run.fuel_used);
+        runtime.fuel_used_last = run.fuel_used;
+        runtime.fuel_used_total = runtime.fuel_used_total.saturating_add(run.fuel_used);
+        backoff.record(&mut runtime.streak, tick, run.fault.is_some());
+        report.ran += 1;
+        report.fuel_used += run.fuel_used;
+        append_logs(
+            log,
+            tick,
+            run.logs,
+            run.logs_dropped,
+            rules.log_ring_lines as usize,
+        );
+        match (run.fault, run.command) {
+            (Some(fault), _) => {
+                runtime.faults_total += 1;
+                report.faults += 1;
+                let kind = match fault.kind {
+                    FaultKind::OutOfFuel => ScriptFaultKind::OutOfFuel,
+                    FaultKind::Trap => ScriptFaultKind::Trap,
+                };
+                faults_log.push(**id, tick, kind, fault.to_string());
+            }
+            (None, Some(wanted)) => **command = to_ship_command(wanted),
+            (None, None) => {}
+        }
+    }
+    totals.script_fuel_used += report.fuel_used;
+    totals.script_faults += u64::from(report.faults);
+}
+
+/// Starts `ship`'s instance; a failure is recorded as a fault and leaves the ship idle.
+#[allow(clippy::too_many_arguments)]
+fn start_instance(
+    workers: &mut ScriptWorkers,
+    library: &ScriptLibrary,
+    ship: NetId,
+    script: ScriptId,
+    random_seed: u64,
+    runtime: &mut ScriptRuntime,
+    faults: &mut FaultLog,
+    tick: u64,
+) {
+    // A ship that got a new script drops the old instance first.
+    if workers.is_attached(ship.0) {
+        let _ = workers.detach(ship.0);
+    }
+    let compiled = library
+        .compiled(script)
+        .expect("assign_script only assigns scripts in the library");
+    match workers.attach(ship.0, compiled, random_seed) {
+        Ok(()) => runtime.status = InstanceStatus::Running,
+        Err(error) => {
+            runtime.status = InstanceStatus::Failed;
+            runtime.faults_total += 1;
+            faults.push(ship, tick, ScriptFaultKind::Start, error.to_string());
+        }
+    }
+}
+
+/// Instances whose ship is gone or no longer scripted are dropped (ships are destroyed after
+/// the script stage, so this happens one tick later). `scripted` is sorted.
+fn drop_orphans(workers: &mut ScriptWorkers, scripted: &[u64]) {
+    let orphans: Vec<u64> = workers
+        .attached()
+        .filter(|ship| scripted.binary_search(ship).is_err())
+        .collect();
+    for ship in orphans {
+        let _ = workers.detach(ship);
+    }
+}
+
+struct FaultLog<'a> {
+    faults: &'a mut ScriptFaults,
+    limit: usize,
+}
+
+impl FaultLog<'_> {
+    fn push(&mut self, ship: NetId, tick: u64, kind: ScriptFaultKind, message: String) {
+        if self.limit == 0 {
+            return;
+        }
+        while self.faults.recent.len() >= self.limit {
+            self.faults.recent.pop_front();
+        }
+        self.faults.recent.push_back(ScriptFault {
+            ship,
+            tick,
+            kind,
+            message,
+        });
+    }
+}
+
+fn append_logs(log: &mut ScriptLog, tick: u64, lines: Vec<String>, dropped: u32, ring: usize) {
+    log.dropped += u64::from(dropped);
+    for text in lines {
+        if ring == 0 {
+            log.dropped += 1;
+            continue;
+        }
+        if log.lines.len() >= ring {
+            log.lines.pop_front();
+            log.dropped += 1;
+        }
+        log.lines.push_back(LogLine { tick, text });
+    }
+}
+
+fn to_ship_command(c: ScriptCommand) -> ShipCommand {
+    ShipCommand {
+        thrust: c.thrust,
+        turn: c.turn,
+        mine: c.mine,
+        stop: c.stop,
+    }
+    .sanitized()
+}
+
+/// The sensor block of one ship for this tick.
+fn snapshot(
+    tick: u64,
+    id: NetId,
+    (sensors, pos, velocity, heading, hull, energy, cargo): &(
+        &Sensors,
+        &SpacePos,
+        &Velocity,
+        &Heading,
+        &Hull,
+        &Energy,
+        &Cargo,
+    ),
+) -> SensorSnapshot {
+    SensorSnapshot {
+        tick,
+        ship: id.0,
+        sector_x: pos.sector.x,
+        sector_y: pos.sector.y,
+        x: pos.local.x,
+        y: pos.local.y,
+        vx: velocity.0.x,
+        vy: velocity.0.y,
+        heading: heading.0,
+        hull: hull.0,
+        energy: energy.0,
+        cargo: cargo.ore,
+        sensor_range: sensors.range,
+        contacts: sensors
+            .contacts
+            .iter()
+            .map(|c| {
+                let (kind, id, index) = match c.target {
+                    ContactTarget::Ship(ship) => (ContactKind::Ship, ship.0, 0),
+                    ContactTarget::Asteroid { sector, index } => (
+                        ContactKind::Asteroid,
+                        (u64::from(sector.x as u32) << 32) | u64::from(sector.y as u32),
+                        u32::from(index),
+                    ),
+                };
+                SensedContact {
+                    kind,
+                    id,
+                    index,
+                    dx: c.offset.x,
+                    dy: c.offset.y,
+                    vx: c.velocity.x,
+                    vy: c.velocity.y,
+                    distance: c.distance,
+                    radius: c.radius,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn hash_scripts(world: &mut World, h: &mut StateHasher) {
+    let mut query = world.query::<(&NetId, &ShipScript, &ScriptRuntime)>();
+    let mut ships: Vec<_> = query.iter(world).collect();
+    ships.sort_unstable_by_key(|s| *s.0);
+    h.write_u64(ships.len() as u64);
+    for (id, script, runtime) in ships {
+        h.write_u64(id.0);
+        h.write_u64(script.0.0 as u64);
+        h.write_u64((script.0.0 >> 64) as u64);
+        h.write_u32(match runtime.status {
+            InstanceStatus::Pending => 0,
+            InstanceStatus::Running => 1,
+            InstanceStatus::Failed => 2,
+        });
+        for v in [
+            runtime.fuel.stored,
+            runtime.streak.resume_at_tick,
+            u64::from(runtime.streak.consecutive),
+            runtime.fuel_used_last,
+            runtime.fuel_used_total,
+            runtime.faults_total,
+        ] {
+            h.write_u64(v);
+        }
+    }
+    // Instance memory and globals, in ship order.
+    let digests = world.resource::<ScriptHost>().workers().state_digests();
+    h.write_u64(digests.len() as u64);
+    for (ship, digest) in digests {
+        h.write_u64(ship);
+        h.write_u64(digest as u64);
+        h.write_u64((digest >> 64) as u64);
+    }
+}
+
+impl ScriptsConfig {
+    pub fn fuel_policy(&self) -> FuelPolicy {
+        FuelPolicy {
+            per_tick: self.fuel_per_tick,
+            bucket_max: self.fuel_bucket_max,
+            burst_max: self.fuel_burst_max,
+        }
+    }
+
+    pub fn backoff_policy(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            faults_before_backoff: self.faults_before_backoff,
+            first_skip_ticks: self.backoff_first_skip_ticks,
+            max_skip_ticks: self.backoff_max_skip_ticks,
+        }
+    }
+
+    pub fn limits(&self) -> astroboids_scripting::ScriptLimits {
+        astroboids_scripting::ScriptLimits {
+            max_module_bytes: self.max_module_bytes as usize,
+            max_memory_pages: self.max_memory_pages,
+            max_table_elements: self.max_table_elements,
+            stack_bytes: self.stack_bytes as usize,
+            start_fuel: self.start_fuel,
+            log_lines_per_tick: self.log_lines_per_tick,
+            log_line_bytes: self.log_line_bytes,
+            log_fuel: self.log_fuel,
+            max_cached_scripts: self.max_scripts as usize,
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Player scripts in the tick: ships do what their scripts say, faults stay with their ship and
+//! back off, and the state hash (instance memory and globals included) does not depend on the
+//! number of script workers.
+
+mod common;
+
+use astroboids_engine::{NetId, Simulation};
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::scripts::{
+    InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptId, ScriptLog, ScriptRuntime,
+    ScriptTickReport, add_script, assign_script,
+};
+use astroboids_sim::ships::{ShipCommand, ShipIndex, Velocity};
+use common::{fleet_world, totals, with_threads};
+
+/// A script module: sensor block at 1024, command block at 4096; `extra` adds fields.
+fn script(extra: &str, tick: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+            (import "astroboids" "random" (func $random (result i32)))
+            (import "astroboids" "log" (func $log (param i32 i32)))
+            (memory (export "memory") 1 16)
+            (data (i32.const 200) "hello")
+            {extra}
+            (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
+            (func (export "tick") {tick}))"#
+    );
+    wasmer::wat2wasm(wat.as_bytes())
+        .expect("test WAT is valid")
+        .into_owned()
+}
+
+/// Full thrust, a random turn, mining on; counts ticks in memory and sums random draws in a
+/// global; remembers the contact count and sensor range it saw.
+fn wanderer() -> Vec<u8> {
+    script(
+        "(global $draws (mut i64) (i64.const 0))",
+        "(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+         (global.set $draws (i64.add (global.get $draws) (i64.extend_i32_u (call $random))))
+         (i32.store (i32.const 8) (i32.load (i32.const 1084)))
+         (f32.store (i32.const 12) (f32.load (i32.const 1080)))
+         (f32.store (i32.const 4096) (f32.const 1))
+         (f32.store (i32.const 4100)
+           (f32.sub
+             (f32.div (f32.convert_i32_u (i32.and (call $random) (i32.const 255))) (f32.const 128))
+             (f32.const 1)))
+         (i32.store (i32.const 4104) (i32.const 1))",
+    )
+}
+
+fn spinner() -> Vec<u8> {
+    script("", "(loop $l (br $l))")
+}
+
+/// `ships` autopilot ships, the first `scripted` of them given `wasm`.
+fn world_with(wasm: &[u8], ships: u32, scripted: usize) -> (Simulation, Vec<NetId>) {
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 11, ships);
+    let id = add_script(sim.world_mut(), wasm).expect("script is valid");
+    for &ship in &ids[..scripted] {
+        assign_script(sim.world_mut(), ship, id).unwrap();
+    }
+    (sim, ids)
+}
+
+fn component<C: bevy_ecs::component::Component + Clone>(sim: &Simulation, ship: NetId) -> C {
+    let entity = sim.world().resource::<ShipIndex>().entity(ship).unwrap();
+    sim.world().get::<C>(entity).unwrap().clone()
+}
+
+#[test]
+fn the_state_hash_does_not_depend_on_the_number_of_script_workers() {
+    let run = |workers: usize| {
+        with_threads(workers, || {
+            let (mut sim, _) = world_with(&wanderer(), 120, 80);
+            assert_eq!(sim.world().resource::<ScriptHost>().worker_count(), workers);
+            let hashes: Vec<u64> = (0..40)
+                .map(|_| {
+                    sim.step();
+                    sim.state_hash().total
+                })
+                .collect();
+            (hashes, sim.state_hash(), totals(&sim))
+        })
+    };
+    let (one, one_parts, totals) = run(1);
+    let (two, two_parts, _) = run(2);
+    assert!(totals.script_fuel_used > 0, "{totals:?}");
+    assert!(totals.ore_mined > 0, "{totals:?}");
+    assert_eq!(one, two, "1 worker vs 2, tick by tick");
+    assert_eq!(one_parts.differing_parts(&two_parts), Vec::<&str>::new());
+}
+
+#[test]
+fn script_memory_and_globals_are_part_of_the_state_hash() {
+    // Two scripts that steer identically but keep different private state.
+    let plain = script("", "(f32.store (i32.const 4096) (f32.const 1))");
+    let counting = script(
+        "",
+        "(f32.store (i32.const 4096) (f32.const 1))
+         (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))",
+    );
+    let hash = |wasm: &[u8]| {
+        let (mut sim, _) = world_with(wasm, 4, 4);
+        sim.run_ticks(5);
+        sim.state_hash()
+    };
+    let (a, b) = (hash(&plain), hash(&counting));
+    assert_ne!(a.total, b.total);
+    assert!(
+        a.differing_parts(&b).contains(&"scripts"),
+        "{:?}",
+        a.differing_parts(&b)
+    );
+    assert!(!a.differing_parts(&b).contains(&"ships"), "same flight");
+}
+
+#[test]
+fn ships_do_what_their_scripts_say_and_see_their_sensors() {
+    let (mut sim, ids) = world_with(&wanderer(), 40, 1);
+    sim.run_ticks(20);
+    let ship = ids[0];
+    let velocity: Velocity = component(&sim, ship);
+    assert!(
+        velocity.0.length() > 10.0,
+        "full thrust for 20 ticks: {velocity:?}"
+    );
+    let state = sim
+        .world()
+        .resource::<ScriptHost>()
+        .instance_state(ship)
+        .expect("instance runs");
+    let word = |at: usize| u32::from_le_bytes(state.memory[at..at + 4].try_into().unwrap());
+    assert_eq!(word(0), 20, "ran every tick");
+    let range = f32::from_bits(word(12));
+    assert_eq!(
+        range,
+        UniverseConfig::default().sensors.range,
+        "sensor block"
+    );
+    assert!(word(8) > 0, "ships spawn 40 to a sector, so it sees others");
+    assert_eq!(state.globals.len(), 1);
+    let runtime: ScriptRuntime = component(&sim, ship);
+    assert_eq!(runtime.status, InstanceStatus::Running);
+    assert!(runtime.fuel_used_last > 0 && runtime.fuel_used_last < 200);
+    assert_eq!(runtime.faults_total, 0);
+    // The autopilot ships were left alone: the script runs for one ship only.
+    assert_eq!(sim.world().resource::<ScriptTickReport>().ran, 1);
+}
+
+#[test]
+fn a_faulting_script_backs_off_alone_and_its_commands_are_discarded() {
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 5, 10);
+    let spin = add_script(sim.world_mut(), &spinner()).unwrap();
+    let good = add_script(sim.world_mut(), &wanderer()).unwrap();
+    assign_script(sim.world_mut(), ids[0], spin).unwrap();
+    assign_script(sim.world_mut(), ids[1], good).unwrap();
+    let mut skipped = 0;
+    for _ in 0..12 {
+        sim.step();
+        let report = sim.world().resource::<ScriptTickReport>();
+        skipped += report.skipped_in_backoff;
+        let command: ShipCommand = component(&sim, ids[0]);
+        assert_eq!(command, ShipCommand::default(), "a faulting ship idles");
+    }
+    let faults = &sim.world().resource::<ScriptFaults>().recent;
+    assert!(faults.iter().all(|f| f.ship == ids[0]));
+    assert!(faults.iter().all(|f| f.kind == ScriptFaultKind::OutOfFuel));
+    // Faults at ticks 1, 2, 3, then back-off skips 2 ticks, then 4, ...: fewer than 12.
+    assert!(faults.len() >= 4 && faults.len() < 8, "{faults:?}");
+    assert_eq!(faults[0].tick, 1);
+    assert!(faults[0].message.contains("fuel"), "{}", faults[0].message);
+    assert!(skipped > 0);
+    let spinner_runtime: ScriptRuntime = component(&sim, ids[0]);
+    assert_eq!(spinner_runtime.faults_total, faults.len() as u64);
+    let good_runtime: ScriptRuntime = component(&sim, ids[1]);
+    assert_eq!(
+        good_runtime.faults_total, 0,
+        "the other script is unaffected"
+    );
+    let memory = sim
+        .world()
+        .resource::<ScriptHost>()
+        .instance_state(ids[1])
+        .unwrap()
+        .memory;
+    assert_eq!(&memory[..4], &12u32.to_le_bytes(), "it ran all 12 ticks");
+}
+
+#[test]
+fn a_script_that_cannot_start_is_a_fault_and_its_ship_idles() {
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 5, 3);
+    let bad = script(
+        "(func $start (loop $l (br $l))) (start $start)",
+        "(f32.store (i32.const 4096) (f32.const 1))",
+    );
+    let id = add_script(sim.world_mut(), &bad).unwrap();
+    assign_script(sim.world_mut(), ids[0], id).unwrap();
+    sim.run_ticks(3);
+    let runtime: ScriptRuntime = component(&sim, ids[0]);
+    assert_eq!(runtime.status, InstanceStatus::Failed);
+    let faults = &sim.world().resource::<ScriptFaults>().recent;
+    assert_eq!(faults.len(), 1, "tried once, at the first tick");
+    assert_eq!(faults[0].kind, ScriptFaultKind::Start);
+    assert!(faults[0].message.contains("start"), "{}", faults[0].message);
+    let velocity: Velocity = component(&sim, ids[0]);
+    assert_eq!(velocity.0.length(), 0.0);
+}
+
+#[test]
+fn logs_are_kept_in_a_bounded_ring() {
+    let chatty = script("", "(call $log (i32.const 200) (i32.const 5))");
+    let mut config = UniverseConfig::default();
+    config.scripts.log_ring_lines = 4;
+    let (mut sim, ids) = fleet_world(config, 5, 1);
+    let id = add_script(sim.world_mut(), &chatty).unwrap();
+    assign_script(sim.world_mut(), ids[0], id).unwrap();
+    sim.run_ticks(10);
+    let log: ScriptLog = component(&sim, ids[0]);
+    let ticks: Vec<u64> = log.lines.iter().map(|l| l.tick).collect();
+    assert_eq!(ticks, [7, 8, 9, 10]);
+    assert!(log.lines.iter().all(|l| l.text == "hello"));
+    assert_eq!(log.dropped, 6);
+}
+
+#[test]
+fn bad_scripts_and_unknown_ships_are_refused_by_name() {
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 5, 1);
+    let err = add_script(sim.world_mut(), b"not wasm").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("script rejected: not a valid WebAssembly module"),
+        "{err}"
+    );
+    let id = add_script(sim.world_mut(), &wanderer()).unwrap();
+    assert_eq!(
+        assign_script(sim.world_mut(), NetId(999), id)
+            .unwrap_err()
+            .to_string(),
+        "no ship #999"
+    );
+    assert!(
+        assign_script(sim.world_mut(), ids[0], ScriptId(5))
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown script 0000")
+    );
+}
+
+#[test]
+fn destroyed_or_reassigned_ships_release_their_instances() {
+    let (mut sim, ids) = world_with(&wanderer(), 3, 3);
+    sim.run_ticks(3);
+    let counting = script("", "(i32.store (i32.const 0) (i32.const 77))");
+    let id = add_script(sim.world_mut(), &counting).unwrap();
+    assign_script(sim.world_mut(), ids[0], id).unwrap();
+    let entity = sim.world().resource::<ShipIndex>().entity(ids[1]).unwrap();
+    sim.world_mut()
+        .entity_mut(entity)
+        .remove::<astroboids_sim::scripts::ShipScript>();
+    sim.step();
+    let host = sim.world().resource::<ScriptHost>();
+    let memory = host.instance_state(ids[0]).unwrap().memory;
+    assert_eq!(
+        &memory[..4],
+        &77u32.to_le_bytes(),
+        "a fresh instance of the new script"
+    );
+    assert!(
+        host.instance_state(ids[1]).is_none(),
+        "unscripted ship released"
+    );
+    assert!(host.instance_state(ids[2]).is_some());
+}
