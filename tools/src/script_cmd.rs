@@ -151,7 +151,7 @@ fn compile_typescript(source: &Path, out: &Path, sdk: &SdkArgs) -> Result<()> {
         .status()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => anyhow::anyhow!(
-                "`node` was not found on PATH: building TypeScript scripts needs Node.js 18 or \
+                "`node` was not found on PATH: building TypeScript scripts needs Node.js 20 or \
                  newer (https://nodejs.org); .wasm scripts run without it"
             ),
             _ => anyhow::anyhow!("cannot run node: {e}"),

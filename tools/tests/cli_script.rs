@@ -1,0 +1,194 @@
+//! `astroboids script build|check` and `astroboids sim --script`, as a script author uses them:
+//! the TypeScript examples compile with the SDK and fly in the sim; bad scripts and a broken
+//! toolchain get errors that say what to do.
+//!
+//! Needs Node.js and the SDK's packages (`npm ci --prefix scripting/sdk`, part of the README's
+//! test command); without them these tests fail with the CLI's own explanation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tools/ is inside the repository")
+        .to_path_buf()
+}
+
+fn astroboids(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("ASTROBOIDS_SDK")
+        .output()
+        .expect("run astroboids")
+}
+
+fn succeed(args: &[&str]) -> String {
+    let out = astroboids(args);
+    assert!(
+        out.status.success(),
+        "astroboids {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fail(args: &[&str]) -> String {
+    let out = astroboids(args);
+    assert!(!out.status.success(), "astroboids {args:?} should fail");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A directory of its own under the target dir, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sim_json(script: &str, threads: &str) -> serde_json::Value {
+    let out = succeed(&[
+        "sim",
+        "--seed",
+        "3",
+        "--ships",
+        "80",
+        "--ticks",
+        "80",
+        "--threads",
+        threads,
+        "--json",
+        "--script",
+        script,
+    ]);
+    serde_json::from_str(out.lines().last().expect("a summary line")).expect("JSON summary")
+}
+
+#[test]
+fn every_example_builds_and_flies_deterministically() {
+    let dir = scratch("examples");
+    for name in ["miner", "explorer", "hunter"] {
+        let out = dir.join(format!("{name}.wasm"));
+        let source = format!("assets/scripts/{name}.ts");
+        let printed = succeed(&["script", "build", &source, "-o", out.to_str().unwrap()]);
+        assert!(printed.contains("valid for ABI v1"), "{printed}");
+
+        let wasm = out.to_str().unwrap();
+        let a = sim_json(wasm, "2");
+        assert_eq!(
+            a["script_runs"],
+            80 * 80,
+            "{name}: every ship ran every tick: {a}"
+        );
+        assert_eq!(a["script_faults"], 0, "{name}: {a}");
+        assert!(a["script_fuel_used"].as_u64().unwrap() > 0, "{name}: {a}");
+        let b = sim_json(wasm, "1");
+        assert_eq!(a["state_hash"], b["state_hash"], "{name}: 1 vs 2 threads");
+        if name == "miner" {
+            assert!(a["ore_mined"].as_u64().unwrap() > 0, "the miner mines: {a}");
+        }
+    }
+}
+
+#[test]
+fn sim_compiles_a_typescript_script_itself() {
+    let summary = sim_json("assets/scripts/miner.ts", "2");
+    assert_eq!(summary["script"], "assets/scripts/miner.ts");
+    assert!(summary["ore_mined"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn check_prints_the_interface_and_limits() {
+    let dir = scratch("check");
+    let out = dir.join("miner.wasm");
+    succeed(&[
+        "script",
+        "build",
+        "assets/scripts/miner.ts",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let printed = succeed(&["script", "check", out.to_str().unwrap()]);
+    for expected in [
+        "valid ship script (ABI v1)",
+        "astroboids.random",
+        "sensor_ptr",
+        "command_ptr",
+        "tick",
+        "the host allows 16 pages",
+        "100000 per tick",
+    ] {
+        assert!(printed.contains(expected), "`{expected}` in:\n{printed}");
+    }
+    assert!(!printed.contains("wasmer_"), "host internals stay hidden");
+}
+
+#[test]
+fn rejected_scripts_name_the_problem_and_exit_non_zero() {
+    let dir = scratch("rejected");
+    let bad = dir.join("seeded.wasm");
+    let wat = r#"(module
+        (import "env" "seed" (func (result f64)))
+        (memory (export "memory") 1)
+        (func (export "astroboids_abi") (result i32) i32.const 1)
+        (func (export "sensor_ptr") (result i32) i32.const 1024)
+        (func (export "command_ptr") (result i32) i32.const 4096)
+        (func (export "tick")))"#;
+    std::fs::write(&bad, wasmer::wat2wasm(wat.as_bytes()).unwrap()).unwrap();
+    let expected = "import env.seed is not allowed: scripts get randomness from astroboids.random";
+    let msg = fail(&["script", "check", bad.to_str().unwrap()]);
+    assert!(msg.contains(expected), "{msg}");
+    let msg = fail(&[
+        "sim",
+        "--ticks",
+        "1",
+        "--ships",
+        "1",
+        "--script",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(msg.contains(expected), "{msg}");
+    let msg = fail(&["sim", "--ticks", "1", "--script", "assets/universe.toml"]);
+    assert!(msg.contains("a .wasm module or a .ts file"), "{msg}");
+}
+
+#[test]
+fn compile_errors_and_a_missing_toolchain_are_explained() {
+    let dir = scratch("broken");
+    let source = dir.join("typo.ts");
+    std::fs::write(
+        &source,
+        "export function tick(): void {\n  let speed: f32 = \"fast\";\n}\n",
+    )
+    .unwrap();
+    let msg = fail(&["script", "build", source.to_str().unwrap()]);
+    assert!(msg.contains("typo.ts"), "{msg}");
+    assert!(msg.contains("did not compile"), "{msg}");
+
+    let msg = fail(&[
+        "script",
+        "build",
+        "assets/scripts/miner.ts",
+        "--sdk",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(msg.contains("no script SDK at"), "{msg}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args(["script", "build", "assets/scripts/miner.ts", "-o"])
+        .arg(dir.join("miner.wasm"))
+        .current_dir(repo())
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("`node` was not found on PATH"), "{msg}");
+}
