@@ -1,6 +1,7 @@
 //! Validation, compilation and the compiled-module cache.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmer::sys::{CompilerConfig, Cranelift, Features, NativeEngineExt, Singlepass};
@@ -10,6 +11,7 @@ use wasmer_middlewares::Metering;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::abi::{self, ABI_VERSION};
+use crate::artifacts::{ArtifactDir, deserialize_fresh};
 use crate::error::ScriptError;
 use crate::state_globals::ExportStateGlobals;
 use crate::tunables::ScriptTunables;
@@ -63,8 +65,8 @@ impl Default for ScriptLimits {
 /// A validated, compiled module. Shared by every ship that runs the same script.
 pub struct CompiledScript {
     hash: u128,
-    /// The engine that compiled `module`. It must outlive every instance of the module (wasmer
-    /// crashes otherwise), so it lives here, next to the module, behind the same `Arc`.
+    /// The engine `module` was loaded into. It must outlive every instance of the module
+    /// (wasmer crashes otherwise), so a handle lives here, next to the module.
     engine: Engine,
     module: Module,
     limits: ScriptLimits,
@@ -122,12 +124,35 @@ pub struct ModuleSummary {
     pub memory_max_pages: Option<u32>,
 }
 
-/// Compiles scripts and caches them by (module hash, compiler).
+/// Compiles scripts and caches them by (module hash, compiler): in memory, and on disk when
+/// given an [`ArtifactDir`].
 pub struct ScriptEngine {
     limits: ScriptLimits,
     compiler: CompilerKind,
     cache: Mutex<BTreeMap<u128, Arc<CompiledScript>>>,
+    /// Every module runs on this compiler-less engine: compiled modules are serialized and
+    /// deserialized into it, so the per-module compile engines can be dropped and modules from
+    /// disk and fresh ones behave the same.
+    runtime: Engine,
+    artifacts: Option<ArtifactDir>,
+    compiled: AtomicU64,
+    loaded_from_disk: AtomicU64,
 }
+
+/// How `ScriptEngine::load` found its modules, since the engine was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Compiled from WebAssembly.
+    pub compiled: u64,
+    /// Read back from the artifact directory.
+    pub loaded_from_disk: u64,
+}
+
+/// The wasmer version artifacts are built with (pinned with `=` in Cargo.toml); part of the
+/// artifact key, because artifacts are not portable across versions.
+const WASMER_VERSION: &str = "7.4.2";
+/// Bump when `operator_cost` or the middlewares change: the costs are baked into artifacts.
+const COST_TABLE_VERSION: u32 = 1;
 
 /// Instruction costs: one per operator, so budgets read as "instructions". Bulk memory
 /// operators cost a flat amount whatever their length (wasmer cannot meter by length), which
@@ -154,11 +179,50 @@ fn script_features() -> Features {
 
 impl ScriptEngine {
     pub fn new(limits: ScriptLimits, compiler: CompilerKind) -> Self {
+        let mut runtime = Engine::headless();
+        runtime.set_tunables(ScriptTunables::new(
+            limits.max_memory_pages,
+            limits.stack_bytes,
+        ));
         Self {
             limits,
             compiler,
             cache: Mutex::new(BTreeMap::new()),
+            runtime,
+            artifacts: None,
+            compiled: AtomicU64::new(0),
+            loaded_from_disk: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps compiled artifacts in `dir` and reuses them across restarts.
+    pub fn with_artifact_dir(mut self, dir: ArtifactDir) -> Self {
+        self.artifacts = Some(dir);
+        self
+    }
+
+    pub fn load_stats(&self) -> LoadStats {
+        LoadStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded_from_disk: self.loaded_from_disk.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Names the artifact of module `hash` under this engine's configuration on this CPU.
+    fn artifact_key(&self, hash: u128) -> u128 {
+        let target = self.runtime.target();
+        let l = &self.limits;
+        let description = format!(
+            "{hash:032x}|wasmer {WASMER_VERSION}|{:?}|cost table {COST_TABLE_VERSION}|start fuel {}|\
+             pages {}|stack {}|{}|{:?}",
+            self.compiler,
+            l.start_fuel,
+            l.max_memory_pages,
+            l.stack_bytes,
+            target.triple(),
+            target.cpu_features(),
+        );
+        xxh3_128(description.as_bytes())
     }
 
     pub fn limits(&self) -> &ScriptLimits {
@@ -177,13 +241,39 @@ impl ScriptEngine {
         if let Some(hit) = self.cache_lock().get(&hash) {
             return Ok(Arc::clone(hit));
         }
-        let engine = self.compile_engine();
-        let module = Module::new(&engine, wasm).map_err(|e| ScriptError::Invalid(e.to_string()))?;
-        check_reserved_exports(wasm)?;
-        check_module(&module, &self.limits)?;
+        let key = self.artifact_key(hash);
+        let from_disk = self
+            .artifacts
+            .as_ref()
+            .and_then(|dir| dir.load(key, &self.runtime));
+        let module = match from_disk {
+            Some(module) => {
+                // Validated when it was compiled; checked again, as it is cheap.
+                check_reserved_exports(wasm)?;
+                check_module(&module, &self.limits)?;
+                self.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
+                module
+            }
+            None => {
+                let engine = self.compile_engine();
+                let module =
+                    Module::new(&engine, wasm).map_err(|e| ScriptError::Invalid(e.to_string()))?;
+                check_reserved_exports(wasm)?;
+                check_module(&module, &self.limits)?;
+                let artifact = module
+                    .serialize()
+                    .map_err(|e| ScriptError::Invalid(format!("cannot serialize: {e}")))?;
+                if let Some(dir) = &self.artifacts {
+                    dir.store(key, &artifact);
+                }
+                self.compiled.fetch_add(1, Ordering::Relaxed);
+                deserialize_fresh(&self.runtime, &artifact)
+                    .map_err(|e| ScriptError::Invalid(format!("cannot load the artifact: {e}")))?
+            }
+        };
         let compiled = Arc::new(CompiledScript {
             hash,
-            engine,
+            engine: self.runtime.clone(),
             module,
             limits: self.limits.clone(),
         });

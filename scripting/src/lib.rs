@@ -13,9 +13,10 @@
 //! Architecture invariant: no clock, no entropy, no WASI reaches a script; randomness comes
 //! from a host function seeded by the caller.
 //! Architecture invariant: `unsafe` exists only in `tunables.rs` (delegation required by
-//! wasmer's trait).
+//! wasmer's trait) and `artifacts.rs` (loading artifacts this host serialized).
 
 pub mod abi;
+mod artifacts;
 pub mod blocks;
 pub mod budget;
 mod engine;
@@ -25,7 +26,10 @@ mod state_globals;
 mod tunables;
 mod workers;
 
-pub use engine::{CompiledScript, CompilerKind, ModuleSummary, ScriptEngine, ScriptLimits};
+pub use artifacts::ArtifactDir;
+pub use engine::{
+    CompiledScript, CompilerKind, LoadStats, ModuleSummary, ScriptEngine, ScriptLimits,
+};
 pub use error::{Fault, FaultKind, ScriptError};
 pub use instance::{InstanceState, RunReport, ScriptInstance};
 pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, WorkerError};

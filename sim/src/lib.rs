@@ -124,8 +124,26 @@ fn hash_totals(world: &mut World, h: &mut StateHasher) {
 #[derive(Debug, Clone)]
 pub struct SimPlugins {
     pub config: UniverseConfig,
-    /// Threads running player scripts; the outcome does not depend on it.
+    pub options: SimOptions,
+}
+
+/// How a world runs, as opposed to what it is: nothing here changes the state hash.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Threads running player scripts.
     pub script_workers: usize,
+    /// Where compiled scripts are kept across restarts (none: compile on every start).
+    pub script_artifacts: Option<astroboids_scripting::ArtifactDir>,
+}
+
+impl Default for SimOptions {
+    /// As many script workers as the current rayon pool has threads; no artifact directory.
+    fn default() -> Self {
+        Self {
+            script_workers: rayon::current_num_threads(),
+            script_artifacts: None,
+        }
+    }
 }
 
 impl PluginGroup for SimPlugins {
@@ -139,8 +157,9 @@ impl PluginGroup for SimPlugins {
             .add(sensors::SensorsPlugin)
             .add(autopilot::AutopilotPlugin)
             .add(scripts::ScriptsPlugin {
-                workers: self.script_workers,
+                workers: self.options.script_workers,
                 compiler: astroboids_scripting::CompilerKind::Cranelift,
+                artifacts: self.options.script_artifacts,
             })
             .add(mining::MiningPlugin)
             .add(physics::PhysicsPlugin)
@@ -148,20 +167,25 @@ impl PluginGroup for SimPlugins {
     }
 }
 
-/// A ready-to-run world: engine + all game rules, no ships yet. Scripts run on as many worker
-/// threads as the current rayon pool has.
+/// A ready-to-run world: engine + all game rules, no ships yet, with default [`SimOptions`].
 pub fn build_simulation(
     config: UniverseConfig,
     universe_seed: u64,
+) -> astroboids_engine::Simulation {
+    build_simulation_with(config, universe_seed, SimOptions::default())
+}
+
+/// [`build_simulation`] with explicit options.
+pub fn build_simulation_with(
+    config: UniverseConfig,
+    universe_seed: u64,
+    options: SimOptions,
 ) -> astroboids_engine::Simulation {
     let mut app = App::empty();
     app.add_plugins(EnginePlugin {
         universe_seed,
         tick_rate_hz: config.simulation.tick_rate_hz,
     });
-    app.add_plugins(SimPlugins {
-        config,
-        script_workers: rayon::current_num_threads(),
-    });
+    app.add_plugins(SimPlugins { config, options });
     astroboids_engine::Simulation::new(app)
 }

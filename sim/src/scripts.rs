@@ -25,7 +25,8 @@ use astroboids_engine::{NetId, RngStream, StateHasher, Tick, TickSchedule, Unive
 use astroboids_scripting::blocks::{ContactKind, ScriptCommand, SensedContact, SensorSnapshot};
 use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
 use astroboids_scripting::{
-    CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
+    ArtifactDir, CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptJob,
+    ScriptWorkers,
 };
 
 use crate::autopilot::Autopilot;
@@ -257,12 +258,18 @@ pub struct ScriptsPlugin {
     /// Worker threads for script instances (results do not depend on it).
     pub workers: usize,
     pub compiler: CompilerKind,
+    /// Compiled scripts survive restarts here (the host's directory: the sim only hands it to
+    /// the script engine).
+    pub artifacts: Option<ArtifactDir>,
 }
 
 impl Plugin for ScriptsPlugin {
     fn build(&self, app: &mut App) {
         let config = app.world().resource::<UniverseConfig>().scripts.clone();
-        let engine = ScriptEngine::new(config.limits(), self.compiler);
+        let mut engine = ScriptEngine::new(config.limits(), self.compiler);
+        if let Some(dir) = &self.artifacts {
+            engine = engine.with_artifact_dir(dir.clone());
+        }
         app.insert_resource(ScriptLibrary::new(engine, config.max_scripts as usize))
             .insert_resource(ScriptHost::new(self.workers))
             .init_resource::<ScriptFaults>()

@@ -89,4 +89,11 @@ pub struct SimArgs {
     pub script: Option<PathBuf>,
     #[command(flatten)]
     pub sdk: SdkArgs,
+    /// Keep compiled scripts here so the next run does not recompile them (default:
+    /// $XDG_CACHE_HOME/astroboids/scripts, else ~/.cache/astroboids/scripts).
+    #[arg(long, conflicts_with = "no_script_cache")]
+    pub script_cache: Option<PathBuf>,
+    /// Compile scripts on every run; keep nothing on disk.
+    #[arg(long)]
+    pub no_script_cache: bool,
 }

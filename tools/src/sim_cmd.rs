@@ -8,11 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use astroboids_engine::Simulation;
+use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
-use astroboids_sim::scripts::{ScriptFaults, ScriptTickReport, add_script, assign_script};
+use astroboids_sim::scripts::{
+    ScriptFaults, ScriptLibrary, ScriptTickReport, add_script, assign_script,
+};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
-use astroboids_sim::{SimTotals, build_simulation, spawn::spawn_fleet};
+use astroboids_sim::{SimOptions, SimTotals, build_simulation_with, spawn::spawn_fleet};
 
 use crate::cli::SimArgs;
 use crate::script_cmd::load_script_argument;
@@ -42,6 +45,9 @@ struct Summary {
     script_fuel_per_run: f64,
     script_runs: u64,
     script_faults: u64,
+    /// Scripts compiled for this run vs loaded from the artifact cache.
+    scripts_compiled: u64,
+    scripts_loaded_from_cache: u64,
     /// The most recent faults, newest last (at most 5).
     script_recent_faults: Vec<String>,
 }
@@ -98,7 +104,11 @@ fn simulate(
     threads: usize,
     script: Option<&[u8]>,
 ) -> Result<Summary> {
-    let mut sim = build_simulation(config, args.seed);
+    let options = SimOptions {
+        script_artifacts: script_artifact_dir(args),
+        ..SimOptions::default()
+    };
+    let mut sim = build_simulation_with(config, args.seed, options);
     let ships = spawn_fleet(sim.world_mut(), args.ships)?;
     if let (Some(wasm), Some(path)) = (script, &args.script) {
         let id = add_script(sim.world_mut(), wasm).with_context(|| path.display().to_string())?;
@@ -155,6 +165,7 @@ fn simulate(
     let hash = sim.state_hash();
     let world = sim.world();
     let totals = world.resource::<SimTotals>().clone();
+    let load_stats = world.resource::<ScriptLibrary>().engine().load_stats();
     durations.sort_unstable();
     let faults = &world.resource::<ScriptFaults>().recent;
     let script_recent_faults = faults
@@ -184,8 +195,36 @@ fn simulate(
         script_fuel_per_run: totals.script_fuel_used as f64 / script_runs.max(1) as f64,
         script_runs,
         script_faults: totals.script_faults,
+        scripts_compiled: load_stats.compiled,
+        scripts_loaded_from_cache: load_stats.loaded_from_disk,
         script_recent_faults,
     })
+}
+
+/// The artifact directory for compiled scripts, unless disabled. A directory that cannot be
+/// created only costs compile time, so it is reported and the run goes on.
+fn script_artifact_dir(args: &SimArgs) -> Option<ArtifactDir> {
+    if args.no_script_cache || args.script.is_none() {
+        return None;
+    }
+    let dir = args.script_cache.clone().or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+            })?;
+        Some(cache.join("astroboids/scripts"))
+    })?;
+    match ArtifactDir::new(&dir) {
+        Ok(artifacts) => Some(artifacts),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot use {} for compiled scripts ({e}); compiling without a cache",
+                dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// Nearest-rank percentile of sorted durations, in milliseconds.
@@ -222,6 +261,10 @@ fn print_summary(s: &Summary) {
         println!(
             "  script fuel      {} in {} runs ({:.0} per run)",
             s.script_fuel_used, s.script_runs, s.script_fuel_per_run
+        );
+        println!(
+            "  script module    {} compiled, {} loaded from the artifact cache",
+            s.scripts_compiled, s.scripts_loaded_from_cache
         );
         println!("  script faults    {}", s.script_faults);
         for fault in &s.script_recent_faults {

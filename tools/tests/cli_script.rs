@@ -54,7 +54,11 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn sim_json(script: &str, threads: &str) -> serde_json::Value {
-    let out = succeed(&[
+    sim_json_with(script, threads, &["--no-script-cache"])
+}
+
+fn sim_json_with(script: &str, threads: &str, extra: &[&str]) -> serde_json::Value {
+    let base = [
         "sim",
         "--seed",
         "3",
@@ -62,12 +66,13 @@ fn sim_json(script: &str, threads: &str) -> serde_json::Value {
         "80",
         "--ticks",
         "80",
+        "--json",
         "--threads",
         threads,
-        "--json",
         "--script",
         script,
-    ]);
+    ];
+    let out = succeed(&[&base[..], extra].concat());
     serde_json::from_str(out.lines().last().expect("a summary line")).expect("JSON summary")
 }
 
@@ -102,6 +107,28 @@ fn sim_compiles_a_typescript_script_itself() {
     let summary = sim_json("assets/scripts/miner.ts", "2");
     assert_eq!(summary["script"], "assets/scripts/miner.ts");
     assert!(summary["ore_mined"].as_u64().unwrap() > 0, "{summary}");
+}
+
+#[test]
+fn a_second_run_loads_the_compiled_script_from_the_cache() {
+    let dir = scratch("cache");
+    let wasm = dir.join("hunter.wasm");
+    succeed(&[
+        "script",
+        "build",
+        "assets/scripts/hunter.ts",
+        "-o",
+        wasm.to_str().unwrap(),
+    ]);
+    let cache = dir.join("artifacts");
+    let extra = ["--script-cache", cache.to_str().unwrap()];
+    let first = sim_json_with(wasm.to_str().unwrap(), "2", &extra);
+    assert_eq!(first["scripts_compiled"], 1, "{first}");
+    assert_eq!(first["scripts_loaded_from_cache"], 0, "{first}");
+    let second = sim_json_with(wasm.to_str().unwrap(), "2", &extra);
+    assert_eq!(second["scripts_compiled"], 0, "{second}");
+    assert_eq!(second["scripts_loaded_from_cache"], 1, "{second}");
+    assert_eq!(first["state_hash"], second["state_hash"]);
 }
 
 #[test]
@@ -151,6 +178,7 @@ fn rejected_scripts_name_the_problem_and_exit_non_zero() {
         "1",
         "--ships",
         "1",
+        "--no-script-cache",
         "--script",
         bad.to_str().unwrap(),
     ]);
