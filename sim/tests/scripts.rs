@@ -273,3 +273,74 @@ fn destroyed_or_reassigned_ships_release_their_instances() {
     );
     assert!(host.instance_state(ids[2]).is_some());
 }
+
+#[test]
+fn hostile_neighbours_never_stop_the_tick_or_disturb_a_good_script() {
+    let counter = script(
+        "",
+        "(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+         (f32.store (i32.const 4096) (f32.const 0.5))",
+    );
+    let hostile = [
+        spinner(),
+        // memory.grow until refused, every tick
+        script(
+            "",
+            "(block $done (loop $l
+               (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+               (br $l)))",
+        ),
+        // unbounded recursion
+        script("(func $down (call $down))", "call $down"),
+        // immediate trap
+        script("", "unreachable"),
+        // log spam
+        script(
+            "",
+            "(loop $l (call $log (i32.const 200) (i32.const 5)) (br $l))",
+        ),
+        // garbage commands
+        script(
+            "",
+            "(f32.store (i32.const 4096) (f32.const nan))
+             (f32.store (i32.const 4100) (f32.const inf))
+             (i32.store (i32.const 4104) (i32.const -1))",
+        ),
+    ];
+    let good_fuel = |with_hostiles: bool| {
+        let (mut sim, ids) = fleet_world(UniverseConfig::default(), 9, 10);
+        let good = add_script(sim.world_mut(), &counter).unwrap();
+        assign_script(sim.world_mut(), ids[0], good).unwrap();
+        if with_hostiles {
+            for (ship, wasm) in ids[1..].iter().zip(&hostile) {
+                let id = add_script(sim.world_mut(), wasm).unwrap();
+                assign_script(sim.world_mut(), *ship, id).unwrap();
+            }
+        }
+        let mut fuel = Vec::new();
+        for _ in 0..15 {
+            sim.step();
+            fuel.push(component::<ScriptRuntime>(&sim, ids[0]).fuel_used_last);
+        }
+        let memory = sim
+            .world()
+            .resource::<ScriptHost>()
+            .instance_state(ids[0])
+            .unwrap()
+            .memory;
+        assert_eq!(&memory[..4], &15u32.to_le_bytes(), "ran every tick");
+        let faults = sim.world().resource::<ScriptFaults>().recent.clone();
+        (fuel, faults, ids)
+    };
+    let (alone, no_faults, _) = good_fuel(false);
+    assert!(no_faults.is_empty());
+    let (beside_hostiles, faults, ids) = good_fuel(true);
+    assert_eq!(alone, beside_hostiles);
+    assert!(faults.iter().all(|f| f.ship != ids[0]));
+    // The spinner, the recursion, the trap and the log spammer faulted; a refused memory.grow
+    // and garbage commands are not faults.
+    for ship in [ids[1], ids[3], ids[4], ids[5]] {
+        assert!(faults.iter().any(|f| f.ship == ship), "{ship} faulted");
+    }
+    assert!(faults.iter().all(|f| f.ship != ids[2] && f.ship != ids[6]));
+}
