@@ -38,6 +38,7 @@ enum Request {
         script: Arc<CompiledScript>,
         random_seed: u64,
     },
+    AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
     Detach {
         ship: u64,
     },
@@ -50,6 +51,7 @@ enum Request {
 
 enum Reply {
     Attached(Result<(), ScriptError>),
+    AttachedMany(Vec<(u64, Result<(), ScriptError>)>),
     Detached(bool),
     Ran(Vec<ScriptResult>),
     Snapshot(Option<InstanceState>),
@@ -147,6 +149,48 @@ impl ScriptWorkers {
             Reply::Attached(Err(e)) => Err(e.into()),
             _ => unreachable!("workers answer attach with Attached"),
         }
+    }
+
+    /// Instantiates many ships at once, each on its worker, all workers in parallel: starting
+    /// a fleet costs one round trip instead of one per ship. `starts` holds (ship, script,
+    /// random seed); results come back in ship order.
+    pub fn attach_many(
+        &mut self,
+        starts: Vec<(u64, Arc<CompiledScript>, u64)>,
+    ) -> Vec<(u64, Result<(), WorkerError>)> {
+        let mut results = Vec::with_capacity(starts.len());
+        let mut per_worker: Vec<Vec<_>> = vec![Vec::new(); self.workers.len()];
+        let mut seen = BTreeSet::new();
+        for start in starts {
+            let ship = start.0;
+            if self.attached.contains(&ship) || !seen.insert(ship) {
+                results.push((ship, Err(WorkerError::AlreadyAttached(ship))));
+            } else {
+                per_worker[(ship % self.workers.len() as u64) as usize].push(start);
+            }
+        }
+        let mut busy = Vec::new();
+        for (worker, starts) in self.workers.iter().zip(per_worker) {
+            if !starts.is_empty() {
+                worker.send(Request::AttachMany(starts));
+                busy.push(worker);
+            }
+        }
+        for worker in busy {
+            match worker.replies.recv().expect("script worker alive") {
+                Reply::AttachedMany(done) => {
+                    for (ship, result) in done {
+                        if result.is_ok() {
+                            self.attached.insert(ship);
+                        }
+                        results.push((ship, result.map_err(WorkerError::from)));
+                    }
+                }
+                _ => unreachable!("workers answer attach-many with AttachedMany"),
+            }
+        }
+        results.sort_by_key(|(ship, _)| *ship);
+        results
     }
 
     /// Drops `ship`'s instance.
@@ -261,6 +305,17 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
             } => Reply::Attached(ScriptInstance::new(&script, random_seed).map(|instance| {
                 ships.insert(ship, instance);
             })),
+            Request::AttachMany(starts) => Reply::AttachedMany(
+                starts
+                    .into_iter()
+                    .map(|(ship, script, random_seed)| {
+                        let started = ScriptInstance::new(&script, random_seed).map(|instance| {
+                            ships.insert(ship, instance);
+                        });
+                        (ship, started)
+                    })
+                    .collect(),
+            ),
             Request::Detach { ship } => Reply::Detached(ships.remove(&ship).is_some()),
             Request::Snapshot { ship } => {
                 Reply::Snapshot(ships.get_mut(&ship).map(ScriptInstance::state))

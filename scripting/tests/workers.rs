@@ -155,3 +155,46 @@ fn misuse_is_refused_with_clear_errors() {
         "ship 3 has no script"
     );
 }
+
+#[test]
+fn a_fleet_starts_in_one_batch_and_failures_stay_with_their_ship() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let bad_start = engine
+        .load(&wasm(
+            r#"(module
+                (memory (export "memory") 1 16)
+                (func $start unreachable) (start $start)
+                (func (export "astroboids_abi") (result i32) i32.const 1)
+                (func (export "sensor_ptr") (result i32) i32.const 1024)
+                (func (export "command_ptr") (result i32) i32.const 4096)
+                (func (export "tick")))"#,
+        ))
+        .unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    pool.attach(2, &echo, 1).unwrap();
+    // Out of order, with a failing start, an already attached ship and a duplicate.
+    let starts = vec![
+        (5, echo.clone(), 5),
+        (3, bad_start.clone(), 3),
+        (1, echo.clone(), 1),
+        (2, echo.clone(), 2),
+        (5, echo.clone(), 5),
+        (4, echo.clone(), 4),
+    ];
+    let results = pool.attach_many(starts);
+    let ships: Vec<u64> = results.iter().map(|r| r.0).collect();
+    assert_eq!(ships, [1, 2, 3, 4, 5, 5]);
+    let ok: Vec<bool> = results.iter().map(|r| r.1.is_ok()).collect();
+    assert_eq!(ok.iter().filter(|&&b| b).count(), 3, "{results:?}");
+    assert!(matches!(
+        results[2].1,
+        Err(WorkerError::Script(
+            astroboids_scripting::ScriptError::Start(_)
+        ))
+    ));
+    assert_eq!(results[1].1, Err(WorkerError::AlreadyAttached(2)));
+    assert_eq!(pool.attached().collect::<Vec<_>>(), [1, 2, 4, 5]);
+    let ran = pool.run((1..=5).filter(|s| *s != 3).map(|s| job(s, 0)).collect());
+    assert!(ran.unwrap().iter().all(|r| r.report.fault.is_none()));
+}

@@ -299,6 +299,9 @@ type ScriptedShip = (
     ),
 );
 
+/// Key that separates the random stream of a script's start function from its first tick's.
+const START_KEY: u64 = u64::MAX;
+
 #[allow(clippy::too_many_arguments)]
 fn run_scripts(
     config: Res<UniverseConfig>,
@@ -326,24 +329,41 @@ fn run_scripts(
     let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
     drop_orphans(&mut workers, &scripted_ids);
 
+    // Start every pending instance in one batch (all workers in parallel), in id order.
+    let mut starts = Vec::new();
+    let mut starting = BTreeMap::new();
+    for (index, (id, script, runtime, ..)) in scripted.iter().enumerate() {
+        if runtime.status == InstanceStatus::Pending {
+            // A ship that got a new script drops its old instance first.
+            if workers.is_attached(id.0) {
+                let _ = workers.detach(id.0);
+            }
+            let compiled = library
+                .compiled(script.0)
+                .expect("assign_script only assigns scripts in the library");
+            let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick, START_KEY]);
+            starts.push((id.0, Arc::clone(compiled), random_seed));
+            starting.insert(id.0, index);
+        }
+    }
+    for (ship, started) in workers.attach_many(starts) {
+        let (id, _, runtime, ..) = &mut scripted[starting[&ship]];
+        match started {
+            Ok(()) => runtime.status = InstanceStatus::Running,
+            Err(error) => {
+                runtime.status = InstanceStatus::Failed;
+                runtime.faults_total += 1;
+                faults_log.push(**id, tick, ScriptFaultKind::Start, error.to_string());
+            }
+        }
+    }
+
     let mut jobs = Vec::with_capacity(scripted.len());
     let mut running = Vec::with_capacity(scripted.len());
-    for (index, (id, script, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
+    for (index, (id, _, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
         **command = ShipCommand::default();
         let budget = fuel_policy.earn(&mut runtime.fuel);
         let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick]);
-        if runtime.status == InstanceStatus::Pending {
-            start_instance(
-                &mut workers,
-                &library,
-                **id,
-                script.0,
-                random_seed,
-                runtime,
-                &mut faults_log,
-                tick,
-            );
-        }
         if runtime.status != InstanceStatus::Running {
             continue;
         }
@@ -396,35 +416,6 @@ fn run_scripts(
     }
     totals.script_fuel_used += report.fuel_used;
     totals.script_faults += u64::from(report.faults);
-}
-
-/// Starts `ship`'s instance; a failure is recorded as a fault and leaves the ship idle.
-#[allow(clippy::too_many_arguments)]
-fn start_instance(
-    workers: &mut ScriptWorkers,
-    library: &ScriptLibrary,
-    ship: NetId,
-    script: ScriptId,
-    random_seed: u64,
-    runtime: &mut ScriptRuntime,
-    faults: &mut FaultLog,
-    tick: u64,
-) {
-    // A ship that got a new script drops the old instance first.
-    if workers.is_attached(ship.0) {
-        let _ = workers.detach(ship.0);
-    }
-    let compiled = library
-        .compiled(script)
-        .expect("assign_script only assigns scripts in the library");
-    match workers.attach(ship.0, compiled, random_seed) {
-        Ok(()) => runtime.status = InstanceStatus::Running,
-        Err(error) => {
-            runtime.status = InstanceStatus::Failed;
-            runtime.faults_total += 1;
-            faults.push(ship, tick, ScriptFaultKind::Start, error.to_string());
-        }
-    }
 }
 
 /// Instances whose ship is gone or no longer scripted are dropped (ships are destroyed after
