@@ -96,4 +96,7 @@ pub struct SimArgs {
     /// Compile scripts on every run; keep nothing on disk.
     #[arg(long)]
     pub no_script_cache: bool,
+    /// Print the script log of this ship (its last `scripts.log_ring_lines` lines) at the end.
+    #[arg(long, value_name = "SHIP_ID")]
+    pub show_log: Option<u64>,
 }

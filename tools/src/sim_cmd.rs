@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use astroboids_engine::NetId;
 use astroboids_engine::Simulation;
 use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
 use astroboids_sim::scripts::{
-    ScriptFaults, ScriptLibrary, ScriptTickReport, add_script, assign_script,
+    ScriptFaults, ScriptLibrary, ScriptLog, ScriptTickReport, add_script, assign_script,
 };
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
@@ -50,6 +51,9 @@ struct Summary {
     scripts_loaded_from_cache: u64,
     /// The most recent faults, newest last (at most 5).
     script_recent_faults: Vec<String>,
+    /// `--show-log`: that ship's log lines as "tick N: text", oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    script_log: Option<Vec<String>>,
 }
 
 /// Reads and validates the universe configuration, or the embedded default.
@@ -198,7 +202,31 @@ fn simulate(
         scripts_compiled: load_stats.compiled,
         scripts_loaded_from_cache: load_stats.loaded_from_disk,
         script_recent_faults,
+        script_log: args.show_log.map(|ship| ship_log(&sim, NetId(ship))),
     })
+}
+
+/// The log ring of `ship`, or a line saying why there is none.
+fn ship_log(sim: &Simulation, ship: NetId) -> Vec<String> {
+    let world = sim.world();
+    let Some(entity) = world.resource::<ShipIndex>().entity(ship) else {
+        return vec![format!("no ship {ship} (destroyed, or never spawned)")];
+    };
+    let Some(log) = world.get::<ScriptLog>(entity) else {
+        return vec![format!("ship {ship} runs no script")];
+    };
+    let mut lines: Vec<String> = log
+        .lines
+        .iter()
+        .map(|l| format!("tick {}: {}", l.tick, l.text))
+        .collect();
+    if log.dropped > 0 {
+        lines.push(format!(
+            "({} older or over-limit lines dropped)",
+            log.dropped
+        ));
+    }
+    lines
 }
 
 /// The artifact directory for compiled scripts, unless disabled. A directory that cannot be
@@ -269,6 +297,12 @@ fn print_summary(s: &Summary) {
         println!("  script faults    {}", s.script_faults);
         for fault in &s.script_recent_faults {
             println!("    {fault}");
+        }
+        if let Some(log) = &s.script_log {
+            println!("  script log");
+            for line in log {
+                println!("    {line}");
+            }
         }
     }
     println!("  state hash       {}", s.state_hash);

@@ -121,8 +121,16 @@ fn a_second_run_loads_the_compiled_script_from_the_cache() {
         wasm.to_str().unwrap(),
     ]);
     let cache = dir.join("artifacts");
-    let extra = ["--script-cache", cache.to_str().unwrap()];
+    let extra = ["--script-cache", cache.to_str().unwrap(), "--show-log", "1"];
     let first = sim_json_with(wasm.to_str().unwrap(), "2", &extra);
+    let log = first["script_log"]
+        .as_array()
+        .expect("--show-log adds the log");
+    assert!(
+        log.iter()
+            .any(|l| l.as_str().unwrap().starts_with("tick 1: hunting ship")),
+        "the hunter logs its first target: {log:?}"
+    );
     assert_eq!(first["scripts_compiled"], 1, "{first}");
     assert_eq!(first["scripts_loaded_from_cache"], 0, "{first}");
     let second = sim_json_with(wasm.to_str().unwrap(), "2", &extra);
