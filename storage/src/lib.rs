@@ -450,13 +450,11 @@ impl WorldStore {
                 value.len(),
                 self.limits.max_name_bytes
             ))
-        } else if let Some(c) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
-            Some(format!("{c:?} is not allowed (use letters, digits, _ . -)"))
         } else {
-            None
+            value
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+                .map(|c| format!("{c:?} is not allowed (use letters, digits, _ . -)"))
         };
         match reason {
             Some(reason) => Err(StorageError::InvalidName {
