@@ -57,6 +57,8 @@ pub enum ScriptError {
     AbiVersion { found: i32, supported: i32 },
     #[error("{0}")]
     Blocks(String),
+    #[error("cannot restore the script's saved state: {0}")]
+    Restore(String),
     #[error("the script failed while starting: {0}")]
     Start(Fault),
 }

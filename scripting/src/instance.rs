@@ -241,6 +241,52 @@ impl ScriptInstance {
         }
     }
 
+    /// Replaces this instance's state with `state`, taken from an instance of the same script
+    /// (a checkpoint): memory grown to the saved size and overwritten, mutable globals set. The
+    /// instance then continues exactly as the one the state was taken from.
+    pub fn restore_state(&mut self, state: &InstanceState) -> Result<(), ScriptError> {
+        let mismatch = |what: String| ScriptError::Restore(what);
+        if state.globals.len() != self.state_globals.len() {
+            return Err(mismatch(format!(
+                "the saved state has {} mutable globals, the script has {}",
+                state.globals.len(),
+                self.state_globals.len()
+            )));
+        }
+        let page = u64::from(wasmer::WASM_PAGE_SIZE as u32);
+        let saved = state.memory.len() as u64;
+        let current = self.memory.view(&self.store).data_size();
+        if saved % page != 0 || saved < current {
+            return Err(mismatch(format!(
+                "the saved memory is {saved} bytes; it must be whole pages and at least the \
+                 {current} bytes the script starts with"
+            )));
+        }
+        let grow = ((saved - current) / page) as u32;
+        if grow > 0 {
+            self.memory
+                .grow(&mut self.store, wasmer::Pages(grow))
+                .map_err(|e| mismatch(format!("cannot grow memory to {saved} bytes: {e}")))?;
+        }
+        self.memory
+            .view(&self.store)
+            .write(0, &state.memory)
+            .map_err(|e| mismatch(format!("cannot write memory: {e}")))?;
+        for (global, &bits) in self.state_globals.iter().zip(&state.globals) {
+            let value = match global.ty(&self.store).ty {
+                wasmer::Type::I32 => Value::I32(bits as u32 as i32),
+                wasmer::Type::I64 => Value::I64(bits as i64),
+                wasmer::Type::F32 => Value::F32(f32::from_bits(bits as u32)),
+                wasmer::Type::F64 => Value::F64(f64::from_bits(bits)),
+                other => return Err(mismatch(format!("a global of type {other:?}"))),
+            };
+            global
+                .set(&mut self.store, value)
+                .map_err(|e| mismatch(format!("cannot set a global: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// A 128-bit digest of [`Self::state`], computed without copying the memory.
     pub fn state_digest(&mut self) -> u128 {
         let mut hasher = Xxh3::new();

@@ -39,6 +39,11 @@ enum Request {
         random_seed: u64,
     },
     AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
+    Restore {
+        ship: u64,
+        script: Arc<CompiledScript>,
+        state: Box<InstanceState>,
+    },
     Detach {
         ship: u64,
     },
@@ -193,6 +198,32 @@ impl ScriptWorkers {
         results
     }
 
+    /// Gives `ship` an instance of `script` whose state is `state` (from a checkpoint), as if
+    /// it had been running all along.
+    pub fn restore(
+        &mut self,
+        ship: u64,
+        script: &Arc<CompiledScript>,
+        state: InstanceState,
+    ) -> Result<(), WorkerError> {
+        if self.attached.contains(&ship) {
+            return Err(WorkerError::AlreadyAttached(ship));
+        }
+        let request = Request::Restore {
+            ship,
+            script: Arc::clone(script),
+            state: Box::new(state),
+        };
+        match self.ask(ship, request) {
+            Reply::Attached(Ok(())) => {
+                self.attached.insert(ship);
+                Ok(())
+            }
+            Reply::Attached(Err(e)) => Err(e.into()),
+            _ => unreachable!("workers answer restore with Attached"),
+        }
+    }
+
     /// Drops `ship`'s instance.
     pub fn detach(&mut self, ship: u64) -> Result<(), WorkerError> {
         if !self.attached.remove(&ship) {
@@ -315,6 +346,18 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                         (ship, started)
                     })
                     .collect(),
+            ),
+            Request::Restore {
+                ship,
+                script,
+                state,
+            } => Reply::Attached(
+                // The start function's random draws are overwritten by the restored state.
+                ScriptInstance::new(&script, 0).and_then(|mut instance| {
+                    instance.restore_state(&state)?;
+                    ships.insert(ship, instance);
+                    Ok(())
+                }),
             ),
             Request::Detach { ship } => Reply::Detached(ships.remove(&ship).is_some()),
             Request::Snapshot { ship } => {

@@ -1,0 +1,128 @@
+//! Restoring a script's saved state (the basis of checkpoints and replays): an instance given
+//! another's memory and globals continues exactly as the original does.
+
+use astroboids_scripting::blocks::SensorSnapshot;
+use astroboids_scripting::{
+    CompilerKind, InstanceState, ScriptEngine, ScriptInstance, ScriptLimits, ScriptWorkers,
+};
+
+/// Keeps state in memory (a tick counter), in a global (a running sum of random draws), grows
+/// its memory at tick 3, and steers by all of it.
+const STATEFUL: &str = r#"(module
+    (import "astroboids" "random" (func $random (result i32)))
+    (memory (export "memory") 1 16)
+    (global $sum (mut i64) (i64.const 0))
+    (global $scale (mut f32) (f32.const 0.5))
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)
+    (func (export "tick")
+      (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+      (if (i32.eq (i32.load (i32.const 0)) (i32.const 3))
+        (then (drop (memory.grow (i32.const 2)))
+              (i32.store (i32.const 131072) (i32.const 42))))
+      (global.set $sum (i64.add (global.get $sum) (i64.extend_i32_u (call $random))))
+      (global.set $scale (f32.mul (global.get $scale) (f32.const 0.9)))
+      (f32.store (i32.const 4096)
+        (f32.mul (global.get $scale)
+          (f32.convert_i64_u (i64.rem_u (global.get $sum) (i64.const 100)))))))"#;
+
+fn engine() -> ScriptEngine {
+    ScriptEngine::new(ScriptLimits::default(), CompilerKind::Cranelift)
+}
+
+fn wasm(wat: &str) -> Vec<u8> {
+    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
+}
+
+fn sensors(tick: u64) -> SensorSnapshot {
+    SensorSnapshot {
+        tick,
+        ..SensorSnapshot::default()
+    }
+}
+
+#[test]
+fn a_restored_instance_continues_exactly_like_the_original() {
+    let e = engine();
+    let script = e.load(&wasm(STATEFUL)).unwrap();
+    let mut original = ScriptInstance::new(&script, 1).unwrap();
+    for tick in 0..5 {
+        original.run_tick(10_000, tick, &sensors(tick));
+    }
+    let saved = original.state();
+    assert_eq!(saved.memory.len(), 3 * 65_536, "grew at tick 3");
+    assert_eq!(saved.globals.len(), 2);
+
+    let mut restored = ScriptInstance::new(&script, 99).unwrap();
+    restored.restore_state(&saved).unwrap();
+    assert_eq!(restored.state(), saved);
+    assert_eq!(restored.state_digest(), original.state_digest());
+    for tick in 5..12 {
+        let a = original.run_tick(10_000, tick, &sensors(tick));
+        let b = restored.run_tick(10_000, tick, &sensors(tick));
+        assert_eq!(a, b, "tick {tick}");
+    }
+    assert_eq!(restored.state(), original.state());
+}
+
+#[test]
+fn a_state_that_does_not_fit_the_script_is_refused() {
+    let e = engine();
+    let script = e.load(&wasm(STATEFUL)).unwrap();
+    let mut fresh = ScriptInstance::new(&script, 1).unwrap();
+    let mut state = fresh.state();
+    state.globals.pop();
+    assert_eq!(
+        fresh.restore_state(&state).unwrap_err().to_string(),
+        "cannot restore the script's saved state: the saved state has 1 mutable globals, the \
+         script has 2"
+    );
+    let odd = InstanceState {
+        memory: vec![0; 1000],
+        globals: vec![0, 0],
+    };
+    assert!(
+        fresh
+            .restore_state(&odd)
+            .unwrap_err()
+            .to_string()
+            .contains("must be whole pages")
+    );
+    let too_big = InstanceState {
+        memory: vec![0; 17 * 65_536],
+        globals: vec![0, 0],
+    };
+    assert!(
+        fresh
+            .restore_state(&too_big)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot grow memory")
+    );
+}
+
+#[test]
+fn workers_restore_a_ship_from_saved_state() {
+    let e = engine();
+    let script = e.load(&wasm(STATEFUL)).unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    pool.attach(1, &script, 1).unwrap();
+    let job = |ship: u64, tick: u64| astroboids_scripting::ScriptJob {
+        ship,
+        budget: 10_000,
+        random_seed: tick,
+        sensors: sensors(tick),
+    };
+    for tick in 0..4 {
+        pool.run(vec![job(1, tick)]).unwrap();
+    }
+    let saved = pool.state(1).unwrap();
+    pool.restore(2, &script, saved.clone()).unwrap();
+    assert_eq!(pool.state(2).unwrap(), saved);
+    for tick in 4..8 {
+        let results = pool.run(vec![job(1, tick), job(2, tick)]).unwrap();
+        assert_eq!(results[0].report, results[1].report, "tick {tick}");
+    }
+    assert!(pool.restore(2, &script, saved).is_err(), "already attached");
+}
