@@ -256,7 +256,7 @@ impl ScriptInstance {
         let page = u64::from(wasmer::WASM_PAGE_SIZE as u32);
         let saved = state.memory.len() as u64;
         let current = self.memory.view(&self.store).data_size();
-        if saved % page != 0 || saved < current {
+        if !saved.is_multiple_of(page) || saved < current {
             return Err(mismatch(format!(
                 "the saved memory is {saved} bytes; it must be whole pages and at least the \
                  {current} bytes the script starts with"
