@@ -36,6 +36,13 @@ impl NetIdAllocator {
         id
     }
 
+    /// An allocator whose next id is `next` (restoring a checkpoint).
+    pub fn starting_at(next: NetId) -> Self {
+        Self {
+            next: next.0.max(1),
+        }
+    }
+
     /// The id the next call to [`Self::allocate`] returns.
     pub fn peek_next(&self) -> NetId {
         NetId(self.next)

@@ -8,6 +8,7 @@
 //! or as a [`config::UniverseConfig`] value; time is the tick counter.
 
 pub mod autopilot;
+pub mod checkpoint;
 pub mod config;
 pub mod damage;
 pub mod mining;
@@ -104,19 +105,54 @@ fn begin_tick(mut report: ResMut<TickReport>) {
 }
 
 fn hash_totals(world: &mut World, h: &mut StateHasher) {
-    let t = world.resource::<SimTotals>();
-    for v in [
-        t.ore_mined,
-        t.ore_lost_in_wrecks,
-        t.ships_destroyed,
-        t.collision_contacts,
-        t.sectors_generated,
-        t.sectors_unloaded,
-        t.inputs_for_unknown_ships,
-        t.script_fuel_used,
-        t.script_faults,
-    ] {
+    for v in world.resource::<SimTotals>().to_values() {
         h.write_u64(v);
+    }
+}
+
+impl SimTotals {
+    /// Every counter, in a fixed order (hashing and checkpoints).
+    pub fn to_values(&self) -> Vec<u64> {
+        vec![
+            self.ore_mined,
+            self.ore_lost_in_wrecks,
+            self.ships_destroyed,
+            self.collision_contacts,
+            self.sectors_generated,
+            self.sectors_unloaded,
+            self.inputs_for_unknown_ships,
+            self.script_fuel_used,
+            self.script_faults,
+        ]
+    }
+
+    /// The inverse of [`Self::to_values`]; `None` for a list of the wrong length.
+    pub fn from_values(values: &[u64]) -> Option<Self> {
+        let &[
+            ore_mined,
+            ore_lost_in_wrecks,
+            ships_destroyed,
+            collision_contacts,
+            sectors_generated,
+            sectors_unloaded,
+            inputs_for_unknown_ships,
+            script_fuel_used,
+            script_faults,
+        ] = values
+        else {
+            return None;
+        };
+        Some(Self {
+            ore_mined,
+            ore_lost_in_wrecks,
+            ships_destroyed,
+            collision_contacts,
+            sectors_generated,
+            sectors_unloaded,
+            inputs_for_unknown_ships,
+            script_fuel_used,
+            script_faults,
+        })
     }
 }
 

@@ -213,6 +213,11 @@ pub struct SectorWorlds {
 }
 
 impl SectorWorlds {
+    /// Drops every world (checkpoints canonicalize physics this way).
+    pub(crate) fn clear(&mut self) {
+        self.worlds.clear();
+    }
+
     pub fn get(&self, sector: SectorCoord) -> Option<&SectorWorld> {
         self.worlds.get(&sector)
     }

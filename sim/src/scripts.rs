@@ -178,6 +178,11 @@ impl ScriptLibrary {
         Ok(id)
     }
 
+    /// Every script's id, in order.
+    pub fn ids(&self) -> impl Iterator<Item = ScriptId> + '_ {
+        self.scripts.keys().copied()
+    }
+
     pub fn contains(&self, id: ScriptId) -> bool {
         self.scripts.contains_key(&id)
     }
@@ -250,6 +255,25 @@ pub fn assign_script(
         ShipCommand::default(),
     ));
     Ok(())
+}
+
+/// Gives `ship` a running instance of `script` with a saved state (restoring a checkpoint).
+pub(crate) fn restore_instance(
+    world: &mut World,
+    ship: NetId,
+    script: ScriptId,
+    state: astroboids_scripting::InstanceState,
+) -> Result<(), String> {
+    let compiled = world
+        .resource::<ScriptLibrary>()
+        .compiled(script)
+        .ok_or_else(|| format!("unknown script {script}"))?
+        .clone();
+    world
+        .resource::<ScriptHost>()
+        .workers()
+        .restore(ship.0, &compiled, state)
+        .map_err(|e| e.to_string())
 }
 
 /// Runs player scripts in the Behaviour stage.

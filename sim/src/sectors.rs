@@ -360,6 +360,11 @@ impl Sectors {
         OreTaken { amount, depleted }
     }
 
+    /// Sets a sector's delta (restoring a checkpoint; before the sector is loaded).
+    pub(crate) fn set_delta(&mut self, coord: SectorCoord, delta: SectorDelta) {
+        self.deltas.insert(coord, delta);
+    }
+
     pub(crate) fn loaded_mut(&mut self) -> &mut BTreeMap<SectorCoord, LoadedSector> {
         &mut self.loaded
     }

@@ -178,6 +178,16 @@ pub enum SpawnError {
 
 /// Spawns one ship. Bodies are added to physics at the next tick, in id order.
 pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetId, SpawnError> {
+    spawn_ship_as(world, None, pos, heading)
+}
+
+/// Spawns a ship under `id` (a checkpoint restore), or under a fresh id when `None`.
+pub(crate) fn spawn_ship_as(
+    world: &mut World,
+    id: Option<NetId>,
+    pos: SpacePos,
+    heading: f32,
+) -> Result<NetId, SpawnError> {
     let config = world.resource::<UniverseConfig>();
     let (limit, size) = (config.limits.max_ships, config.simulation.sector_size);
     let (hull, energy) = (config.ships.hull, config.ships.energy_max);
@@ -191,7 +201,7 @@ pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetI
             sector_size: size,
         });
     }
-    let id = world.resource_mut::<NetIdAllocator>().allocate();
+    let id = id.unwrap_or_else(|| world.resource_mut::<NetIdAllocator>().allocate());
     let entity = world
         .spawn((
             Ship,

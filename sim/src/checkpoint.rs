@@ -1,0 +1,455 @@
+//! World checkpoints: everything a world needs to continue exactly, as one serializable value.
+//!
+//! [`capture`] is taken between ticks; [`restore`] builds a new world from it that continues
+//! with the same state hash, tick for tick, as the world it was taken from.
+//!
+//! Physics is the subtle part: rapier keeps caches (contact warm-starting, sleeping, its BVH)
+//! that the ECS state does not hold. So capturing *canonicalizes* the live world: every sector's
+//! rapier world is dropped and rebuilt from ECS state at the next tick, exactly as it is in the
+//! restored world. A run therefore depends on when checkpoints are taken; the checkpoint
+//! schedule is part of what a replay records.
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use astroboids_engine::{NetId, NetIdAllocator, Simulation, Tick, UniverseSeed};
+use astroboids_scripting::budget::{FaultStreak, FuelBucket};
+
+use crate::autopilot::Autopilot;
+use crate::config::UniverseConfig;
+use crate::physics::{SectorWorlds, ShipBody};
+use crate::scripts::{
+    InstanceStatus, LogLine, ScriptFault, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptId,
+    ScriptLibrary, ScriptLog, ScriptRuntime, ShipScript,
+};
+use crate::sectors::{SectorDelta, Sectors};
+use crate::ships::{
+    Cargo, Energy, Heading, Hull, ShipCommand, ShipInputs, Velocity, spawn_ship_as,
+};
+use crate::space::{SectorCoord, SpacePos, Vec2};
+use crate::{SimOptions, SimTotals, build_simulation_with};
+
+/// Bump when the checkpoint layout or meaning changes.
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+/// A whole world between two ticks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldCheckpoint {
+    pub format: u32,
+    pub generator_version: u32,
+    /// XXH3-64 of the universe configuration it was taken with (it must be restored with the
+    /// same one).
+    pub config_digest: u64,
+    pub universe_seed: u64,
+    /// The last tick that ran.
+    pub tick: u64,
+    pub next_net_id: u64,
+    /// In id order.
+    pub ships: Vec<ShipRecord>,
+    /// Loaded sectors and their idle ticks, in coordinate order.
+    pub loaded_sectors: Vec<(i32, i32, u32)>,
+    /// Remaining ore of every asteroid ever mined, in coordinate order.
+    pub sector_deltas: Vec<SectorDeltaRecord>,
+    pub totals: TotalsRecord,
+    /// Inputs accepted for the next tick, in arrival order.
+    pub pending_inputs: Vec<(u64, CommandRecord)>,
+    /// Every script in the library: (id, module bytes), in id order.
+    pub scripts: Vec<(u128, Vec<u8>)>,
+    pub recent_faults: Vec<FaultRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorDeltaRecord {
+    pub x: i32,
+    pub y: i32,
+    /// (asteroid index, ore left), in index order.
+    pub remaining_ore: Vec<(u16, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipRecord {
+    pub id: u64,
+    pub sector: (i32, i32),
+    pub local: (f32, f32),
+    pub velocity: (f32, f32),
+    pub heading: f32,
+    pub hull: f32,
+    pub energy: f32,
+    pub cargo: u32,
+    pub autopilot: bool,
+    pub script: Option<ScriptRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptRecord {
+    pub script: u128,
+    /// 0 pending, 1 running, 2 failed.
+    pub status: u8,
+    pub fuel_stored: u64,
+    pub faults_in_a_row: u32,
+    pub resume_at_tick: u64,
+    pub fuel_used_last: u64,
+    pub fuel_used_total: u64,
+    pub faults_total: u64,
+    pub log: Vec<(u64, String)>,
+    pub log_dropped: u64,
+    /// Memory and mutable globals of the running instance.
+    pub memory: Vec<u8>,
+    pub globals: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub thrust: f32,
+    pub turn: f32,
+    pub mine: bool,
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub ship: u64,
+    pub tick: u64,
+    /// 0 out of fuel, 1 trap, 2 start.
+    pub kind: u8,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalsRecord {
+    pub values: Vec<u64>,
+}
+
+/// Why a checkpoint cannot be restored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint format {found}; this build reads format {supported}")]
+    Format { found: u32, supported: u32 },
+    #[error(
+        "checkpoint was taken with generator version {found}; the configuration has {configured}"
+    )]
+    GeneratorVersion { found: u32, configured: u32 },
+    #[error("checkpoint was taken with a different universe configuration")]
+    Config,
+    #[error("checkpoint is damaged: {0}")]
+    Damaged(String),
+}
+
+/// A digest of the configuration, so a checkpoint is never restored under other rules.
+pub fn config_digest(config: &UniverseConfig) -> u64 {
+    // Debug output of plain numbers and strings is stable for a given build.
+    xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes())
+}
+
+/// Captures the world between ticks and canonicalizes its physics (see the module docs).
+pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
+    let world = sim.world_mut();
+    canonicalize_physics(world);
+    let config = world.resource::<UniverseConfig>().clone();
+    let host_states = {
+        let mut query = world.query::<(&NetId, &ScriptRuntime)>();
+        let running: Vec<NetId> = query
+            .iter(world)
+            .filter(|(_, r)| r.status == InstanceStatus::Running)
+            .map(|(id, _)| *id)
+            .collect();
+        let host = world.resource::<ScriptHost>();
+        running
+            .into_iter()
+            .filter_map(|id| host.instance_state(id).map(|s| (id, s)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+
+    let mut query = world.query::<(
+        &NetId,
+        &SpacePos,
+        &Velocity,
+        &Heading,
+        &Hull,
+        &Energy,
+        &Cargo,
+        Has<Autopilot>,
+        Option<(&ShipScript, &ScriptRuntime, &ScriptLog)>,
+    )>();
+    let mut ships: Vec<ShipRecord> = query
+        .iter(world)
+        .map(
+            |(id, pos, velocity, heading, hull, energy, cargo, autopilot, script)| ShipRecord {
+                id: id.0,
+                sector: (pos.sector.x, pos.sector.y),
+                local: (pos.local.x, pos.local.y),
+                velocity: (velocity.0.x, velocity.0.y),
+                heading: heading.0,
+                hull: hull.0,
+                energy: energy.0,
+                cargo: cargo.ore,
+                autopilot,
+                script: script.map(|(script, runtime, log)| {
+                    let state = host_states.get(id);
+                    ScriptRecord {
+                        script: script.0.0,
+                        status: match runtime.status {
+                            InstanceStatus::Pending => 0,
+                            InstanceStatus::Running => 1,
+                            InstanceStatus::Failed => 2,
+                        },
+                        fuel_stored: runtime.fuel.stored,
+                        faults_in_a_row: runtime.streak.consecutive,
+                        resume_at_tick: runtime.streak.resume_at_tick,
+                        fuel_used_last: runtime.fuel_used_last,
+                        fuel_used_total: runtime.fuel_used_total,
+                        faults_total: runtime.faults_total,
+                        log: log.lines.iter().map(|l| (l.tick, l.text.clone())).collect(),
+                        log_dropped: log.dropped,
+                        memory: state.map(|s| s.memory.clone()).unwrap_or_default(),
+                        globals: state.map(|s| s.globals.clone()).unwrap_or_default(),
+                    }
+                }),
+            },
+        )
+        .collect();
+    ships.sort_unstable_by_key(|s| s.id);
+
+    let sectors = world.resource::<Sectors>();
+    let loaded_sectors = sectors
+        .loaded()
+        .map(|(c, s)| (c.x, c.y, s.idle_ticks))
+        .collect();
+    let sector_deltas = sectors
+        .deltas()
+        .iter()
+        .map(|(c, d)| SectorDeltaRecord {
+            x: c.x,
+            y: c.y,
+            remaining_ore: d.remaining_ore.iter().map(|(&i, &o)| (i, o)).collect(),
+        })
+        .collect();
+    let library = world.resource::<ScriptLibrary>();
+    let scripts = library
+        .ids()
+        .filter_map(|id| library.wasm(id).map(|w| (id.0, w.to_vec())))
+        .collect();
+    let recent_faults = world
+        .resource::<ScriptFaults>()
+        .recent
+        .iter()
+        .map(|f| FaultRecord {
+            ship: f.ship.0,
+            tick: f.tick,
+            kind: match f.kind {
+                ScriptFaultKind::OutOfFuel => 0,
+                ScriptFaultKind::Trap => 1,
+                ScriptFaultKind::Start => 2,
+            },
+            message: f.message.clone(),
+        })
+        .collect();
+    let pending_inputs = world
+        .resource::<ShipInputs>()
+        .pending()
+        .iter()
+        .map(|(id, c)| {
+            (
+                id.0,
+                CommandRecord {
+                    thrust: c.thrust,
+                    turn: c.turn,
+                    mine: c.mine,
+                    stop: c.stop,
+                },
+            )
+        })
+        .collect();
+    WorldCheckpoint {
+        format: CHECKPOINT_FORMAT,
+        generator_version: config.generator_version,
+        config_digest: config_digest(&config),
+        universe_seed: world.resource::<UniverseSeed>().0,
+        tick: world.resource::<Tick>().0,
+        next_net_id: world.resource::<NetIdAllocator>().peek_next().0,
+        ships,
+        loaded_sectors,
+        sector_deltas,
+        totals: TotalsRecord {
+            values: world.resource::<SimTotals>().to_values(),
+        },
+        pending_inputs,
+        scripts,
+        recent_faults,
+    }
+}
+
+/// Drops every sector's rapier world; the next physics stage rebuilds them from ECS state.
+fn canonicalize_physics(world: &mut World) {
+    world.resource_mut::<SectorWorlds>().clear();
+    let mut bodies = world.query::<&mut ShipBody>();
+    for mut body in bodies.iter_mut(world) {
+        body.0 = None;
+    }
+}
+
+/// A world that continues from `checkpoint` exactly as the captured one does.
+pub fn restore(
+    config: UniverseConfig,
+    checkpoint: &WorldCheckpoint,
+    options: SimOptions,
+) -> Result<Simulation, CheckpointError> {
+    if checkpoint.format != CHECKPOINT_FORMAT {
+        return Err(CheckpointError::Format {
+            found: checkpoint.format,
+            supported: CHECKPOINT_FORMAT,
+        });
+    }
+    if checkpoint.generator_version != config.generator_version {
+        return Err(CheckpointError::GeneratorVersion {
+            found: checkpoint.generator_version,
+            configured: config.generator_version,
+        });
+    }
+    if checkpoint.config_digest != config_digest(&config) {
+        return Err(CheckpointError::Config);
+    }
+    let damaged = |what: String| CheckpointError::Damaged(what);
+    let mut sim = build_simulation_with(config, checkpoint.universe_seed, options);
+    let world = sim.world_mut();
+    world.resource_mut::<Tick>().0 = checkpoint.tick;
+    *world.resource_mut::<NetIdAllocator>() =
+        NetIdAllocator::starting_at(NetId(checkpoint.next_net_id));
+    *world.resource_mut::<SimTotals>() = SimTotals::from_values(&checkpoint.totals.values)
+        .ok_or_else(|| damaged("the totals have the wrong length".into()))?;
+
+    {
+        let mut sectors = world.resource_mut::<Sectors>();
+        for record in &checkpoint.sector_deltas {
+            let delta = SectorDelta {
+                remaining_ore: record.remaining_ore.iter().copied().collect(),
+            };
+            sectors.set_delta(SectorCoord::new(record.x, record.y), delta);
+        }
+        for &(x, y, idle_ticks) in &checkpoint.loaded_sectors {
+            let coord = SectorCoord::new(x, y);
+            sectors.load(coord);
+            if let Some(sector) = sectors.loaded_mut().get_mut(&coord) {
+                sector.idle_ticks = idle_ticks;
+            }
+        }
+    }
+
+    for (id, wasm) in &checkpoint.scripts {
+        let added = crate::scripts::add_script(world, wasm)
+            .map_err(|e| damaged(format!("script {id:032x}: {e}")))?;
+        if added.0 != *id {
+            return Err(damaged(format!(
+                "script {id:032x} does not match its bytes"
+            )));
+        }
+    }
+
+    for ship in &checkpoint.ships {
+        let id = NetId(ship.id);
+        let pos = SpacePos::new(
+            SectorCoord::new(ship.sector.0, ship.sector.1),
+            Vec2::new(ship.local.0, ship.local.1),
+        );
+        spawn_ship_as(world, Some(id), pos, ship.heading)
+            .map_err(|e| damaged(format!("ship {id}: {e}")))?;
+        let entity = world
+            .resource::<crate::ships::ShipIndex>()
+            .entity(id)
+            .expect("just spawned");
+        let mut e = world.entity_mut(entity);
+        e.insert((
+            Velocity(Vec2::new(ship.velocity.0, ship.velocity.1)),
+            Heading(ship.heading),
+            Hull(ship.hull),
+            Energy(ship.energy),
+            Cargo { ore: ship.cargo },
+        ));
+        if ship.autopilot {
+            e.insert(Autopilot);
+        }
+        if let Some(s) = &ship.script {
+            let status = match s.status {
+                0 => InstanceStatus::Pending,
+                1 => InstanceStatus::Running,
+                2 => InstanceStatus::Failed,
+                other => return Err(damaged(format!("ship {id}: script status {other}"))),
+            };
+            e.insert((
+                ShipScript(ScriptId(s.script)),
+                ScriptRuntime {
+                    status: status.clone(),
+                    fuel: FuelBucket {
+                        stored: s.fuel_stored,
+                    },
+                    streak: FaultStreak {
+                        consecutive: s.faults_in_a_row,
+                        resume_at_tick: s.resume_at_tick,
+                    },
+                    fuel_used_last: s.fuel_used_last,
+                    fuel_used_total: s.fuel_used_total,
+                    faults_total: s.faults_total,
+                },
+                ScriptLog {
+                    lines: s
+                        .log
+                        .iter()
+                        .map(|(tick, text)| LogLine {
+                            tick: *tick,
+                            text: text.clone(),
+                        })
+                        .collect(),
+                    dropped: s.log_dropped,
+                },
+            ));
+            if status == InstanceStatus::Running {
+                let state = astroboids_scripting::InstanceState {
+                    memory: s.memory.clone(),
+                    globals: s.globals.clone(),
+                };
+                crate::scripts::restore_instance(world, id, ScriptId(s.script), state)
+                    .map_err(|e| damaged(format!("ship {id}: {e}")))?;
+            }
+        }
+    }
+
+    {
+        let mut inputs = world.resource_mut::<ShipInputs>();
+        for (ship, c) in &checkpoint.pending_inputs {
+            let command = ShipCommand {
+                thrust: c.thrust,
+                turn: c.turn,
+                mine: c.mine,
+                stop: c.stop,
+            };
+            inputs
+                .submit(NetId(*ship), command)
+                .map_err(|e| damaged(format!("pending input: {e}")))?;
+        }
+    }
+    world.resource_mut::<ScriptFaults>().recent = checkpoint
+        .recent_faults
+        .iter()
+        .map(|f| ScriptFault {
+            ship: NetId(f.ship),
+            tick: f.tick,
+            kind: match f.kind {
+                0 => ScriptFaultKind::OutOfFuel,
+                1 => ScriptFaultKind::Trap,
+                _ => ScriptFaultKind::Start,
+            },
+            message: f.message.clone(),
+        })
+        .collect();
+    Ok(sim)
+}
+
+/// Encodes a checkpoint (postcard).
+pub fn encode(checkpoint: &WorldCheckpoint) -> Vec<u8> {
+    postcard::to_stdvec(checkpoint).expect("a checkpoint always serializes")
+}
+
+/// Decodes a checkpoint written by [`encode`].
+pub fn decode(bytes: &[u8]) -> Result<WorldCheckpoint, CheckpointError> {
+    postcard::from_bytes(bytes).map_err(|e| CheckpointError::Damaged(e.to_string()))
+}

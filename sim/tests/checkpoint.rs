@@ -1,0 +1,159 @@
+//! World checkpoints: a world restored from a checkpoint continues tick for tick with the same
+//! state hash as the world it was taken from (scripts, sectors, physics and inputs included),
+//! and a checkpoint that does not fit is refused by name.
+
+mod common;
+
+use astroboids_engine::{NetId, Simulation};
+use astroboids_sim::checkpoint::{self, CheckpointError};
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::scripts::{add_script, assign_script};
+use astroboids_sim::ships::{ShipCommand, ShipInputs};
+use astroboids_sim::{SimOptions, SimTotals};
+use common::{fleet_world, with_threads};
+
+/// Random turns at full thrust, mining, a tick counter in memory, a running sum in a global,
+/// memory growth at tick 7 and a log line every 5 ticks.
+fn wanderer() -> Vec<u8> {
+    let wat = r#"(module
+        (import "astroboids" "random" (func $random (result i32)))
+        (import "astroboids" "log" (func $log (param i32 i32)))
+        (memory (export "memory") 1 16)
+        (data (i32.const 200) "tick")
+        (global $draws (mut i64) (i64.const 0))
+        (func (export "astroboids_abi") (result i32) i32.const 1)
+        (func (export "sensor_ptr") (result i32) i32.const 1024)
+        (func (export "command_ptr") (result i32) i32.const 4096)
+        (func (export "tick")
+          (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+          (if (i32.eq (i32.load (i32.const 0)) (i32.const 7))
+            (then (drop (memory.grow (i32.const 1)))))
+          (if (i32.eqz (i32.rem_u (i32.load (i32.const 0)) (i32.const 5)))
+            (then (call $log (i32.const 200) (i32.const 4))))
+          (global.set $draws (i64.add (global.get $draws) (i64.extend_i32_u (call $random))))
+          (f32.store (i32.const 4096) (f32.const 1))
+          (f32.store (i32.const 4100)
+            (f32.sub
+              (f32.div (f32.convert_i32_u (i32.and (call $random) (i32.const 255)))
+                       (f32.const 128))
+              (f32.const 1)))
+          (i32.store (i32.const 4104) (i32.const 1))))"#;
+    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
+}
+
+/// 160 ships, 60 of them scripted, 25 ticks in, with inputs waiting for the next tick.
+fn living_world() -> (Simulation, Vec<NetId>) {
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 21, 160);
+    let script = add_script(sim.world_mut(), &wanderer()).unwrap();
+    for &ship in &ids[..60] {
+        assign_script(sim.world_mut(), ship, script).unwrap();
+    }
+    sim.run_ticks(25);
+    let mut inputs = sim.world_mut().resource_mut::<ShipInputs>();
+    for &ship in &ids[100..105] {
+        let brake = ShipCommand {
+            stop: true,
+            ..ShipCommand::default()
+        };
+        inputs.submit(ship, brake).unwrap();
+    }
+    (sim, ids)
+}
+
+fn hashes(sim: &mut Simulation, ticks: u64) -> Vec<u64> {
+    (0..ticks)
+        .map(|_| {
+            sim.step();
+            sim.state_hash().total
+        })
+        .collect()
+}
+
+#[test]
+fn a_restored_world_continues_exactly_like_the_original() {
+    with_threads(2, || {
+        let (mut live, _) = living_world();
+        let saved = checkpoint::capture(&mut live);
+        let bytes = checkpoint::encode(&saved);
+        let decoded = checkpoint::decode(&bytes).unwrap();
+        assert_eq!(decoded, saved);
+
+        let mut restored =
+            checkpoint::restore(UniverseConfig::default(), &decoded, SimOptions::default())
+                .unwrap();
+        let (a, b) = (live.state_hash(), restored.state_hash());
+        assert_eq!(
+            a.differing_parts(&b),
+            Vec::<&str>::new(),
+            "right after restore"
+        );
+        assert_eq!(restored.tick(), 25);
+
+        let expected = hashes(&mut live, 40);
+        let got = hashes(&mut restored, 40);
+        for (tick, (e, g)) in expected.iter().zip(&got).enumerate() {
+            assert_eq!(e, g, "hash differs {} ticks after the restore", tick + 1);
+        }
+        let totals = live.world().resource::<SimTotals>().clone();
+        assert!(
+            totals.script_fuel_used > 0 && totals.ore_mined > 0,
+            "{totals:?}"
+        );
+        assert!(
+            totals.collision_contacts > 0,
+            "physics was exercised: {totals:?}"
+        );
+    });
+}
+
+#[test]
+fn restoring_with_other_workers_gives_the_same_world() {
+    let (saved, expected) = with_threads(2, || {
+        let (mut live, _) = living_world();
+        let saved = checkpoint::capture(&mut live);
+        (saved, hashes(&mut live, 15))
+    });
+    let got = with_threads(1, || {
+        let mut restored =
+            checkpoint::restore(UniverseConfig::default(), &saved, SimOptions::default()).unwrap();
+        hashes(&mut restored, 15)
+    });
+    assert_eq!(expected, got);
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_are_refused_by_name() {
+    let (mut live, _) = fleet_world(UniverseConfig::default(), 3, 10);
+    live.run_ticks(3);
+    let saved = checkpoint::capture(&mut live);
+
+    let mut other_rules = UniverseConfig::default();
+    other_rules.ships.max_speed = 25.0;
+    let err = checkpoint::restore(other_rules, &saved, SimOptions::default())
+        .err()
+        .expect("refused");
+    assert_eq!(err, CheckpointError::Config);
+    assert_eq!(
+        err.to_string(),
+        "checkpoint was taken with a different universe configuration"
+    );
+
+    let newer = checkpoint::WorldCheckpoint {
+        format: 99,
+        ..saved.clone()
+    };
+    let err = checkpoint::restore(UniverseConfig::default(), &newer, SimOptions::default())
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "checkpoint format 99; this build reads format 1"
+    );
+
+    let bytes = checkpoint::encode(&saved);
+    let err = checkpoint::decode(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(
+        err.to_string().starts_with("checkpoint is damaged"),
+        "{err}"
+    );
+}
