@@ -1,0 +1,58 @@
+//! World checkpoints at 10k ships (1,000 of them scripted, one 64 KiB page of script memory
+//! each): capture + encode, and decode + restore (including recompiling the script and
+//! re-instantiating every script). The encoded size is printed once.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+use astroboids_sim::checkpoint;
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::scripts::{add_script, assign_script};
+use astroboids_sim::spawn::spawn_fleet;
+use astroboids_sim::{SimOptions, build_simulation};
+
+const SHIPS: u32 = 10_000;
+const SCRIPTED: usize = 1_000;
+
+/// Counts ticks in memory and flies straight.
+const SCRIPT: &str = r#"(module
+    (memory (export "memory") 1 16)
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)
+    (func (export "tick")
+      (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+      (f32.store (i32.const 4096) (f32.const 0.5))))"#;
+
+fn checkpoints(c: &mut Criterion) {
+    let mut sim = build_simulation(UniverseConfig::default(), 1);
+    let ids = spawn_fleet(sim.world_mut(), SHIPS).expect("fleet");
+    let wasm = wasmer::wat2wasm(SCRIPT.as_bytes()).expect("valid WAT");
+    let script = add_script(sim.world_mut(), &wasm).expect("valid script");
+    for &ship in &ids[..SCRIPTED] {
+        assign_script(sim.world_mut(), ship, script).expect("assign");
+    }
+    sim.run_ticks(30);
+    let bytes = checkpoint::encode(&checkpoint::capture(&mut sim));
+    eprintln!(
+        "checkpoint of {SHIPS} ships ({SCRIPTED} scripted): {} bytes",
+        bytes.len()
+    );
+
+    let mut group = c.benchmark_group("checkpoint");
+    group.sample_size(10);
+    group.bench_function("capture_encode_10k_ships", |b| {
+        b.iter(|| checkpoint::encode(&checkpoint::capture(&mut sim)).len())
+    });
+    group.bench_function("decode_restore_10k_ships", |b| {
+        b.iter(|| {
+            let saved = checkpoint::decode(&bytes).expect("decodes");
+            checkpoint::restore(UniverseConfig::default(), &saved, SimOptions::default())
+                .expect("restores")
+                .tick()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checkpoints);
+criterion_main!(benches);
