@@ -33,11 +33,6 @@ pub struct ScriptResult {
 }
 
 enum Request {
-    Attach {
-        ship: u64,
-        script: Arc<CompiledScript>,
-        random_seed: u64,
-    },
     AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
     Restore {
         ship: u64,
@@ -121,8 +116,29 @@ impl ScriptWorkers {
         self.workers.len()
     }
 
+    fn worker_index(&self, ship: u64) -> usize {
+        (ship % self.workers.len() as u64) as usize
+    }
+
     fn worker(&self, ship: u64) -> &Worker {
-        &self.workers[(ship % self.workers.len() as u64) as usize]
+        &self.workers[self.worker_index(ship)]
+    }
+
+    /// Sends each worker its request (`None`: nothing for it), all before waiting, so the
+    /// workers run in parallel; then collects the replies.
+    fn scatter(&self, requests: impl IntoIterator<Item = Option<Request>>) -> Vec<Reply> {
+        let busy: Vec<&Worker> = self
+            .workers
+            .iter()
+            .zip(requests)
+            .filter_map(|(worker, request)| {
+                worker.send(request?);
+                Some(worker)
+            })
+            .collect();
+        busy.into_iter()
+            .map(|worker| worker.replies.recv().expect("script worker alive"))
+            .collect()
     }
 
     fn ask(&self, ship: u64, request: Request) -> Reply {
@@ -138,22 +154,8 @@ impl ScriptWorkers {
         script: &Arc<CompiledScript>,
         random_seed: u64,
     ) -> Result<(), WorkerError> {
-        if self.attached.contains(&ship) {
-            return Err(WorkerError::AlreadyAttached(ship));
-        }
-        let request = Request::Attach {
-            ship,
-            script: Arc::clone(script),
-            random_seed,
-        };
-        match self.ask(ship, request) {
-            Reply::Attached(Ok(())) => {
-                self.attached.insert(ship);
-                Ok(())
-            }
-            Reply::Attached(Err(e)) => Err(e.into()),
-            _ => unreachable!("workers answer attach with Attached"),
-        }
+        let mut results = self.attach_many(vec![(ship, Arc::clone(script), random_seed)]);
+        results.pop().expect("one result per start").1
     }
 
     /// Instantiates many ships at once, each on its worker, all workers in parallel: starting
@@ -171,18 +173,14 @@ impl ScriptWorkers {
             if self.attached.contains(&ship) || !seen.insert(ship) {
                 results.push((ship, Err(WorkerError::AlreadyAttached(ship))));
             } else {
-                per_worker[(ship % self.workers.len() as u64) as usize].push(start);
+                per_worker[self.worker_index(ship)].push(start);
             }
         }
-        let mut busy = Vec::new();
-        for (worker, starts) in self.workers.iter().zip(per_worker) {
-            if !starts.is_empty() {
-                worker.send(Request::AttachMany(starts));
-                busy.push(worker);
-            }
-        }
-        for worker in busy {
-            match worker.replies.recv().expect("script worker alive") {
+        let requests = per_worker
+            .into_iter()
+            .map(|starts| (!starts.is_empty()).then_some(Request::AttachMany(starts)));
+        for reply in self.scatter(requests) {
+            match reply {
                 Reply::AttachedMany(done) => {
                     for (ship, result) in done {
                         if result.is_ok() {
@@ -257,12 +255,9 @@ impl ScriptWorkers {
 
     /// A digest of every instance's state, in ship order; computed on all workers at once.
     pub fn state_digests(&self) -> Vec<(u64, u128)> {
-        for worker in &self.workers {
-            worker.send(Request::Digests);
-        }
         let mut digests = Vec::with_capacity(self.attached.len());
-        for worker in &self.workers {
-            match worker.replies.recv().expect("script worker alive") {
+        for reply in self.scatter(self.workers.iter().map(|_| Some(Request::Digests))) {
+            match reply {
                 Reply::Digests(mut d) => digests.append(&mut d),
                 _ => unreachable!("workers answer digests with Digests"),
             }
@@ -282,18 +277,15 @@ impl ScriptWorkers {
             if !seen.insert(job.ship) {
                 return Err(WorkerError::DuplicateJob { ship: job.ship });
             }
-            per_worker[(job.ship % self.workers.len() as u64) as usize].push(job);
+            let index = self.worker_index(job.ship);
+            per_worker[index].push(job);
         }
-        let mut busy = Vec::new();
-        for (worker, jobs) in self.workers.iter().zip(per_worker) {
-            if !jobs.is_empty() {
-                worker.send(Request::Run(jobs));
-                busy.push(worker);
-            }
-        }
+        let requests = per_worker
+            .into_iter()
+            .map(|jobs| (!jobs.is_empty()).then_some(Request::Run(jobs)));
         let mut results = Vec::new();
-        for worker in busy {
-            match worker.replies.recv().expect("script worker alive") {
+        for reply in self.scatter(requests) {
+            match reply {
                 Reply::Ran(mut r) => results.append(&mut r),
                 _ => unreachable!("workers answer run with Ran"),
             }
@@ -329,13 +321,6 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
     let mut ships: BTreeMap<u64, ScriptInstance> = BTreeMap::new();
     for request in requests {
         let reply = match request {
-            Request::Attach {
-                ship,
-                script,
-                random_seed,
-            } => Reply::Attached(ScriptInstance::new(&script, random_seed).map(|instance| {
-                ships.insert(ship, instance);
-            })),
             Request::AttachMany(starts) => Reply::AttachedMany(
                 starts
                     .into_iter()

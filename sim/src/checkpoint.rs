@@ -24,7 +24,7 @@ use crate::scripts::{
 };
 use crate::sectors::{SectorDelta, Sectors};
 use crate::ships::{
-    Cargo, Energy, Heading, Hull, ShipCommand, ShipInputs, Velocity, spawn_ship_as,
+    Cargo, Energy, Heading, Hull, ShipCommand, ShipInputs, ShipState, Velocity, spawn_ship_as,
 };
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
@@ -161,20 +161,14 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
     };
 
     let mut query = world.query::<(
-        &NetId,
-        &SpacePos,
-        &Velocity,
-        &Heading,
-        &Hull,
-        &Energy,
-        &Cargo,
+        ShipState,
         Has<Autopilot>,
         Option<(&ShipScript, &ScriptRuntime, &ScriptLog)>,
     )>();
     let mut ships: Vec<ShipRecord> = query
         .iter(world)
         .map(
-            |(id, pos, velocity, heading, hull, energy, cargo, autopilot, script)| ShipRecord {
+            |((id, pos, velocity, heading, hull, energy, cargo), autopilot, script)| ShipRecord {
                 id: id.0,
                 sector: (pos.sector.x, pos.sector.y),
                 local: (pos.local.x, pos.local.y),

@@ -355,8 +355,7 @@ fn run_scripts(
 
     // Start every pending instance in one batch (all workers in parallel), in id order.
     let mut starts = Vec::new();
-    let mut starting = BTreeMap::new();
-    for (index, (id, script, runtime, ..)) in scripted.iter().enumerate() {
+    for (id, script, runtime, ..) in &scripted {
         if runtime.status == InstanceStatus::Pending {
             // A ship that got a new script drops its old instance first.
             if workers.is_attached(id.0) {
@@ -367,11 +366,13 @@ fn run_scripts(
                 .expect("assign_script only assigns scripts in the library");
             let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick, START_KEY]);
             starts.push((id.0, Arc::clone(compiled), random_seed));
-            starting.insert(id.0, index);
         }
     }
     for (ship, started) in workers.attach_many(starts) {
-        let (id, _, runtime, ..) = &mut scripted[starting[&ship]];
+        let index = scripted_ids
+            .binary_search(&ship)
+            .expect("started ships are scripted ships");
+        let (id, _, runtime, ..) = &mut scripted[index];
         match started {
             Ok(()) => runtime.status = InstanceStatus::Running,
             Err(error) => {
@@ -387,7 +388,6 @@ fn run_scripts(
     for (index, (id, _, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
         **command = ShipCommand::default();
         let budget = fuel_policy.earn(&mut runtime.fuel);
-        let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick]);
         if runtime.status != InstanceStatus::Running {
             continue;
         }
@@ -398,7 +398,7 @@ fn run_scripts(
         jobs.push(ScriptJob {
             ship: id.0,
             budget,
-            random_seed,
+            random_seed: derive_seed(seed.0, RngStream::Script, &[id.0, tick]),
             sensors: snapshot(tick, **id, sensed),
         });
         running.push(index);

@@ -310,16 +310,19 @@ fn move_ships(
         });
 }
 
+/// A ship's simulated state: what the state hash and checkpoints cover.
+pub type ShipState = (
+    &'static NetId,
+    &'static SpacePos,
+    &'static Velocity,
+    &'static Heading,
+    &'static Hull,
+    &'static Energy,
+    &'static Cargo,
+);
+
 fn hash_ships(world: &mut World, h: &mut StateHasher) {
-    let mut query = world.query::<(
-        &NetId,
-        &SpacePos,
-        &Velocity,
-        &Heading,
-        &Hull,
-        &Energy,
-        &Cargo,
-    )>();
+    let mut query = world.query::<ShipState>();
     let mut ships: Vec<_> = query.iter(world).collect();
     ships.sort_unstable_by_key(|s| *s.0);
     h.write_u64(ships.len() as u64);
