@@ -14,7 +14,7 @@ pub const SENSOR_BLOCK_BYTES: usize = SENSOR_HEADER_BYTES + MAX_CONTACTS * CONTA
 pub const COMMAND_BLOCK_BYTES: usize = 16;
 
 /// What kind of thing a contact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u32)]
 pub enum ContactKind {
     Ship = 1,
@@ -22,7 +22,7 @@ pub enum ContactKind {
 }
 
 /// One contact, relative to the sensing ship.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SensedContact {
     pub kind: ContactKind,
     /// Ship id, or the asteroid's sector packed as (x as u32) << 32 | (y as u32).
@@ -38,7 +38,7 @@ pub struct SensedContact {
 }
 
 /// Everything a script sees at the start of a tick.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SensorSnapshot {
     pub tick: u64,
     pub ship: u64,
@@ -120,7 +120,7 @@ impl Writer<'_> {
 }
 
 /// What a script asked its ship to do. Decoding never fails: garbage becomes a safe value.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScriptCommand {
     /// 0..=1.
     pub thrust: f32,

@@ -4,10 +4,12 @@
 //! with the same state hash, tick for tick, as the world it was taken from.
 //!
 //! Physics is the subtle part: rapier keeps caches (contact warm-starting, sleeping, its BVH)
-//! that the ECS state does not hold. So capturing *canonicalizes* the live world: every sector's
-//! rapier world is dropped and rebuilt from ECS state at the next tick, exactly as it is in the
-//! restored world. A run therefore depends on when checkpoints are taken; the checkpoint
-//! schedule is part of what a replay records.
+//! that the ECS state does not hold. Every run drops them at checkpoint ticks (multiples of
+//! `persistence.checkpoint_every_ticks`, see [`crate::physics`]), so a checkpoint captured at
+//! such a tick restores into a world identical to the live one. Capturing at any other tick
+//! drops the live world's caches too (so the two still agree), but then the live run departs
+//! from an uninterrupted run that did not capture: persistence and replays capture only at
+//! checkpoint ticks.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,7 @@ use astroboids_scripting::budget::{FaultStreak, FuelBucket};
 
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
-use crate::physics::{SectorWorlds, ShipBody};
+use crate::physics::drop_physics_caches;
 use crate::scripts::{
     InstanceStatus, LogLine, ScriptFault, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptId,
     ScriptLibrary, ScriptLog, ScriptRuntime, ShipScript,
@@ -144,7 +146,7 @@ pub fn config_digest(config: &UniverseConfig) -> u64 {
 /// Captures the world between ticks and canonicalizes its physics (see the module docs).
 pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
     let world = sim.world_mut();
-    canonicalize_physics(world);
+    drop_physics_caches(world);
     let config = world.resource::<UniverseConfig>().clone();
     let host_states = {
         let mut query = world.query::<(&NetId, &ScriptRuntime)>();
@@ -242,17 +244,7 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
         .resource::<ShipInputs>()
         .pending()
         .iter()
-        .map(|(id, c)| {
-            (
-                id.0,
-                CommandRecord {
-                    thrust: c.thrust,
-                    turn: c.turn,
-                    mine: c.mine,
-                    stop: c.stop,
-                },
-            )
-        })
+        .map(|(id, c)| (id.0, CommandRecord::from(*c)))
         .collect();
     WorldCheckpoint {
         format: CHECKPOINT_FORMAT,
@@ -270,15 +262,6 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
         pending_inputs,
         scripts,
         recent_faults,
-    }
-}
-
-/// Drops every sector's rapier world; the next physics stage rebuilds them from ECS state.
-fn canonicalize_physics(world: &mut World) {
-    world.resource_mut::<SectorWorlds>().clear();
-    let mut bodies = world.query::<&mut ShipBody>();
-    for mut body in bodies.iter_mut(world) {
-        body.0 = None;
     }
 }
 
@@ -410,14 +393,8 @@ pub fn restore(
     {
         let mut inputs = world.resource_mut::<ShipInputs>();
         for (ship, c) in &checkpoint.pending_inputs {
-            let command = ShipCommand {
-                thrust: c.thrust,
-                turn: c.turn,
-                mine: c.mine,
-                stop: c.stop,
-            };
             inputs
-                .submit(NetId(*ship), command)
+                .submit(NetId(*ship), ShipCommand::from(c))
                 .map_err(|e| damaged(format!("pending input: {e}")))?;
         }
     }

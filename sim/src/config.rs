@@ -36,6 +36,7 @@ pub struct UniverseConfig {
     pub sectors: SectorsConfig,
     pub generation: GenerationConfig,
     pub scripts: ScriptsConfig,
+    pub persistence: PersistenceConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -120,6 +121,15 @@ pub struct ScriptsConfig {
     pub log_ring_lines: u32,
     pub fault_log_max: u32,
     pub max_scripts: u32,
+}
+
+/// When worlds are checkpointed. Part of the simulation's result: at every checkpoint tick the
+/// physics caches are rebuilt from ECS state (so a restored world is identical to the live one),
+/// whether or not anything is written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    pub checkpoint_every_ticks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -495,6 +505,12 @@ impl UniverseConfig {
         c.range_u32("scripts.log_ring_lines", sp.log_ring_lines, 0, 100_000);
         c.range_u32("scripts.fault_log_max", sp.fault_log_max, 0, 1_000_000);
         c.range_u32("scripts.max_scripts", sp.max_scripts, 1, 1_000_000);
+        c.range_u64(
+            "persistence.checkpoint_every_ticks",
+            self.persistence.checkpoint_every_ticks,
+            1,
+            1_000_000,
+        );
         match c.error {
             Some(e) => Err(e),
             None => Ok(()),

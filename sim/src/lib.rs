@@ -11,6 +11,7 @@ pub mod autopilot;
 pub mod checkpoint;
 pub mod config;
 pub mod damage;
+pub mod inputs;
 pub mod mining;
 pub mod physics;
 pub mod scripts;
@@ -40,6 +41,8 @@ pub enum SimSet {
     Physics,
     Hazards,
     Destruction,
+    /// Last: at checkpoint ticks, rebuilding physics caches (see [`physics`]).
+    Checkpoint,
 }
 
 /// What happened in the last tick (reset at the start of each tick).
@@ -90,6 +93,7 @@ impl Plugin for CorePlugin {
                     SimSet::Physics,
                     SimSet::Hazards,
                     SimSet::Destruction,
+                    SimSet::Checkpoint,
                 )
                     .chain(),
             )

@@ -18,7 +18,7 @@ use bevy_ecs::prelude::*;
 use rapier2d::prelude::*;
 use rayon::prelude::*;
 
-use astroboids_engine::{NetId, TickRate, TickSchedule};
+use astroboids_engine::{NetId, Tick, TickRate, TickSchedule};
 
 use crate::config::UniverseConfig;
 use crate::sectors::{SectorContents, Sectors};
@@ -214,7 +214,7 @@ pub struct SectorWorlds {
 
 impl SectorWorlds {
     /// Drops every world (checkpoints canonicalize physics this way).
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.worlds.clear();
     }
 
@@ -257,7 +257,36 @@ impl Plugin for PhysicsPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<SectorWorlds>()
             .init_resource::<DepletedAsteroids>()
-            .add_systems(TickSchedule, step_physics.in_set(SimSet::Physics));
+            .add_systems(TickSchedule, step_physics.in_set(SimSet::Physics))
+            .add_systems(
+                TickSchedule,
+                drop_physics_caches_at_checkpoints.in_set(SimSet::Checkpoint),
+            );
+    }
+}
+
+/// Whether `tick` is a checkpoint tick (`persistence.checkpoint_every_ticks`).
+pub fn is_checkpoint_tick(config: &UniverseConfig, tick: u64) -> bool {
+    tick.is_multiple_of(config.persistence.checkpoint_every_ticks)
+}
+
+/// Rapier keeps caches the ECS state does not hold (contact warm-starting, sleeping, its BVH),
+/// so a world rebuilt from a checkpoint would drift from the live one. Every run drops them at
+/// checkpoint ticks instead, persisted or not: the live world and any world restored from that
+/// tick's checkpoint then rebuild identical rapier worlds at the next tick.
+fn drop_physics_caches_at_checkpoints(world: &mut World) {
+    let tick = world.resource::<Tick>().0;
+    if is_checkpoint_tick(world.resource::<UniverseConfig>(), tick) {
+        drop_physics_caches(world);
+    }
+}
+
+/// Drops every sector's rapier world; the next physics stage rebuilds them from ECS state.
+pub fn drop_physics_caches(world: &mut World) {
+    world.resource_mut::<SectorWorlds>().clear();
+    let mut bodies = world.query::<&mut ShipBody>();
+    for mut body in bodies.iter_mut(world) {
+        body.0 = None;
     }
 }
 

@@ -201,6 +201,25 @@ impl ScriptLibrary {
     }
 }
 
+/// Ships whose script runs are recorded tick by tick: what each was given (sensors, budget,
+/// random seed) and what it returned. For replay inspection and per-ship traces; insert it to
+/// turn tracing on. Observability only: not hashed, not checkpointed.
+#[derive(Resource, Debug, Default)]
+pub struct ScriptTrace {
+    pub ships: std::collections::BTreeSet<NetId>,
+    /// Oldest first; the reader drains it.
+    pub records: Vec<ScriptTraceRecord>,
+}
+
+/// One traced run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptTraceRecord {
+    pub tick: u64,
+    pub script: ScriptId,
+    pub job: ScriptJob,
+    pub report: astroboids_scripting::RunReport,
+}
+
 /// The worker threads running the instances. Behind a mutex only to make the resource `Sync`;
 /// the tick holds it alone.
 #[derive(Resource)]
@@ -336,6 +355,7 @@ fn run_scripts(
     mut faults: ResMut<ScriptFaults>,
     mut report: ResMut<ScriptTickReport>,
     mut totals: ResMut<SimTotals>,
+    mut trace: Option<ResMut<ScriptTrace>>,
     mut ships: Query<ScriptedShip, Without<Autopilot>>,
 ) {
     *report = ScriptTickReport::default();
@@ -385,6 +405,7 @@ fn run_scripts(
 
     let mut jobs = Vec::with_capacity(scripted.len());
     let mut running = Vec::with_capacity(scripted.len());
+    let mut traced_jobs = BTreeMap::new();
     for (index, (id, _, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
         **command = ShipCommand::default();
         let budget = fuel_policy.earn(&mut runtime.fuel);
@@ -395,12 +416,16 @@ fn run_scripts(
             report.skipped_in_backoff += 1;
             continue;
         }
-        jobs.push(ScriptJob {
+        let job = ScriptJob {
             ship: id.0,
             budget,
             random_seed: derive_seed(seed.0, RngStream::Script, &[id.0, tick]),
             sensors: snapshot(tick, **id, sensed),
-        });
+        };
+        if trace.as_ref().is_some_and(|t| t.ships.contains(*id)) {
+            traced_jobs.insert(index, job.clone());
+        }
+        jobs.push(job);
         running.push(index);
     }
 
@@ -408,9 +433,17 @@ fn run_scripts(
         .run(jobs)
         .expect("jobs name attached ships, once each");
     for (index, result) in running.into_iter().zip(results) {
-        let (id, _, runtime, log, command, _) = &mut scripted[index];
+        let (id, script, runtime, log, command, _) = &mut scripted[index];
         debug_assert_eq!(id.0, result.ship, "results come back in ship order");
         let run = result.report;
+        if let (Some(trace), Some(job)) = (trace.as_mut(), traced_jobs.remove(&index)) {
+            trace.records.push(ScriptTraceRecord {
+                tick,
+                script: script.0,
+                job,
+                report: run.clone(),
+            });
+        }
         fuel_policy.spend(&mut runtime.fuel, run.fuel_used);
         runtime.fuel_used_last = run.fuel_used;
         runtime.fuel_used_total = runtime.fuel_used_total.saturating_add(run.fuel_used);

@@ -5,7 +5,7 @@ use bevy_ecs::prelude::*;
 use rand::Rng;
 
 use astroboids_engine::rng::stream_rng;
-use astroboids_engine::{NetId, RngStream, UniverseSeed};
+use astroboids_engine::{NetId, NetIdAllocator, RngStream, UniverseSeed};
 
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
@@ -29,7 +29,9 @@ pub fn spawn_fleet(world: &mut World, count: u32) -> Result<Vec<NetId>, SpawnErr
     let side = (f64::from(sectors_needed).sqrt().ceil() as i32).max(1);
     let size = config.simulation.sector_size;
     let clearance = config.ships.radius * 3.0;
-    let mut rng = stream_rng(seed, RngStream::Spawn, &[u64::from(count)]);
+    // Keyed by the first id too, so a second fleet of the same size lands elsewhere.
+    let first_id = world.resource::<NetIdAllocator>().peek_next().0;
+    let mut rng = stream_rng(seed, RngStream::Spawn, &[u64::from(count), first_id]);
     let mut ids = Vec::with_capacity(count as usize);
     for i in 0..count {
         // Sector-major: a sector's ships are spawned one after another, so they sit next to

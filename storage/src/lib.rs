@@ -28,6 +28,8 @@ const META_FORMAT: &[u8] = b"format";
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_LATEST_CHECKPOINT: &[u8] = b"latest_checkpoint";
 const META_NEXT_INPUT_SEQ: &[u8] = b"next_input_seq";
+const META_WORLD_INFO: &[u8] = b"world_info";
+const META_TICK_REACHED: &[u8] = b"tick_reached";
 
 /// Size limits on what the store accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +238,53 @@ impl WorldStore {
         self.db.flush().map(|_| ()).map_err(|e| self.sled(e))
     }
 
+    // --- world description -----------------------------------------------------------------
+
+    /// Stores what the world is (the host's encoding: seed, configuration), checksummed.
+    pub fn put_world_info(&self, payload: &[u8]) -> Result<()> {
+        check_size("world info", payload.len(), self.limits.max_input_bytes)?;
+        let mut record = xxh3_128(payload).to_be_bytes().to_vec();
+        record.extend_from_slice(payload);
+        self.meta
+            .insert(META_WORLD_INFO, record)
+            .map(|_| ())
+            .map_err(|e| self.sled(e))
+    }
+
+    /// The world description, verified against its checksum; `None` before the first put.
+    pub fn world_info(&self) -> Result<Option<Vec<u8>>> {
+        let Some(record) = self.meta.get(META_WORLD_INFO).map_err(|e| self.sled(e))? else {
+            return Ok(None);
+        };
+        if record.len() < 16 {
+            return Err(self.corrupt("the world description is truncated"));
+        }
+        let (checksum, payload) = record.split_at(16);
+        if u128::from_be_bytes(checksum.try_into().expect("16 bytes")) != xxh3_128(payload) {
+            return Err(self.corrupt("the world description fails its checksum"));
+        }
+        Ok(Some(payload.to_vec()))
+    }
+
+    /// Notes the last tick the world ran. Not flushed by itself: after a crash it may be
+    /// older than the truth, which only means re-running a few ticks on restart.
+    pub fn note_tick_reached(&self, tick: u64) -> Result<()> {
+        self.meta
+            .insert(META_TICK_REACHED, &tick.to_be_bytes())
+            .map(|_| ())
+            .map_err(|e| self.sled(e))
+    }
+
+    /// The last tick noted by [`Self::note_tick_reached`], if any.
+    pub fn tick_reached(&self) -> Result<Option<u64>> {
+        let Some(v) = self.meta.get(META_TICK_REACHED).map_err(|e| self.sled(e))? else {
+            return Ok(None);
+        };
+        <[u8; 8]>::try_from(v.as_ref())
+            .map(|b| Some(u64::from_be_bytes(b)))
+            .map_err(|_| self.corrupt("the tick-reached marker is malformed"))
+    }
+
     // --- scripts ---------------------------------------------------------------------------
 
     /// Stores `wasm` under its XXH3-128 hash (storing the same bytes twice is a no-op).
@@ -334,6 +383,32 @@ impl WorldStore {
         result.map_err(|e| match e {
             TransactionError::Storage(e) => self.sled(e),
             TransactionError::Abort(()) => self.corrupt("appending an input was aborted"),
+        })
+    }
+
+    /// Appends the inputs accepted for `tick`, in order, in one transaction: after a crash
+    /// either all of them are in the log or none. Returns the first one's sequence number.
+    pub fn append_inputs(&self, tick: u64, payloads: &[Vec<u8>]) -> Result<u64> {
+        for payload in payloads {
+            check_size("input", payload.len(), self.limits.max_input_bytes)?;
+        }
+        let result = (&self.inputs, &self.meta).transaction(|(inputs, meta)| {
+            let first = meta
+                .get(META_NEXT_INPUT_SEQ)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            for (seq, payload) in (first..).zip(payloads) {
+                inputs.insert(&input_key(tick, seq)[..], payload.as_slice())?;
+            }
+            meta.insert(
+                META_NEXT_INPUT_SEQ,
+                &(first + payloads.len() as u64).to_be_bytes(),
+            )?;
+            Ok::<_, ConflictableTransactionError<()>>(first)
+        });
+        result.map_err(|e| match e {
+            TransactionError::Storage(e) => self.sled(e),
+            TransactionError::Abort(()) => self.corrupt("appending inputs was aborted"),
         })
     }
 

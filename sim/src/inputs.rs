@@ -1,0 +1,172 @@
+//! World inputs: every change that comes from outside the tick (a player's manual command, a
+//! spawn, an uploaded or assigned script), as one serializable type.
+//!
+//! Inputs are applied between ticks, before the tick they are logged for, in acceptance order.
+//! Applying is deterministic and all-or-nothing: an input either changes the world completely
+//! or returns an error and changes nothing. That is what lets a host apply an input first and
+//! log it only when it was accepted, and lets a replay or a restart re-apply the log and reach
+//! exactly the same world.
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use astroboids_engine::NetId;
+
+use crate::autopilot::Autopilot;
+use crate::checkpoint::CommandRecord;
+use crate::config::UniverseConfig;
+use crate::scripts::{ScriptAssignError, ScriptId, add_script, assign_script};
+use crate::ships::{InputError, ShipCommand, ShipIndex, ShipInputs, SpawnError, spawn_ship};
+use crate::space::{SectorCoord, SpacePos, Vec2};
+use crate::spawn::spawn_fleet;
+
+/// One change from outside the tick. New variants go at the end: the variant index is part of
+/// the encoding in logs and replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WorldInput {
+    /// A manual command for `ship`'s next tick (overrides its autopilot or script that tick).
+    Command { ship: u64, command: CommandRecord },
+    /// One ship at a position, flown by the autopilot when `autopilot` is set.
+    SpawnShip {
+        sector: (i32, i32),
+        local: (f32, f32),
+        heading: f32,
+        autopilot: bool,
+    },
+    /// `count` ships spread around the origin (headless runs and load tests), flown by the
+    /// autopilot, or by `script` (already in the library) when given.
+    SpawnFleet { count: u32, script: Option<u128> },
+    /// Adds a script module to the world's library (content-addressed: adding twice is a no-op).
+    AddScript { wasm: Vec<u8> },
+    /// Gives `ship` a library script, replacing its autopilot or previous script.
+    AssignScript { ship: u64, script: u128 },
+}
+
+impl WorldInput {
+    /// A short name for messages and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Command { .. } => "command",
+            Self::SpawnShip { .. } => "spawn ship",
+            Self::SpawnFleet { .. } => "spawn fleet",
+            Self::AddScript { .. } => "add script",
+            Self::AssignScript { .. } => "assign script",
+        }
+    }
+}
+
+/// What an accepted input did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputOutcome {
+    /// The command waits for the next tick.
+    Queued,
+    /// Ships spawned, in id order.
+    Spawned(Vec<NetId>),
+    ScriptAdded(ScriptId),
+    ScriptAssigned,
+}
+
+/// Why an input was refused (the world is unchanged).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WorldInputError {
+    #[error("no ship {0}")]
+    UnknownShip(NetId),
+    #[error(transparent)]
+    Queue(#[from] InputError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Script(#[from] ScriptAssignError),
+    #[error("spawning {count} ships would exceed limits.max_ships ({limit}); {alive} alive")]
+    FleetTooLarge {
+        count: u32,
+        alive: usize,
+        limit: u32,
+    },
+}
+
+impl From<ShipCommand> for CommandRecord {
+    fn from(c: ShipCommand) -> Self {
+        Self {
+            thrust: c.thrust,
+            turn: c.turn,
+            mine: c.mine,
+            stop: c.stop,
+        }
+    }
+}
+
+impl From<&CommandRecord> for ShipCommand {
+    fn from(c: &CommandRecord) -> Self {
+        ShipCommand {
+            thrust: c.thrust,
+            turn: c.turn,
+            mine: c.mine,
+            stop: c.stop,
+        }
+    }
+}
+
+/// Applies `input` to the world between ticks; all-or-nothing (see the module docs).
+pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome, WorldInputError> {
+    match input {
+        WorldInput::Command { ship, command } => {
+            let ship = NetId(*ship);
+            if !world.resource::<ShipIndex>().contains(ship) {
+                return Err(WorldInputError::UnknownShip(ship));
+            }
+            world
+                .resource_mut::<ShipInputs>()
+                .submit(ship, ShipCommand::from(command))?;
+            Ok(InputOutcome::Queued)
+        }
+        WorldInput::SpawnShip {
+            sector,
+            local,
+            heading,
+            autopilot,
+        } => {
+            let pos = SpacePos::new(
+                SectorCoord::new(sector.0, sector.1),
+                Vec2::new(local.0, local.1),
+            );
+            let id = spawn_ship(world, pos, *heading)?;
+            if *autopilot {
+                let entity = world.resource::<ShipIndex>().entity(id).expect("spawned");
+                world.entity_mut(entity).insert(Autopilot);
+            }
+            Ok(InputOutcome::Spawned(vec![id]))
+        }
+        WorldInput::SpawnFleet { count, script } => {
+            let limit = world.resource::<UniverseConfig>().limits.max_ships;
+            let alive = world.resource::<ShipIndex>().len();
+            if alive.saturating_add(*count as usize) > limit as usize {
+                return Err(WorldInputError::FleetTooLarge {
+                    count: *count,
+                    alive,
+                    limit,
+                });
+            }
+            if let Some(script) = script
+                && !world
+                    .resource::<crate::scripts::ScriptLibrary>()
+                    .contains(ScriptId(*script))
+            {
+                return Err(ScriptAssignError::UnknownScript(ScriptId(*script)).into());
+            }
+            let ids = spawn_fleet(world, *count)?;
+            if let Some(script) = script {
+                for &ship in &ids {
+                    assign_script(world, ship, ScriptId(*script))
+                        .expect("the script is in the library and the ship was just spawned");
+                }
+            }
+            Ok(InputOutcome::Spawned(ids))
+        }
+        WorldInput::AddScript { wasm } => Ok(InputOutcome::ScriptAdded(add_script(world, wasm)?)),
+        WorldInput::AssignScript { ship, script } => {
+            assign_script(world, NetId(*ship), ScriptId(*script))?;
+            Ok(InputOutcome::ScriptAssigned)
+        }
+    }
+}
