@@ -75,7 +75,7 @@ fn the_state_hash_does_not_depend_on_the_number_of_script_workers() {
         with_threads(workers, || {
             let (mut sim, _) = world_with(&wanderer(), 120, 80);
             assert_eq!(sim.world().resource::<ScriptHost>().worker_count(), workers);
-            let hashes: Vec<u64> = (0..40)
+            let hashes: Vec<u64> = (0..80)
                 .map(|_| {
                     sim.step();
                     sim.state_hash().total
