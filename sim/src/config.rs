@@ -3,7 +3,7 @@
 //! file, the field and the reason.
 
 use bevy_ecs::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The configuration compiled into the binary: `assets/universe.toml`.
 pub const EMBEDDED_CONFIG_TOML: &str = include_str!("../../assets/universe.toml");
@@ -23,7 +23,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Resource, Debug, Clone, PartialEq, Deserialize)]
+#[derive(Resource, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UniverseConfig {
     pub generator_version: u32,
@@ -39,21 +39,21 @@ pub struct UniverseConfig {
     pub persistence: PersistenceConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationConfig {
     pub tick_rate_hz: u32,
     pub sector_size: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_ships: u32,
     pub max_contacts: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShipsConfig {
     pub radius: f32,
@@ -69,14 +69,14 @@ pub struct ShipsConfig {
     pub spawn_per_sector: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorsConfig {
     pub range: f32,
     pub nebula_range_factor: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhysicsConfig {
     pub collision_damage_per_impulse: f32,
@@ -84,7 +84,7 @@ pub struct PhysicsConfig {
     pub solver_iterations: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MiningConfig {
     pub reach: f32,
@@ -92,7 +92,7 @@ pub struct MiningConfig {
     pub energy_per_tick: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SectorsConfig {
     pub load_radius: u32,
@@ -101,7 +101,7 @@ pub struct SectorsConfig {
 
 /// Player-script rules: fuel, back-off, sandbox limits. All of it shapes what scripts can do,
 /// so all of it is part of the universe (and of what a replay must reproduce).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptsConfig {
     pub fuel_per_tick: u64,
@@ -126,13 +126,13 @@ pub struct ScriptsConfig {
 /// When worlds are checkpointed. Part of the simulation's result: at every checkpoint tick the
 /// physics caches are rebuilt from ECS state (so a restored world is identical to the live one),
 /// whether or not anything is written.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
     pub checkpoint_every_ticks: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationConfig {
     pub belt_frequency: f64,
@@ -233,6 +233,11 @@ impl Check<'_> {
 pub const GENERATOR_VERSION_SUPPORTED: u32 = 1;
 
 impl UniverseConfig {
+    /// The configuration as TOML (what `from_toml_str` reads back to an equal value).
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("the configuration is plain tables of numbers")
+    }
+
     /// Parses and validates `text`; `origin` (usually the file path) prefixes every error.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: UniverseConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -526,6 +531,16 @@ mod tests {
     fn embedded_config_is_valid() {
         let config = UniverseConfig::default();
         assert_eq!(config.simulation.tick_rate_hz, 10);
+    }
+
+    #[test]
+    fn written_toml_reads_back_to_the_same_configuration() {
+        // Replays embed the configuration this way; floats must survive exactly.
+        let mut config = UniverseConfig::default();
+        config.ships.max_speed = 29.123_457;
+        config.generation.belt_threshold = 0.1 + 0.2;
+        let back = UniverseConfig::from_toml_str(&config.to_toml_string(), "written").unwrap();
+        assert_eq!(back, config);
     }
 
     #[test]

@@ -28,6 +28,12 @@ use astroboids_engine::{EnginePlugin, StateHasher, TickSchedule};
 
 pub use config::UniverseConfig;
 
+/// The version of the simulation's results. Bump it with any change that alters what a world
+/// does with the same seed, configuration and inputs (its state hash, tick by tick): replays
+/// record it, and one recorded under another version is refused instead of failing
+/// mysteriously. The golden replays in replays/ catch a change that forgot to bump it.
+pub const SIM_VERSION: u32 = 1;
+
 /// The stages of a tick, run in this order.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimSet {
