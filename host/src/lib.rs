@@ -7,7 +7,10 @@
 //! reproducible by a replay. It reads no wall-clock time: callers time what they want to time.
 
 pub mod compress;
+pub mod inspect;
 pub mod persistent;
 pub mod replay;
+pub mod rerun;
+pub mod trace;
 
 pub use persistent::{HostError, OpenReport, PersistentWorld, WorldRequest};

@@ -93,6 +93,9 @@ pub struct OpenReport {
     pub checkpoint_tick: Option<u64>,
     /// Logged inputs re-applied after it.
     pub replayed_inputs: usize,
+    /// The last tick inputs were logged for, if any are in the log: a caller re-sending its
+    /// inputs skips those up to this tick (they are already in the world).
+    pub inputs_logged_through: Option<u64>,
     /// The world's tick now (the last tick that ran).
     pub tick: u64,
 }
@@ -213,6 +216,7 @@ impl PersistentWorld {
 
         let logged = store.inputs_from(sim.tick() + 1)?;
         let replayed_inputs = logged.len();
+        let inputs_logged_through = logged.last().map(|entry| entry.tick);
         for entry in logged {
             let input: WorldInput = postcard::from_bytes(&entry.payload).map_err(|e| {
                 corrupt(format!(
@@ -252,6 +256,7 @@ impl PersistentWorld {
             universe_seed: info.universe_seed,
             checkpoint_tick,
             replayed_inputs,
+            inputs_logged_through,
             tick: world.sim.tick(),
         };
         Ok((world, report))
@@ -272,6 +277,12 @@ impl PersistentWorld {
     /// The running world, read-only: changes go through [`Self::submit`].
     pub fn sim(&self) -> &Simulation {
         &self.sim
+    }
+
+    /// The running world, for observers that need `&mut` (hashing, recording at checkpoint
+    /// ticks). Changing the world through it bypasses the log: use [`Self::submit`].
+    pub fn sim_mut(&mut self) -> &mut Simulation {
+        &mut self.sim
     }
 
     pub fn state_hash(&mut self) -> StateHash {

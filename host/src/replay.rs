@@ -566,16 +566,18 @@ impl Replay {
             .transpose()
     }
 
-    fn invalid(&self, what: String) -> ReplayError {
-        ReplayError::Invalid {
-            path: self.path.clone(),
-            what,
-        }
-    }
-
     /// The recorded world after tick `tick`, restored from the nearest keyframe at or before
     /// it and re-simulated from there.
     pub fn world_at(&self, tick: u64, options: SimOptions) -> Result<Simulation, ReplayError> {
+        let mut sim = self.restore_near(tick, options)?;
+        while sim.tick() < tick {
+            self.step(&mut sim)?;
+        }
+        Ok(sim)
+    }
+
+    /// The world at the nearest keyframe at or before `tick` (run it on with [`Self::step`]).
+    pub fn restore_near(&self, tick: u64, options: SimOptions) -> Result<Simulation, ReplayError> {
         if tick < self.start_tick() || tick > self.last_tick() {
             return Err(self.invalid(format!(
                 "tick {tick} is outside the recording (ticks {}..={})",
@@ -589,16 +591,19 @@ impl Replay {
             .next_back()
             .expect("the start keyframe is at start_tick <= tick");
         let cp = self.keyframe(from)?.expect("listed");
-        let mut sim = checkpoint::restore(self.config.clone(), &cp, options)
-            .map_err(|e| self.invalid(format!("keyframe {from}: {e}")))?;
-        while sim.tick() < tick {
-            self.step(&mut sim)?;
-        }
-        Ok(sim)
+        checkpoint::restore(self.config.clone(), &cp, options)
+            .map_err(|e| self.invalid(format!("keyframe {from}: {e}")))
     }
 
     /// Applies the next tick's recorded inputs and runs it.
     pub fn step(&self, sim: &mut Simulation) -> Result<(), ReplayError> {
+        self.apply_inputs(sim)?;
+        sim.step();
+        Ok(())
+    }
+
+    /// Applies the recorded inputs of the next tick (`sim.tick() + 1`), without running it.
+    pub fn apply_inputs(&self, sim: &mut Simulation) -> Result<(), ReplayError> {
         let next = sim.tick() + 1;
         let record = self
             .record(next)
@@ -611,8 +616,14 @@ impl Replay {
                 ))
             })?;
         }
-        sim.step();
         Ok(())
+    }
+
+    pub(crate) fn invalid(&self, what: String) -> ReplayError {
+        ReplayError::Invalid {
+            path: self.path.clone(),
+            what,
+        }
     }
 }
 

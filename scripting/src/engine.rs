@@ -126,6 +126,11 @@ pub struct ModuleSummary {
 
 /// Compiles scripts and caches them by (module hash, compiler): in memory, and on disk when
 /// given an [`ArtifactDir`].
+/// The id of a module: XXH3-128 of its bytes (what [`CompiledScript::hash`] returns).
+pub fn module_hash(wasm: &[u8]) -> u128 {
+    xxh3_128(wasm)
+}
+
 pub struct ScriptEngine {
     limits: ScriptLimits,
     compiler: CompilerKind,
@@ -237,7 +242,7 @@ impl ScriptEngine {
                 limit: self.limits.max_module_bytes,
             });
         }
-        let hash = xxh3_128(wasm);
+        let hash = module_hash(wasm);
         if let Some(hit) = self.cache_lock().get(&hash) {
             return Ok(Arc::clone(hit));
         }

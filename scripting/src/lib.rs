@@ -28,7 +28,7 @@ mod workers;
 
 pub use artifacts::ArtifactDir;
 pub use engine::{
-    CompiledScript, CompilerKind, LoadStats, ModuleSummary, ScriptEngine, ScriptLimits,
+    CompiledScript, CompilerKind, LoadStats, ModuleSummary, ScriptEngine, ScriptLimits, module_hash,
 };
 pub use error::{Fault, FaultKind, ScriptError};
 pub use instance::{InstanceState, RunReport, ScriptInstance};

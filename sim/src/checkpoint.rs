@@ -143,6 +143,66 @@ pub fn config_digest(config: &UniverseConfig) -> u64 {
     xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes())
 }
 
+/// What a ship record is made of.
+type ShipRecordQuery = (
+    ShipState,
+    Has<Autopilot>,
+    Option<(
+        &'static ShipScript,
+        &'static ScriptRuntime,
+        &'static ScriptLog,
+    )>,
+);
+
+fn ship_record(
+    ((id, pos, velocity, heading, hull, energy, cargo), autopilot, script): bevy_ecs::query::QueryItem<
+        '_,
+        '_,
+        ShipRecordQuery,
+    >,
+    state: Option<&astroboids_scripting::InstanceState>,
+) -> ShipRecord {
+    ShipRecord {
+        id: id.0,
+        sector: (pos.sector.x, pos.sector.y),
+        local: (pos.local.x, pos.local.y),
+        velocity: (velocity.0.x, velocity.0.y),
+        heading: heading.0,
+        hull: hull.0,
+        energy: energy.0,
+        cargo: cargo.ore,
+        autopilot,
+        script: script.map(|(script, runtime, log)| ScriptRecord {
+            script: script.0.0,
+            status: match runtime.status {
+                InstanceStatus::Pending => 0,
+                InstanceStatus::Running => 1,
+                InstanceStatus::Failed => 2,
+            },
+            fuel_stored: runtime.fuel.stored,
+            faults_in_a_row: runtime.streak.consecutive,
+            resume_at_tick: runtime.streak.resume_at_tick,
+            fuel_used_last: runtime.fuel_used_last,
+            fuel_used_total: runtime.fuel_used_total,
+            faults_total: runtime.faults_total,
+            log: log.lines.iter().map(|l| (l.tick, l.text.clone())).collect(),
+            log_dropped: log.dropped,
+            memory: state.map(|s| s.memory.clone()).unwrap_or_default(),
+            globals: state.map(|s| s.globals.clone()).unwrap_or_default(),
+        }),
+    }
+}
+
+/// One ship as a checkpoint records it (script memory and globals included), read without
+/// capturing the world; `None` when there is no such ship.
+pub fn capture_ship(world: &mut World, id: NetId) -> Option<ShipRecord> {
+    let entity = world.resource::<crate::ships::ShipIndex>().entity(id)?;
+    let state = world.resource::<ScriptHost>().instance_state(id);
+    let mut query = world.query::<ShipRecordQuery>();
+    let item = query.get(world, entity).ok()?;
+    Some(ship_record(item, state.as_ref()))
+}
+
 /// Captures the world between ticks and canonicalizes its physics (see the module docs).
 pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
     let world = sim.world_mut();
@@ -162,47 +222,10 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
             .collect::<std::collections::BTreeMap<_, _>>()
     };
 
-    let mut query = world.query::<(
-        ShipState,
-        Has<Autopilot>,
-        Option<(&ShipScript, &ScriptRuntime, &ScriptLog)>,
-    )>();
+    let mut query = world.query::<ShipRecordQuery>();
     let mut ships: Vec<ShipRecord> = query
         .iter(world)
-        .map(
-            |((id, pos, velocity, heading, hull, energy, cargo), autopilot, script)| ShipRecord {
-                id: id.0,
-                sector: (pos.sector.x, pos.sector.y),
-                local: (pos.local.x, pos.local.y),
-                velocity: (velocity.0.x, velocity.0.y),
-                heading: heading.0,
-                hull: hull.0,
-                energy: energy.0,
-                cargo: cargo.ore,
-                autopilot,
-                script: script.map(|(script, runtime, log)| {
-                    let state = host_states.get(id);
-                    ScriptRecord {
-                        script: script.0.0,
-                        status: match runtime.status {
-                            InstanceStatus::Pending => 0,
-                            InstanceStatus::Running => 1,
-                            InstanceStatus::Failed => 2,
-                        },
-                        fuel_stored: runtime.fuel.stored,
-                        faults_in_a_row: runtime.streak.consecutive,
-                        resume_at_tick: runtime.streak.resume_at_tick,
-                        fuel_used_last: runtime.fuel_used_last,
-                        fuel_used_total: runtime.fuel_used_total,
-                        faults_total: runtime.faults_total,
-                        log: log.lines.iter().map(|l| (l.tick, l.text.clone())).collect(),
-                        log_dropped: log.dropped,
-                        memory: state.map(|s| s.memory.clone()).unwrap_or_default(),
-                        globals: state.map(|s| s.globals.clone()).unwrap_or_default(),
-                    }
-                }),
-            },
-        )
+        .map(|item| ship_record(item, host_states.get(item.0.0)))
         .collect();
     ships.sort_unstable_by_key(|s| s.id);
 

@@ -2,9 +2,11 @@
 //! command module.
 
 mod cli;
+mod replay_cmd;
 mod script_cmd;
 mod sim_cmd;
 
+use anyhow::Context;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -13,6 +15,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Sim(args) => sim_cmd::run(&args),
         cli::Command::Script(cli::ScriptCommand::Build(args)) => script_cmd::build(&args),
         cli::Command::Script(cli::ScriptCommand::Check(args)) => script_cmd::check(&args),
+        cli::Command::Replay(command) => replay_cmd::run(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -21,4 +24,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--threads`, or every core.
+fn thread_count(requested: Option<u32>) -> usize {
+    requested
+        .map(|t| t as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The rayon pool the simulation's parallel stages (and its script workers) run on.
+fn thread_pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the worker threads")
 }

@@ -1,22 +1,24 @@
 //! `astroboids sim`: a headless run with a progress bar and a summary.
 
-use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use astroboids_engine::NetId;
-use astroboids_engine::Simulation;
+use astroboids_engine::{NetId, Pacer, Simulation, UniverseSeed};
+use astroboids_host::persistent::DEFAULT_SEED;
+use astroboids_host::replay::Recorder;
+use astroboids_host::{HostError, PersistentWorld, WorldRequest};
 use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
-use astroboids_sim::scripts::{
-    ScriptFaults, ScriptLibrary, ScriptLog, ScriptTickReport, add_script, assign_script,
-};
+use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
+use astroboids_sim::physics::is_checkpoint_tick;
+use astroboids_sim::scripts::{ScriptFaults, ScriptLibrary, ScriptLog, ScriptTickReport};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
-use astroboids_sim::{SimOptions, SimTotals, build_simulation_with, spawn::spawn_fleet};
+use astroboids_sim::{SimOptions, SimTotals, build_simulation_with};
 
 use crate::cli::SimArgs;
 use crate::script_cmd::load_script_argument;
@@ -24,8 +26,12 @@ use crate::script_cmd::load_script_argument;
 #[derive(Debug, Serialize)]
 struct Summary {
     seed: u64,
+    /// Ticks run by this invocation.
     ticks: u64,
+    /// The world's tick at the end.
+    tick: u64,
     ships: usize,
+    /// Ships spawned by this invocation (none when resuming a persisted world).
     ships_spawned: u32,
     threads: usize,
     state_hash: String,
@@ -54,46 +60,79 @@ struct Summary {
     /// `--show-log`: that ship's log lines as "tick N: text", oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     script_log: Option<Vec<String>>,
+    /// World inputs applied (setup, `--inputs`) and refused.
+    inputs_applied: u64,
+    inputs_refused: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<DataSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<RecordSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct DataSummary {
+    dir: String,
+    created: bool,
+    resumed_from_checkpoint: Option<u64>,
+    replayed_inputs: usize,
+    resumed_at_tick: u64,
+    checkpoints_written: u64,
+    last_checkpoint_bytes: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct RecordSummary {
+    file: String,
+    start_tick: u64,
+    ticks: u64,
+    keyframes: u64,
+    file_bytes: u64,
+    input_bytes_per_tick: f64,
+    file_bytes_per_tick: f64,
+}
+
+/// The configuration file's text and origin, if one was given.
+pub fn read_config_source(path: Option<&Path>) -> Result<Option<(String, String)>> {
+    path.map(|p| {
+        std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config file {}", p.display()))
+            .map(|text| (text, p.display().to_string()))
+    })
+    .transpose()
 }
 
 /// Reads and validates the universe configuration, or the embedded default.
-pub fn load_config(path: Option<&std::path::Path>) -> Result<UniverseConfig> {
-    let (text, origin) = match path {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read config file {}", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
+pub fn load_config(path: Option<&Path>) -> Result<UniverseConfig> {
+    let (text, origin) = read_config_source(path)?.unwrap_or_else(|| {
+        (
             EMBEDDED_CONFIG_TOML.to_string(),
             EMBEDDED_CONFIG_ORIGIN.to_string(),
-        ),
-    };
+        )
+    });
     Ok(UniverseConfig::from_toml_str(&text, &origin)?)
 }
 
 pub fn run(args: &SimArgs) -> Result<()> {
     let config = load_config(args.config.as_deref())?;
-    if args.ships > config.limits.max_ships {
+    let ships = args.ships.unwrap_or(DEFAULT_SHIPS);
+    if ships > config.limits.max_ships {
         anyhow::bail!(
             "--ships {} exceeds limits.max_ships ({}) of the universe configuration",
-            args.ships,
+            ships,
             config.limits.max_ships
         );
     }
-    let threads = args
-        .threads
-        .map(|t| t as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("cannot start the worker threads")?;
+    let threads = crate::thread_count(args.threads);
+    let pool = crate::thread_pool(threads)?;
     let script = match &args.script {
         Some(path) => Some(load_script_argument(path, &args.sdk)?),
         None => None,
     };
-    let summary = pool.install(|| simulate(args, config, threads, script.as_deref()))?;
+    let timed_inputs = match &args.inputs {
+        Some(path) => read_timed_inputs(path)?,
+        None => Vec::new(),
+    };
+    let summary = pool.install(|| simulate(args, config, threads, script, &timed_inputs))?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -102,27 +141,149 @@ pub fn run(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
+const DEFAULT_SHIPS: u32 = 1000;
+
+/// The world being run: in memory only, or persisted to a data directory.
+enum World {
+    Plain(Simulation),
+    Persistent(Box<PersistentWorld>),
+}
+
+impl World {
+    fn sim(&self) -> &Simulation {
+        match self {
+            World::Plain(sim) => sim,
+            World::Persistent(world) => world.sim(),
+        }
+    }
+
+    fn sim_mut(&mut self) -> &mut Simulation {
+        match self {
+            World::Plain(sim) => sim,
+            World::Persistent(world) => world.sim_mut(),
+        }
+    }
+
+    /// Applies an input for the next tick; the inner error is a refusal (world unchanged).
+    fn submit(&mut self, input: &WorldInput) -> Result<Result<InputOutcome, WorldInputError>> {
+        match self {
+            World::Plain(sim) => Ok(apply_input(sim.world_mut(), input)),
+            World::Persistent(world) => match world.submit(input.clone()) {
+                Ok(outcome) => Ok(Ok(outcome)),
+                Err(HostError::Input(refused)) => Ok(Err(refused)),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Runs one tick; a persisted world logs (acknowledges) the inputs first. Returns whether
+    /// a checkpoint was written.
+    fn step(&mut self) -> Result<bool> {
+        match self {
+            World::Plain(sim) => {
+                sim.step();
+                Ok(false)
+            }
+            World::Persistent(world) => {
+                if let Some(tick) = world.commit()? {
+                    eprintln!("acknowledged: inputs for tick {tick} are logged");
+                }
+                Ok(world.step()?)
+            }
+        }
+    }
+}
+
 fn simulate(
     args: &SimArgs,
     config: UniverseConfig,
     threads: usize,
-    script: Option<&[u8]>,
+    script: Option<Vec<u8>>,
+    timed_inputs: &[TimedInput],
 ) -> Result<Summary> {
-    let options = SimOptions {
-        script_artifacts: script_artifact_dir(args),
-        ..SimOptions::default()
+    let (mut world, opened) = match &args.data {
+        Some(dir) => {
+            let request = WorldRequest {
+                seed: args.seed,
+                config: read_config_source(args.config.as_deref())?,
+                script_workers: rayon::current_num_threads(),
+            };
+            let (world, report) = PersistentWorld::open(dir, request)?;
+            (World::Persistent(Box::new(world)), Some(report))
+        }
+        None => {
+            let options = SimOptions {
+                script_artifacts: script_artifact_dir(args),
+                ..SimOptions::default()
+            };
+            let seed = args.seed.unwrap_or(DEFAULT_SEED);
+            (
+                World::Plain(build_simulation_with(config, seed, options)),
+                None,
+            )
+        }
     };
-    let mut sim = build_simulation_with(config, args.seed, options);
-    let ships = spawn_fleet(sim.world_mut(), args.ships)?;
-    if let (Some(wasm), Some(path)) = (script, &args.script) {
-        let id = add_script(sim.world_mut(), wasm).with_context(|| path.display().to_string())?;
-        for ship in ships {
-            assign_script(sim.world_mut(), ship, id)?;
+    let fresh = opened.as_ref().is_none_or(|r| r.created);
+    if let Some(report) = opened.as_ref().filter(|r| !r.created) {
+        eprintln!(
+            "resuming the world in {} at tick {} (checkpoint {}, {} logged inputs re-applied)",
+            args.data.as_ref().expect("persistent").display(),
+            report.tick,
+            report
+                .checkpoint_tick
+                .map_or("none".to_string(), |t| t.to_string()),
+            report.replayed_inputs
+        );
+        if args.ships.is_some() || args.script.is_some() {
+            eprintln!("note: --ships and --script only apply when the data directory is new");
         }
     }
-    let mut script_runs = 0u64;
+    let start_tick = world.sim().tick();
+    let end_tick = args.until_tick.unwrap_or(start_tick + args.ticks);
+    if end_tick <= start_tick {
+        anyhow::bail!("--until-tick {end_tick}: the world is already at tick {start_tick}");
+    }
 
-    let progress = ProgressBar::new(args.ticks);
+    let mut recording = Recording::new(args, world.sim_mut())?;
+    let mut inputs_applied = 0u64;
+    let mut inputs_refused = 0u64;
+    let ships_spawned = if fresh {
+        let count = args.ships.unwrap_or(DEFAULT_SHIPS);
+        let mut setup = Vec::new();
+        let mut script_id = None;
+        if let Some(wasm) = script {
+            script_id = Some(astroboids_scripting::module_hash(&wasm));
+            setup.push(WorldInput::AddScript { wasm });
+        }
+        setup.push(WorldInput::SpawnFleet {
+            count,
+            script: script_id,
+        });
+        for input in &setup {
+            world.submit(input)?.with_context(|| {
+                format!(
+                    "{}",
+                    args.script
+                        .as_ref()
+                        .map_or("setting up the world".into(), |p| p.display().to_string())
+                )
+            })?;
+            recording.input(input);
+            inputs_applied += 1;
+        }
+        count
+    } else {
+        0
+    };
+    // Inputs the data directory already holds are not sent again.
+    let already_applied = opened
+        .as_ref()
+        .map_or(0, |r| r.inputs_logged_through.unwrap_or(0).max(r.tick));
+    let mut next_input = timed_inputs.partition_point(|t| t.tick <= already_applied);
+
+    let mut script_runs = 0u64;
+    let mut checkpoints_written = 0u64;
+    let progress = ProgressBar::new(end_tick - start_tick);
     progress.set_style(
         ProgressStyle::with_template(
             "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} ETA {eta} {msg}",
@@ -130,65 +291,95 @@ fn simulate(
         .expect("static template")
         .progress_chars("=> "),
     );
-    let mut durations = Vec::with_capacity(args.ticks as usize);
-    let mut record = |sim: &mut Simulation, took: Duration| {
-        durations.push(took);
-        script_runs += u64::from(sim.world().resource::<ScriptTickReport>().ran);
-        let tick = sim.tick();
-        if tick.is_multiple_of(10) {
-            let ships = sim.world().resource::<ShipIndex>().len();
-            progress.set_message(format!("{ships} ships"));
-            progress.set_position(tick);
-        }
-    };
+    let mut durations = Vec::with_capacity((end_tick - start_tick) as usize);
     let started = Instant::now();
-    if args.realtime {
-        let ticks = args.ticks;
-        sim.run_paced(
-            || started.elapsed(),
-            std::thread::sleep,
-            |sim, took| {
-                record(sim, took);
-                if sim.tick() >= ticks {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
+    let mut pacer = args
+        .realtime
+        .then(|| Pacer::new(world.sim().tick_rate(), started.elapsed(), 4));
+    let mut due = 0u32;
+    while world.sim().tick() < end_tick {
+        let tick = world.sim().tick() + 1;
+        while let Some(timed) = timed_inputs.get(next_input).filter(|t| t.tick <= tick) {
+            next_input += 1;
+            match world.submit(&timed.input)? {
+                Ok(_) => {
+                    recording.input(&timed.input);
+                    inputs_applied += 1;
                 }
-            },
-        );
-    } else {
-        for _ in 0..args.ticks {
-            let t0 = Instant::now();
-            sim.step();
-            record(&mut sim, t0.elapsed());
+                Err(refused) => {
+                    inputs_refused += 1;
+                    eprintln!(
+                        "warning: {} line {}: {} input for tick {} refused: {refused}",
+                        args.inputs.as_ref().expect("timed inputs").display(),
+                        timed.line,
+                        timed.input.kind(),
+                        timed.tick
+                    );
+                }
+            }
+        }
+        if let Some(pacer) = &mut pacer {
+            while due == 0 {
+                due = pacer.ticks_due(started.elapsed());
+                if due == 0 {
+                    std::thread::sleep(pacer.wait(started.elapsed()));
+                }
+            }
+            due -= 1;
+        }
+        let t0 = Instant::now();
+        checkpoints_written += u64::from(world.step()?);
+        durations.push(t0.elapsed());
+        recording.after_tick(world.sim_mut())?;
+        script_runs += u64::from(world.sim().world().resource::<ScriptTickReport>().ran);
+        if tick.is_multiple_of(10) {
+            let ships = world.sim().world().resource::<ShipIndex>().len();
+            progress.set_message(format!("{ships} ships"));
+            progress.set_position(tick - start_tick);
         }
     }
     progress.finish_and_clear();
     let wall = started.elapsed();
+    let ticks_run = end_tick - start_tick;
 
-    let hash = sim.state_hash();
-    let world = sim.world();
-    let totals = world.resource::<SimTotals>().clone();
-    let load_stats = world.resource::<ScriptLibrary>().engine().load_stats();
+    let hash = world.sim_mut().state_hash();
+    let record = recording.finish(world.sim_mut())?;
+    let data = match (&world, opened) {
+        (World::Persistent(w), Some(report)) => Some(DataSummary {
+            dir: w.path().display().to_string(),
+            created: report.created,
+            resumed_from_checkpoint: report.checkpoint_tick,
+            replayed_inputs: report.replayed_inputs,
+            resumed_at_tick: report.tick,
+            checkpoints_written,
+            last_checkpoint_bytes: w.last_checkpoint_bytes(),
+        }),
+        _ => None,
+    };
+    let sim = world.sim();
+    let w = sim.world();
+    let totals = w.resource::<SimTotals>().clone();
+    let load_stats = w.resource::<ScriptLibrary>().engine().load_stats();
     durations.sort_unstable();
-    let faults = &world.resource::<ScriptFaults>().recent;
+    let faults = &w.resource::<ScriptFaults>().recent;
     let script_recent_faults = faults
         .iter()
         .skip(faults.len().saturating_sub(5))
         .map(|f| format!("ship {} tick {}: {}", f.ship, f.tick, f.message))
         .collect();
-    Ok(Summary {
-        seed: args.seed,
-        ticks: args.ticks,
-        ships: world.resource::<ShipIndex>().len(),
-        ships_spawned: args.ships,
+    let summary = Summary {
+        seed: w.resource::<UniverseSeed>().0,
+        ticks: ticks_run,
+        tick: sim.tick(),
+        ships: w.resource::<ShipIndex>().len(),
+        ships_spawned,
         threads,
         state_hash: hash.hex(),
         tick_ms_p50: percentile_ms(&durations, 0.50),
         tick_ms_p99: percentile_ms(&durations, 0.99),
         tick_ms_max: durations.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        ticks_per_s: args.ticks as f64 / wall.as_secs_f64().max(1e-9),
-        sectors_loaded: world.resource::<Sectors>().loaded_count(),
+        ticks_per_s: ticks_run as f64 / wall.as_secs_f64().max(1e-9),
+        sectors_loaded: w.resource::<Sectors>().loaded_count(),
         sectors_generated: totals.sectors_generated,
         sectors_unloaded: totals.sectors_unloaded,
         ore_mined: totals.ore_mined,
@@ -202,8 +393,152 @@ fn simulate(
         scripts_compiled: load_stats.compiled,
         scripts_loaded_from_cache: load_stats.loaded_from_disk,
         script_recent_faults,
-        script_log: args.show_log.map(|ship| ship_log(&sim, NetId(ship))),
-    })
+        script_log: args.show_log.map(|ship| ship_log(sim, NetId(ship))),
+        inputs_applied,
+        inputs_refused,
+        data,
+        record,
+    };
+    if let World::Persistent(w) = world {
+        w.close()?;
+    }
+    Ok(summary)
+}
+
+/// `--record`: starts at the first checkpoint tick of the run (capturing anywhere else would
+/// change the run) and records every tick after it.
+struct Recording {
+    path: Option<PathBuf>,
+    keyframe_every: u64,
+    recorded_by: String,
+    recorder: Option<Recorder>,
+    start_tick: u64,
+}
+
+impl Recording {
+    fn new(args: &SimArgs, sim: &mut Simulation) -> Result<Self> {
+        let mut recording = Self {
+            path: args.record.clone(),
+            keyframe_every: args.keyframe_every,
+            recorded_by: std::env::args().collect::<Vec<_>>().join(" "),
+            recorder: None,
+            start_tick: 0,
+        };
+        recording.start_if_due(sim)?;
+        Ok(recording)
+    }
+
+    fn start_if_due(&mut self, sim: &mut Simulation) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let config = sim.world().resource::<UniverseConfig>();
+        if self.recorder.is_none() && is_checkpoint_tick(config, sim.tick()) {
+            self.start_tick = sim.tick();
+            self.recorder = Some(Recorder::start(
+                sim,
+                path,
+                &self.recorded_by,
+                self.keyframe_every,
+            )?);
+        }
+        Ok(())
+    }
+
+    fn input(&mut self, input: &WorldInput) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.input(input);
+        }
+    }
+
+    fn after_tick(&mut self, sim: &mut Simulation) -> Result<()> {
+        match &mut self.recorder {
+            Some(recorder) => Ok(recorder.after_tick(sim)?),
+            None => self.start_if_due(sim),
+        }
+    }
+
+    fn finish(self, sim: &mut Simulation) -> Result<Option<RecordSummary>> {
+        let Some(path) = self.path else {
+            return Ok(None);
+        };
+        let Some(recorder) = self.recorder else {
+            eprintln!(
+                "warning: no replay written to {}: the run reached no checkpoint tick to start \
+                 recording at (persistence.checkpoint_every_ticks)",
+                path.display()
+            );
+            return Ok(None);
+        };
+        let stats = recorder.finish(sim)?;
+        let per_tick = |bytes: u64| bytes as f64 / stats.ticks.max(1) as f64;
+        Ok(Some(RecordSummary {
+            file: path.display().to_string(),
+            start_tick: self.start_tick,
+            ticks: stats.ticks,
+            keyframes: stats.keyframes,
+            file_bytes: stats.file_bytes,
+            input_bytes_per_tick: per_tick(stats.input_bytes),
+            file_bytes_per_tick: per_tick(stats.file_bytes),
+        }))
+    }
+}
+
+/// One line of an `--inputs` file.
+#[derive(Debug, Clone)]
+pub struct TimedInput {
+    pub tick: u64,
+    pub input: WorldInput,
+    pub line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimedInputLine {
+    tick: u64,
+    input: WorldInput,
+}
+
+/// Largest `--inputs` file read.
+const INPUTS_FILE_MAX_BYTES: u64 = 256 << 20;
+
+/// Reads an `--inputs` file: one `{"tick": T, "input": {...}}` per line (blank lines and lines
+/// starting with `#` are skipped), sorted by tick, keeping file order within a tick.
+pub fn read_timed_inputs(path: &Path) -> Result<Vec<TimedInput>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read inputs file {}", path.display()))?
+        .len();
+    if size > INPUTS_FILE_MAX_BYTES {
+        anyhow::bail!(
+            "{}: {size} bytes; an inputs file may have at most {INPUTS_FILE_MAX_BYTES}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read inputs file {}", path.display()))?;
+    let mut inputs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let parsed: TimedInputLine = serde_json::from_str(trimmed)
+            .with_context(|| format!("{} line {}", path.display(), index + 1))?;
+        if parsed.tick == 0 {
+            anyhow::bail!(
+                "{} line {}: tick 0 has run before any input; the first tick is 1",
+                path.display(),
+                index + 1
+            );
+        }
+        inputs.push(TimedInput {
+            tick: parsed.tick,
+            input: parsed.input,
+            line: index + 1,
+        });
+    }
+    inputs.sort_by_key(|t| t.tick);
+    Ok(inputs)
 }
 
 /// The log ring of `ship`, or a line saying why there is none.
