@@ -640,6 +640,47 @@ fn print_summary(s: &Summary) {
             }
         }
     }
+    if s.inputs_applied + s.inputs_refused > 0 {
+        println!(
+            "  inputs           {} applied, {} refused",
+            s.inputs_applied, s.inputs_refused
+        );
+    }
+    if let Some(d) = &s.data {
+        let origin = match (d.created, d.resumed_from_checkpoint) {
+            (true, _) => "created".to_string(),
+            (false, Some(cp)) => format!(
+                "resumed at tick {} (checkpoint {cp} + {} logged inputs)",
+                d.resumed_at_tick, d.replayed_inputs
+            ),
+            (false, None) => format!(
+                "resumed at tick {} ({} logged inputs)",
+                d.resumed_at_tick, d.replayed_inputs
+            ),
+        };
+        println!("  data             {} ({origin})", d.dir);
+        println!(
+            "  checkpoints      {} written{}",
+            d.checkpoints_written,
+            d.last_checkpoint_bytes.map_or(String::new(), |b| format!(
+                ", the last {b} bytes compressed"
+            ))
+        );
+    }
+    if let Some(r) = &s.record {
+        println!(
+            "  replay           {} ({} ticks from tick {}, {} keyframes, {} bytes: {:.1} bytes/tick, \
+             inputs {:.1} bytes/tick)",
+            r.file,
+            r.ticks,
+            r.start_tick,
+            r.keyframes,
+            r.file_bytes,
+            r.file_bytes_per_tick,
+            r.input_bytes_per_tick
+        );
+    }
+    println!("  world tick       {}", s.tick);
     println!("  state hash       {}", s.state_hash);
 }
 
