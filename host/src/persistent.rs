@@ -72,10 +72,10 @@ pub enum HostError {
     Config(#[from] ConfigError),
     #[error("{path}: {what}")]
     Mismatch { path: PathBuf, what: String },
-    #[error("{path}: the latest checkpoint cannot be restored: {source}")]
+    #[error("{path}: the latest checkpoint cannot be restored: {error}")]
     Checkpoint {
         path: PathBuf,
-        source: CheckpointError,
+        error: CheckpointError,
     },
     #[error("{path}: corrupt data: {what}")]
     Corrupt { path: PathBuf, what: String },
@@ -193,9 +193,9 @@ impl PersistentWorld {
             Some((tick, packed)) => {
                 let bytes = compress::unpack(&packed, MAX_CHECKPOINT_BYTES)
                     .map_err(|e| corrupt(format!("checkpoint {tick}: {e}")))?;
-                let restore_error = |source| HostError::Checkpoint {
+                let restore_error = |error| HostError::Checkpoint {
                     path: path.clone(),
-                    source,
+                    error,
                 };
                 let cp = checkpoint::decode(&bytes).map_err(restore_error)?;
                 if cp.universe_seed != info.universe_seed || cp.tick != tick {

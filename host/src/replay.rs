@@ -84,10 +84,10 @@ enum Chunk {
 /// What is wrong with a replay file, or with re-simulating it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not an AstroBoids replay (it does not start with {REPLAY_MAGIC:?})")]
     NotAReplay { path: PathBuf },
@@ -127,9 +127,9 @@ struct ReplayWriter {
 
 impl ReplayWriter {
     fn create(path: &Path) -> Result<Self, ReplayError> {
-        let io = |source| ReplayError::Io {
+        let io = |error| ReplayError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(".partial");
@@ -145,10 +145,10 @@ impl ReplayWriter {
         })
     }
 
-    fn io(&self, source: std::io::Error) -> ReplayError {
+    fn io(&self, error: std::io::Error) -> ReplayError {
         ReplayError::Io {
             path: self.temp.clone(),
-            source,
+            error,
         }
     }
 
@@ -175,9 +175,9 @@ impl ReplayWriter {
     fn finish(mut self) -> Result<u64, ReplayError> {
         self.file.flush().map_err(|e| self.io(e))?;
         self.file.get_ref().sync_all().map_err(|e| self.io(e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|source| ReplayError::Io {
+        std::fs::rename(&self.temp, &self.path).map_err(|error| ReplayError::Io {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         Ok(self.bytes)
     }
@@ -343,9 +343,9 @@ pub struct Replay {
 
 impl Replay {
     pub fn open(path: &Path) -> Result<Self, ReplayError> {
-        let bytes = std::fs::read(path).map_err(|source| ReplayError::Io {
+        let bytes = std::fs::read(path).map_err(|error| ReplayError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &bytes)
     }

@@ -68,8 +68,8 @@ pub enum StorageError {
     },
     #[error("{path}: corrupt data: {what}")]
     Corrupt { path: PathBuf, what: String },
-    #[error("{path}: storage error: {source}")]
-    Sled { path: PathBuf, source: sled::Error },
+    #[error("{path}: storage error: {error}")]
+    Sled { path: PathBuf, error: sled::Error },
     #[error("{what} is {bytes} bytes; the limit is {limit}")]
     TooLarge {
         what: &'static str,
@@ -162,13 +162,13 @@ impl WorldStore {
             },
             other => StorageError::Sled {
                 path: path.clone(),
-                source: other,
+                error: other,
             },
         })?;
         let tree = |name: &str| {
-            db.open_tree(name).map_err(|source| StorageError::Sled {
+            db.open_tree(name).map_err(|error| StorageError::Sled {
                 path: path.clone(),
-                source,
+                error,
             })
         };
         let store = Self {
@@ -502,10 +502,10 @@ impl WorldStore {
 
     // --- helpers ---------------------------------------------------------------------------
 
-    fn sled(&self, source: sled::Error) -> StorageError {
+    fn sled(&self, error: sled::Error) -> StorageError {
         StorageError::Sled {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 
