@@ -1,10 +1,14 @@
 //! World checkpoints at 10k ships (1,000 of them scripted, one 64 KiB page of script memory
 //! each): capture + encode, and decode + restore (including recompiling the script and
-//! re-instantiating every script). The encoded size is printed once.
+//! re-instantiating every script); then what a persistent world does around them: zstd
+//! compression, and storing the compressed checkpoint in sled with a flush. The encoded and
+//! compressed sizes are printed once.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use astroboids_host::compress;
 use astroboids_sim::checkpoint;
+use astroboids_storage::{StoreLimits, WorldStore};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::scripts::{add_script, assign_script};
 use astroboids_sim::spawn::spawn_fleet;
@@ -51,7 +55,33 @@ fn checkpoints(c: &mut Criterion) {
                 .tick()
         })
     });
+    let packed = compress::pack(&bytes, compress::CHECKPOINT_LEVEL);
+    eprintln!(
+        "compressed (zstd level {}): {} bytes",
+        compress::CHECKPOINT_LEVEL,
+        packed.len()
+    );
+    group.bench_function("compress_10k_ships", |b| {
+        b.iter(|| compress::pack(&bytes, compress::CHECKPOINT_LEVEL).len())
+    });
+    group.bench_function("decompress_10k_ships", |b| {
+        b.iter(|| compress::unpack(&packed, 1 << 30).expect("unpacks").len())
+    });
+    let dir = std::env::temp_dir().join(format!("astroboids-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = WorldStore::open(&dir, StoreLimits::default()).expect("store");
+    let mut tick = 0;
+    group.bench_function("store_and_flush_10k_ships", |b| {
+        b.iter(|| {
+            tick += 100;
+            store.put_checkpoint(tick, &packed).expect("stored");
+            store.flush().expect("flushed");
+            store.prune_through(tick).expect("pruned");
+        })
+    });
     group.finish();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, checkpoints);

@@ -152,7 +152,8 @@ impl ReplayWriter {
         }
     }
 
-    fn write(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
+    /// Appends `chunk`; returns the bytes it took in the file.
+    fn write(&mut self, chunk: &Chunk) -> Result<u64, ReplayError> {
         let payload = compress::pack(
             &postcard::to_allocvec(chunk).expect("plain data"),
             compress::REPLAY_LEVEL,
@@ -169,7 +170,7 @@ impl ReplayWriter {
             .and_then(|()| self.file.write_all(&payload))
             .map_err(|e| self.io(e))?;
         self.bytes += 12 + payload.len() as u64;
-        Ok(())
+        Ok(12 + payload.len() as u64)
     }
 
     fn finish(mut self) -> Result<u64, ReplayError> {
@@ -191,6 +192,10 @@ pub struct RecordingStats {
     pub file_bytes: u64,
     /// Postcard bytes of all inputs (before compression).
     pub input_bytes: u64,
+    /// File bytes of the per-tick records (inputs and hashes, compressed).
+    pub tick_record_bytes: u64,
+    /// File bytes of the keyframes (compressed), the start included.
+    pub keyframe_bytes: u64,
 }
 
 /// Records a running world: call [`Recorder::before_tick`] with the inputs applied before each
@@ -241,7 +246,7 @@ impl Recorder {
         };
         let mut writer = ReplayWriter::create(path)?;
         writer.write(&Chunk::Header(header))?;
-        writer.write(&Chunk::Keyframe {
+        let keyframe_bytes = writer.write(&Chunk::Keyframe {
             tick: start_tick,
             checkpoint: checkpoint::encode(&start),
         })?;
@@ -254,6 +259,7 @@ impl Recorder {
             ticks: Vec::new(),
             stats: RecordingStats {
                 keyframes: 1,
+                keyframe_bytes,
                 ..RecordingStats::default()
             },
             last_keyframe: start_tick,
@@ -294,14 +300,14 @@ impl Recorder {
     fn flush_ticks(&mut self) -> Result<(), ReplayError> {
         if !self.ticks.is_empty() {
             let ticks = std::mem::take(&mut self.ticks);
-            self.writer.write(&Chunk::Ticks(ticks))?;
+            self.stats.tick_record_bytes += self.writer.write(&Chunk::Ticks(ticks))?;
         }
         Ok(())
     }
 
     fn keyframe(&mut self, sim: &mut Simulation) -> Result<(), ReplayError> {
         self.flush_ticks()?;
-        self.writer.write(&Chunk::Keyframe {
+        self.stats.keyframe_bytes += self.writer.write(&Chunk::Keyframe {
             tick: sim.tick(),
             checkpoint: checkpoint::encode(&checkpoint::capture(sim)),
         })?;

@@ -88,6 +88,9 @@ struct RecordSummary {
     keyframes: u64,
     file_bytes: u64,
     input_bytes_per_tick: f64,
+    /// Per-tick records (inputs and state hashes), compressed, per tick.
+    tick_record_bytes_per_tick: f64,
+    keyframe_bytes: u64,
     file_bytes_per_tick: f64,
 }
 
@@ -479,6 +482,8 @@ impl Recording {
             keyframes: stats.keyframes,
             file_bytes: stats.file_bytes,
             input_bytes_per_tick: per_tick(stats.input_bytes),
+            tick_record_bytes_per_tick: per_tick(stats.tick_record_bytes),
+            keyframe_bytes: stats.keyframe_bytes,
             file_bytes_per_tick: per_tick(stats.file_bytes),
         }))
     }
@@ -669,15 +674,13 @@ fn print_summary(s: &Summary) {
     }
     if let Some(r) = &s.record {
         println!(
-            "  replay           {} ({} ticks from tick {}, {} keyframes, {} bytes: {:.1} bytes/tick, \
-             inputs {:.1} bytes/tick)",
-            r.file,
-            r.ticks,
-            r.start_tick,
-            r.keyframes,
-            r.file_bytes,
-            r.file_bytes_per_tick,
-            r.input_bytes_per_tick
+            "  replay           {} ({} ticks from tick {}, {} bytes: {:.1} bytes/tick)",
+            r.file, r.ticks, r.start_tick, r.file_bytes, r.file_bytes_per_tick,
+        );
+        println!(
+            "                   per tick: {:.1} bytes of records (inputs {:.1} bytes before \
+             compression, state hashes); {} keyframes: {} bytes",
+            r.tick_record_bytes_per_tick, r.input_bytes_per_tick, r.keyframes, r.keyframe_bytes
         );
     }
     println!("  world tick       {}", s.tick);
