@@ -8,11 +8,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use astroboids_host::compress;
 use astroboids_sim::checkpoint;
-use astroboids_storage::{StoreLimits, WorldStore};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::scripts::{add_script, assign_script};
 use astroboids_sim::spawn::spawn_fleet;
 use astroboids_sim::{SimOptions, build_simulation};
+use astroboids_storage::{StoreLimits, WorldStore};
 
 const SHIPS: u32 = 10_000;
 const SCRIPTED: usize = 1_000;

@@ -4,7 +4,6 @@
 //! here, outside the schedule, and takes the current time as an argument so it can be tested
 //! with a simulated clock.
 
-use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bevy_app::App;
@@ -74,6 +73,11 @@ impl Simulation {
     pub fn state_hash(&mut self) -> StateHash {
         self.app.world_mut().state_hash()
     }
+
+    /// The state hash without its heavy parts (script memory): see [`crate::hash::HashCost`].
+    pub fn quick_state_hash(&mut self) -> StateHash {
+        self.app.world_mut().quick_state_hash()
+    }
 }
 
 /// Decides how many ticks are due at a given time, for running at the configured tick rate.
@@ -86,6 +90,8 @@ pub struct Pacer {
     next_due: Duration,
     max_catch_up: u32,
     dropped_ticks: u64,
+    /// Ticks found due and not yet handed out by `wait_for_tick`.
+    owed: u32,
 }
 
 impl Pacer {
@@ -100,6 +106,7 @@ impl Pacer {
             next_due: start,
             max_catch_up,
             dropped_ticks: 0,
+            owed: 0,
         }
     }
 
@@ -124,39 +131,21 @@ impl Pacer {
         self.next_due.saturating_sub(now)
     }
 
+    /// Returns when the next tick is due by `clock`, waiting with `sleep` until then. Call it
+    /// before each tick: a short backlog is handed out without waiting.
+    pub fn wait_for_tick(&mut self, clock: impl Fn() -> Duration, mut sleep: impl FnMut(Duration)) {
+        while self.owed == 0 {
+            self.owed = self.ticks_due(clock());
+            if self.owed == 0 {
+                sleep(self.wait(clock()));
+            }
+        }
+        self.owed -= 1;
+    }
+
     /// Ticks skipped because the world fell too far behind.
     pub fn dropped_ticks(&self) -> u64 {
         self.dropped_ticks
-    }
-}
-
-impl Simulation {
-    /// Runs at the configured tick rate, reading time from `clock` (e.g. `Instant::elapsed`)
-    /// and waiting with `sleep`. After each tick `on_tick` gets the world and how long the step
-    /// took by `clock`; it returns `ControlFlow::Break` to stop. Returns the ticks run.
-    pub fn run_paced(
-        &mut self,
-        mut clock: impl FnMut() -> Duration,
-        mut sleep: impl FnMut(Duration),
-        mut on_tick: impl FnMut(&mut Simulation, Duration) -> ControlFlow<()>,
-    ) -> u64 {
-        let mut pacer = Pacer::new(self.tick_rate(), clock(), 4);
-        let mut ran = 0;
-        loop {
-            let due = pacer.ticks_due(clock());
-            for _ in 0..due {
-                let started = clock();
-                self.step();
-                ran += 1;
-                let took = clock().saturating_sub(started);
-                if on_tick(self, took).is_break() {
-                    return ran;
-                }
-            }
-            if due == 0 {
-                sleep(pacer.wait(clock()));
-            }
-        }
     }
 }
 
@@ -192,28 +181,26 @@ mod tests {
     }
 
     #[test]
-    fn paced_run_with_a_simulated_clock_ticks_at_the_rate() {
-        let mut app = App::empty();
-        app.add_plugins(EnginePlugin {
-            universe_seed: 1,
-            tick_rate_hz: 10,
-        });
-        let mut sim = Simulation::new(app);
+    fn waiting_for_ticks_with_a_simulated_clock_keeps_the_rate() {
         let now = std::cell::Cell::new(Duration::ZERO);
-        let ran = sim.run_paced(
-            || now.get(),
-            |d| now.set(now.get() + d),
-            |s, _| {
-                if s.tick() >= 20 {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
-        assert_eq!(ran, 20);
+        let mut pacer = Pacer::new(TickRate::new(10), now.get(), 4);
+        let mut ticks_at = Vec::new();
+        for _ in 0..20 {
+            pacer.wait_for_tick(|| now.get(), |d| now.set(now.get() + d));
+            ticks_at.push(now.get());
+        }
         // 20 ticks at 10 Hz: the 20th is due at 1.9 s.
         assert_eq!(now.get(), ms(1_900));
+        assert_eq!(ticks_at[1], ms(100));
+        // A slow tick (350 ms) leaves a backlog: the ticks due at 2.0, 2.1 and 2.2 s are
+        // handed out without sleeping, the next one waits for 2.3 s.
+        now.set(now.get() + ms(350));
+        for _ in 0..3 {
+            pacer.wait_for_tick(|| now.get(), |d| now.set(now.get() + d));
+        }
+        assert_eq!(now.get(), ms(2_250), "no waiting while ticks are owed");
+        pacer.wait_for_tick(|| now.get(), |d| now.set(now.get() + d));
+        assert_eq!(now.get(), ms(2_300));
     }
 
     #[test]

@@ -53,22 +53,57 @@ pub fn canonical_f32_bits(v: f32) -> u32 {
 /// A function that feeds one plugin's state into the hasher, in stable order.
 pub type HashContribution = fn(&mut World, &mut StateHasher);
 
+/// How expensive a hash part is to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashCost {
+    /// Proportional to the number of entities: fine to hash every tick.
+    Cheap,
+    /// Proportional to bulk data (script memory): hashed at checkpoint ticks by recorders,
+    /// always by [`StateHashExt::state_hash`].
+    Heavy,
+}
+
 /// The registered contributions, kept in registration order (plugins are added in a fixed
 /// order, so this order is stable too).
 #[derive(Resource, Default)]
 pub struct StateHashRegistry {
-    parts: Vec<(&'static str, HashContribution)>,
+    parts: Vec<(&'static str, HashContribution, HashCost)>,
 }
 
 impl StateHashRegistry {
+    /// Registers a [`HashCost::Cheap`] part.
+    ///
     /// # Panics
     /// When `name` is registered twice: two plugins would be indistinguishable in a diff.
     pub fn register(&mut self, name: &'static str, contribution: HashContribution) {
+        self.register_with_cost(name, contribution, HashCost::Cheap);
+    }
+
+    /// Registers a [`HashCost::Heavy`] part.
+    pub fn register_heavy(&mut self, name: &'static str, contribution: HashContribution) {
+        self.register_with_cost(name, contribution, HashCost::Heavy);
+    }
+
+    fn register_with_cost(
+        &mut self,
+        name: &'static str,
+        contribution: HashContribution,
+        cost: HashCost,
+    ) {
         assert!(
-            self.parts.iter().all(|(existing, _)| *existing != name),
+            self.parts.iter().all(|(existing, ..)| *existing != name),
             "state hash part {name:?} registered twice"
         );
-        self.parts.push((name, contribution));
+        self.parts.push((name, contribution, cost));
+    }
+
+    /// Part names of the given cost, in order.
+    pub fn names(&self, cost: HashCost) -> Vec<&'static str> {
+        self.parts
+            .iter()
+            .filter(|p| p.2 == cost)
+            .map(|p| p.0)
+            .collect()
     }
 }
 
@@ -97,29 +132,47 @@ impl StateHash {
 
 /// `world.state_hash()`.
 pub trait StateHashExt {
+    /// Every part: the world's identity.
     fn state_hash(&mut self) -> StateHash;
+    /// Only the [`HashCost::Cheap`] parts (their own total): what replays check every tick.
+    fn quick_state_hash(&mut self) -> StateHash;
 }
 
 impl StateHashExt for World {
     fn state_hash(&mut self) -> StateHash {
-        let parts: Vec<(&'static str, HashContribution)> = self
-            .get_resource::<StateHashRegistry>()
-            .map(|registry| registry.parts.clone())
-            .unwrap_or_default();
-        let mut total = StateHasher::default();
-        let mut digests = Vec::with_capacity(parts.len());
-        for (name, contribution) in parts {
-            let mut part = StateHasher::default();
-            contribution(self, &mut part);
-            let digest = part.finish();
-            total.inner.update(name.as_bytes());
-            total.write_u64(digest);
-            digests.push((name, digest));
-        }
-        StateHash {
-            total: total.finish(),
-            parts: digests,
-        }
+        hash_parts(self, |_| true)
+    }
+
+    fn quick_state_hash(&mut self) -> StateHash {
+        hash_parts(self, |cost| cost == HashCost::Cheap)
+    }
+}
+
+fn hash_parts(world: &mut World, include: impl Fn(HashCost) -> bool) -> StateHash {
+    let parts: Vec<(&'static str, HashContribution)> = world
+        .get_resource::<StateHashRegistry>()
+        .map(|registry| {
+            registry
+                .parts
+                .iter()
+                .filter(|p| include(p.2))
+                .map(|p| (p.0, p.1))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut total = StateHasher::default();
+    let mut digests = Vec::with_capacity(parts.len());
+    for (name, contribution) in parts {
+        let mut part = StateHasher::default();
+        contribution(world, &mut part);
+        let digest = part.finish();
+        total.inner.update(name.as_bytes());
+        total.write_u64(digest);
+        digests.push((name, digest));
+    }
+    StateHash {
+        total: total.finish(),
+        parts: digests,
     }
 }
 
@@ -157,5 +210,34 @@ mod tests {
         let after = world.state_hash();
         assert_ne!(before.total, after.total);
         assert_eq!(before.differing_parts(&after), vec!["a"]);
+    }
+
+    #[test]
+    fn the_quick_hash_leaves_out_heavy_parts() {
+        #[derive(Resource)]
+        struct Bulk(u64);
+        fn cheap(_: &mut World, h: &mut StateHasher) {
+            h.write_u64(1);
+        }
+        fn bulk(world: &mut World, h: &mut StateHasher) {
+            h.write_u64(world.resource::<Bulk>().0);
+        }
+        let mut world = World::new();
+        let mut registry = StateHashRegistry::default();
+        registry.register("cheap", cheap);
+        registry.register_heavy("bulk", bulk);
+        assert_eq!(registry.names(HashCost::Heavy), vec!["bulk"]);
+        world.insert_resource(registry);
+        world.insert_resource(Bulk(1));
+        let (full, quick) = (world.state_hash(), world.quick_state_hash());
+        world.resource_mut::<Bulk>().0 = 2;
+        assert_eq!(
+            world.quick_state_hash(),
+            quick,
+            "bulk is not in the quick hash"
+        );
+        assert_ne!(world.state_hash(), full);
+        assert_eq!(quick.parts.len(), 1);
+        assert_eq!(full.parts.len(), 2);
     }
 }

@@ -18,7 +18,7 @@ pub mod rng;
 pub mod schedule;
 
 pub use driver::{Pacer, Simulation};
-pub use hash::{StateHash, StateHashExt, StateHasher};
+pub use hash::{HashCost, StateHash, StateHashExt, StateHasher};
 pub use ids::{NetId, NetIdAllocator};
 pub use rng::{RngStream, UniverseSeed};
 pub use schedule::{EnginePlugin, Tick, TickRate, TickSchedule};

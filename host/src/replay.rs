@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use astroboids_engine::Simulation;
+use astroboids_engine::{HashCost, Simulation};
 use astroboids_sim::checkpoint::{self, WorldCheckpoint};
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
@@ -50,8 +50,10 @@ pub struct ReplayHeader {
     pub config_toml: String,
     /// The tick of the starting checkpoint; the first recorded tick is the next one.
     pub start_tick: u64,
-    /// Names of the state hash parts, in the order of [`TickRecord::parts`].
+    /// Names of the cheap state hash parts, in the order of [`TickRecord::parts`].
     pub hash_parts: Vec<String>,
+    /// Names of the heavy parts (script memory), in the order of [`TickRecord::heavy`].
+    pub heavy_hash_parts: Vec<String>,
     /// Keyframes are written every this many checkpoint ticks (plus the first and last).
     pub keyframe_every_checkpoints: u64,
     /// What recorded it (e.g. "astroboids sim --seed 1 --ships 100").
@@ -59,12 +61,59 @@ pub struct ReplayHeader {
 }
 
 /// One recorded tick: the inputs applied before it, and the state hash after it.
+///
+/// Every tick records the quick hash (all cheap parts: ships, sectors, script runtimes, ...);
+/// checkpoint ticks also record the heavy parts (every script instance's memory), which would
+/// cost more than the tick itself to hash every tick at 1,000 scripted ships. A script whose
+/// memory departs shows up in its fuel, faults or commands (cheap parts) as soon as it acts on
+/// it, and in the heavy parts at the next checkpoint tick in any case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TickRecord {
     pub tick: u64,
     pub inputs: Vec<WorldInput>,
+    /// The quick state hash's total.
     pub hash: u64,
+    /// Digests of the cheap parts, in header order.
     pub parts: Vec<u64>,
+    /// Digests of the heavy parts at checkpoint ticks; empty at other ticks.
+    pub heavy: Vec<u64>,
+}
+
+/// The hash parts of `sim` that differ from `record` (cheap parts always, heavy parts when the
+/// record has them).
+pub fn differing_parts(
+    header: &ReplayHeader,
+    record: &TickRecord,
+    sim: &mut Simulation,
+) -> Vec<String> {
+    let quick = sim.quick_state_hash();
+    let mut differing: Vec<String> = if quick.total == record.hash {
+        Vec::new()
+    } else {
+        let mut names: Vec<String> = header
+            .hash_parts
+            .iter()
+            .zip(&record.parts)
+            .zip(&quick.parts)
+            .filter(|((_, recorded), (_, now))| *recorded != now)
+            .map(|((name, _), _)| name.clone())
+            .collect();
+        if names.is_empty() {
+            // Same parts, another total: the set of parts itself changed.
+            names.push("(hash layout)".into());
+        }
+        names
+    };
+    if !record.heavy.is_empty() {
+        let full = sim.state_hash();
+        for (name, recorded) in header.heavy_hash_parts.iter().zip(&record.heavy) {
+            let now = full.parts.iter().find(|(n, _)| n == name).map(|(_, d)| *d);
+            if now != Some(*recorded) {
+                differing.push(name.clone());
+            }
+        }
+    }
+    differing
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +251,7 @@ pub struct RecordingStats {
 /// tick and [`Recorder::after_tick`] after it.
 pub struct Recorder {
     writer: ReplayWriter,
+    heavy_names: Vec<&'static str>,
     config: UniverseConfig,
     keyframe_every_checkpoints: u64,
     checkpoints_seen: u64,
@@ -230,7 +280,11 @@ impl Recorder {
                 ),
             });
         }
-        let hash = sim.state_hash();
+        let hash = sim.quick_state_hash();
+        let heavy_names = sim
+            .world()
+            .resource::<astroboids_engine::hash::StateHashRegistry>()
+            .names(HashCost::Heavy);
         let start = checkpoint::capture(sim);
         let header = ReplayHeader {
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -241,6 +295,7 @@ impl Recorder {
             config_toml: config.to_toml_string(),
             start_tick,
             hash_parts: hash.parts.iter().map(|(n, _)| n.to_string()).collect(),
+            heavy_hash_parts: heavy_names.iter().map(|n| n.to_string()).collect(),
             keyframe_every_checkpoints: keyframe_every_checkpoints.max(1),
             recorded_by: recorded_by.to_string(),
         };
@@ -252,6 +307,7 @@ impl Recorder {
         })?;
         Ok(Self {
             writer,
+            heavy_names,
             config,
             keyframe_every_checkpoints: keyframe_every_checkpoints.max(1),
             checkpoints_seen: 0,
@@ -274,18 +330,34 @@ impl Recorder {
 
     /// Records the tick that just ran.
     pub fn after_tick(&mut self, sim: &mut Simulation) -> Result<(), ReplayError> {
-        let hash = sim.state_hash();
+        let checkpoint_tick = is_checkpoint_tick(&self.config, sim.tick());
+        let heavy = if checkpoint_tick {
+            let full = sim.state_hash();
+            self.heavy_names
+                .iter()
+                .map(|name| {
+                    full.parts
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(0, |(_, d)| *d)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let hash = sim.quick_state_hash();
         self.ticks.push(TickRecord {
             tick: sim.tick(),
             inputs: std::mem::take(&mut self.pending_inputs),
             hash: hash.total,
             parts: hash.parts.iter().map(|(_, d)| *d).collect(),
+            heavy,
         });
         self.stats.ticks += 1;
         if self.ticks.len() >= TICKS_PER_CHUNK {
             self.flush_ticks()?;
         }
-        if is_checkpoint_tick(&self.config, sim.tick()) {
+        if checkpoint_tick {
             self.checkpoints_seen += 1;
             if self
                 .checkpoints_seen
@@ -464,6 +536,16 @@ impl Replay {
                             return Err(damaged(format!(
                                 "tick {} recorded where tick {expected} was expected",
                                 record.tick
+                            )));
+                        }
+                        if !record.heavy.is_empty()
+                            && record.heavy.len() != header.heavy_hash_parts.len()
+                        {
+                            return Err(damaged(format!(
+                                "tick {} has {} heavy hash parts; the header names {}",
+                                record.tick,
+                                record.heavy.len(),
+                                header.heavy_hash_parts.len()
                             )));
                         }
                         if record.parts.len() != header.hash_parts.len() {
@@ -667,19 +749,10 @@ pub fn verify(
         replay.step(&mut sim)?;
         let tick = sim.tick();
         let record = replay.record(tick).expect("in range");
-        let hash = sim.state_hash();
         checked += 1;
         progress(tick);
-        if hash.total != record.hash {
-            let parts = replay
-                .header
-                .hash_parts
-                .iter()
-                .zip(&record.parts)
-                .zip(&hash.parts)
-                .filter(|((_, recorded), (_, now))| *recorded != now)
-                .map(|((name, _), _)| name.clone())
-                .collect();
+        let parts = differing_parts(&replay.header, record, &mut sim);
+        if !parts.is_empty() {
             let compared_at = replay.keyframe_ticks().find(|&k| k >= tick);
             let mut differences = Vec::new();
             if let Some(at) = compared_at {

@@ -9,7 +9,7 @@ use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::scripts::ScriptTrace;
 
 use crate::inspect::{describe_run, input_ship, trace_ships};
-use crate::replay::{Replay, ReplayError};
+use crate::replay::{Replay, ReplayError, differing_parts};
 
 /// What to re-run.
 #[derive(Debug, Clone)]
@@ -128,21 +128,10 @@ pub fn rerun(
         }
         rerun.step();
 
-        let hash = rerun.state_hash();
-        if hash.total != record.hash {
+        let parts = differing_parts(&replay.header, record, &mut rerun);
+        if !parts.is_empty() {
             report.identical = false;
-            if report.first_world_difference.is_none() {
-                let parts = replay
-                    .header
-                    .hash_parts
-                    .iter()
-                    .zip(&record.parts)
-                    .zip(&hash.parts)
-                    .filter(|((_, a), (_, b))| *a != b)
-                    .map(|((name, _), _)| name.clone())
-                    .collect();
-                report.first_world_difference = Some((tick, parts));
-            }
+            report.first_world_difference.get_or_insert((tick, parts));
         }
         let (a, b) = (
             ship_command(&mut recorded, tick),

@@ -24,7 +24,7 @@ fn record(path: &Path, ticks: u64) -> (Vec<u64>, Simulation) {
         }
         sim.step();
         recorder.after_tick(&mut sim).unwrap();
-        hashes.push(sim.state_hash().total);
+        hashes.push(sim.quick_state_hash().total);
     }
     let stats = recorder.finish(&mut sim).unwrap();
     assert_eq!(stats.ticks, ticks);
@@ -41,7 +41,7 @@ fn replay_path(name: &str) -> PathBuf {
 #[test]
 fn a_recording_verifies_and_matches_the_live_run() {
     let path = replay_path("replay-verify");
-    let (hashes, _) = record(&path, 90);
+    let (hashes, mut sim_after) = record(&path, 90);
     let replay = Replay::open(&path).unwrap();
     assert_eq!((replay.start_tick(), replay.last_tick()), (0, 90));
     assert_eq!(
@@ -49,7 +49,22 @@ fn a_recording_verifies_and_matches_the_live_run() {
         vec![0, 40, 80, 90],
         "start, every 2nd checkpoint, end"
     );
-    assert_eq!(hashes, reference_hashes(90), "recording changes nothing");
+    assert_eq!(
+        sim_after.state_hash().total,
+        reference_hashes(90)[89],
+        "recording changes nothing"
+    );
+    let heavy: Vec<u64> = replay
+        .ticks
+        .iter()
+        .filter(|t| !t.heavy.is_empty())
+        .map(|t| t.tick)
+        .collect();
+    assert_eq!(
+        heavy,
+        vec![20, 40, 60, 80],
+        "script memory hashed at checkpoint ticks"
+    );
     let recorded: Vec<u64> = replay.ticks.iter().map(|t| t.hash).collect();
     assert_eq!(recorded, hashes);
     let mut seen = 0;
@@ -59,7 +74,7 @@ fn a_recording_verifies_and_matches_the_live_run() {
 
     // Starting from a keyframe in the middle gives the same world as running from the start.
     let mut mid = replay.world_at(57, options()).unwrap();
-    assert_eq!(mid.state_hash().total, hashes[56]);
+    assert_eq!(mid.quick_state_hash().total, hashes[56]);
 }
 
 #[test]
@@ -138,4 +153,25 @@ fn a_recording_that_no_longer_matches_names_the_first_divergent_tick_and_what_di
 
 fn dir_of(path: &Path) -> PathBuf {
     path.parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn script_memory_is_checked_at_checkpoint_ticks() {
+    let path = replay_path("replay-memory");
+    record(&path, 45);
+    let mut replay = Replay::open(&path).unwrap();
+    assert_eq!(
+        replay.header.heavy_hash_parts,
+        vec!["script_memory".to_string()]
+    );
+    // A recording whose script memory digest at checkpoint tick 40 is not what this build
+    // computes: verify names the tick and the part.
+    let record40 = replay.ticks.iter_mut().find(|t| t.tick == 40).unwrap();
+    record40.heavy[0] ^= 1;
+    let edited = dir_of(&path).join("edited.abreplay");
+    replay.save(&edited).unwrap();
+    let report = verify(&Replay::open(&edited).unwrap(), options(), |_| {}).unwrap();
+    let divergence = report.divergence.expect("diverges");
+    assert_eq!(divergence.tick, 40);
+    assert_eq!(divergence.parts, vec!["script_memory".to_string()]);
 }

@@ -321,6 +321,9 @@ impl Plugin for ScriptsPlugin {
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
             .register("scripts", hash_scripts);
+        app.world_mut()
+            .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
+            .register_heavy("script_memory", hash_script_memory);
     }
 }
 
@@ -615,7 +618,10 @@ fn hash_scripts(world: &mut World, h: &mut StateHasher) {
             h.write_u64(v);
         }
     }
-    // Instance memory and globals, in ship order.
+}
+
+/// Every instance's memory and globals, in ship order: heavy (all script memory is read).
+fn hash_script_memory(world: &mut World, h: &mut StateHasher) {
     let digests = world.resource::<ScriptHost>().workers().state_digests();
     h.write_u64(digests.len() as u64);
     for (ship, digest) in digests {

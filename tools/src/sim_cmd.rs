@@ -299,7 +299,6 @@ fn simulate(
     let mut pacer = args
         .realtime
         .then(|| Pacer::new(world.sim().tick_rate(), started.elapsed(), 4));
-    let mut due = 0u32;
     while world.sim().tick() < end_tick {
         let tick = world.sim().tick() + 1;
         while let Some(timed) = timed_inputs.get(next_input).filter(|t| t.tick <= tick) {
@@ -322,13 +321,7 @@ fn simulate(
             }
         }
         if let Some(pacer) = &mut pacer {
-            while due == 0 {
-                due = pacer.ticks_due(started.elapsed());
-                if due == 0 {
-                    std::thread::sleep(pacer.wait(started.elapsed()));
-                }
-            }
-            due -= 1;
+            pacer.wait_for_tick(|| started.elapsed(), std::thread::sleep);
         }
         let t0 = Instant::now();
         checkpoints_written += u64::from(world.step()?);
