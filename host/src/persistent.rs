@@ -184,7 +184,7 @@ impl PersistentWorld {
             )));
         }
 
-        let artifacts = ArtifactDir::new(&path.join("compiled-scripts")).ok();
+        let artifacts = ArtifactDir::new(path.join("compiled-scripts")).ok();
         let options = SimOptions {
             script_workers: request.script_workers.max(1),
             script_artifacts: artifacts,

@@ -146,9 +146,12 @@ pub fn run(args: &SimArgs) -> Result<()> {
 
 const DEFAULT_SHIPS: u32 = 1000;
 
+/// Refused `--inputs` lines reported one by one; the rest are only counted.
+const MAX_REFUSALS_SHOWN: u64 = 20;
+
 /// The world being run: in memory only, or persisted to a data directory.
 enum World {
-    Plain(Simulation),
+    Plain(Box<Simulation>),
     Persistent(Box<PersistentWorld>),
 }
 
@@ -221,7 +224,7 @@ fn simulate(
             };
             let seed = args.seed.unwrap_or(DEFAULT_SEED);
             (
-                World::Plain(build_simulation_with(config, seed, options)),
+                World::Plain(Box::new(build_simulation_with(config, seed, options))),
                 None,
             )
         }
@@ -264,12 +267,9 @@ fn simulate(
         });
         for input in &setup {
             world.submit(input)?.with_context(|| {
-                format!(
-                    "{}",
-                    args.script
-                        .as_ref()
-                        .map_or("setting up the world".into(), |p| p.display().to_string())
-                )
+                args.script
+                    .as_ref()
+                    .map_or("setting up the world".into(), |p| p.display().to_string())
             })?;
             recording.input(input);
             inputs_applied += 1;
@@ -310,6 +310,12 @@ fn simulate(
                 }
                 Err(refused) => {
                     inputs_refused += 1;
+                    if inputs_refused == MAX_REFUSALS_SHOWN + 1 {
+                        eprintln!("warning: more inputs refused; the summary counts them all");
+                    }
+                    if inputs_refused > MAX_REFUSALS_SHOWN {
+                        continue;
+                    }
                     eprintln!(
                         "warning: {} line {}: {} input for tick {} refused: {refused}",
                         args.inputs.as_ref().expect("timed inputs").display(),
