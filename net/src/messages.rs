@@ -1,0 +1,186 @@
+//! What client and server say to each other (postcard-encoded, one message per frame).
+//!
+//! A connection starts with [`ClientMessage::Hello`] / [`ServerMessage::Welcome`] (version
+//! negotiation), then carries requests, each with a client-chosen id, answered by a response
+//! with the same id. Ids let a client that lost its connection re-send what was not answered:
+//! the server answers a repeated id from its cache instead of acting twice.
+//!
+//! New variants go at the end of each enum: the variant index is part of the encoding.
+
+use serde::{Deserialize, Serialize};
+
+/// TLS application protocol: a client speaking anything else is refused in the handshake.
+pub const ALPN: &[u8] = b"astroboids/1";
+
+/// The message set this build speaks. A server answers a client with another version with
+/// [`ServerMessage::Refused`], naming both.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// First message on a connection.
+    Hello {
+        protocol_version: u32,
+        /// Free text for logs ("astroboids-client 0.1.0").
+        client: String,
+    },
+    Request {
+        id: u64,
+        request: Request,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    Welcome {
+        protocol_version: u32,
+        server: String,
+        tick_rate_hz: u32,
+    },
+    /// The connection cannot go on (version mismatch, too many errors, kicked); the server
+    /// closes it after this.
+    Refused {
+        reason: String,
+    },
+    Response {
+        id: u64,
+        response: Response,
+    },
+}
+
+/// A session token: opaque to the client, presented with [`Request::Authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Token(pub String);
+
+/// Manual ship command, as in the simulation (values are clamped by the server).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MoveCommand {
+    pub thrust: f32,
+    pub turn: f32,
+    pub mine: bool,
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Register {
+        user: String,
+        password: String,
+    },
+    Login {
+        user: String,
+        password: String,
+    },
+    /// Binds the connection to an existing session.
+    Authenticate {
+        token: Token,
+    },
+    /// Revokes the connection's session token.
+    Logout,
+    /// Validates and stores a script module under `name` (a new version each upload).
+    UploadScript {
+        name: String,
+        wasm: Vec<u8>,
+    },
+    ListScripts,
+    /// Gives one of the caller's ships the latest version of the caller's script `name`.
+    AssignScript {
+        ship: u64,
+        name: String,
+    },
+    SpawnShip,
+    /// The caller's ships (all of them, or one).
+    ShipStatus {
+        ship: Option<u64>,
+    },
+    /// Queued as an input for the next tick (and logged for replay).
+    MoveShip {
+        ship: u64,
+        command: MoveCommand,
+    },
+    /// Recent log lines and faults of one of the caller's ships.
+    ShipLogs {
+        ship: u64,
+    },
+}
+
+/// A script version as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptListing {
+    pub name: String,
+    pub version: u32,
+    /// XXH3-128 of the module, hex.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipStatusReport {
+    pub ship: u64,
+    pub tick: u64,
+    pub sector: (i32, i32),
+    pub local: (f32, f32),
+    pub velocity: (f32, f32),
+    pub heading: f32,
+    pub hull: f32,
+    pub energy: f32,
+    pub cargo: u32,
+    /// "autopilot", "script NAME vN", or "manual".
+    pub flown_by: String,
+    pub script_fuel_used_last: u64,
+    pub script_faults_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Registered,
+    LoggedIn {
+        token: Token,
+        expires_in_s: u64,
+    },
+    Authenticated {
+        user: String,
+        admin: bool,
+    },
+    LoggedOut,
+    ScriptUploaded {
+        name: String,
+        version: u32,
+        hash: String,
+    },
+    Scripts(Vec<ScriptListing>),
+    ScriptAssigned {
+        ship: u64,
+        name: String,
+        version: u32,
+    },
+    ShipSpawned {
+        ship: u64,
+    },
+    Ships(Vec<ShipStatusReport>),
+    /// Applies at `tick`.
+    MoveQueued {
+        tick: u64,
+    },
+    Logs {
+        lines: Vec<(u64, String)>,
+        faults: Vec<(u64, String)>,
+    },
+    Error(RequestError),
+}
+
+/// Why a request was refused. The message names what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RequestError {
+    #[error("log in first")]
+    NotAuthenticated,
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("too many requests: {0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("the server cannot answer now: {0}")]
+    Unavailable(String),
+}
