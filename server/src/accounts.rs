@@ -1,0 +1,246 @@
+//! Accounts and sessions, kept in the world's store.
+//!
+//! Passwords are stored as argon2id PHC strings (salted, parameters included). A session token
+//! is 32 random bytes (URL-safe base64 for the client); the store keeps only its SHA-256, so a
+//! copy of the data directory does not hand out live sessions. Sessions expire and can be
+//! revoked (logout, or an admin revoking all of a user's sessions).
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use astroboids_net::messages::Token;
+use astroboids_storage::{StorageError, WorldStore};
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Player,
+    /// Spawns and despawns any ship, changes limits, kicks players.
+    Admin,
+}
+
+/// Bounds on names, passwords and sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRules {
+    pub min_password_chars: usize,
+    pub max_password_bytes: usize,
+    /// How long a session lasts after login.
+    pub session_lifetime_s: u64,
+}
+
+impl Default for AccountRules {
+    fn default() -> Self {
+        Self {
+            min_password_chars: 8,
+            max_password_bytes: 256,
+            session_lifetime_s: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct AccountRecord {
+    password_phc: String,
+    role: Role,
+    created_unix_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SessionRecord {
+    user: String,
+    expires_unix_s: u64,
+}
+
+/// A logged-in user, as a token resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: String,
+    pub role: Role,
+    pub expires_unix_s: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("user name {0:?} is taken")]
+    NameTaken(String),
+    #[error("password: {0}")]
+    WeakPassword(String),
+    /// Deliberately the same for an unknown user and a wrong password.
+    #[error("unknown user or wrong password")]
+    BadCredentials,
+    #[error("the session token is unknown or revoked: log in again")]
+    UnknownToken,
+    #[error("the session expired: log in again")]
+    Expired,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("account data is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Accounts and sessions over a store.
+pub struct Accounts<'a> {
+    store: &'a WorldStore,
+    rules: AccountRules,
+}
+
+impl<'a> Accounts<'a> {
+    pub fn new(store: &'a WorldStore, rules: AccountRules) -> Self {
+        Self { store, rules }
+    }
+
+    /// Creates an account (names are checked by the store: 1-64 of `[A-Za-z0-9_.-]`).
+    pub fn register(
+        &self,
+        user: &str,
+        password: &str,
+        role: Role,
+        now_unix_s: u64,
+    ) -> Result<(), AccountError> {
+        self.check_password(password)?;
+        let salt = SaltString::generate(&mut OsRng);
+        let password_phc = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| AccountError::WeakPassword(e.to_string()))?
+            .to_string();
+        let record = AccountRecord {
+            password_phc,
+            role,
+            created_unix_s: now_unix_s,
+        };
+        let bytes = postcard::to_allocvec(&record).expect("plain data");
+        if self.store.create_account(user, &bytes)? {
+            Ok(())
+        } else {
+            Err(AccountError::NameTaken(user.to_string()))
+        }
+    }
+
+    fn check_password(&self, password: &str) -> Result<(), AccountError> {
+        if password.chars().count() < self.rules.min_password_chars {
+            return Err(AccountError::WeakPassword(format!(
+                "at least {} characters",
+                self.rules.min_password_chars
+            )));
+        }
+        if password.len() > self.rules.max_password_bytes {
+            return Err(AccountError::WeakPassword(format!(
+                "at most {} bytes",
+                self.rules.max_password_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn record(&self, user: &str) -> Result<Option<AccountRecord>, AccountError> {
+        let Some(bytes) = self.store.account(user)? else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| AccountError::Damaged(format!("account {user:?}: {e}")))
+    }
+
+    /// Checks the password and opens a session; returns its token.
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        now_unix_s: u64,
+    ) -> Result<(Token, Session), AccountError> {
+        if password.len() > self.rules.max_password_bytes {
+            return Err(AccountError::BadCredentials);
+        }
+        let record = self.record(user)?.ok_or(AccountError::BadCredentials)?;
+        let parsed = PasswordHash::new(&record.password_phc)
+            .map_err(|e| AccountError::Damaged(format!("account {user:?}: {e}")))?;
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .map_err(|_| AccountError::BadCredentials)?;
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let token = Token(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+        let expires_unix_s = now_unix_s.saturating_add(self.rules.session_lifetime_s);
+        let session = SessionRecord {
+            user: user.to_string(),
+            expires_unix_s,
+        };
+        self.store.put_session(
+            &token_key(&token),
+            &postcard::to_allocvec(&session).expect("plain data"),
+        )?;
+        self.store.flush()?;
+        Ok((
+            token,
+            Session {
+                user: user.to_string(),
+                role: record.role,
+                expires_unix_s,
+            },
+        ))
+    }
+
+    /// The session a token stands for, if it is live.
+    pub fn authenticate(&self, token: &Token, now_unix_s: u64) -> Result<Session, AccountError> {
+        let key = token_key(token);
+        let bytes = self
+            .store
+            .session(&key)?
+            .ok_or(AccountError::UnknownToken)?;
+        let session: SessionRecord = postcard::from_bytes(&bytes)
+            .map_err(|e| AccountError::Damaged(format!("a session: {e}")))?;
+        if now_unix_s >= session.expires_unix_s {
+            self.store.remove_session(&key)?;
+            return Err(AccountError::Expired);
+        }
+        let record = self
+            .record(&session.user)?
+            .ok_or(AccountError::UnknownToken)?;
+        Ok(Session {
+            user: session.user,
+            role: record.role,
+            expires_unix_s: session.expires_unix_s,
+        })
+    }
+
+    /// Revokes one session.
+    pub fn logout(&self, token: &Token) -> Result<(), AccountError> {
+        self.store.remove_session(&token_key(token))?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Revokes every session of `user`; returns how many there were.
+    pub fn revoke_all(&self, user: &str) -> Result<usize, AccountError> {
+        let mut revoked = 0;
+        for (key, bytes) in self.store.sessions()? {
+            let session: SessionRecord = postcard::from_bytes(&bytes)
+                .map_err(|e| AccountError::Damaged(format!("a session: {e}")))?;
+            if session.user == user {
+                self.store.remove_session(&key)?;
+                revoked += 1;
+            }
+        }
+        self.store.flush()?;
+        Ok(revoked)
+    }
+
+    /// Changes a user's role (admin tooling).
+    pub fn set_role(&self, user: &str, role: Role) -> Result<(), AccountError> {
+        let mut record = self.record(user)?.ok_or(AccountError::BadCredentials)?;
+        record.role = role;
+        self.store
+            .update_account(user, &postcard::to_allocvec(&record).expect("plain data"))?;
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+/// The store key of a token: its SHA-256.
+fn token_key(token: &Token) -> Vec<u8> {
+    Sha256::digest(token.0.as_bytes()).to_vec()
+}
