@@ -27,6 +27,11 @@ impl StateHasher {
     pub fn write_i32(&mut self, v: i32) {
         self.inner.update(&v.to_le_bytes());
     }
+    /// Length-prefixed, so ("ab", "c") and ("a", "bc") hash differently.
+    pub fn write_bytes(&mut self, v: &[u8]) {
+        self.write_u64(v.len() as u64);
+        self.inner.update(v);
+    }
     pub fn write_bool(&mut self, v: bool) {
         self.inner.update(&[v as u8]);
     }

@@ -26,13 +26,14 @@ use crate::scripts::{
 };
 use crate::sectors::{SectorDelta, Sectors};
 use crate::ships::{
-    Cargo, Energy, Heading, Hull, ShipCommand, ShipInputs, ShipState, Velocity, spawn_ship_as,
+    Cargo, Energy, Heading, Hull, Owner, ShipCommand, ShipInputs, ShipState, Velocity,
+    spawn_ship_as,
 };
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
 
 /// Bump when the checkpoint layout or meaning changes.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+pub const CHECKPOINT_FORMAT: u32 = 2;
 
 /// A whole world between two ticks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +81,8 @@ pub struct ShipRecord {
     pub cargo: u32,
     pub autopilot: bool,
     pub script: Option<ScriptRecord>,
+    /// The owning account, if any.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,10 +155,11 @@ type ShipRecordQuery = (
         &'static ScriptRuntime,
         &'static ScriptLog,
     )>,
+    Option<&'static Owner>,
 );
 
 fn ship_record(
-    ((id, pos, velocity, heading, hull, energy, cargo), autopilot, script): bevy_ecs::query::QueryItem<
+    ((id, pos, velocity, heading, hull, energy, cargo), autopilot, script, owner): bevy_ecs::query::QueryItem<
         '_,
         '_,
         ShipRecordQuery,
@@ -190,6 +194,7 @@ fn ship_record(
             memory: state.map(|s| s.memory.clone()).unwrap_or_default(),
             globals: state.map(|s| s.globals.clone()).unwrap_or_default(),
         }),
+        owner: owner.map(|o| o.0.clone()),
     }
 }
 
@@ -365,6 +370,9 @@ pub fn restore(
             Energy(ship.energy),
             Cargo { ore: ship.cargo },
         ));
+        if let Some(owner) = &ship.owner {
+            e.insert(Owner(owner.clone()));
+        }
         if ship.autopilot {
             e.insert(Autopilot);
         }

@@ -16,7 +16,7 @@ use crate::autopilot::Autopilot;
 use crate::checkpoint::CommandRecord;
 use crate::config::UniverseConfig;
 use crate::scripts::{ScriptAssignError, ScriptId, add_script, assign_script};
-use crate::ships::{InputError, ShipCommand, ShipIndex, ShipInputs, SpawnError, spawn_ship};
+use crate::ships::{InputError, Owner, ShipCommand, ShipIndex, ShipInputs, SpawnError, spawn_ship};
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::spawn::spawn_fleet;
 
@@ -40,6 +40,8 @@ pub enum WorldInput {
     AddScript { wasm: Vec<u8> },
     /// Gives `ship` a library script, replacing its autopilot or previous script.
     AssignScript { ship: u64, script: u128 },
+    /// Gives `ship` to an account (`None`: to nobody).
+    SetOwner { ship: u64, owner: Option<String> },
 }
 
 impl WorldInput {
@@ -51,6 +53,7 @@ impl WorldInput {
             Self::SpawnFleet { .. } => "spawn fleet",
             Self::AddScript { .. } => "add script",
             Self::AssignScript { .. } => "assign script",
+            Self::SetOwner { .. } => "set owner",
         }
     }
 }
@@ -64,6 +67,7 @@ pub enum InputOutcome {
     Spawned(Vec<NetId>),
     ScriptAdded(ScriptId),
     ScriptAssigned,
+    OwnerSet,
 }
 
 /// Why an input was refused (the world is unchanged).
@@ -83,6 +87,19 @@ pub enum WorldInputError {
         alive: usize,
         limit: u32,
     },
+    #[error("owner {0:?}: an account name is 1 to {MAX_OWNER_BYTES} of A-Z a-z 0-9 _ . -")]
+    InvalidOwner(String),
+}
+
+/// Longest account name an owner may have.
+pub const MAX_OWNER_BYTES: usize = 64;
+
+/// Whether `name` is a valid account name (the store's rule).
+pub fn valid_owner(name: &str) -> bool {
+    (1..=MAX_OWNER_BYTES).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 impl From<ShipCommand> for CommandRecord {
@@ -167,6 +184,24 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
         WorldInput::AssignScript { ship, script } => {
             assign_script(world, NetId(*ship), ScriptId(*script))?;
             Ok(InputOutcome::ScriptAssigned)
+        }
+        WorldInput::SetOwner { ship, owner } => {
+            if let Some(name) = owner
+                && !valid_owner(name)
+            {
+                return Err(WorldInputError::InvalidOwner(name.clone()));
+            }
+            let id = NetId(*ship);
+            let entity = world
+                .resource::<ShipIndex>()
+                .entity(id)
+                .ok_or(WorldInputError::UnknownShip(id))?;
+            let mut ship = world.entity_mut(entity);
+            match owner {
+                Some(name) => ship.insert(Owner(name.clone())),
+                None => ship.remove::<Owner>(),
+            };
+            Ok(InputOutcome::OwnerSet)
         }
     }
 }

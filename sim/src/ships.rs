@@ -62,6 +62,11 @@ pub struct Cargo {
     pub ore: u32,
 }
 
+/// The account a ship belongs to (absent: nobody's, e.g. headless fleets). Only its owner (or
+/// an admin) may command it; set by [`crate::inputs::WorldInput::SetOwner`].
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub struct Owner(pub String);
+
 /// Marks a ship; holds nothing so queries can filter on it.
 #[derive(Component, Debug, Clone, Copy, Default)]
 pub struct Ship;
@@ -338,6 +343,14 @@ fn hash_ships(world: &mut World, h: &mut StateHasher) {
         h.write_f32(hull.0);
         h.write_f32(energy.0);
         h.write_u32(cargo.ore);
+    }
+    let mut owners = world.query::<(&NetId, &Owner)>();
+    let mut owned: Vec<_> = owners.iter(world).collect();
+    owned.sort_unstable_by_key(|o| *o.0);
+    h.write_u64(owned.len() as u64);
+    for (id, owner) in owned {
+        h.write_u64(id.0);
+        h.write_bytes(owner.0.as_bytes());
     }
 }
 

@@ -147,7 +147,10 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
         .expect("refused");
     assert_eq!(
         err.to_string(),
-        "checkpoint format 99; this build reads format 1"
+        format!(
+            "checkpoint format 99; this build reads format {}",
+            checkpoint::CHECKPOINT_FORMAT
+        )
     );
 
     let bytes = checkpoint::encode(&saved);
