@@ -270,6 +270,11 @@ impl PersistentWorld {
         self.sim.tick()
     }
 
+    /// The world's store (scripts, accounts, sessions live beside the world).
+    pub fn store(&self) -> &WorldStore {
+        &self.store
+    }
+
     pub fn config(&self) -> &UniverseConfig {
         &self.config
     }

@@ -425,6 +425,25 @@ impl WorldStore {
         })
     }
 
+    /// The names of `owner`'s scripts, in order.
+    pub fn script_names(&self, owner: &str) -> Result<Vec<String>> {
+        self.check_name("owner", owner)?;
+        let prefix = format!("{owner}/");
+        let mut names = Vec::new();
+        for entry in self.script_names.scan_prefix(prefix.as_bytes()).keys() {
+            let key = entry.map_err(|e| self.sled(e))?;
+            let rest = &key[prefix.len()..];
+            // Count keys are `owner/name`; version keys continue with `/` and the version.
+            if !rest.contains(&b'/') {
+                names.push(
+                    String::from_utf8(rest.to_vec())
+                        .map_err(|_| self.corrupt("a script name is not UTF-8"))?,
+                );
+            }
+        }
+        Ok(names)
+    }
+
     /// Every version of `owner`'s script `name`, oldest first.
     pub fn script_versions(&self, owner: &str, name: &str) -> Result<Vec<ScriptVersion>> {
         self.check_name("owner", owner)?;

@@ -1,0 +1,288 @@
+//! Players' requests against a persistent world, without sockets: register -> upload ->
+//! spawn -> assign -> the ship flies its script; nobody acts on another player's ships;
+//! bad uploads and missing logins get clear errors; a restart keeps accounts, scripts, ships.
+
+use std::path::{Path, PathBuf};
+
+use astroboids_host::{PersistentWorld, WorldRequest};
+use astroboids_net::messages::{MoveCommand, Request, RequestError, Response};
+use astroboids_server::requests::{Connection, ServerRules, WorldServer};
+
+const NOW: u64 = 1_800_000_000;
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn open(dir: &Path) -> WorldServer {
+    let (world, _) = PersistentWorld::open(
+        dir,
+        WorldRequest {
+            seed: Some(5),
+            config: None,
+            script_workers: 1,
+        },
+    )
+    .unwrap();
+    WorldServer::new(
+        world,
+        ServerRules {
+            max_ships_per_account: 2,
+            ..ServerRules::default()
+        },
+    )
+}
+
+/// Full thrust, a gentle turn, a log line every tick.
+fn circler() -> Vec<u8> {
+    let wat = r#"(module
+        (import "astroboids" "log" (func $log (param i32 i32)))
+        (memory (export "memory") 1 1)
+        (data (i32.const 200) "circling")
+        (func (export "astroboids_abi") (result i32) i32.const 1)
+        (func (export "sensor_ptr") (result i32) i32.const 1024)
+        (func (export "command_ptr") (result i32) i32.const 4096)
+        (func (export "tick")
+          (call $log (i32.const 200) (i32.const 8))
+          (f32.store (i32.const 4096) (f32.const 1))
+          (f32.store (i32.const 4100) (f32.const 0.25))))"#;
+    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
+}
+
+fn ok(server: &mut WorldServer, connection: &mut Connection, request: Request) -> Response {
+    let response = server.handle(connection, request.clone(), NOW);
+    assert!(
+        !matches!(response, Response::Error(_)),
+        "{request:?} -> {response:?}"
+    );
+    response
+}
+
+fn error(server: &mut WorldServer, connection: &mut Connection, request: Request) -> RequestError {
+    match server.handle(connection, request, NOW) {
+        Response::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn player(server: &mut WorldServer, name: &str) -> Connection {
+    let mut connection = Connection::default();
+    ok(
+        server,
+        &mut connection,
+        Request::Register {
+            user: name.into(),
+            password: format!("{name} password"),
+        },
+    );
+    ok(
+        server,
+        &mut connection,
+        Request::Login {
+            user: name.into(),
+            password: format!("{name} password"),
+        },
+    );
+    connection
+}
+
+#[test]
+fn a_player_uploads_spawns_assigns_and_the_ship_flies_its_script() {
+    let dir = fresh_dir("requests-flow");
+    let mut server = open(&dir);
+    let mut anonymous = Connection::default();
+    assert_eq!(
+        error(&mut server, &mut anonymous, Request::SpawnShip),
+        RequestError::NotAuthenticated
+    );
+    let mut ada = player(&mut server, "ada");
+    let Response::ScriptUploaded { version, .. } = ok(
+        &mut server,
+        &mut ada,
+        Request::UploadScript {
+            name: "circler".into(),
+            wasm: circler(),
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(version, 1);
+    let Response::ShipSpawned { ship } = ok(&mut server, &mut ada, Request::SpawnShip) else {
+        panic!()
+    };
+    ok(
+        &mut server,
+        &mut ada,
+        Request::AssignScript {
+            ship,
+            name: "circler".into(),
+        },
+    );
+    for _ in 0..5 {
+        server.step().unwrap();
+    }
+    let Response::Ships(ships) = ok(&mut server, &mut ada, Request::ShipStatus { ship: None })
+    else {
+        panic!()
+    };
+    assert_eq!(ships.len(), 1);
+    assert_eq!(ships[0].flown_by, "script circler v1");
+    assert!(ships[0].script_fuel_used_last > 0);
+    assert!(ships[0].velocity.0 != 0.0 || ships[0].velocity.1 != 0.0);
+    let Response::Logs { lines, .. } = ok(&mut server, &mut ada, Request::ShipLogs { ship }) else {
+        panic!()
+    };
+    assert!(
+        lines.iter().any(|(_, text)| text == "circling"),
+        "{lines:?}"
+    );
+    let Response::MoveQueued { tick } = ok(
+        &mut server,
+        &mut ada,
+        Request::MoveShip {
+            ship,
+            command: MoveCommand {
+                thrust: 0.0,
+                turn: 0.0,
+                mine: false,
+                stop: true,
+            },
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(tick, server.world().tick() + 1);
+
+    // Another player cannot touch ada's ship.
+    let mut bob = player(&mut server, "bob");
+    for request in [
+        Request::MoveShip {
+            ship,
+            command: MoveCommand {
+                thrust: 1.0,
+                turn: 0.0,
+                mine: false,
+                stop: false,
+            },
+        },
+        Request::ShipLogs { ship },
+        Request::ShipStatus { ship: Some(ship) },
+        Request::AssignScript {
+            ship,
+            name: "circler".into(),
+        },
+    ] {
+        assert_eq!(
+            error(&mut server, &mut bob, request),
+            RequestError::Forbidden(format!("ship {ship} is not yours"))
+        );
+    }
+    let Response::Ships(bobs) = ok(&mut server, &mut bob, Request::ShipStatus { ship: None })
+    else {
+        panic!()
+    };
+    assert!(bobs.is_empty());
+    // ...nor use her scripts.
+    let Response::ShipSpawned { ship: bobs_ship } = ok(&mut server, &mut bob, Request::SpawnShip)
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        error(&mut server, &mut bob, Request::AssignScript { ship: bobs_ship, name: "circler".into() }),
+        RequestError::Rejected(m) if m.contains("no script named \"circler\"")
+    ));
+}
+
+#[test]
+fn bad_uploads_limits_and_logins_are_refused_clearly() {
+    let dir = fresh_dir("requests-refusals");
+    let mut server = open(&dir);
+    let mut ada = player(&mut server, "ada");
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::UploadScript { name: "x".into(), wasm: b"not wasm".to_vec() }),
+        RequestError::Rejected(m) if m.starts_with("script rejected")
+    ));
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::UploadScript { name: "x".into(), wasm: vec![0; 10 << 20] }),
+        RequestError::Invalid(m) if m.contains("limit")
+    ));
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::UploadScript { name: "../etc".into(), wasm: circler() }),
+        RequestError::Invalid(m) if m.contains("script name")
+    ));
+    ok(&mut server, &mut ada, Request::SpawnShip);
+    ok(&mut server, &mut ada, Request::SpawnShip);
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::SpawnShip),
+        RequestError::Rejected(m) if m.contains("the most an account may (2)")
+    ));
+    let mut stranger = Connection::default();
+    assert!(matches!(
+        error(&mut server, &mut stranger, Request::Login { user: "ada".into(), password: "guess".into() }),
+        RequestError::Rejected(m) if m.contains("unknown user or wrong password")
+    ));
+    assert!(matches!(
+        error(&mut server, &mut stranger, Request::Authenticate { token: astroboids_net::messages::Token("forged".into()) }),
+        RequestError::Rejected(m) if m.contains("log in again")
+    ));
+}
+
+#[test]
+fn a_restart_keeps_accounts_scripts_and_ships() {
+    let dir = fresh_dir("requests-restart");
+    let token = {
+        let mut server = open(&dir);
+        let mut ada = player(&mut server, "ada");
+        ok(
+            &mut server,
+            &mut ada,
+            Request::UploadScript {
+                name: "circler".into(),
+                wasm: circler(),
+            },
+        );
+        let Response::ShipSpawned { ship } = ok(&mut server, &mut ada, Request::SpawnShip) else {
+            panic!()
+        };
+        ok(
+            &mut server,
+            &mut ada,
+            Request::AssignScript {
+                ship,
+                name: "circler".into(),
+            },
+        );
+        server.step().unwrap();
+        let Response::LoggedIn { token, .. } = ok(
+            &mut server,
+            &mut Connection::default(),
+            Request::Login {
+                user: "ada".into(),
+                password: "ada password".into(),
+            },
+        ) else {
+            panic!()
+        };
+        server.close().unwrap();
+        token
+    };
+    let mut server = open(&dir);
+    let mut ada = Connection::default();
+    ok(&mut server, &mut ada, Request::Authenticate { token });
+    let Response::Ships(ships) = ok(&mut server, &mut ada, Request::ShipStatus { ship: None })
+    else {
+        panic!()
+    };
+    assert_eq!(ships.len(), 1);
+    assert_eq!(ships[0].flown_by, "script circler v1");
+    let Response::Scripts(scripts) = ok(&mut server, &mut ada, Request::ListScripts) else {
+        panic!()
+    };
+    assert_eq!(scripts.len(), 1);
+    assert_eq!(
+        (scripts[0].name.as_str(), scripts[0].version),
+        ("circler", 1)
+    );
+}
