@@ -6,4 +6,5 @@
 //! the Unix epoch, read by the shell); only the shell reads clocks and sockets.
 
 pub mod accounts;
+pub mod limits;
 pub mod requests;

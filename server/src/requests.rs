@@ -5,6 +5,9 @@
 //! reads look at the world as it stands between ticks. A player acts only on their own ships
 //! and scripts; an admin on any ship.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use astroboids_engine::NetId;
 use astroboids_host::PersistentWorld;
 use astroboids_host::persistent::HostError;
@@ -18,11 +21,13 @@ use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_storage::StorageError;
 
 use crate::accounts::{AccountError, AccountRules, Accounts, Role, Session};
+use crate::limits::{RateLimits, RateRules};
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRules {
     pub accounts: AccountRules,
+    pub rates: RateRules,
     /// Ships one player may own.
     pub max_ships_per_account: usize,
 }
@@ -31,18 +36,31 @@ impl Default for ServerRules {
     fn default() -> Self {
         Self {
             accounts: AccountRules::default(),
+            rates: RateRules::default(),
             max_ships_per_account: 50,
         }
     }
 }
 
-/// A connection's login state.
-#[derive(Debug, Clone, Default)]
+/// A connection: where it comes from and its login state.
+#[derive(Debug, Clone)]
 pub struct Connection {
+    ip: IpAddr,
     session: Option<(Token, Session)>,
 }
 
+impl Default for Connection {
+    /// A local connection (tests, tools on the server machine).
+    fn default() -> Self {
+        Self::from_ip(IpAddr::from([127, 0, 0, 1]))
+    }
+}
+
 impl Connection {
+    pub fn from_ip(ip: IpAddr) -> Self {
+        Self { ip, session: None }
+    }
+
     pub fn user(&self) -> Option<&str> {
         self.session.as_ref().map(|(_, s)| s.user.as_str())
     }
@@ -52,13 +70,19 @@ impl Connection {
 pub struct WorldServer {
     world: PersistentWorld,
     rules: ServerRules,
+    limits: RateLimits,
 }
 
 type Answer = Result<Response, RequestError>;
 
 impl WorldServer {
     pub fn new(world: PersistentWorld, rules: ServerRules) -> Self {
-        Self { world, rules }
+        let limits = RateLimits::new(&rules.rates);
+        Self {
+            world,
+            rules,
+            limits,
+        }
     }
 
     pub fn world(&self) -> &PersistentWorld {
@@ -75,8 +99,15 @@ impl WorldServer {
         self.world.close()
     }
 
-    /// Carries out `request` for `connection`; never panics on what a client sends.
+    /// Carries out `request` for `connection` at `now` (Unix seconds) after the rate limits
+    /// of its address and account; never panics on what a client sends.
     pub fn handle(&mut self, connection: &mut Connection, request: Request, now: u64) -> Response {
+        if let Err(limited) =
+            self.limits
+                .check(connection.ip, connection.user(), Duration::from_secs(now))
+        {
+            return Response::Error(limited);
+        }
         self.answer(connection, request, now)
             .unwrap_or_else(Response::Error)
     }

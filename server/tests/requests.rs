@@ -286,3 +286,42 @@ fn a_restart_keeps_accounts_scripts_and_ships() {
         ("circler", 1)
     );
 }
+
+#[test]
+fn a_flooding_account_is_rate_limited_and_others_are_not() {
+    let dir = fresh_dir("requests-rates");
+    let mut server = open(&dir);
+    let mut ada = player(&mut server, "ada");
+    let refusals: Vec<String> = (0..200)
+        .filter_map(
+            |_| match server.handle(&mut ada, Request::ListScripts, NOW) {
+                Response::Error(RequestError::RateLimited(m)) => Some(m),
+                _ => None,
+            },
+        )
+        .collect();
+    assert!(
+        refusals.len() > 100,
+        "most of a 200-request burst in one second is refused: {}",
+        refusals.len()
+    );
+    assert!(refusals[0].contains("account ada"), "{}", refusals[0]);
+    assert!(
+        refusals.last().unwrap().contains("from 127.0.0.1"),
+        "the address's budget runs out too"
+    );
+    let mut bob = Connection::from_ip("10.1.2.3".parse().unwrap());
+    ok(
+        &mut server,
+        &mut bob,
+        Request::Register {
+            user: "bob".into(),
+            password: "bob password".into(),
+        },
+    );
+    // A second later ada has budget again.
+    assert!(matches!(
+        server.handle(&mut ada, Request::ListScripts, NOW + 1),
+        Response::Scripts(_)
+    ));
+}
