@@ -106,17 +106,13 @@ pub fn rerun(
             }
         }
         if tick == from {
-            let id = apply_input(
+            apply_input(
                 rerun.world_mut(),
                 &WorldInput::AddScript {
                     wasm: request.wasm.clone(),
                 },
             )
             .map_err(|e| replay.invalid(format!("the new script: {e}")))?;
-            debug_assert!(matches!(
-                id,
-                astroboids_sim::inputs::InputOutcome::ScriptAdded(_)
-            ));
             apply_input(
                 rerun.world_mut(),
                 &WorldInput::AssignScript {

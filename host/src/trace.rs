@@ -173,7 +173,7 @@ pub fn replay_trace(trace: &ShipTrace, wasm: Option<&[u8]>) -> Result<TraceRepla
         .decode(&trace.script_wasm_base64)
         .map_err(|e| format!("script_wasm_base64: {e}"))?;
     let wasm = wasm.unwrap_or(&traced);
-    let engine = ScriptEngine::new(limits(&trace.rules), CompilerKind::Cranelift);
+    let engine = ScriptEngine::new(trace.rules.limits(), CompilerKind::Cranelift);
     let compiled: Arc<CompiledScript> = engine.load(wasm).map_err(|e| e.to_string())?;
     let same_script = wasm == traced.as_slice();
     let Some(first) = trace.ticks.first() else {
@@ -228,8 +228,4 @@ fn answer(command: &Option<ScriptCommand>, fault: &Option<String>) -> String {
         ),
         (None, None) => "no command".into(),
     }
-}
-
-fn limits(rules: &ScriptsConfig) -> astroboids_scripting::ScriptLimits {
-    rules.limits()
 }

@@ -106,17 +106,21 @@ pub fn read_config_source(path: Option<&Path>) -> Result<Option<(String, String)
 
 /// Reads and validates the universe configuration, or the embedded default.
 pub fn load_config(path: Option<&Path>) -> Result<UniverseConfig> {
-    let (text, origin) = read_config_source(path)?.unwrap_or_else(|| {
-        (
-            EMBEDDED_CONFIG_TOML.to_string(),
-            EMBEDDED_CONFIG_ORIGIN.to_string(),
-        )
-    });
-    Ok(UniverseConfig::from_toml_str(&text, &origin)?)
+    parse_config(read_config_source(path)?.as_ref())
+}
+
+/// Validates a configuration read by [`read_config_source`], or the embedded default.
+fn parse_config(source: Option<&(String, String)>) -> Result<UniverseConfig> {
+    Ok(match source {
+        Some((text, origin)) => UniverseConfig::from_toml_str(text, origin)?,
+        None => UniverseConfig::from_toml_str(EMBEDDED_CONFIG_TOML, EMBEDDED_CONFIG_ORIGIN)?,
+    })
 }
 
 pub fn run(args: &SimArgs) -> Result<()> {
-    let config = load_config(args.config.as_deref())?;
+    // Read once: a persisted world compares this text with the one it was created with.
+    let config_source = read_config_source(args.config.as_deref())?;
+    let config = parse_config(config_source.as_ref())?;
     let ships = args.ships.unwrap_or(DEFAULT_SHIPS);
     if ships > config.limits.max_ships {
         anyhow::bail!(
@@ -135,7 +139,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
         Some(path) => read_timed_inputs(path)?,
         None => Vec::new(),
     };
-    let summary = pool.install(|| simulate(args, config, threads, script, &timed_inputs))?;
+    let summary =
+        pool.install(|| simulate(args, config, config_source, threads, script, &timed_inputs))?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -203,6 +208,7 @@ impl World {
 fn simulate(
     args: &SimArgs,
     config: UniverseConfig,
+    config_source: Option<(String, String)>,
     threads: usize,
     script: Option<Vec<u8>>,
     timed_inputs: &[TimedInput],
@@ -211,7 +217,7 @@ fn simulate(
         Some(dir) => {
             let request = WorldRequest {
                 seed: args.seed,
-                config: read_config_source(args.config.as_deref())?,
+                config: config_source,
                 script_workers: rayon::current_num_threads(),
             };
             let (world, report) = PersistentWorld::open(dir, request)?;
