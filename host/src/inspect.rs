@@ -91,8 +91,13 @@ pub fn trace_ships(sim: &mut Simulation, ships: &[NetId]) {
 /// The ship an input is about, if it is about one.
 pub fn input_ship(input: &WorldInput) -> Option<u64> {
     match input {
-        WorldInput::Command { ship, .. } | WorldInput::AssignScript { ship, .. } => Some(*ship),
-        _ => None,
+        WorldInput::Command { ship, .. }
+        | WorldInput::AssignScript { ship, .. }
+        | WorldInput::SetOwner { ship, .. }
+        | WorldInput::Scrap { ship } => Some(*ship),
+        WorldInput::SpawnShip { .. }
+        | WorldInput::SpawnFleet { .. }
+        | WorldInput::AddScript { .. } => None,
     }
 }
 

@@ -102,6 +102,61 @@ pub enum Request {
     ShipLogs {
         ship: u64,
     },
+    /// The finished live recordings: their tick ranges, for choosing what to trace.
+    ListReplays,
+    /// A per-ship trace (sensor blocks in, commands out, per tick) of one of the caller's
+    /// ships, cut from a finished live recording; the whole range must lie in one recording.
+    DownloadTrace {
+        ship: u64,
+        from_tick: u64,
+        to_tick: u64,
+    },
+    /// Admin: a ship for `owner`, past the per-account cap.
+    AdminSpawn {
+        owner: String,
+    },
+    /// Admin: removes a ship (destroyed at the next tick).
+    AdminDespawn {
+        ship: u64,
+    },
+    /// Admin: revokes every session of `user` and closes their connections.
+    AdminKick {
+        user: String,
+    },
+}
+
+impl Request {
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Register { .. } => "register",
+            Self::Login { .. } => "login",
+            Self::Authenticate { .. } => "authenticate",
+            Self::Logout => "logout",
+            Self::UploadScript { .. } => "upload_script",
+            Self::ListScripts => "list_scripts",
+            Self::AssignScript { .. } => "assign_script",
+            Self::SpawnShip => "spawn_ship",
+            Self::ShipStatus { .. } => "ship_status",
+            Self::MoveShip { .. } => "move_ship",
+            Self::ShipLogs { .. } => "ship_logs",
+            Self::ListReplays => "list_replays",
+            Self::DownloadTrace { .. } => "download_trace",
+            Self::AdminSpawn { .. } => "admin_spawn",
+            Self::AdminDespawn { .. } => "admin_despawn",
+            Self::AdminKick { .. } => "admin_kick",
+        }
+    }
+}
+
+/// A finished recording of the live world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayListing {
+    pub name: String,
+    /// Ticks a trace may be cut from (the recording's first tick is its starting state).
+    pub first_tick: u64,
+    pub last_tick: u64,
+    pub bytes: u64,
 }
 
 /// A script version as listed.
@@ -166,6 +221,21 @@ pub enum Response {
         faults: Vec<(u64, String)>,
     },
     Error(RequestError),
+    Replays(Vec<ReplayListing>),
+    /// A `astroboids_host::trace::ShipTrace` as JSON (what `astroboids replay export` writes).
+    Trace {
+        ship: u64,
+        from_tick: u64,
+        to_tick: u64,
+        json: Vec<u8>,
+    },
+    Despawned {
+        ship: u64,
+    },
+    Kicked {
+        user: String,
+        connections: u32,
+    },
 }
 
 /// Why a request was refused. The message names what was wrong.

@@ -184,6 +184,18 @@ impl ServerSession {
         }
     }
 
+    /// Ends the connection from the server's side (kicked, shutting down): the `Refused`
+    /// frame to send before closing.
+    pub fn refuse(&mut self, reason: &str) -> Vec<u8> {
+        self.state = ServerState::Closed;
+        match send(&ServerMessage::Refused {
+            reason: reason.to_string(),
+        }) {
+            ServerEvent::Send(bytes) => bytes,
+            _ => unreachable!("send makes Send"),
+        }
+    }
+
     fn strike(&mut self, events: &mut Vec<ServerEvent>, what: String) {
         self.strikes += 1;
         if self.strikes >= self.limits.max_strikes {

@@ -72,6 +72,8 @@ pub enum AccountError {
     /// Deliberately the same for an unknown user and a wrong password.
     #[error("unknown user or wrong password")]
     BadCredentials,
+    #[error("no user {0:?}")]
+    UnknownUser(String),
     #[error("the session token is unknown or revoked: log in again")]
     UnknownToken,
     #[error("the session expired: log in again")]
@@ -229,9 +231,31 @@ impl<'a> Accounts<'a> {
         Ok(revoked)
     }
 
+    /// A user's role, or `UnknownUser`.
+    pub fn role(&self, user: &str) -> Result<Role, AccountError> {
+        self.record(user)?
+            .map(|r| r.role)
+            .ok_or_else(|| AccountError::UnknownUser(user.to_string()))
+    }
+
+    /// Every account: (name, role, created at), by name.
+    pub fn list(&self) -> Result<Vec<(String, Role, u64)>, AccountError> {
+        self.store
+            .accounts()?
+            .into_iter()
+            .map(|(user, bytes)| {
+                let record: AccountRecord = postcard::from_bytes(&bytes)
+                    .map_err(|e| AccountError::Damaged(format!("account {user:?}: {e}")))?;
+                Ok((user, record.role, record.created_unix_s))
+            })
+            .collect()
+    }
+
     /// Changes a user's role (admin tooling).
     pub fn set_role(&self, user: &str, role: Role) -> Result<(), AccountError> {
-        let mut record = self.record(user)?.ok_or(AccountError::BadCredentials)?;
+        let mut record = self
+            .record(user)?
+            .ok_or_else(|| AccountError::UnknownUser(user.to_string()))?;
         record.role = role;
         self.store
             .update_account(user, &postcard::to_allocvec(&record).expect("plain data"))?;

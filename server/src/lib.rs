@@ -1,10 +1,16 @@
-//! The online world (issue #5, in progress): accounts and sessions, and players' requests
-//! carried out against the persistent world; rate limits, the quinn shell and the world loop
-//! follow.
+//! The online world: accounts and sessions ([`accounts`]), rate limits ([`limits`]), players'
+//! requests carried out against the persistent world ([`requests`]), and the shell that runs
+//! it all on QUIC ([`serve`]: tick thread + quinn endpoint), with its TLS identity ([`tls`])
+//! and Prometheus endpoint ([`monitoring`]).
 //!
-//! Architecture invariant: the server's logic takes time as an argument (`now`, seconds since
-//! the Unix epoch, read by the shell); only the shell reads clocks and sockets.
+//! Architecture invariant: `accounts`, `limits` and `requests` take time as an argument
+//! (`now`, seconds since the Unix epoch, read by the shell) and touch no sockets; only `serve`
+//! and `monitoring` read clocks and sockets. The tick thread is the only code that touches
+//! the world.
 
 pub mod accounts;
 pub mod limits;
+pub mod monitoring;
 pub mod requests;
+pub mod serve;
+pub mod tls;

@@ -6,18 +6,23 @@
 //! and scripts; an admin on any ship.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use astroboids_engine::NetId;
 use astroboids_host::PersistentWorld;
 use astroboids_host::persistent::HostError;
+use astroboids_host::replay::{Recorder, Replay};
 use astroboids_net::messages::{
-    MoveCommand, Request, RequestError, Response, ScriptListing, ShipStatusReport, Token,
+    MoveCommand, ReplayListing, Request, RequestError, Response, ScriptListing, ShipStatusReport,
+    Token,
 };
 use astroboids_sim::checkpoint::{CommandRecord, capture_ship};
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
+use astroboids_sim::physics::is_checkpoint_tick;
 use astroboids_sim::scripts::{ScriptFaults, ScriptId, ScriptLibrary};
 use astroboids_sim::ships::{Owner, ShipIndex};
+use astroboids_sim::{SimOptions, SimTotals};
 use astroboids_storage::StorageError;
 
 use crate::accounts::{AccountError, AccountRules, Accounts, Role, Session};
@@ -30,6 +35,10 @@ pub struct ServerRules {
     pub rates: RateRules,
     /// Ships one player may own.
     pub max_ships_per_account: usize,
+    /// Ticks one downloaded trace may cover.
+    pub max_trace_ticks: u64,
+    /// Recording of the live world; `None`: not recorded.
+    pub replays: Option<ReplayRules>,
 }
 
 impl Default for ServerRules {
@@ -38,8 +47,99 @@ impl Default for ServerRules {
             accounts: AccountRules::default(),
             rates: RateRules::default(),
             max_ships_per_account: 50,
+            max_trace_ticks: 1_000,
+            replays: None,
         }
     }
+}
+
+/// How the live world is recorded: one replay file per stretch of ticks, the oldest deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRules {
+    pub dir: PathBuf,
+    /// A file is finished at the first checkpoint tick this many ticks after its start.
+    pub ticks_per_file: u64,
+    /// Finished files kept (bounds disk use).
+    pub keep_files: usize,
+    pub keyframe_every_checkpoints: u64,
+}
+
+impl ReplayRules {
+    /// The defaults under a data directory: `DATA/replays`, 3,000 ticks (5 minutes at 10 Hz)
+    /// per file, the last 48 kept.
+    pub fn in_data_dir(data: &Path) -> Self {
+        Self {
+            dir: data.join("replays"),
+            ticks_per_file: 3_000,
+            keep_files: 48,
+            keyframe_every_checkpoints: 10,
+        }
+    }
+}
+
+/// The recording in progress.
+struct LiveRecording {
+    recorder: Recorder,
+    start_tick: u64,
+}
+
+/// A trace to cut from a finished recording, off the tick thread (it re-simulates).
+#[derive(Debug, Clone)]
+pub struct TraceJob {
+    pub replay: PathBuf,
+    pub ship: u64,
+    pub from_tick: u64,
+    pub to_tick: u64,
+}
+
+impl TraceJob {
+    /// Re-simulates the recording and cuts the ship's trace out of it.
+    pub fn run(&self) -> Response {
+        let result = Replay::open(&self.replay)
+            .and_then(|replay| {
+                astroboids_host::trace::export(
+                    &replay,
+                    NetId(self.ship),
+                    Some(self.from_tick),
+                    Some(self.to_tick),
+                    SimOptions::default(),
+                )
+            })
+            .map_err(|e| RequestError::Unavailable(format!("the trace cannot be made: {e}")))
+            .and_then(|trace| {
+                serde_json::to_vec(&trace)
+                    .map_err(|e| RequestError::Unavailable(format!("the trace: {e}")))
+            });
+        match result {
+            Ok(json) => Response::Trace {
+                ship: self.ship,
+                from_tick: self.from_tick,
+                to_tick: self.to_tick,
+                json,
+            },
+            Err(e) => Response::Error(e),
+        }
+    }
+}
+
+/// What happened in one tick, for the shell's log and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub checkpoint_written: bool,
+    /// A recording that could not be written (the world goes on unrecorded until the next
+    /// checkpoint tick, when a new file is started).
+    pub recording_error: Option<String>,
+    /// A replay file finished this tick.
+    pub replay_finished: Option<PathBuf>,
+}
+
+/// Figures for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Vitals {
+    pub tick: u64,
+    pub ships: usize,
+    pub script_fuel_used_total: u64,
+    pub script_faults_total: u64,
 }
 
 /// A connection: where it comes from and its login state.
@@ -71,6 +171,9 @@ pub struct WorldServer {
     world: PersistentWorld,
     rules: ServerRules,
     limits: RateLimits,
+    recording: Option<LiveRecording>,
+    /// Users kicked since the shell last asked (it closes their connections).
+    kicked: Vec<String>,
 }
 
 type Answer = Result<Response, RequestError>;
@@ -78,38 +181,206 @@ type Answer = Result<Response, RequestError>;
 impl WorldServer {
     pub fn new(world: PersistentWorld, rules: ServerRules) -> Self {
         let limits = RateLimits::new(&rules.rates);
-        Self {
+        let mut server = Self {
             world,
             rules,
             limits,
-        }
+            recording: None,
+            kicked: Vec::new(),
+        };
+        // A world opened at a checkpoint tick starts recording at once.
+        server.rotate_recording(&mut StepReport::default());
+        server
     }
 
     pub fn world(&self) -> &PersistentWorld {
         &self.world
     }
 
-    /// Runs one tick: inputs accepted since the last one are logged (acknowledged) first.
-    pub fn step(&mut self) -> Result<(), HostError> {
-        self.world.step().map(|_| ())
+    pub fn vitals(&self) -> Vitals {
+        let world = self.world.sim().world();
+        let totals = world.resource::<SimTotals>();
+        Vitals {
+            tick: self.world.tick(),
+            ships: world.resource::<ShipIndex>().ids().count(),
+            script_fuel_used_total: totals.script_fuel_used,
+            script_faults_total: totals.script_faults,
+        }
     }
 
-    /// Makes everything durable (a clean shutdown).
-    pub fn close(self) -> Result<(), HostError> {
-        self.world.close()
+    /// Runs one tick: inputs accepted since the last one are logged (acknowledged) first; the
+    /// tick is recorded, and at checkpoint ticks the replay file may rotate.
+    pub fn step(&mut self) -> Result<StepReport, HostError> {
+        let mut report = StepReport {
+            checkpoint_written: self.world.step()?,
+            ..StepReport::default()
+        };
+        if let Some(live) = &mut self.recording
+            && let Err(e) = live.recorder.after_tick(self.world.sim_mut())
+        {
+            report.recording_error = Some(e.to_string());
+            self.recording = None;
+        }
+        self.rotate_recording(&mut report);
+        Ok(report)
+    }
+
+    /// At a checkpoint tick: finishes the recording when it is long enough and starts the
+    /// next (recordings start and end at checkpoint ticks, where capturing changes nothing).
+    fn rotate_recording(&mut self, report: &mut StepReport) {
+        let Some(rules) = self.rules.replays.clone() else {
+            return;
+        };
+        let tick = self.world.tick();
+        if !is_checkpoint_tick(self.world.config(), tick) {
+            return;
+        }
+        if let Some(live) = &self.recording
+            && tick - live.start_tick < rules.ticks_per_file
+        {
+            return;
+        }
+        if let Some(live) = self.recording.take() {
+            match finish_recording(live, self.world.sim_mut(), &rules) {
+                Ok(path) => report.replay_finished = Some(path),
+                Err(e) => report.recording_error = Some(e),
+            }
+            prune_replays(&rules);
+        }
+        if let Err(e) = std::fs::create_dir_all(&rules.dir) {
+            report.recording_error = Some(format!("{}: {e}", rules.dir.display()));
+            return;
+        }
+        let path = rules.dir.join(format!("live-{tick:012}.abreplay"));
+        match Recorder::start(
+            self.world.sim_mut(),
+            &path,
+            "astroboids serve",
+            rules.keyframe_every_checkpoints,
+        ) {
+            Ok(recorder) => {
+                self.recording = Some(LiveRecording {
+                    recorder,
+                    start_tick: tick,
+                })
+            }
+            Err(e) => report.recording_error = Some(e.to_string()),
+        }
+    }
+
+    /// Whether the world is at a tick where it can stop without changing its future: a
+    /// checkpoint tick (see [`Self::close`]).
+    pub fn at_checkpoint_tick(&self) -> bool {
+        is_checkpoint_tick(self.world.config(), self.world.tick())
+    }
+
+    /// A clean shutdown: finishes the recording and makes everything durable. Called at a
+    /// checkpoint tick (the shell runs the world to one first), the checkpoint written there
+    /// is what a restart resumes from and the recording ends on a tick any replay reaches.
+    pub fn close(mut self) -> Result<Option<PathBuf>, HostError> {
+        let mut finished = None;
+        if let (Some(live), Some(rules)) = (self.recording.take(), self.rules.replays.clone()) {
+            finished = finish_recording(live, self.world.sim_mut(), &rules).ok();
+            prune_replays(&rules);
+        }
+        self.world.close()?;
+        Ok(finished)
+    }
+
+    /// Users kicked by an admin since the last call (their connections are to be closed).
+    pub fn take_kicked(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.kicked)
     }
 
     /// Carries out `request` for `connection` at `now` (Unix seconds) after the rate limits
     /// of its address and account; never panics on what a client sends.
     pub fn handle(&mut self, connection: &mut Connection, request: Request, now: u64) -> Response {
-        if let Err(limited) =
-            self.limits
+        let kind = request.kind();
+        let response =
+            match self
+                .limits
                 .check(connection.ip, connection.user(), Duration::from_secs(now))
-        {
-            return Response::Error(limited);
+            {
+                Err(limited) => Response::Error(limited),
+                Ok(()) => self
+                    .answer(connection, request, now)
+                    .unwrap_or_else(Response::Error),
+            };
+        count_request(kind, &response);
+        response
+    }
+
+    /// A trace request: checked here (rate limits, login, ownership, range), carried out by
+    /// the caller off the tick thread with [`TraceJob::run`].
+    pub fn prepare_trace(
+        &mut self,
+        connection: &mut Connection,
+        ship: u64,
+        from_tick: u64,
+        to_tick: u64,
+        now: u64,
+    ) -> Result<TraceJob, RequestError> {
+        let result = self.check_trace(connection, ship, from_tick, to_tick, now);
+        if let Err(e) = &result {
+            count_request("download_trace", &Response::Error(e.clone()));
+        } else {
+            metrics::counter!("astroboids_requests_total", "kind" => "download_trace").increment(1);
         }
-        self.answer(connection, request, now)
-            .unwrap_or_else(Response::Error)
+        result
+    }
+
+    fn check_trace(
+        &mut self,
+        connection: &mut Connection,
+        ship: u64,
+        from_tick: u64,
+        to_tick: u64,
+        now: u64,
+    ) -> Result<TraceJob, RequestError> {
+        self.limits
+            .check(connection.ip, connection.user(), Duration::from_secs(now))?;
+        let session = self.live_session(connection, now)?;
+        self.check_owner(&session, ship)?;
+        if from_tick > to_tick || to_tick - from_tick >= self.rules.max_trace_ticks {
+            return Err(RequestError::Invalid(format!(
+                "ticks {from_tick}..={to_tick}: a trace covers 1 to {} ticks, from <= to",
+                self.rules.max_trace_ticks
+            )));
+        }
+        let replays = self.replays();
+        let covering = replays
+            .iter()
+            .find(|r| r.first_tick <= from_tick && to_tick <= r.last_tick)
+            .ok_or_else(|| {
+                let ranges: Vec<String> = replays
+                    .iter()
+                    .map(|r| format!("{}..={}", r.first_tick, r.last_tick))
+                    .collect();
+                RequestError::Rejected(format!(
+                    "no finished recording covers ticks {from_tick}..={to_tick}; recorded: {}",
+                    if ranges.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        ranges.join(", ")
+                    }
+                ))
+            })?;
+        let dir = &self.rules.replays.as_ref().expect("listed replays").dir;
+        Ok(TraceJob {
+            replay: dir.join(&covering.name),
+            ship,
+            from_tick,
+            to_tick,
+        })
+    }
+
+    /// Finished recordings, oldest first.
+    fn replays(&self) -> Vec<ReplayListing> {
+        self.rules
+            .replays
+            .as_ref()
+            .map(|rules| finished_replays(&rules.dir))
+            .unwrap_or_default()
     }
 
     fn accounts(&self) -> Accounts<'_> {
@@ -157,8 +428,24 @@ impl WorldServer {
                 Ok(Response::LoggedOut)
             }
             request => {
-                let session = live_session(connection, now)?;
+                let session = self.live_session(connection, now)?;
                 self.answer_player(&session, request)
+            }
+        }
+    }
+
+    /// The connection's session if its token is still valid at `now`: checked against the
+    /// store on every request, so a logout elsewhere or a kick takes effect at once.
+    fn live_session(&self, connection: &mut Connection, now: u64) -> Result<Session, RequestError> {
+        let Some((token, _)) = &connection.session else {
+            return Err(RequestError::NotAuthenticated);
+        };
+        match self.accounts().authenticate(token, now) {
+            Ok(session) => Ok(session),
+            Err(AccountError::Storage(e)) => Err(storage_error(e)),
+            Err(_) => {
+                connection.session = None;
+                Err(RequestError::NotAuthenticated)
             }
         }
     }
@@ -188,6 +475,29 @@ impl WorldServer {
                 self.check_owner(session, ship)?;
                 self.logs(ship)
             }
+            Request::ListReplays => Ok(Response::Replays(self.replays())),
+            Request::DownloadTrace { .. } => Err(RequestError::Unavailable(
+                "traces are prepared by the server shell (WorldServer::prepare_trace)".into(),
+            )),
+            Request::AdminSpawn { owner } => {
+                require_admin(session)?;
+                self.accounts().role(&owner).map_err(account_error)?;
+                self.spawn_for(&owner, None)
+            }
+            Request::AdminDespawn { ship } => {
+                require_admin(session)?;
+                self.submit(WorldInput::Scrap { ship })?;
+                Ok(Response::Despawned { ship })
+            }
+            Request::AdminKick { user } => {
+                require_admin(session)?;
+                self.accounts().revoke_all(&user).map_err(account_error)?;
+                self.kicked.push(user.clone());
+                Ok(Response::Kicked {
+                    user,
+                    connections: 0,
+                })
+            }
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Authenticate { .. }
@@ -195,11 +505,16 @@ impl WorldServer {
         }
     }
 
+    /// Applies `input` for the next tick (logged with the next commit, and recorded).
     fn submit(&mut self, input: WorldInput) -> Result<InputOutcome, RequestError> {
-        self.world.submit(input).map_err(|e| match e {
+        let outcome = self.world.submit(input.clone()).map_err(|e| match e {
             HostError::Input(refused) => RequestError::Rejected(refused.to_string()),
             other => RequestError::Unavailable(other.to_string()),
-        })
+        })?;
+        if let Some(live) = &mut self.recording {
+            live.recorder.input(&input);
+        }
+        Ok(outcome)
     }
 
     /// `Ok` when `session` may act on `ship`.
@@ -317,11 +632,17 @@ impl WorldServer {
     }
 
     fn spawn(&mut self, user: &str) -> Answer {
+        self.spawn_for(user, Some(self.rules.max_ships_per_account))
+    }
+
+    /// A ship for `user` in their home sector; `cap`: ships they may own at most.
+    fn spawn_for(&mut self, user: &str, cap: Option<usize>) -> Answer {
         let owned = self.owned_ships(user).len();
-        if owned >= self.rules.max_ships_per_account {
+        if let Some(cap) = cap
+            && owned >= cap
+        {
             return Err(RequestError::Rejected(format!(
-                "you own {owned} ships, the most an account may ({})",
-                self.rules.max_ships_per_account
+                "you own {owned} ships, the most an account may ({cap})"
             )));
         }
         // A home sector per account near the origin, ships spread inside it: deterministic
@@ -432,15 +753,82 @@ impl WorldServer {
     }
 }
 
-/// The connection's session, if it is still live at `now`.
-fn live_session(connection: &mut Connection, now: u64) -> Result<Session, RequestError> {
-    match &connection.session {
-        None => Err(RequestError::NotAuthenticated),
-        Some((_, session)) if now >= session.expires_unix_s => {
-            connection.session = None;
-            Err(RequestError::NotAuthenticated)
-        }
-        Some((_, session)) => Ok(session.clone()),
+fn require_admin(session: &Session) -> Result<(), RequestError> {
+    if session.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(RequestError::Forbidden(
+            "only an admin may do that (astroboids admin set-role)".into(),
+        ))
+    }
+}
+
+/// Counts a request by kind, and a refused one by why.
+fn count_request(kind: &'static str, response: &Response) {
+    metrics::counter!("astroboids_requests_total", "kind" => kind).increment(1);
+    if let Response::Error(e) = response {
+        let reason = match e {
+            RequestError::NotAuthenticated => "not_authenticated",
+            RequestError::Forbidden(_) => "forbidden",
+            RequestError::Invalid(_) => "invalid",
+            RequestError::RateLimited(_) => "rate_limited",
+            RequestError::Rejected(_) => "rejected",
+            RequestError::Unavailable(_) => "unavailable",
+        };
+        metrics::counter!("astroboids_requests_rejected_total", "kind" => kind, "reason" => reason)
+            .increment(1);
+    }
+}
+
+/// Finishes a recording and names it by its tick range: `live-FIRST-LAST.abreplay`.
+fn finish_recording(
+    live: LiveRecording,
+    sim: &mut astroboids_engine::Simulation,
+    rules: &ReplayRules,
+) -> Result<PathBuf, String> {
+    let started = rules
+        .dir
+        .join(format!("live-{:012}.abreplay", live.start_tick));
+    live.recorder.finish(sim).map_err(|e| e.to_string())?;
+    let finished = rules.dir.join(format!(
+        "live-{:012}-{:012}.abreplay",
+        live.start_tick,
+        sim.tick()
+    ));
+    std::fs::rename(&started, &finished)
+        .map_err(|e| format!("{} -> {}: {e}", started.display(), finished.display()))?;
+    Ok(finished)
+}
+
+/// Finished recordings in `dir`, oldest first (read from their names).
+fn finished_replays(dir: &Path) -> Vec<ReplayListing> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ReplayListing> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let range = name.strip_prefix("live-")?.strip_suffix(".abreplay")?;
+            let (start, last) = range.split_once('-')?;
+            Some(ReplayListing {
+                first_tick: start.parse::<u64>().ok()? + 1,
+                last_tick: last.parse().ok()?,
+                bytes: entry.metadata().ok()?.len(),
+                name,
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| r.first_tick);
+    out
+}
+
+/// Deletes the oldest finished recordings beyond `keep_files`.
+fn prune_replays(rules: &ReplayRules) {
+    let finished = finished_replays(&rules.dir);
+    let excess = finished.len().saturating_sub(rules.keep_files);
+    for old in &finished[..excess] {
+        let _ = std::fs::remove_file(rules.dir.join(&old.name));
     }
 }
 

@@ -42,6 +42,9 @@ pub enum WorldInput {
     AssignScript { ship: u64, script: u128 },
     /// Gives `ship` to an account (`None`: to nobody).
     SetOwner { ship: u64, owner: Option<String> },
+    /// Removes `ship`: its hull drops to zero and the next tick's damage stage destroys it as
+    /// any wreck (an operator's tool; new variants go last, the index is in the encoding).
+    Scrap { ship: u64 },
 }
 
 impl WorldInput {
@@ -54,6 +57,7 @@ impl WorldInput {
             Self::AddScript { .. } => "add script",
             Self::AssignScript { .. } => "assign script",
             Self::SetOwner { .. } => "set owner",
+            Self::Scrap { .. } => "scrap",
         }
     }
 }
@@ -68,6 +72,7 @@ pub enum InputOutcome {
     ScriptAdded(ScriptId),
     ScriptAssigned,
     OwnerSet,
+    Scrapped,
 }
 
 /// Why an input was refused (the world is unchanged).
@@ -202,6 +207,18 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
                 None => ship.remove::<Owner>(),
             };
             Ok(InputOutcome::OwnerSet)
+        }
+        WorldInput::Scrap { ship } => {
+            let id = NetId(*ship);
+            let entity = world
+                .resource::<ShipIndex>()
+                .entity(id)
+                .ok_or(WorldInputError::UnknownShip(id))?;
+            world
+                .get_mut::<crate::ships::Hull>(entity)
+                .ok_or(WorldInputError::UnknownShip(id))?
+                .0 = 0.0;
+            Ok(InputOutcome::Scrapped)
         }
     }
 }

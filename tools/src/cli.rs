@@ -25,6 +25,212 @@ pub enum Command {
     /// Verify, inspect and re-run recorded replays (`astroboids sim --record FILE`).
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Run the online world: the persistent universe paced at its tick rate, players on QUIC.
+    Serve(ServeArgs),
+    /// Play on a server: register, log in, upload and sync scripts, spawn and fly ships.
+    Client(ClientArgs),
+    /// Operator tools on a server's data directory (while the server is stopped).
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The world's data directory (created on first start).
+    #[arg(long, default_value = "astroboids-world")]
+    pub data: PathBuf,
+    /// Where players connect (QUIC, UDP).
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    pub listen: std::net::SocketAddr,
+    /// The Prometheus text endpoint (loopback only).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_listen: std::net::SocketAddr,
+    /// Serve no metrics endpoint.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Universe configuration for a new world (TOML; default: the embedded one). An existing
+    /// world keeps the one it was made with.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Universe seed for a new world.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Ships one account may own.
+    #[arg(long, default_value_t = 50)]
+    pub max_ships_per_account: usize,
+    /// Ticks per live replay file (DATA/replays).
+    #[arg(long, default_value_t = 3000)]
+    pub replay_ticks_per_file: u64,
+    /// Finished replay files kept.
+    #[arg(long, default_value_t = 48)]
+    pub keep_replays: usize,
+    /// Do not record the live world.
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Where the client keeps the server address, its fingerprint and your session token
+    /// (default: the user's config directory, e.g. ~/.config/astroboids).
+    #[arg(long, env = "ASTROBOIDS_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServerArgs {
+    /// The server's address (saved for later commands).
+    #[arg(long)]
+    pub server: Option<std::net::SocketAddr>,
+    /// The server certificate's SHA-256 fingerprint, as `astroboids serve` prints it (saved).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub user: String,
+    /// The password (default: $ASTROBOIDS_PASSWORD, else asked for without echo).
+    #[arg(long, env = "ASTROBOIDS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create an account (and log in).
+    Register(CredentialsArgs),
+    /// Log in; the session token is kept in the config directory.
+    Login(CredentialsArgs),
+    /// End the session.
+    Logout,
+    /// Upload a script (.ts compiled with the SDK first, or .wasm); NAME defaults to the
+    /// file's stem.
+    Upload {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        sdk: SdkArgs,
+    },
+    /// Your scripts (latest version of each).
+    Scripts,
+    /// A new ship in your home sector (an admin may spawn one for another user).
+    Spawn {
+        #[arg(long = "for")]
+        for_user: Option<String>,
+    },
+    /// Give a ship the latest version of one of your scripts.
+    Assign {
+        #[arg(long)]
+        ship: u64,
+        #[arg(long)]
+        script: String,
+    },
+    /// Your ships: position, hull, energy, cargo, what flies them.
+    Status {
+        #[arg(long)]
+        ship: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A ship's recent script log lines and faults.
+    Logs {
+        #[arg(long)]
+        ship: u64,
+    },
+    /// A manual command for a ship's next tick.
+    Move {
+        #[arg(long)]
+        ship: u64,
+        /// -1..1
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        thrust: f32,
+        /// -1..1
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        turn: f32,
+        #[arg(long)]
+        mine: bool,
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Watch a folder: compile .ts files, upload them and assign them when they change.
+    Sync(SyncArgs),
+    /// Finished recordings of the live world (tick ranges for `trace`).
+    Replays,
+    /// Download a per-ship trace of one of your ships (see `astroboids replay trace`).
+    Trace {
+        #[arg(long)]
+        ship: u64,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+        /// Where to write it (default: ship-ID-FROM-TO.trace.json).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Admin: destroy a ship.
+    Despawn {
+        #[arg(long)]
+        ship: u64,
+    },
+    /// Admin: revoke a user's sessions and close their connections.
+    Kick {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The folder of scripts (*.ts, *.wasm; a script's name is its file's stem).
+    pub dir: PathBuf,
+    /// Assign a script on each upload: NAME=all (every ship of yours) or NAME=ID,ID,...
+    /// (default: with a single script in the folder, it flies all your ships).
+    #[arg(long = "assign", value_name = "NAME=SHIPS")]
+    pub assign: Vec<String>,
+    /// Sync once and exit (no watching).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub sdk: SdkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The server's data directory.
+    #[arg(long, default_value = "astroboids-world")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Every account with its role.
+    Accounts,
+    /// Create an account (password from $ASTROBOIDS_PASSWORD or asked for).
+    CreateUser {
+        user: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, env = "ASTROBOIDS_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Make a user an admin or a player.
+    SetRole {
+        user: String,
+        #[arg(value_parser = ["admin", "player"])]
+        role: String,
+    },
+    /// Revoke every session of a user.
+    Revoke { user: String },
+    /// The server certificate's fingerprint (what clients pin).
+    Fingerprint,
 }
 
 #[derive(Debug, Subcommand)]

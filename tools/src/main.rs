@@ -1,9 +1,12 @@
 //! `astroboids`: the command-line entry point. Thin: parses arguments and hands off to a
 //! command module.
 
+mod admin_cmd;
 mod cli;
+mod client_cmd;
 mod replay_cmd;
 mod script_cmd;
+mod serve_cmd;
 mod sim_cmd;
 
 use anyhow::Context;
@@ -16,6 +19,9 @@ fn main() -> std::process::ExitCode {
         cli::Command::Script(cli::ScriptCommand::Build(args)) => script_cmd::build(&args),
         cli::Command::Script(cli::ScriptCommand::Check(args)) => script_cmd::check(&args),
         cli::Command::Replay(command) => replay_cmd::run(&command),
+        cli::Command::Serve(args) => serve_cmd::run(&args),
+        cli::Command::Client(args) => client_cmd::run(&args),
+        cli::Command::Admin(args) => admin_cmd::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

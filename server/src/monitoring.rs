@@ -1,0 +1,94 @@
+//! Monitoring: the `metrics` facade recorded by the Prometheus exporter, served as text on a
+//! local HTTP endpoint (`GET /metrics`).
+//!
+//! Metric names (all prefixed `astroboids_`): `tick_duration_seconds` (histogram), `tick`,
+//! `ships`, `script_fuel_used_total`, `script_faults_total`, `connections`,
+//! `connections_refused_total`, `requests_total{kind}`, `requests_rejected_total{kind,reason}`,
+//! `checkpoints_written_total`, `replay_files_finished_total`.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Tick durations are bucketed around the 100 ms budget of a 10 Hz world.
+const TICK_BUCKETS_S: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
+];
+
+/// The process-wide recorder (the `metrics` facade has one recorder per process; several
+/// servers in one test process share it).
+pub fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("astroboids_tick_duration_seconds".into()),
+                &TICK_BUCKETS_S,
+            )
+            .expect("non-empty buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder installed first (an embedding program's) keeps the facade; the
+        // endpoint then shows what this one saw, which is nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Largest HTTP request head read.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Serves `GET /metrics` on `listener` until the task is dropped. One connection at a time
+/// is plenty for a scraper; each is answered and closed.
+pub async fn serve_metrics(listener: TcpListener) {
+    let handle = recorder();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_BYTES {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        if read.is_err() {
+            continue;
+        }
+        let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+        let (status, body) = if first_line.starts_with(b"GET /metrics ") {
+            ("200 OK", handle.render())
+        } else {
+            (
+                "404 Not Found",
+                "only GET /metrics is served here\n".to_string(),
+            )
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+}
+
+/// Binds the endpoint (loopback addresses only: the figures are for the operator).
+pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the metrics endpoint listens on loopback only; {addr} is not"),
+        ));
+    }
+    TcpListener::bind(addr).await
+}

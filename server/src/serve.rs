@@ -1,0 +1,705 @@
+//! `astroboids serve`: the persistent world on a tick thread, players on QUIC.
+//!
+//! Two halves meet through one channel. The tick thread owns the [`WorldServer`]: it runs
+//! ticks paced at the tick rate and, while it waits for the next one, carries out requests in
+//! arrival order; nothing else touches the world. A tokio runtime runs the quinn endpoint,
+//! one task per connection: each feeds stream bytes to its I/O-free
+//! [`ServerSession`], forwards requests to the tick thread and writes the answers back.
+//! Limits: connections in all and per address, requests queued for the tick thread (past
+//! it a client is told the server is busy), frame sizes and protocol errors in the session.
+//!
+//! Shutdown (Ctrl-C or [`RunningServer::stop`]): new connections are refused, the world runs
+//! unpaced to its next checkpoint tick (where stopping changes nothing a replay would see),
+//! writes that checkpoint, finishes the live recording, and the endpoint closes.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use astroboids_engine::Pacer;
+use astroboids_host::PersistentWorld;
+use astroboids_host::persistent::{HostError, OpenReport, WorldRequest};
+use astroboids_net::messages::{Request, RequestError, Response};
+use astroboids_net::quic::{CLOSE_REFUSED, Fingerprint, QuicError, server_config};
+use astroboids_net::session::{ServerEvent, ServerSession, SessionLimits};
+
+use crate::monitoring;
+use crate::requests::{Connection, ServerRules, WorldServer};
+use crate::tls::{IdentityError, ServerIdentity};
+
+/// Limits of the network shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetRules {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Requests waiting for the tick thread, all connections together.
+    pub max_queued_requests: usize,
+    pub session: SessionLimits,
+    /// A connection that says nothing this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for NetRules {
+    fn default() -> Self {
+        Self {
+            max_connections: 2_000,
+            max_connections_per_ip: 64,
+            max_queued_requests: 4_096,
+            session: SessionLimits::default(),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What `astroboids serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    /// The Prometheus endpoint (loopback only); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    pub world: WorldRequest,
+    pub rules: ServerRules,
+    pub net: NetRules,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Quic(#[from] QuicError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: String },
+    #[error("the tick thread stopped unexpectedly: {0}")]
+    TickThread(String),
+}
+
+/// How the server stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub tick: u64,
+    /// Ticks run unpaced to reach the checkpoint tick.
+    pub ticks_to_checkpoint: u64,
+    pub replay_finished: Option<PathBuf>,
+}
+
+/// What the network tasks tell the tick thread.
+enum TickEvent {
+    Connected {
+        conn: u64,
+        ip: IpAddr,
+        to_conn: tokio::sync::mpsc::UnboundedSender<ToConnection>,
+    },
+    Request {
+        conn: u64,
+        id: u64,
+        request: Request,
+    },
+    Disconnected {
+        conn: u64,
+    },
+    Shutdown,
+}
+
+/// What the tick thread tells a connection task.
+enum ToConnection {
+    Answer { id: u64, response: Response },
+    Close { reason: String },
+}
+
+/// State the connection tasks share.
+struct Shared {
+    tick_tx: Mutex<mpsc::Sender<TickEvent>>,
+    queued: AtomicUsize,
+    next_conn: AtomicU64,
+    shutting_down: AtomicBool,
+    connections: Mutex<HashMap<IpAddr, usize>>,
+    net: NetRules,
+    tick_rate_hz: u32,
+}
+
+impl Shared {
+    fn send(&self, event: TickEvent) -> bool {
+        self.tick_tx
+            .lock()
+            .expect("not poisoned")
+            .send(event)
+            .is_ok()
+    }
+
+    /// Counts a new connection from `ip`, or says why it is refused.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, String> {
+        let mut connections = self.connections.lock().expect("not poisoned");
+        let total: usize = connections.values().sum();
+        if total >= self.net.max_connections {
+            return Err(format!(
+                "the server has {total} connections, its limit; try again later"
+            ));
+        }
+        let from_ip = connections.entry(ip).or_default();
+        if *from_ip >= self.net.max_connections_per_ip {
+            return Err(format!(
+                "{ip} already has {from_ip} connections, the most one address may have"
+            ));
+        }
+        *from_ip += 1;
+        metrics::gauge!("astroboids_connections").set((total + 1) as f64);
+        Ok(ConnectionSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A counted connection; dropping it frees the slot.
+struct ConnectionSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.shared.connections.lock().expect("not poisoned");
+        if let Some(n) = connections.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                connections.remove(&self.ip);
+            }
+        }
+        let total: usize = connections.values().sum();
+        metrics::gauge!("astroboids_connections").set(total as f64);
+    }
+}
+
+/// A server that is running.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub fingerprint: Fingerprint,
+    /// The certificate was made on this start.
+    pub identity_created: bool,
+    pub opened: OpenReport,
+    shared: Arc<Shared>,
+    tick_thread: std::thread::JoinHandle<Result<Option<ShutdownReport>, HostError>>,
+    endpoint: quinn::Endpoint,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Asks a running server to stop (from a signal handler or another thread).
+#[derive(Clone)]
+pub struct ShutdownHandle(Arc<Shared>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.shutting_down.store(true, Ordering::SeqCst);
+        self.0.send(TickEvent::Shutdown);
+    }
+}
+
+impl RunningServer {
+    /// Opens (or creates) the world and its identity, binds the endpoint and starts ticking.
+    pub fn start(options: ServeOptions) -> Result<Self, ServeError> {
+        // The world lives on its own thread from the start (it is not `Send`): that thread
+        // opens it, reports, and waits for the go-ahead once the endpoint is up.
+        let (tick_tx, tick_rx) = mpsc::channel();
+        let (opened_tx, opened_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<Arc<Shared>>();
+        let world_options = options.clone();
+        let tick_thread = std::thread::Builder::new()
+            .name("astroboids-tick".into())
+            .spawn(move || {
+                let opened = PersistentWorld::open(&world_options.data, world_options.world);
+                let (world, report) = match opened {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return Ok(None);
+                    }
+                };
+                let tick_rate_hz = world.sim().tick_rate().hz;
+                let _ = opened_tx.send(Ok((report, tick_rate_hz)));
+                let Ok(shared) = go_rx.recv() else {
+                    world.close()?;
+                    return Ok(None); // The endpoint could not start.
+                };
+                let server = WorldServer::new(world, world_options.rules);
+                TickLoop::new(server, shared).run(tick_rx).map(Some)
+            })
+            .map_err(|e| ServeError::TickThread(e.to_string()))?;
+        let (opened, tick_rate_hz) = match opened_rx.recv() {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                let _ = tick_thread.join();
+                return Err(e.into());
+            }
+            Err(_) => {
+                return Err(ServeError::TickThread(
+                    "it ended while opening the world".into(),
+                ));
+            }
+        };
+        let (identity, identity_created) = ServerIdentity::load_or_create(&options.data)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("astroboids-net")
+            .enable_all()
+            .build()
+            .map_err(|e| ServeError::Bind {
+                addr: options.listen,
+                error: format!("cannot start the network runtime: {e}"),
+            })?;
+        monitoring::recorder();
+        let config = server_config(
+            &identity.cert_der,
+            &identity.key_pkcs8_der,
+            options.net.idle_timeout,
+        )?;
+        let endpoint = {
+            let _guard = runtime.enter();
+            quinn::Endpoint::server(config, options.listen).map_err(|e| ServeError::Bind {
+                addr: options.listen,
+                error: e.to_string(),
+            })?
+        };
+        let addr = endpoint.local_addr().map_err(|e| ServeError::Bind {
+            addr: options.listen,
+            error: e.to_string(),
+        })?;
+        let metrics_addr = match options.metrics_listen {
+            Some(metrics_listen) => {
+                let listener = runtime
+                    .block_on(monitoring::bind_metrics(metrics_listen))
+                    .map_err(|e| ServeError::Bind {
+                        addr: metrics_listen,
+                        error: e.to_string(),
+                    })?;
+                let bound = listener.local_addr().ok();
+                runtime.spawn(monitoring::serve_metrics(listener));
+                bound
+            }
+            None => None,
+        };
+
+        let shared = Arc::new(Shared {
+            tick_tx: Mutex::new(tick_tx),
+            queued: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            connections: Mutex::new(HashMap::new()),
+            net: options.net.clone(),
+            tick_rate_hz,
+        });
+        go_tx
+            .send(shared.clone())
+            .map_err(|_| ServeError::TickThread("it ended before the world started".into()))?;
+
+        let accept_endpoint = endpoint.clone();
+        let accept_shared = shared.clone();
+        runtime.spawn(async move {
+            while let Some(incoming) = accept_endpoint.accept().await {
+                if accept_shared.shutting_down.load(Ordering::SeqCst) {
+                    incoming.refuse();
+                    continue;
+                }
+                tokio::spawn(serve_connection(incoming, accept_shared.clone()));
+            }
+        });
+        Ok(Self {
+            addr,
+            metrics_addr,
+            fingerprint: identity.fingerprint(),
+            identity_created,
+            opened,
+            shared,
+            tick_thread,
+            endpoint,
+            runtime,
+        })
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shared.clone())
+    }
+
+    /// Runs `future` (e.g. waiting for Ctrl-C) on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Whether the tick thread has ended (after a shutdown, or on an error).
+    pub fn is_finished(&self) -> bool {
+        self.tick_thread.is_finished()
+    }
+
+    /// Stops the server gracefully (see the module docs) and reports how it ended.
+    pub fn stop(self) -> Result<ShutdownReport, ServeError> {
+        self.shutdown_handle().shutdown();
+        self.join()
+    }
+
+    /// Waits for the tick thread to end (after [`ShutdownHandle::shutdown`] or an error),
+    /// then closes the endpoint.
+    pub fn join(self) -> Result<ShutdownReport, ServeError> {
+        let result = match self.tick_thread.join() {
+            Ok(Ok(Some(report))) => Ok(report),
+            Ok(Ok(None)) => Err(ServeError::TickThread("the world never started".into())),
+            Ok(Err(e)) => Err(ServeError::Host(e)),
+            Err(_) => Err(ServeError::TickThread("it panicked".into())),
+        };
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        self.endpoint
+            .close(CLOSE_REFUSED.into(), b"the server is shutting down");
+        let endpoint = self.endpoint.clone();
+        self.runtime.block_on(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        });
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        result
+    }
+}
+
+fn unix_now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The tick thread: the world, and the connections' login state.
+struct TickLoop {
+    server: WorldServer,
+    shared: Arc<Shared>,
+    connections: HashMap<u64, ConnectionState>,
+    trace_busy: Arc<AtomicBool>,
+    shutdown: bool,
+}
+
+struct ConnectionState {
+    connection: Connection,
+    to_conn: tokio::sync::mpsc::UnboundedSender<ToConnection>,
+}
+
+impl TickLoop {
+    fn new(server: WorldServer, shared: Arc<Shared>) -> Self {
+        Self {
+            server,
+            shared,
+            connections: HashMap::new(),
+            trace_busy: Arc::new(AtomicBool::new(false)),
+            shutdown: false,
+        }
+    }
+
+    fn run(mut self, events: mpsc::Receiver<TickEvent>) -> Result<ShutdownReport, HostError> {
+        let started = Instant::now();
+        let clock = || started.elapsed();
+        let rate = self.server.world().sim().tick_rate();
+        let mut pacer = Pacer::new(rate, clock(), 4);
+        self.record_vitals();
+        while !self.shutdown {
+            pacer.wait_for_tick(clock, |wait| self.handle_events_for(&events, wait));
+            if self.shutdown {
+                break;
+            }
+            self.step()?;
+        }
+        // Stopping: no more requests; run to the next checkpoint tick and close there.
+        while let Ok(event) = events.try_recv() {
+            self.refuse_event(event);
+        }
+        let mut ticks_to_checkpoint = 0;
+        while !self.server.at_checkpoint_tick() {
+            self.step()?;
+            ticks_to_checkpoint += 1;
+        }
+        let tick = self.server.world().tick();
+        for state in self.connections.values() {
+            let _ = state.to_conn.send(ToConnection::Close {
+                reason: "the server is shutting down".into(),
+            });
+        }
+        let replay_finished = self.server.close()?;
+        Ok(ShutdownReport {
+            tick,
+            ticks_to_checkpoint,
+            replay_finished,
+        })
+    }
+
+    fn step(&mut self) -> Result<(), HostError> {
+        let started = Instant::now();
+        let report = self.server.step()?;
+        metrics::histogram!("astroboids_tick_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if report.checkpoint_written {
+            metrics::counter!("astroboids_checkpoints_written_total").increment(1);
+        }
+        if let Some(path) = &report.replay_finished {
+            metrics::counter!("astroboids_replay_files_finished_total").increment(1);
+            eprintln!("replay written: {}", path.display());
+        }
+        if let Some(error) = &report.recording_error {
+            eprintln!("warning: the live recording stopped: {error}");
+        }
+        self.record_vitals();
+        Ok(())
+    }
+
+    fn record_vitals(&self) {
+        let vitals = self.server.vitals();
+        metrics::gauge!("astroboids_tick").set(vitals.tick as f64);
+        metrics::gauge!("astroboids_ships").set(vitals.ships as f64);
+        metrics::counter!("astroboids_script_fuel_used_total")
+            .absolute(vitals.script_fuel_used_total);
+        metrics::counter!("astroboids_script_faults_total").absolute(vitals.script_faults_total);
+    }
+
+    /// Carries out events until `wait` has passed (or a shutdown is asked for).
+    fn handle_events_for(&mut self, events: &mpsc::Receiver<TickEvent>, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while !self.shutdown {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(event) => self.handle_event(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: TickEvent) {
+        match event {
+            TickEvent::Connected { conn, ip, to_conn } => {
+                self.connections.insert(
+                    conn,
+                    ConnectionState {
+                        connection: Connection::from_ip(ip),
+                        to_conn,
+                    },
+                );
+            }
+            TickEvent::Disconnected { conn } => {
+                self.connections.remove(&conn);
+            }
+            TickEvent::Request { conn, id, request } => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                self.handle_request(conn, id, request);
+            }
+            TickEvent::Shutdown => self.shutdown = true,
+        }
+    }
+
+    fn refuse_event(&mut self, event: TickEvent) {
+        match event {
+            TickEvent::Request { conn, id, .. } => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                if let Some(state) = self.connections.get(&conn) {
+                    let _ = state.to_conn.send(ToConnection::Answer {
+                        id,
+                        response: Response::Error(RequestError::Unavailable(
+                            "the server is shutting down".into(),
+                        )),
+                    });
+                }
+            }
+            other => self.handle_event(other),
+        }
+    }
+
+    fn handle_request(&mut self, conn: u64, id: u64, request: Request) {
+        let Some(state) = self.connections.get_mut(&conn) else {
+            return; // The connection is gone; nobody is waiting for the answer.
+        };
+        let now = unix_now_s();
+        let mut response = match request {
+            Request::DownloadTrace {
+                ship,
+                from_tick,
+                to_tick,
+            } => {
+                match self.server.prepare_trace(
+                    &mut state.connection,
+                    ship,
+                    from_tick,
+                    to_tick,
+                    now,
+                ) {
+                    Err(e) => Response::Error(e),
+                    Ok(_) if self.trace_busy.swap(true, Ordering::SeqCst) => {
+                        Response::Error(RequestError::Unavailable(
+                            "another trace is being prepared; try again in a moment".into(),
+                        ))
+                    }
+                    Ok(job) => {
+                        // Re-simulating takes a while: off the tick thread, one at a time.
+                        let to_conn = state.to_conn.clone();
+                        let busy = self.trace_busy.clone();
+                        std::thread::spawn(move || {
+                            let response = job.run();
+                            busy.store(false, Ordering::SeqCst);
+                            let _ = to_conn.send(ToConnection::Answer { id, response });
+                        });
+                        return;
+                    }
+                }
+            }
+            request => self.server.handle(&mut state.connection, request, now),
+        };
+        let kicked = self.server.take_kicked();
+        if !kicked.is_empty() {
+            let mut closed = 0;
+            for state in self.connections.values() {
+                if state
+                    .connection
+                    .user()
+                    .is_some_and(|u| kicked.iter().any(|k| k == u))
+                {
+                    closed += 1;
+                    let _ = state.to_conn.send(ToConnection::Close {
+                        reason: "an admin closed your session; log in again".into(),
+                    });
+                }
+            }
+            if let Response::Kicked { connections, .. } = &mut response {
+                *connections = closed;
+            }
+        }
+        if let Some(state) = self.connections.get(&conn) {
+            let _ = state.to_conn.send(ToConnection::Answer { id, response });
+        }
+    }
+}
+
+/// One connection: handshake, then bytes <-> session <-> tick thread.
+async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
+    let Ok(connection) = incoming.await else {
+        return; // Handshake failed (wrong ALPN, unknown certificate...): quinn told the peer.
+    };
+    let ip = connection.remote_address().ip();
+    let _slot = match shared.admit(ip) {
+        Ok(slot) => slot,
+        Err(reason) => {
+            metrics::counter!("astroboids_connections_refused_total").increment(1);
+            connection.close(CLOSE_REFUSED.into(), reason.as_bytes());
+            return;
+        }
+    };
+    let streams = tokio::time::timeout(Duration::from_secs(10), connection.accept_bi()).await;
+    let Ok(Ok((mut send, mut recv))) = streams else {
+        connection.close(
+            CLOSE_REFUSED.into(),
+            b"no request stream opened within 10 s",
+        );
+        return;
+    };
+    let conn = shared.next_conn.fetch_add(1, Ordering::SeqCst);
+    let (to_conn, mut from_tick) = tokio::sync::mpsc::unbounded_channel();
+    if !shared.send(TickEvent::Connected { conn, ip, to_conn }) {
+        connection.close(CLOSE_REFUSED.into(), b"the server is shutting down");
+        return;
+    }
+    let mut session = ServerSession::new(
+        shared.net.session.clone(),
+        concat!("astroboids-server ", env!("CARGO_PKG_VERSION")),
+        shared.tick_rate_hz,
+    );
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut close_reason: Option<String> = None;
+    'connection: loop {
+        tokio::select! {
+            read = recv.read(&mut buf) => {
+                let n = match read {
+                    Ok(Some(n)) => n,
+                    Ok(None) | Err(_) => break 'connection,
+                };
+                for event in session.receive(&buf[..n]) {
+                    match event {
+                        ServerEvent::Send(bytes) => {
+                            if send.write_all(&bytes).await.is_err() {
+                                break 'connection;
+                            }
+                        }
+                        ServerEvent::Request { id, request } => {
+                            if let Some(bytes) = forward_request(&shared, &mut session, conn, id, request) {
+                                if send.write_all(&bytes).await.is_err() {
+                                    break 'connection;
+                                }
+                            }
+                        }
+                        ServerEvent::Close { reason } => {
+                            close_reason = Some(reason);
+                            break 'connection;
+                        }
+                    }
+                }
+            }
+            message = from_tick.recv() => match message {
+                Some(ToConnection::Answer { id, response }) => {
+                    if let Some(bytes) = session.respond(id, response)
+                        && send.write_all(&bytes).await.is_err()
+                    {
+                        break 'connection;
+                    }
+                }
+                Some(ToConnection::Close { reason }) => {
+                    let _ = send.write_all(&session.refuse(&reason)).await;
+                    close_reason = Some(reason);
+                    break 'connection;
+                }
+                None => break 'connection,
+            },
+        }
+    }
+    shared.send(TickEvent::Disconnected { conn });
+    if let Some(reason) = close_reason {
+        // Let the Refused frame reach the client, then close saying the same.
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+        connection.close(CLOSE_REFUSED.into(), reason.as_bytes());
+    }
+}
+
+/// Hands a request to the tick thread; when it cannot take more, the answer (to send now)
+/// says the server is busy.
+fn forward_request(
+    shared: &Shared,
+    session: &mut ServerSession,
+    conn: u64,
+    id: u64,
+    request: Request,
+) -> Option<Vec<u8>> {
+    let queued = shared.queued.fetch_add(1, Ordering::SeqCst);
+    let refusal = if queued >= shared.net.max_queued_requests {
+        Some("the server is busy; try again in a moment")
+    } else if !shared.send(TickEvent::Request { conn, id, request }) {
+        Some("the server is shutting down")
+    } else {
+        None
+    };
+    let reason = refusal?;
+    shared.queued.fetch_sub(1, Ordering::SeqCst);
+    metrics::counter!("astroboids_requests_rejected_total", "kind" => "any", "reason" => "busy")
+        .increment(1);
+    session.respond(
+        id,
+        Response::Error(RequestError::Unavailable(reason.to_string())),
+    )
+}

@@ -1,0 +1,117 @@
+//! `astroboids admin ...`: the operator's tools on a data directory, with the server stopped
+//! (the store admits one process at a time). A running server is administered with an admin
+//! account through `astroboids client` (spawn --for, despawn, kick).
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use astroboids_net::quic::Fingerprint;
+use astroboids_server::accounts::{AccountRules, Accounts, Role};
+use astroboids_server::tls::TLS_DIR;
+use astroboids_storage::{StoreLimits, WorldStore};
+
+use crate::cli::{AdminArgs, AdminCommand};
+
+pub fn run(args: &AdminArgs) -> Result<()> {
+    if let AdminCommand::Fingerprint = args.command {
+        let cert = args.data.join(TLS_DIR).join("cert.der");
+        let der = std::fs::read(&cert).with_context(|| {
+            format!(
+                "cannot read {} (has `astroboids serve --data {}` run yet?)",
+                cert.display(),
+                args.data.display()
+            )
+        })?;
+        println!("{}", Fingerprint::of(&der));
+        return Ok(());
+    }
+    let store = open_store(&args.data)?;
+    let accounts = Accounts::new(&store, AccountRules::default());
+    match &args.command {
+        AdminCommand::Accounts => {
+            let list = accounts.list()?;
+            if list.is_empty() {
+                println!("no accounts");
+            }
+            for (user, role, created) in list {
+                println!(
+                    "{user:<32} {:<7} created {created} (Unix s)",
+                    role_name(role)
+                );
+            }
+        }
+        AdminCommand::CreateUser {
+            user,
+            admin,
+            password,
+        } => {
+            let password = match password {
+                Some(p) => p.clone(),
+                None => rpassword::prompt_password(format!("password for {user}: "))
+                    .context("cannot read the password (set ASTROBOIDS_PASSWORD)")?,
+            };
+            let role = if *admin { Role::Admin } else { Role::Player };
+            accounts.register(user, &password, role, unix_now_s())?;
+            store.flush()?;
+            println!("created {user} ({})", role_name(role));
+        }
+        AdminCommand::SetRole { user, role } => {
+            let role = match role.as_str() {
+                "admin" => Role::Admin,
+                "player" => Role::Player,
+                other => bail!("role {other:?}: admin or player"),
+            };
+            accounts.set_role(user, role)?;
+            println!("{user} is now {}", role_name(role));
+        }
+        AdminCommand::Revoke { user } => {
+            accounts.role(user)?;
+            let revoked = accounts.revoke_all(user)?;
+            println!("{user}: {revoked} sessions revoked");
+        }
+        AdminCommand::Fingerprint => unreachable!("answered above"),
+    }
+    Ok(())
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "admin",
+        Role::Player => "player",
+    }
+}
+
+fn unix_now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The store of an existing world (never creates one).
+fn open_store(data: &Path) -> Result<WorldStore> {
+    if !data.join("conf").is_file() || !data.join("db").is_file() {
+        bail!(
+            "{}: no world here (start one with `astroboids serve --data {}`)",
+            data.display(),
+            data.display()
+        );
+    }
+    WorldStore::open(data, StoreLimits::default()).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("lock")
+            || text.contains("WouldBlock")
+            || text.contains("temporarily unavailable")
+        {
+            anyhow::anyhow!(
+                "{}: the data directory is in use, probably by a running `astroboids serve`; \
+                 stop it first, or use an admin account with `astroboids client` \
+                 (spawn --for, despawn, kick)",
+                data.display()
+            )
+        } else {
+            anyhow::Error::new(e)
+        }
+    })
+}
