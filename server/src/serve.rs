@@ -82,12 +82,46 @@ pub enum ServeError {
 }
 
 /// How the server stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ShutdownReport {
     pub tick: u64,
     /// Ticks run unpaced to reach the checkpoint tick.
     pub ticks_to_checkpoint: u64,
     pub replay_finished: Option<PathBuf>,
+    /// Paced ticks' durations since the last [`RunningServer::take_tick_times`] (at most the
+    /// last [`TICK_SAMPLES`]).
+    pub tick_ms: TickTimes,
+}
+
+/// Tick durations kept for the shutdown report.
+pub const TICK_SAMPLES: usize = 100_000;
+
+/// Percentiles of tick durations, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TickTimes {
+    pub ticks: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl TickTimes {
+    /// Percentiles of `samples_ms` (nearest rank).
+    pub fn of(samples_ms: &[f64]) -> Self {
+        if samples_ms.is_empty() {
+            return Self::default();
+        }
+        let mut sorted = samples_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank =
+            |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        Self {
+            ticks: sorted.len(),
+            p50: rank(0.5),
+            p99: rank(0.99),
+            max: sorted[sorted.len() - 1],
+        }
+    }
 }
 
 /// What the network tasks tell the tick thread.
@@ -123,9 +157,18 @@ struct Shared {
     connections: Mutex<HashMap<IpAddr, usize>>,
     net: NetRules,
     tick_rate_hz: u32,
+    /// Paced ticks' durations (ms) not yet taken.
+    tick_ms: Mutex<std::collections::VecDeque<f64>>,
 }
 
 impl Shared {
+    fn take_tick_times(&self) -> TickTimes {
+        let mut samples = self.tick_ms.lock().expect("not poisoned");
+        let times = TickTimes::of(samples.make_contiguous());
+        samples.clear();
+        times
+    }
+
     fn send(&self, event: TickEvent) -> bool {
         self.tick_tx
             .lock()
@@ -304,6 +347,7 @@ impl RunningServer {
             connections: Mutex::new(HashMap::new()),
             net: options.net.clone(),
             tick_rate_hz,
+            tick_ms: Mutex::new(std::collections::VecDeque::new()),
         });
         go_tx
             .send(shared.clone())
@@ -331,6 +375,11 @@ impl RunningServer {
             endpoint,
             runtime,
         })
+    }
+
+    /// Durations of the ticks run since the last call (for benchmarks and reports).
+    pub fn take_tick_times(&self) -> TickTimes {
+        self.shared.take_tick_times()
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -416,8 +465,15 @@ impl TickLoop {
             if self.shutdown {
                 break;
             }
+            let started = Instant::now();
             self.step()?;
+            let mut samples = self.shared.tick_ms.lock().expect("not poisoned");
+            if samples.len() == TICK_SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back(started.elapsed().as_secs_f64() * 1000.0);
         }
+        let tick_ms = self.shared.take_tick_times();
         // Stopping: no more requests; run to the next checkpoint tick and close there.
         while let Ok(event) = events.try_recv() {
             self.refuse_event(event);
@@ -438,6 +494,7 @@ impl TickLoop {
             tick,
             ticks_to_checkpoint,
             replay_finished,
+            tick_ms,
         })
     }
 
@@ -638,10 +695,11 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
                             }
                         }
                         ServerEvent::Request { id, request } => {
-                            if let Some(bytes) = forward_request(&shared, &mut session, conn, id, request) {
-                                if send.write_all(&bytes).await.is_err() {
-                                    break 'connection;
-                                }
+                            let refusal = forward_request(&shared, &mut session, conn, id, request);
+                            if let Some(bytes) = refusal
+                                && send.write_all(&bytes).await.is_err()
+                            {
+                                break 'connection;
                             }
                         }
                         ServerEvent::Close { reason } => {

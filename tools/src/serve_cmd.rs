@@ -102,6 +102,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         "stopped at tick {} ({} ticks run to reach it); checkpoint written",
         report.tick, report.ticks_to_checkpoint
     );
+    println!(
+        "ticks: {} paced, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        report.tick_ms.ticks, report.tick_ms.p50, report.tick_ms.p99, report.tick_ms.max
+    );
     if let Some(replay) = report.replay_finished {
         println!("replay: {}", replay.display());
     }

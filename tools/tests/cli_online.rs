@@ -250,8 +250,16 @@ fn serve_register_sync_edit_and_admin() {
         let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
         rows[0]["ship"].as_u64().unwrap().to_string()
     };
-    let logs = succeed(&config_dir, &["client", "logs", "--ship", &ship]);
-    assert!(logs.contains("version two"), "{logs}");
+    // The new version's first log line comes with the next tick.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = succeed(&config_dir, &["client", "logs", "--ship", &ship]);
+        if logs.contains("version two") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log line of v2: {logs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let out = succeed(
         &config_dir,
         &["client", "move", "--ship", &ship, "--thrust", "-0.5"],
