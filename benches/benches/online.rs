@@ -17,7 +17,7 @@ use astroboids_net::messages::{MoveCommand, Request, Response};
 use astroboids_net::quic::Client;
 use astroboids_server::limits::RateRules;
 use astroboids_server::requests::ServerRules;
-use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
+use astroboids_server::serve::{NetRules, RunningServer, ServeOptions, TickTimes};
 
 const PLAYERS: usize = 100;
 
@@ -127,6 +127,13 @@ async fn throughput(
     (n / started.elapsed().as_secs_f64(), clients)
 }
 
+fn print_ticks(label: &str, t: TickTimes) {
+    println!(
+        "{label}: {} ticks (10 Hz), duration p50 {:.2} ms p99 {:.2} ms max {:.2} ms; start to start p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        t.ticks, t.p50, t.p99, t.max, t.interval_p50, t.interval_p99, t.interval_max
+    );
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("astroboids-bench-online-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -161,13 +168,18 @@ fn main() {
         for i in 1..16 {
             clients.push(login(&server, &format!("p{i}")).await);
         }
+        server.take_tick_times();
         let (status_16, clients) = throughput(clients, measure, |_| Request::ShipStatus { ship: None }).await;
+        let status_ticks = server.take_tick_times();
         let (upload_16, mut clients) = throughput(clients, measure, |i| Request::UploadScript {
             name: "circler".into(),
             wasm: circler(1_000_000 + i as u32),
         })
         .await;
+        let upload_ticks = server.take_tick_times();
         println!("16 clients: status {status_16:.0} req/s, upload {upload_16:.0} req/s");
+        print_ticks("  ticks during the 16-client status phase", status_ticks);
+        print_ticks("  ticks during the 16-client upload phase", upload_ticks);
 
         // 100 players, a scripted ship each.
         for i in 16..PLAYERS {
@@ -244,13 +256,10 @@ fn main() {
             task.await.unwrap();
         }
         let rate = requests.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-        println!(
-            "ticks, {PLAYERS} scripted player ships, idle:             {} ticks, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            idle.ticks, idle.p50, idle.p99, idle.max
-        );
-        println!(
-            "ticks, same world, {PLAYERS} clients requesting ({rate:.0} req/s): {} ticks, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            loaded.ticks, loaded.p50, loaded.p99, loaded.max
+        print_ticks(&format!("{PLAYERS} scripted player ships, clients idle"), idle);
+        print_ticks(
+            &format!("same world, {PLAYERS} clients requesting ({rate:.0} req/s)"),
+            loaded,
         );
     });
     let report = server.stop().unwrap();

@@ -123,6 +123,11 @@ pub enum Request {
     AdminKick {
         user: String,
     },
+    /// Admin: the ships `user` may own (`None`: back to the server's default).
+    AdminSetShipLimit {
+        user: String,
+        max_ships: Option<u32>,
+    },
 }
 
 impl Request {
@@ -145,6 +150,7 @@ impl Request {
             Self::AdminSpawn { .. } => "admin_spawn",
             Self::AdminDespawn { .. } => "admin_despawn",
             Self::AdminKick { .. } => "admin_kick",
+            Self::AdminSetShipLimit { .. } => "admin_set_ship_limit",
         }
     }
 }
@@ -235,6 +241,11 @@ pub enum Response {
     Kicked {
         user: String,
         connections: u32,
+    },
+    /// The limit now in force for `user`.
+    ShipLimitSet {
+        user: String,
+        max_ships: u32,
     },
 }
 

@@ -47,6 +47,8 @@ struct AccountRecord {
     password_phc: String,
     role: Role,
     created_unix_s: u64,
+    /// Ships this account may own, when an admin set it (else the server's default).
+    max_ships: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +115,7 @@ impl<'a> Accounts<'a> {
             password_phc,
             role,
             created_unix_s: now_unix_s,
+            max_ships: None,
         };
         let bytes = postcard::to_allocvec(&record).expect("plain data");
         if self.store.create_account(user, &bytes)? {
@@ -236,6 +239,25 @@ impl<'a> Accounts<'a> {
         self.record(user)?
             .map(|r| r.role)
             .ok_or_else(|| AccountError::UnknownUser(user.to_string()))
+    }
+
+    /// The ship limit an admin set for `user` (`None`: the server's default).
+    pub fn ship_limit(&self, user: &str) -> Result<Option<u32>, AccountError> {
+        self.record(user)?
+            .map(|r| r.max_ships)
+            .ok_or_else(|| AccountError::UnknownUser(user.to_string()))
+    }
+
+    /// Sets (or with `None` clears) `user`'s own ship limit.
+    pub fn set_ship_limit(&self, user: &str, max_ships: Option<u32>) -> Result<(), AccountError> {
+        let mut record = self
+            .record(user)?
+            .ok_or_else(|| AccountError::UnknownUser(user.to_string()))?;
+        record.max_ships = max_ships;
+        self.store
+            .update_account(user, &postcard::to_allocvec(&record).expect("plain data"))?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Every account: (name, role, created at), by name.

@@ -479,6 +479,16 @@ impl WorldServer {
             Request::DownloadTrace { .. } => Err(RequestError::Unavailable(
                 "traces are prepared by the server shell (WorldServer::prepare_trace)".into(),
             )),
+            Request::AdminSetShipLimit { user, max_ships } => {
+                require_admin(session)?;
+                self.accounts()
+                    .set_ship_limit(&user, max_ships)
+                    .map_err(account_error)?;
+                Ok(Response::ShipLimitSet {
+                    max_ships: max_ships.unwrap_or(self.rules.max_ships_per_account as u32),
+                    user,
+                })
+            }
             Request::AdminSpawn { owner } => {
                 require_admin(session)?;
                 self.accounts().role(&owner).map_err(account_error)?;
@@ -632,7 +642,12 @@ impl WorldServer {
     }
 
     fn spawn(&mut self, user: &str) -> Answer {
-        self.spawn_for(user, Some(self.rules.max_ships_per_account))
+        let cap = self
+            .accounts()
+            .ship_limit(user)
+            .map_err(account_error)?
+            .map_or(self.rules.max_ships_per_account, |n| n as usize);
+        self.spawn_for(user, Some(cap))
     }
 
     /// A ship for `user` in their home sector; `cap`: ships they may own at most.

@@ -27,6 +27,9 @@ use astroboids_net::messages::{Request, RequestError, Response};
 use astroboids_net::quic::{CLOSE_REFUSED, Fingerprint, QuicError, server_config};
 use astroboids_net::session::{ServerEvent, ServerSession, SessionLimits};
 
+use astroboids_scripting::ScriptEngine;
+use astroboids_sim::scripts::ScriptLibrary;
+
 use crate::monitoring;
 use crate::requests::{Connection, ServerRules, WorldServer};
 use crate::tls::{IdentityError, ServerIdentity};
@@ -96,31 +99,62 @@ pub struct ShutdownReport {
 /// Tick durations kept for the shutdown report.
 pub const TICK_SAMPLES: usize = 100_000;
 
-/// Percentiles of tick durations, in milliseconds.
+/// Percentiles of paced ticks, in milliseconds: how long a tick ran, and the interval from
+/// one tick's start to the next (the tick period when the world keeps time; requests carried
+/// out between ticks lengthen it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TickTimes {
     pub ticks: usize,
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+    pub interval_p50: f64,
+    pub interval_p99: f64,
+    pub interval_max: f64,
+}
+
+/// (p50, p99, max) of `samples` (nearest rank); zeros when empty.
+fn percentiles(samples: &[f64]) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank =
+        |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    (rank(0.5), rank(0.99), sorted[sorted.len() - 1])
 }
 
 impl TickTimes {
-    /// Percentiles of `samples_ms` (nearest rank).
-    pub fn of(samples_ms: &[f64]) -> Self {
-        if samples_ms.is_empty() {
-            return Self::default();
-        }
-        let mut sorted = samples_ms.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let rank =
-            |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    /// Percentiles of tick durations and start-to-start intervals.
+    pub fn of(durations_ms: &[f64], intervals_ms: &[f64]) -> Self {
+        let (p50, p99, max) = percentiles(durations_ms);
+        let (interval_p50, interval_p99, interval_max) = percentiles(intervals_ms);
         Self {
-            ticks: sorted.len(),
-            p50: rank(0.5),
-            p99: rank(0.99),
-            max: sorted[sorted.len() - 1],
+            ticks: durations_ms.len(),
+            p50,
+            p99,
+            max,
+            interval_p50,
+            interval_p99,
+            interval_max,
         }
+    }
+}
+
+/// Recent paced ticks: (duration, interval since the previous tick's start) in ms.
+#[derive(Debug, Default)]
+struct TickSamples {
+    durations_ms: std::collections::VecDeque<f64>,
+    intervals_ms: std::collections::VecDeque<f64>,
+}
+
+impl TickSamples {
+    fn push(queue: &mut std::collections::VecDeque<f64>, value: f64) {
+        if queue.len() == TICK_SAMPLES {
+            queue.pop_front();
+        }
+        queue.push_back(value);
     }
 }
 
@@ -157,16 +191,23 @@ struct Shared {
     connections: Mutex<HashMap<IpAddr, usize>>,
     net: NetRules,
     tick_rate_hz: u32,
-    /// Paced ticks' durations (ms) not yet taken.
-    tick_ms: Mutex<std::collections::VecDeque<f64>>,
+    /// Paced ticks not yet taken.
+    tick_samples: Mutex<TickSamples>,
+    /// The world's script engine: uploads are compiled here first, off the tick thread, so
+    /// the tick thread's own validation finds them in the engine's cache.
+    script_engine: Arc<ScriptEngine>,
+    /// Compiles at once (one: a core stays free for the tick thread and its script workers).
+    compile_slots: tokio::sync::Semaphore,
 }
 
 impl Shared {
     fn take_tick_times(&self) -> TickTimes {
-        let mut samples = self.tick_ms.lock().expect("not poisoned");
-        let times = TickTimes::of(samples.make_contiguous());
-        samples.clear();
-        times
+        let mut samples = self.tick_samples.lock().expect("not poisoned");
+        let samples = std::mem::take(&mut *samples);
+        TickTimes::of(
+            &Vec::from(samples.durations_ms),
+            &Vec::from(samples.intervals_ms),
+        )
     }
 
     fn send(&self, event: TickEvent) -> bool {
@@ -276,7 +317,12 @@ impl RunningServer {
                     }
                 };
                 let tick_rate_hz = world.sim().tick_rate().hz;
-                let _ = opened_tx.send(Ok((report, tick_rate_hz)));
+                let engine = world
+                    .sim()
+                    .world()
+                    .resource::<ScriptLibrary>()
+                    .shared_engine();
+                let _ = opened_tx.send(Ok((report, tick_rate_hz, engine)));
                 let Ok(shared) = go_rx.recv() else {
                     world.close()?;
                     return Ok(None); // The endpoint could not start.
@@ -285,7 +331,7 @@ impl RunningServer {
                 TickLoop::new(server, shared).run(tick_rx).map(Some)
             })
             .map_err(|e| ServeError::TickThread(e.to_string()))?;
-        let (opened, tick_rate_hz) = match opened_rx.recv() {
+        let (opened, tick_rate_hz, script_engine) = match opened_rx.recv() {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => {
                 let _ = tick_thread.join();
@@ -347,7 +393,9 @@ impl RunningServer {
             connections: Mutex::new(HashMap::new()),
             net: options.net.clone(),
             tick_rate_hz,
-            tick_ms: Mutex::new(std::collections::VecDeque::new()),
+            tick_samples: Mutex::new(TickSamples::default()),
+            script_engine,
+            compile_slots: tokio::sync::Semaphore::new(1),
         });
         go_tx
             .send(shared.clone())
@@ -460,6 +508,7 @@ impl TickLoop {
         let rate = self.server.world().sim().tick_rate();
         let mut pacer = Pacer::new(rate, clock(), 4);
         self.record_vitals();
+        let mut previous_start: Option<Instant> = None;
         while !self.shutdown {
             pacer.wait_for_tick(clock, |wait| self.handle_events_for(&events, wait));
             if self.shutdown {
@@ -467,11 +516,18 @@ impl TickLoop {
             }
             let started = Instant::now();
             self.step()?;
-            let mut samples = self.shared.tick_ms.lock().expect("not poisoned");
-            if samples.len() == TICK_SAMPLES {
-                samples.pop_front();
+            let mut samples = self.shared.tick_samples.lock().expect("not poisoned");
+            TickSamples::push(
+                &mut samples.durations_ms,
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+            if let Some(previous) = previous_start {
+                TickSamples::push(
+                    &mut samples.intervals_ms,
+                    (started - previous).as_secs_f64() * 1000.0,
+                );
             }
-            samples.push_back(started.elapsed().as_secs_f64() * 1000.0);
+            previous_start = Some(started);
         }
         let tick_ms = self.shared.take_tick_times();
         // Stopping: no more requests; run to the next checkpoint tick and close there.
@@ -530,12 +586,17 @@ impl TickLoop {
     fn handle_events_for(&mut self, events: &mpsc::Receiver<TickEvent>, wait: Duration) {
         let deadline = Instant::now() + wait;
         while !self.shutdown {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match events.recv_timeout(left) {
+            // Checked before each event, not only when the channel is empty: a steady stream
+            // of requests must not hold the next tick back.
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            match events.recv_timeout(deadline - now) {
                 Ok(event) => self.handle_event(event),
                 Err(mpsc::RecvTimeoutError::Timeout) => return,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(left);
+                    std::thread::sleep(deadline - now);
                     return;
                 }
             }
@@ -695,6 +756,9 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
                             }
                         }
                         ServerEvent::Request { id, request } => {
+                            if let Request::UploadScript { wasm, .. } = &request {
+                                precompile(&shared, wasm).await;
+                            }
                             let refusal = forward_request(&shared, &mut session, conn, id, request);
                             if let Some(bytes) = refusal
                                 && send.write_all(&bytes).await.is_err()
@@ -733,6 +797,21 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
         connection.close(CLOSE_REFUSED.into(), reason.as_bytes());
     }
+}
+
+/// Compiles an uploaded module on a blocking thread (one at a time) so that its validation on
+/// the tick thread is a cache hit. The result is not used here: a module that fails is
+/// rejected by the tick thread with the same error.
+async fn precompile(shared: &Arc<Shared>, wasm: &[u8]) {
+    if wasm.len() > shared.script_engine.limits().max_module_bytes {
+        return; // Refused by size on the tick thread; nothing to compile.
+    }
+    let Ok(_permit) = shared.compile_slots.acquire().await else {
+        return;
+    };
+    let engine = Arc::clone(&shared.script_engine);
+    let wasm = wasm.to_vec();
+    let _ = tokio::task::spawn_blocking(move || engine.load(&wasm)).await;
 }
 
 /// Hands a request to the tick thread; when it cannot take more, the answer (to send now)

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use astroboids_host::{PersistentWorld, WorldRequest};
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response};
+use astroboids_server::accounts::{AccountRules, Accounts, Role};
 use astroboids_server::requests::{Connection, ServerRules, WorldServer};
 
 const NOW: u64 = 1_800_000_000;
@@ -217,6 +218,49 @@ fn bad_uploads_limits_and_logins_are_refused_clearly() {
     assert!(matches!(
         error(&mut server, &mut ada, Request::SpawnShip),
         RequestError::Rejected(m) if m.contains("the most an account may (2)")
+    ));
+    // Limits are an admin's to change, per account.
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::AdminSetShipLimit { user: "ada".into(), max_ships: Some(9) }),
+        RequestError::Forbidden(m) if m.contains("only an admin")
+    ));
+    {
+        let accounts = Accounts::new(server.world().store(), AccountRules::default());
+        accounts
+            .register("root", "root password", Role::Admin, NOW)
+            .unwrap();
+    }
+    let mut root = Connection::default();
+    ok(
+        &mut server,
+        &mut root,
+        Request::Login {
+            user: "root".into(),
+            password: "root password".into(),
+        },
+    );
+    assert_eq!(
+        ok(
+            &mut server,
+            &mut root,
+            Request::AdminSetShipLimit {
+                user: "ada".into(),
+                max_ships: Some(3)
+            }
+        ),
+        Response::ShipLimitSet {
+            user: "ada".into(),
+            max_ships: 3
+        }
+    );
+    ok(&mut server, &mut ada, Request::SpawnShip);
+    assert!(matches!(
+        error(&mut server, &mut ada, Request::SpawnShip),
+        RequestError::Rejected(m) if m.contains("the most an account may (3)")
+    ));
+    assert!(matches!(
+        error(&mut server, &mut root, Request::AdminSetShipLimit { user: "nobody".into(), max_ships: None }),
+        RequestError::Rejected(m) if m.contains("no user \"nobody\"")
     ));
     let mut stranger = Connection::default();
     assert!(matches!(

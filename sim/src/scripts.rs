@@ -125,7 +125,9 @@ pub struct ScriptTickReport {
 /// Every script the world knows: compiled modules by id, with their bytes (for persistence).
 #[derive(Resource)]
 pub struct ScriptLibrary {
-    engine: ScriptEngine,
+    /// Shared so a host can compile modules ahead of time off the tick thread (the engine's
+    /// cache then hands the tick thread the finished module).
+    engine: Arc<ScriptEngine>,
     scripts: BTreeMap<ScriptId, LibraryEntry>,
     max_scripts: usize,
 }
@@ -151,7 +153,7 @@ pub enum ScriptAssignError {
 impl ScriptLibrary {
     pub fn new(engine: ScriptEngine, max_scripts: usize) -> Self {
         Self {
-            engine,
+            engine: Arc::new(engine),
             scripts: BTreeMap::new(),
             max_scripts,
         }
@@ -194,6 +196,11 @@ impl ScriptLibrary {
 
     pub fn engine(&self) -> &ScriptEngine {
         &self.engine
+    }
+
+    /// The engine, to compile (and so cache) modules on another thread.
+    pub fn shared_engine(&self) -> Arc<ScriptEngine> {
+        Arc::clone(&self.engine)
     }
 
     fn compiled(&self, id: ScriptId) -> Option<&Arc<CompiledScript>> {

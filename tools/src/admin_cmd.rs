@@ -36,8 +36,11 @@ pub fn run(args: &AdminArgs) -> Result<()> {
                 println!("no accounts");
             }
             for (user, role, created) in list {
+                let limit = accounts
+                    .ship_limit(&user)?
+                    .map_or("default".to_string(), |n| n.to_string());
                 println!(
-                    "{user:<32} {:<7} created {created} (Unix s)",
+                    "{user:<32} {:<7} ships {limit:<8} created {created} (Unix s)",
                     role_name(role)
                 );
             }
@@ -70,6 +73,14 @@ pub fn run(args: &AdminArgs) -> Result<()> {
             accounts.role(user)?;
             let revoked = accounts.revoke_all(user)?;
             println!("{user}: {revoked} sessions revoked");
+        }
+        AdminCommand::ShipLimit { user, ships } => {
+            let max_ships = crate::client_cmd::parse_ship_limit(ships)?;
+            accounts.set_ship_limit(user, max_ships)?;
+            match max_ships {
+                Some(n) => println!("{user} may own {n} ships"),
+                None => println!("{user} may own the server's default number of ships"),
+            }
         }
         AdminCommand::Fingerprint => unreachable!("answered above"),
     }

@@ -183,6 +183,12 @@ pub enum ClientCommand {
         #[arg(long)]
         user: String,
     },
+    /// Admin: the ships a user may own (a number, or `default` for the server's).
+    ShipLimit {
+        #[arg(long)]
+        user: String,
+        ships: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +235,8 @@ pub enum AdminCommand {
     },
     /// Revoke every session of a user.
     Revoke { user: String },
+    /// The ships a user may own: a number, or `default` for the server's.
+    ShipLimit { user: String, ships: String },
     /// The server certificate's fingerprint (what clients pin).
     Fingerprint,
 }

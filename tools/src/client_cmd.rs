@@ -328,6 +328,23 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
             println!("ship {ship} will be destroyed at the next tick");
             Ok(())
         }
+        ClientCommand::ShipLimit { user, ships } => {
+            let max_ships = parse_ship_limit(ships)?;
+            let mut client = session(config).await?;
+            let Response::ShipLimitSet { max_ships, .. } = expect(
+                client
+                    .request(Request::AdminSetShipLimit {
+                        user: user.clone(),
+                        max_ships,
+                    })
+                    .await?,
+            )?
+            else {
+                bail!("the server answered something else");
+            };
+            println!("{user} may own {max_ships} ships");
+            Ok(())
+        }
         ClientCommand::Kick { user } => {
             let mut client = session(config).await?;
             let Response::Kicked { connections, .. } = expect(
@@ -342,6 +359,16 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
             Ok(())
         }
     }
+}
+
+/// `N` or `default` (`None`).
+pub fn parse_ship_limit(text: &str) -> Result<Option<u32>> {
+    if text == "default" {
+        return Ok(None);
+    }
+    text.parse::<u32>().map(Some).map_err(|_| {
+        anyhow::anyhow!("ship limit {text:?}: a number of ships (0 or more), or `default`")
+    })
 }
 
 /// An error response as an error; anything else as is.

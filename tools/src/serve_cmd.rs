@@ -102,9 +102,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         "stopped at tick {} ({} ticks run to reach it); checkpoint written",
         report.tick, report.ticks_to_checkpoint
     );
+    let t = report.tick_ms;
     println!(
-        "ticks: {} paced, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        report.tick_ms.ticks, report.tick_ms.p50, report.tick_ms.p99, report.tick_ms.max
+        "ticks: {} paced, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; start to start p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        t.ticks, t.p50, t.p99, t.max, t.interval_p50, t.interval_p99, t.interval_max
     );
     if let Some(replay) = report.replay_finished {
         println!("replay: {}", replay.display());

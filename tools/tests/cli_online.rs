@@ -208,6 +208,18 @@ fn serve_register_sync_edit_and_admin() {
     assert!(out.contains("logged in as ada"), "{out}");
     let saved = std::fs::read_to_string(config_dir.join("client.toml")).unwrap();
     assert!(saved.contains("token"), "{saved}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(config_dir.join("client.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the token file is readable by others: {mode:o}"
+        );
+    }
     let out = succeed(&config_dir, &["client", "spawn"]);
     assert!(out.contains("spawned"), "{out}");
 
@@ -292,6 +304,18 @@ fn serve_register_sync_edit_and_admin() {
         &["admin", "--data", data_arg, "set-role", "nobody", "admin"],
     );
     assert!(e.contains("no user \"nobody\""), "{e}");
+    let out = succeed(
+        &config_dir,
+        &["admin", "--data", data_arg, "ship-limit", "ada", "120"],
+    );
+    assert!(out.contains("ada may own 120 ships"), "{out}");
+    let out = succeed(&config_dir, &["admin", "--data", data_arg, "accounts"]);
+    assert!(out.contains("ships 120"), "{out}");
+    let e = fail(
+        &config_dir,
+        &["admin", "--data", data_arg, "ship-limit", "ada", "lots"],
+    );
+    assert!(e.contains("a number of ships"), "{e}");
     let out = succeed(&config_dir, &["admin", "--data", data_arg, "revoke", "ada"]);
     assert!(out.contains("1 sessions revoked"), "{out}");
     let e = fail(
