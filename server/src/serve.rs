@@ -840,3 +840,53 @@ fn forward_request(
         Response::Error(RequestError::Unavailable(reason.to_string())),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tick thread stops carrying out events when the next tick is due, however many are
+    /// waiting (a steady stream of requests once held ticks back for seconds).
+    #[test]
+    fn a_full_queue_does_not_hold_the_next_tick_back() {
+        let dir = std::env::temp_dir().join(format!("astroboids-serve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (world, _) = PersistentWorld::open(&dir, WorldRequest::default()).unwrap();
+        let script_engine = world
+            .sim()
+            .world()
+            .resource::<ScriptLibrary>()
+            .shared_engine();
+        let (tick_tx, events) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            tick_tx: Mutex::new(tick_tx.clone()),
+            queued: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            connections: Mutex::new(HashMap::new()),
+            net: NetRules::default(),
+            tick_rate_hz: 10,
+            tick_samples: Mutex::new(TickSamples::default()),
+            script_engine,
+            compile_slots: tokio::sync::Semaphore::new(1),
+        });
+        let mut tick_loop = TickLoop::new(WorldServer::new(world, ServerRules::default()), shared);
+        // A million cheap events: far more than any machine carries out in the 1 ms wait.
+        let waiting = 1_000_000;
+        for conn in 0..waiting {
+            tick_tx.send(TickEvent::Disconnected { conn }).unwrap();
+        }
+        tick_loop.handle_events_for(&events, Duration::from_millis(1));
+        let left = events.try_iter().count();
+        assert!(
+            left > 0,
+            "all {waiting} events were carried out before the tick"
+        );
+        assert!(
+            left < waiting as usize,
+            "none was carried out while waiting"
+        );
+        drop(tick_loop);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
