@@ -354,6 +354,7 @@ impl RunningServer {
                 error: format!("cannot start the network runtime: {e}"),
             })?;
         monitoring::recorder();
+        metrics::gauge!("astroboids_connections").set(0.0);
         let config = server_config(
             &identity.cert_der,
             &identity.key_pkcs8_der,

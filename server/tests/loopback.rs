@@ -239,7 +239,34 @@ fn a_player_registers_uploads_assigns_and_the_ship_flies_its_script_across_a_res
         0,
         "stops at a checkpoint tick: {stopped:?}"
     );
-    assert!(stopped.replay_finished.is_some());
+    assert!(stopped.tick_ms.ticks > 0);
+    // Every live recording (uploads, spawns, assignments and moves included) re-simulates
+    // to the same state hashes.
+    let recordings: Vec<PathBuf> = std::fs::read_dir(dir.join("replays"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "abreplay"))
+        .collect();
+    assert!(recordings.contains(stopped.replay_finished.as_ref().unwrap()));
+    let mut inputs_seen = 0;
+    for path in &recordings {
+        let replay = astroboids_host::replay::Replay::open(path).unwrap();
+        inputs_seen += (replay.start_tick() + 1..=replay.last_tick())
+            .map(|t| replay.record(t).unwrap().inputs.len())
+            .sum::<usize>();
+        let report =
+            astroboids_host::replay::verify(&replay, astroboids_sim::SimOptions::default(), |_| {})
+                .unwrap();
+        assert!(
+            report.divergence.is_none(),
+            "{}: {report:?}",
+            path.display()
+        );
+    }
+    assert!(
+        inputs_seen >= 4,
+        "the players' inputs are in the recordings"
+    );
 
     // A restart keeps the certificate, the account, the session, the script and the ship.
     let server = RunningServer::start(options(&dir)).unwrap();
