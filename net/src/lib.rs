@@ -11,5 +11,6 @@ pub mod frame;
 pub mod messages;
 pub mod quic;
 pub mod session;
+pub mod snapshot;
 
 pub use messages::{ALPN, PROTOCOL_VERSION};

@@ -83,6 +83,9 @@ struct LiveRecording {
     start_tick: u64,
 }
 
+/// Largest trace sent (JSON), below the client's frame limit with room for the envelope.
+pub const MAX_TRACE_BYTES: usize = astroboids_net::quic::CLIENT_MAX_FRAME_BYTES - 64 * 1024;
+
 /// A trace to cut from a finished recording, off the tick thread (it re-simulates).
 #[derive(Debug, Clone)]
 pub struct TraceJob {
@@ -109,6 +112,20 @@ impl TraceJob {
             .and_then(|trace| {
                 serde_json::to_vec(&trace)
                     .map_err(|e| RequestError::Unavailable(format!("the trace: {e}")))
+            })
+            .and_then(|json| {
+                // It must fit in one response frame the client accepts.
+                if json.len() > MAX_TRACE_BYTES {
+                    Err(RequestError::Rejected(format!(
+                        "the trace of ticks {}..={} is {} bytes, over the {MAX_TRACE_BYTES} a \
+                         response may carry: ask for fewer ticks",
+                        self.from_tick,
+                        self.to_tick,
+                        json.len()
+                    )))
+                } else {
+                    Ok(json)
+                }
             });
         match result {
             Ok(json) => Response::Trace {

@@ -1,0 +1,343 @@
+//! The snapshot codec without sockets: over a link that drops, duplicates and reorders
+//! datagrams (and acks), every snapshot the client completes equals the server's filtered
+//! truth at that tick; unchanged entities cost nothing, moving ones at most 4 bytes; an old
+//! baseline forces a resync; the byte budget serves priorities first and catches up.
+
+use std::collections::BTreeMap;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use astroboids_net::snapshot::{
+    SnapshotDecoder, SnapshotEncoder, SnapshotError, SnapshotLimits, View, ViewEntity,
+};
+
+const SECTOR: f32 = 1000.0;
+
+/// (sector, position in it, heading) of one entity.
+type Placement = ((i32, i32), (f32, f32), f32);
+
+/// A world of entities that wander (and now and then cross a sector border, appear, vanish).
+struct World {
+    rng: ChaCha8Rng,
+    entities: BTreeMap<u64, Placement>,
+    next_id: u64,
+}
+
+impl World {
+    fn new(seed: u64, n: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let entities = (1..=n)
+            .map(|id| {
+                (
+                    id * 3,
+                    (
+                        (0, 0),
+                        (rng.random_range(0.0..SECTOR), rng.random_range(0.0..SECTOR)),
+                        rng.random_range(0.0..std::f32::consts::TAU),
+                    ),
+                )
+            })
+            .collect();
+        Self {
+            rng,
+            entities,
+            next_id: n * 3 + 1,
+        }
+    }
+
+    fn step(&mut self) {
+        for (sector, local, heading) in self.entities.values_mut() {
+            if self.rng.random_bool(0.3) {
+                continue; // Some entities sit still.
+            }
+            *heading += self.rng.random_range(-0.2..0.2);
+            local.0 += self.rng.random_range(-3.0..3.0);
+            local.1 += self.rng.random_range(-3.0..3.0);
+            if local.0 < 0.0 {
+                local.0 += SECTOR;
+                sector.0 -= 1;
+            }
+            if local.0 >= SECTOR {
+                local.0 -= SECTOR;
+                sector.0 += 1;
+            }
+            local.1 = local.1.clamp(0.0, SECTOR - 1.0);
+        }
+        if self.rng.random_bool(0.2) {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.entities.insert(id, ((0, 0), (500.0, 500.0), 0.0));
+        }
+        if self.rng.random_bool(0.2) && !self.entities.is_empty() {
+            let victim = *self
+                .entities
+                .keys()
+                .nth(self.rng.random_range(0..self.entities.len()))
+                .unwrap();
+            self.entities.remove(&victim);
+        }
+    }
+
+    fn view(&self) -> View {
+        self.entities
+            .iter()
+            .map(|(&id, &(sector, local, heading))| {
+                (id, ViewEntity::quantize(1, sector, local, heading, 100.0))
+            })
+            .collect()
+    }
+}
+
+/// Datagrams in flight: dropped, duplicated and delayed at random.
+struct Link {
+    rng: ChaCha8Rng,
+    in_flight: Vec<(u64, Vec<u8>)>,
+    loss: f64,
+}
+
+impl Link {
+    fn send(&mut self, now: u64, datagram: Vec<u8>) {
+        if self.rng.random_bool(self.loss) {
+            return;
+        }
+        let copies = if self.rng.random_bool(0.1) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = self.rng.random_range(0..4);
+            self.in_flight.push((now + delay, datagram.clone()));
+        }
+    }
+
+    fn deliver(&mut self, now: u64) -> Vec<Vec<u8>> {
+        let (due, later): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|(t, _)| *t <= now);
+        self.in_flight = later;
+        let mut due: Vec<Vec<u8>> = due.into_iter().map(|(_, d)| d).collect();
+        due.shuffle(&mut self.rng);
+        due
+    }
+}
+
+fn unlimited() -> SnapshotLimits {
+    SnapshotLimits {
+        budget_bytes: usize::MAX,
+        ..SnapshotLimits::default()
+    }
+}
+
+#[test]
+fn every_completed_snapshot_equals_the_truth_despite_loss_duplication_and_reordering() {
+    for seed in 0..20 {
+        let mut world = World::new(seed, 80);
+        let mut encoder = SnapshotEncoder::new(unlimited());
+        let mut decoder = SnapshotDecoder::new(unlimited());
+        let mut down = Link {
+            rng: ChaCha8Rng::seed_from_u64(seed + 100),
+            in_flight: Vec::new(),
+            loss: 0.3,
+        };
+        let mut up = Link {
+            rng: ChaCha8Rng::seed_from_u64(seed + 200),
+            in_flight: Vec::new(),
+            loss: 0.3,
+        };
+        let mut truth_at: BTreeMap<u64, View> = BTreeMap::new();
+        let mut completed = 0;
+        for tick in 1..=300u64 {
+            world.step();
+            let truth = world.view();
+            truth_at.insert(tick, truth.clone());
+            let encoded = encoder.encode(tick, &truth, |_, _| 0);
+            for d in encoded.datagrams {
+                down.send(tick, d);
+            }
+            for d in down.deliver(tick) {
+                match decoder.receive(&d) {
+                    Ok(Some(seq)) => {
+                        completed += 1;
+                        up.send(tick, seq.to_le_bytes().to_vec());
+                        let (at, view) = decoder.view().unwrap();
+                        // The newest complete view is exactly the truth of its tick.
+                        assert_eq!(view, &truth_at[&at], "seed {seed}, tick {at}");
+                    }
+                    Ok(None) => {}
+                    // A datagram whose baseline the client never completed is unusable;
+                    // the server moves on to a newer baseline once acks arrive.
+                    Err(SnapshotError::UnknownBaseline { .. }) => {}
+                    Err(e) => panic!("seed {seed}: {e}"),
+                }
+            }
+            for ack in up.deliver(tick) {
+                encoder.ack(u32::from_le_bytes(ack.try_into().unwrap()));
+            }
+        }
+        assert!(
+            completed > 100,
+            "seed {seed}: only {completed} snapshots completed"
+        );
+        // Once datagrams get through, the client's view is the current truth.
+        down.loss = 0.0;
+        up.loss = 0.0;
+        for tick in 301..=310u64 {
+            let truth = world.view();
+            let encoded = encoder.encode(tick, &truth, |_, _| 0);
+            for d in encoded.datagrams {
+                if let Ok(Some(seq)) = decoder.receive(&d) {
+                    encoder.ack(seq);
+                }
+            }
+            assert_eq!(
+                decoder.view().unwrap().1,
+                &truth,
+                "seed {seed}, tick {tick}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unchanged_entities_cost_nothing_and_a_moving_turning_ship_at_most_four_bytes() {
+    let mut world = World::new(7, 200);
+    let mut encoder = SnapshotEncoder::new(unlimited());
+    let mut decoder = SnapshotDecoder::new(unlimited());
+    let first = encoder.encode(1, &world.view(), |_, _| 0);
+    for d in &first.datagrams {
+        if let Ok(Some(seq)) = decoder.receive(d) {
+            encoder.ack(seq);
+        }
+    }
+    // Nothing changed: a header only.
+    let still = encoder.encode(2, &world.view(), |_, _| 0);
+    assert_eq!(still.datagrams.len(), 1);
+    assert_eq!(still.changes_sent, 0);
+    let header = still.datagrams[0].len();
+    assert!(header <= 8, "header {header} bytes");
+    for d in &still.datagrams {
+        if let Ok(Some(seq)) = decoder.receive(d) {
+            encoder.ack(seq);
+        }
+    }
+    // Everyone moves up to 3 m and turns.
+    for (_, local, heading) in world.entities.values_mut() {
+        local.0 = (local.0 + 2.9).min(SECTOR - 1.0);
+        local.1 = (local.1 - 2.9).max(0.0);
+        *heading += 0.1;
+    }
+    let moved = encoder.encode(3, &world.view(), |_, _| 0);
+    let bytes: usize =
+        moved.datagrams.iter().map(Vec::len).sum::<usize>() - moved.datagrams.len() * header;
+    let per_entity = bytes as f64 / moved.changes_sent as f64;
+    assert!(moved.changes_sent >= 190, "{} changed", moved.changes_sent);
+    assert!(per_entity <= 4.0, "{per_entity:.2} bytes per moving entity");
+    for d in &moved.datagrams {
+        assert!(d.len() <= SnapshotLimits::default().max_datagram_bytes);
+        decoder.receive(d).unwrap();
+    }
+    assert_eq!(decoder.view().unwrap().1, &world.view());
+}
+
+#[test]
+fn an_old_baseline_forces_a_resync_that_a_fresh_client_can_decode() {
+    let mut world = World::new(3, 50);
+    let limits = unlimited();
+    let mut encoder = SnapshotEncoder::new(limits.clone());
+    let first = encoder.encode(1, &world.view(), |_, _| 0);
+    assert_eq!(first.baseline, None);
+    encoder.ack(first.seq);
+    let second = encoder.encode(2, &world.view(), |_, _| 0);
+    assert_eq!(second.baseline, Some(first.seq));
+    // No acks for longer than the history: the acked snapshot is forgotten.
+    for tick in 3..(3 + limits.history as u64) {
+        world.step();
+        encoder.encode(tick, &world.view(), |_, _| 0);
+    }
+    let resync = encoder.encode(100, &world.view(), |_, _| 0);
+    assert_eq!(
+        resync.baseline, None,
+        "too old a baseline means a full snapshot"
+    );
+    let mut fresh = SnapshotDecoder::new(limits);
+    let mut done = None;
+    for d in &resync.datagrams {
+        done = fresh.receive(d).unwrap().or(done);
+    }
+    assert_eq!(done, Some(resync.seq));
+    assert_eq!(fresh.view().unwrap(), (100, &world.view()));
+}
+
+#[test]
+fn the_budget_serves_priorities_first_and_catches_up() {
+    let world = World::new(11, 300);
+    let truth = world.view();
+    let own: Vec<u64> = truth.keys().copied().take(5).collect();
+    let limits = SnapshotLimits {
+        budget_bytes: 300,
+        ..SnapshotLimits::default()
+    };
+    let mut encoder = SnapshotEncoder::new(limits.clone());
+    let mut decoder = SnapshotDecoder::new(limits);
+    let priority = |id: u64, _: &ViewEntity| if own.contains(&id) { 0 } else { 1 + id };
+    let first = encoder.encode(1, &truth, priority);
+    assert!(
+        first.changes_deferred > 0,
+        "300 new entities do not fit 300 bytes"
+    );
+    for d in &first.datagrams {
+        if let Ok(Some(seq)) = decoder.receive(d) {
+            encoder.ack(seq);
+        }
+    }
+    let seen = decoder.view().unwrap().1;
+    assert!(
+        own.iter().all(|id| seen.contains_key(id)),
+        "own ships come first"
+    );
+    let mut ticks = 1;
+    while decoder.view().unwrap().1 != &truth {
+        ticks += 1;
+        assert!(ticks < 100, "the view never caught up");
+        let encoded = encoder.encode(ticks, &truth, priority);
+        assert!(encoded.datagrams.iter().map(Vec::len).sum::<usize>() <= 300 + 64);
+        for d in &encoded.datagrams {
+            if let Ok(Some(seq)) = decoder.receive(d) {
+                encoder.ack(seq);
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_datagrams_are_refused_and_change_nothing() {
+    let world = World::new(5, 20);
+    let mut encoder = SnapshotEncoder::new(unlimited());
+    let mut decoder = SnapshotDecoder::new(unlimited());
+    let first = encoder.encode(1, &world.view(), |_, _| 0);
+    for d in &first.datagrams {
+        decoder.receive(d).unwrap();
+    }
+    let before = decoder.view().unwrap().1.clone();
+    assert!(matches!(
+        decoder.receive(&[]),
+        Err(SnapshotError::Malformed)
+    ));
+    assert!(matches!(
+        decoder.receive(&[9, 1, 1, 0, 0, 1]),
+        Err(SnapshotError::Format(9))
+    ));
+    assert!(matches!(
+        decoder.receive(&[1, 5, 5, 0, 3, 2]),
+        Err(SnapshotError::BadPart { .. })
+    ));
+    let mut truncated = first.datagrams[0].clone();
+    truncated[1] = 50; // another seq, so it is not a duplicate
+    truncated.truncate(truncated.len() - 1);
+    assert!(matches!(
+        decoder.receive(&truncated),
+        Err(SnapshotError::Malformed)
+    ));
+    assert!(matches!(
+        decoder.receive(&[1, 60, 60, 99, 0, 1]),
+        Err(SnapshotError::UnknownBaseline { baseline: 98, .. })
+    ));
+    assert_eq!(decoder.view().unwrap().1, &before);
+}
