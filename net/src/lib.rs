@@ -8,6 +8,7 @@
 //! core, so it is tested without a network. `quic` makes no protocol decisions of its own.
 
 pub mod frame;
+pub mod live_view;
 pub mod messages;
 pub mod quic;
 pub mod session;
