@@ -14,3 +14,4 @@ pub mod monitoring;
 pub mod requests;
 pub mod serve;
 pub mod tls;
+pub mod views;

@@ -1,0 +1,144 @@
+//! What each player may see (fog of war): their own ships and everything those ships' sensors
+//! picked up this tick, quantized for the snapshot codec, with a priority for the byte
+//! budget (own ships first, then contacts nearest to one of them).
+//!
+//! Reads the world between ticks; the sensors stage already did the spatial work, so a view
+//! costs the player's ships times their contacts.
+//!
+//! Architecture invariant: a player's view holds nothing their own ships did not sense this
+//! tick (it is built from the sensors' contacts, never from a wider query).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bevy_ecs::prelude::*;
+
+use astroboids_engine::NetId;
+use astroboids_net::snapshot::{View, ViewEntity};
+use astroboids_sim::sectors::Sectors;
+use astroboids_sim::sensors::{ContactTarget, Sensors};
+use astroboids_sim::ships::{Heading, Hull, Owner, ShipIndex};
+use astroboids_sim::space::{SectorCoord, SpacePos};
+
+/// Entity kinds in a view.
+pub const KIND_OWN_SHIP: u8 = 0;
+pub const KIND_SHIP: u8 = 1;
+/// An asteroid's `hull` byte carries its radius in metres.
+pub const KIND_ASTEROID: u8 = 2;
+
+/// Asteroid ids have the top bit set (ship ids never do); the rest is a hash of the sector and
+/// the asteroid's index there.
+pub const ASTEROID_ID_BIT: u64 = 1 << 63;
+
+pub fn asteroid_id(sector: SectorCoord, index: u16) -> u64 {
+    let mut key = [0u8; 10];
+    key[..4].copy_from_slice(&sector.x.to_le_bytes());
+    key[4..8].copy_from_slice(&sector.y.to_le_bytes());
+    key[8..].copy_from_slice(&index.to_le_bytes());
+    ASTEROID_ID_BIT | (xxhash_rust::xxh3::xxh3_64(&key) >> 1)
+}
+
+/// A player's view and the budget priority of each entity in it (lower goes first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayerView {
+    pub view: View,
+    pub priority: BTreeMap<u64, u64>,
+}
+
+/// Every owner's ships, found once per tick for all the views built after it.
+#[derive(Debug, Default)]
+pub struct Owners {
+    ships: HashMap<String, Vec<Entity>>,
+}
+
+impl Owners {
+    pub fn of(world: &mut World) -> Self {
+        let mut ships: HashMap<String, Vec<Entity>> = HashMap::new();
+        let mut query = world.query::<(Entity, &Owner)>();
+        for (entity, owner) in query.iter(world) {
+            ships.entry(owner.0.clone()).or_default().push(entity);
+        }
+        Self { ships }
+    }
+
+    /// What `user` sees now.
+    pub fn view(&self, world: &World, user: &str) -> PlayerView {
+        let mut out = PlayerView::default();
+        let Some(own) = self.ships.get(user) else {
+            return out;
+        };
+        let index = world.resource::<ShipIndex>();
+        let sectors = world.resource::<Sectors>();
+        let ship_entity = |entity: Entity, kind: u8| -> Option<(u64, ViewEntity)> {
+            let id = world.get::<NetId>(entity)?;
+            let pos = world.get::<SpacePos>(entity)?;
+            let heading = world.get::<Heading>(entity).map_or(0.0, |h| h.0);
+            let hull = world.get::<Hull>(entity).map_or(0.0, |h| h.0);
+            Some((
+                id.0,
+                ViewEntity::quantize(
+                    kind,
+                    (pos.sector.x, pos.sector.y),
+                    (pos.local.x, pos.local.y),
+                    heading,
+                    hull,
+                ),
+            ))
+        };
+        let mut insert = |id: u64, entity: ViewEntity, priority: u64| {
+            // Own ships stay own ships when another of the player's ships also senses them.
+            let keep = out.view.get(&id).is_some_and(|e| e.kind == KIND_OWN_SHIP);
+            if !keep {
+                out.view.insert(id, entity);
+            }
+            let p = out.priority.entry(id).or_insert(priority);
+            *p = (*p).min(priority);
+        };
+        for &entity in own {
+            if let Some((id, e)) = ship_entity(entity, KIND_OWN_SHIP) {
+                insert(id, e, 0);
+            }
+        }
+        for &entity in own {
+            let Some(sensors) = world.get::<Sensors>(entity) else {
+                continue;
+            };
+            for contact in &sensors.contacts {
+                let priority = 1 + contact.distance.max(0.0) as u64;
+                match contact.target {
+                    ContactTarget::Ship(id) => {
+                        if let Some((id, e)) =
+                            index.entity(id).and_then(|e| ship_entity(e, KIND_SHIP))
+                        {
+                            insert(id, e, priority);
+                        }
+                    }
+                    ContactTarget::Asteroid { sector, index: i } => {
+                        let asteroid = sectors.get(sector).and_then(|s| {
+                            s.asteroids
+                                .binary_search_by_key(&i, |a| a.index)
+                                .ok()
+                                .map(|at| &s.asteroids[at])
+                        });
+                        // Contacts come from loaded sectors only; a missing one is skipped.
+                        let Some(a) = asteroid else {
+                            continue;
+                        };
+                        let (local, radius) = ((a.local.x, a.local.y), a.radius);
+                        insert(
+                            asteroid_id(sector, i),
+                            ViewEntity::quantize(
+                                KIND_ASTEROID,
+                                (sector.x, sector.y),
+                                local,
+                                0.0,
+                                radius,
+                            ),
+                            priority,
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}

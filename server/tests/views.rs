@@ -1,0 +1,142 @@
+//! Fog of war: a player's view holds their own ships and what those ships sensed, never
+//! anything more.
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use astroboids_engine::NetId;
+use astroboids_host::{PersistentWorld, WorldRequest};
+use astroboids_server::views::{ASTEROID_ID_BIT, KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, Owners};
+use astroboids_sim::UniverseConfig;
+use astroboids_sim::inputs::{InputOutcome, WorldInput};
+use astroboids_sim::ships::{Owner, ShipIndex};
+use astroboids_sim::space::SpacePos;
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn spawn(
+    world: &mut PersistentWorld,
+    sector: (i32, i32),
+    local: (f32, f32),
+    owner: Option<&str>,
+) -> u64 {
+    let InputOutcome::Spawned(ids) = world
+        .submit(WorldInput::SpawnShip {
+            sector,
+            local,
+            heading: 0.0,
+            autopilot: true,
+        })
+        .unwrap()
+    else {
+        panic!("a spawn spawns")
+    };
+    let ship = ids[0].0;
+    world
+        .submit(WorldInput::SetOwner {
+            ship,
+            owner: owner.map(str::to_string),
+        })
+        .unwrap();
+    ship
+}
+
+#[test]
+fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
+    let dir = fresh_dir("views-fog");
+    let (mut world, _) = PersistentWorld::open(
+        &dir,
+        WorldRequest {
+            seed: Some(21),
+            config: None,
+            script_workers: 1,
+        },
+    )
+    .unwrap();
+    let ada = spawn(&mut world, (0, 0), (100.0, 100.0), Some("ada"));
+    let bob_near = spawn(&mut world, (0, 0), (150.0, 100.0), Some("bob"));
+    let bob_far = spawn(&mut world, (0, 0), (800.0, 800.0), Some("bob"));
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for _ in 0..60 {
+        let owner = ["ada", "bob", "cy"][rng.random_range(0..3)];
+        spawn(
+            &mut world,
+            (rng.random_range(-1..2), rng.random_range(-1..2)),
+            (rng.random_range(0.0..1000.0), rng.random_range(0.0..1000.0)),
+            Some(owner),
+        );
+    }
+    world.step().unwrap();
+
+    let owners = Owners::of(world.sim_mut().world_mut());
+    let ada_view = owners.view(world.sim().world(), "ada");
+    assert_eq!(ada_view.view[&ada].kind, KIND_OWN_SHIP);
+    assert_eq!(
+        ada_view.view[&bob_near].kind, KIND_SHIP,
+        "bob's ship is 50 m away"
+    );
+    assert!(
+        !ada_view.view.contains_key(&bob_far),
+        "bob's other ship is 990 m away"
+    );
+    let bob_view = owners.view(world.sim().world(), "bob");
+    assert_eq!(bob_view.view[&bob_near].kind, KIND_OWN_SHIP);
+    assert_eq!(bob_view.view[&bob_far].kind, KIND_OWN_SHIP);
+    assert_eq!(bob_view.view[&ada].kind, KIND_SHIP);
+    assert!(owners.view(world.sim().world(), "nobody").view.is_empty());
+
+    // Over many ticks of a crowded world: nothing in a view is out of its owner's reach.
+    for _ in 0..30 {
+        world.step().unwrap();
+        let owners = Owners::of(world.sim_mut().world_mut());
+        let w = world.sim().world();
+        let config = w.resource::<UniverseConfig>();
+        let (range, size) = (config.sensors.range, config.simulation.sector_size);
+        let index = w.resource::<ShipIndex>();
+        for user in ["ada", "bob", "cy"] {
+            let own: Vec<SpacePos> = index
+                .ids()
+                .filter_map(|id| index.entity(id))
+                .filter(|&e| w.get::<Owner>(e).is_some_and(|o| o.0 == user))
+                .map(|e| *w.get::<SpacePos>(e).unwrap())
+                .collect();
+            let view = owners.view(w, user);
+            assert!(!view.view.is_empty());
+            for (&id, entity) in &view.view {
+                let pos = SpacePos::new(
+                    astroboids_sim::space::SectorCoord {
+                        x: entity.sector.0,
+                        y: entity.sector.1,
+                    },
+                    astroboids_sim::space::Vec2::new(entity.local().0, entity.local().1),
+                );
+                match entity.kind {
+                    KIND_OWN_SHIP => {
+                        let e = index.entity(NetId(id)).unwrap();
+                        assert_eq!(w.get::<Owner>(e).unwrap().0, user);
+                        assert_eq!(view.priority[&id], 0);
+                    }
+                    KIND_SHIP | KIND_ASTEROID => {
+                        assert_eq!(entity.kind == KIND_ASTEROID, id & ASTEROID_ID_BIT != 0);
+                        let nearest = own
+                            .iter()
+                            .map(|o| {
+                                let d = o.offset_to(&pos, size);
+                                (d.x * d.x + d.y * d.y).sqrt()
+                            })
+                            .fold(f32::INFINITY, f32::min);
+                        // Quantization (1/16 m) and contact radii aside, within range.
+                        assert!(nearest <= range + 1.0, "{user} sees {id} at {nearest} m");
+                    }
+                    other => panic!("unknown kind {other}"),
+                }
+            }
+        }
+    }
+}
