@@ -46,6 +46,21 @@ pub enum ServerMessage {
         id: u64,
         response: Response,
     },
+    /// What happened to a subscribed client's ships in a tick (their script log lines and
+    /// faults), on the reliable stream; snapshots of what they see come as datagrams.
+    Events(TickEvents),
+}
+
+/// One tick's events for a subscribed client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickEvents {
+    pub tick: u64,
+    /// (ship, line) of the client's ships' scripts.
+    pub logs: Vec<(u64, String)>,
+    /// (ship, what went wrong).
+    pub faults: Vec<(u64, String)>,
+    /// Events of earlier ticks dropped because the client did not keep up.
+    pub dropped_before: u32,
 }
 
 /// A session token: opaque to the client, presented with [`Request::Authenticate`].
@@ -128,6 +143,12 @@ pub enum Request {
         user: String,
         max_ships: Option<u32>,
     },
+    /// Start receiving snapshots of what your ships see (datagrams of at most
+    /// `max_datagram_bytes`) and your ships' events (on the stream).
+    Subscribe {
+        max_datagram_bytes: u32,
+    },
+    Unsubscribe,
 }
 
 impl Request {
@@ -151,6 +172,8 @@ impl Request {
             Self::AdminDespawn { .. } => "admin_despawn",
             Self::AdminKick { .. } => "admin_kick",
             Self::AdminSetShipLimit { .. } => "admin_set_ship_limit",
+            Self::Subscribe { .. } => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
         }
     }
 }
@@ -247,6 +270,13 @@ pub enum Response {
         user: String,
         max_ships: u32,
     },
+    /// Snapshots follow, as datagrams (see `snapshot`); positions are within sectors of
+    /// `sector_size` metres.
+    Subscribed {
+        sector_size: f32,
+        tick_rate_hz: u32,
+    },
+    Unsubscribed,
 }
 
 /// Why a request was refused. The message names what was wrong.

@@ -19,8 +19,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::messages::{ALPN, Request, Response};
+use crate::live_view::LiveView;
+use crate::messages::{ALPN, Request, Response, TickEvents};
 use crate::session::{ClientEvent, ClientSession};
+use crate::snapshot::{SnapshotDecoder, SnapshotLimits, encode_ack};
 
 /// The name the server's certificate is made for and the client asks for (pinning, not the
 /// name, is what authenticates the server).
@@ -242,7 +244,19 @@ pub fn describe_close(error: &quinn::ConnectionError) -> String {
     }
 }
 
-/// A connection to a server: one request stream, requests answered in turn.
+/// What arrived for a subscribed client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A snapshot of `tick` completed: [`Client::live`] shows it.
+    Snapshot {
+        tick: u64,
+    },
+    Events(TickEvents),
+}
+
+/// A connection to a server: one request stream, requests answered in turn; after
+/// [`Client::subscribe`], snapshots (datagrams) and events (stream) via
+/// [`Client::next_update`].
 pub struct Client {
     endpoint: quinn::Endpoint,
     connection: quinn::Connection,
@@ -250,6 +264,9 @@ pub struct Client {
     recv: quinn::RecvStream,
     session: ClientSession,
     started: Instant,
+    /// Events that arrived while waiting for an answer.
+    pending_events: std::collections::VecDeque<TickEvents>,
+    snapshots: Option<(SnapshotDecoder, LiveView)>,
     pub server: String,
     pub tick_rate_hz: u32,
 }
@@ -309,6 +326,8 @@ impl Client {
             recv,
             session,
             started: Instant::now(),
+            pending_events: std::collections::VecDeque::new(),
+            snapshots: None,
             server: String::new(),
             tick_rate_hz: 0,
         };
@@ -325,7 +344,7 @@ impl Client {
                     }
                     ClientEvent::Refused { reason } => return Err(QuicError::Refused(reason)),
                     ClientEvent::Broken { reason } => return Err(QuicError::Broken(reason)),
-                    ClientEvent::Response { .. } => {}
+                    ClientEvent::Response { .. } | ClientEvent::Events(_) => {}
                 }
             }
         }
@@ -369,7 +388,74 @@ impl Client {
                     } if answered == id || answered == 0 => return Ok(response),
                     ClientEvent::Refused { reason } => return Err(QuicError::Refused(reason)),
                     ClientEvent::Broken { reason } => return Err(QuicError::Broken(reason)),
+                    ClientEvent::Events(events) => self.pending_events.push_back(events),
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// Asks for snapshots and events (the datagram size is what this path carries now).
+    pub async fn subscribe(&mut self) -> Result<Response, QuicError> {
+        let max = self.connection.max_datagram_size().unwrap_or(0);
+        let response = self
+            .request(Request::Subscribe {
+                max_datagram_bytes: u32::try_from(max).unwrap_or(u32::MAX),
+            })
+            .await?;
+        if let Response::Subscribed { sector_size, .. } = &response {
+            let limits = SnapshotLimits {
+                max_datagram_bytes: max,
+                ..SnapshotLimits::default()
+            };
+            self.snapshots = Some((SnapshotDecoder::new(limits), LiveView::new(*sector_size)));
+        }
+        Ok(response)
+    }
+
+    /// The reconstructed world (after [`Self::subscribe`]).
+    pub fn live(&self) -> Option<&LiveView> {
+        self.snapshots.as_ref().map(|(_, live)| live)
+    }
+
+    /// Waits for the next completed snapshot or tick of events. Snapshots are acknowledged
+    /// as they complete; datagrams that cannot be used are dropped (a newer one follows).
+    pub async fn next_update(&mut self) -> Result<Update, QuicError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(events) = self.pending_events.pop_front() {
+                return Ok(Update::Events(events));
+            }
+            tokio::select! {
+                datagram = self.connection.read_datagram() => {
+                    let datagram = datagram.map_err(|e| closed_error(&e))?;
+                    let Some((decoder, live)) = &mut self.snapshots else {
+                        continue;
+                    };
+                    if let Ok(Some(seq)) = decoder.receive(&datagram) {
+                        let _ = self.connection.send_datagram(encode_ack(seq).to_vec().into());
+                        if let Some((tick, view)) = decoder.view() {
+                            live.update(tick, view);
+                            return Ok(Update::Snapshot { tick });
+                        }
+                    }
+                }
+                read = tokio::time::timeout(REQUEST_TIMEOUT, self.recv.read(&mut buf)) => {
+                    let read = read.map_err(|_| QuicError::Timeout(REQUEST_TIMEOUT))?;
+                    let events = match read {
+                        Ok(Some(n)) => self.session.receive(&buf[..n]),
+                        Ok(None) => return Err(self.lost("the server closed the stream")),
+                        Err(quinn::ReadError::ConnectionLost(e)) => return Err(closed_error(&e)),
+                        Err(e) => return Err(QuicError::Lost(e.to_string())),
+                    };
+                    for event in events {
+                        match event {
+                            ClientEvent::Events(e) => self.pending_events.push_back(e),
+                            ClientEvent::Refused { reason } => return Err(QuicError::Refused(reason)),
+                            ClientEvent::Broken { reason } => return Err(QuicError::Broken(reason)),
+                            _ => {}
+                        }
+                    }
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::messages::{
-    ClientMessage, PROTOCOL_VERSION, Request, RequestError, Response, ServerMessage,
+    ClientMessage, PROTOCOL_VERSION, Request, RequestError, Response, ServerMessage, TickEvents,
 };
 
 /// Bounds on what one connection may send.
@@ -184,6 +184,17 @@ impl ServerSession {
         }
     }
 
+    /// The frame carrying one tick's events (none once the connection is closed).
+    pub fn events(&self, events: TickEvents) -> Option<Vec<u8>> {
+        if self.state != ServerState::Open {
+            return None;
+        }
+        match send(&ServerMessage::Events(events)) {
+            ServerEvent::Send(bytes) => Some(bytes),
+            _ => unreachable!("send makes Send"),
+        }
+    }
+
     /// Ends the connection from the server's side (kicked, shutting down): the `Refused`
     /// frame to send before closing.
     pub fn refuse(&mut self, reason: &str) -> Vec<u8> {
@@ -245,6 +256,8 @@ pub enum ClientEvent {
     Broken {
         reason: String,
     },
+    /// A tick's events for a subscribed client.
+    Events(TickEvents),
 }
 
 /// The client's view of one connection (and of requests that outlive it: see
@@ -353,6 +366,9 @@ impl ClientSession {
                     if self.outstanding.remove(&id).is_some() || id == 0 {
                         events.push(ClientEvent::Response { id, response });
                     }
+                }
+                Ok(ServerMessage::Events(tick_events)) => {
+                    events.push(ClientEvent::Events(tick_events))
                 }
                 Err(e) => events.push(ClientEvent::Broken {
                     reason: format!("unreadable message from the server: {e}"),

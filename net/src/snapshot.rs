@@ -99,6 +99,23 @@ impl Default for SnapshotLimits {
     }
 }
 
+/// First byte of a client's acknowledgement datagram: `[ACK_TAG][seq u32 LE]`.
+pub const ACK_TAG: u8 = 0xA1;
+
+/// The datagram acknowledging snapshot `seq`.
+pub fn encode_ack(seq: u32) -> [u8; 5] {
+    let s = seq.to_le_bytes();
+    [ACK_TAG, s[0], s[1], s[2], s[3]]
+}
+
+/// The snapshot an acknowledgement datagram names (`None` for anything else).
+pub fn decode_ack(datagram: &[u8]) -> Option<u32> {
+    match datagram {
+        [ACK_TAG, a, b, c, d] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
 /// Most datagrams one snapshot may take (the client tracks parts in a 32-bit set).
 pub const MAX_PARTS: u8 = 32;
 

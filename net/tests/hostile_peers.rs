@@ -33,6 +33,7 @@ fn decoded(events: &[ServerEvent]) -> Vec<ServerMessage> {
                         ServerMessage::Response { id, response }
                     }
                     ClientEvent::Broken { reason } => panic!("server sent garbage: {reason}"),
+                    ClientEvent::Events(events) => ServerMessage::Events(events),
                 });
             }
         }

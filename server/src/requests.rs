@@ -5,6 +5,7 @@
 //! reads look at the world as it stands between ticks. A player acts only on their own ships
 //! and scripts; an admin on any ship.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,18 +16,19 @@ use astroboids_host::persistent::HostError;
 use astroboids_host::replay::{Recorder, Replay};
 use astroboids_net::messages::{
     MoveCommand, ReplayListing, Request, RequestError, Response, ScriptListing, ShipStatusReport,
-    Token,
+    TickEvents, Token,
 };
 use astroboids_sim::checkpoint::{CommandRecord, capture_ship};
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::physics::is_checkpoint_tick;
-use astroboids_sim::scripts::{ScriptFaults, ScriptId, ScriptLibrary};
+use astroboids_sim::scripts::{ScriptFaults, ScriptId, ScriptLibrary, ScriptLog};
 use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::{SimOptions, SimTotals};
 use astroboids_storage::StorageError;
 
 use crate::accounts::{AccountError, AccountRules, Accounts, Role, Session};
 use crate::limits::{RateLimits, RateRules};
+use crate::views::{Owners, PlayerView};
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +306,49 @@ impl WorldServer {
         Ok(finished)
     }
 
+    /// What each of `users` sees now and what happened to their ships this tick (for the
+    /// live snapshots of subscribed clients).
+    pub fn player_updates<'a>(
+        &mut self,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> HashMap<String, (PlayerView, TickEvents)> {
+        let owners = Owners::of(self.world.sim_mut().world_mut());
+        let world = self.world.sim().world();
+        let tick = self.world.tick();
+        let faults = &world.resource::<ScriptFaults>().recent;
+        let mut out = HashMap::new();
+        for user in users {
+            let view = owners.view(world, user);
+            let mut events = TickEvents {
+                tick,
+                logs: Vec::new(),
+                faults: Vec::new(),
+                dropped_before: 0,
+            };
+            for &entity in owners.ships(user) {
+                let Some(id) = world.get::<NetId>(entity) else {
+                    continue;
+                };
+                if let Some(log) = world.get::<ScriptLog>(entity) {
+                    events.logs.extend(
+                        log.lines
+                            .iter()
+                            .filter(|l| l.tick == tick)
+                            .map(|l| (id.0, l.text.clone())),
+                    );
+                }
+                events.faults.extend(
+                    faults
+                        .iter()
+                        .filter(|f| f.tick == tick && f.ship == *id)
+                        .map(|f| (id.0, f.message.clone())),
+                );
+            }
+            out.insert(user.to_string(), (view, events));
+        }
+        out
+    }
+
     /// Users kicked by an admin since the last call (their connections are to be closed).
     pub fn take_kicked(&mut self) -> Vec<String> {
         std::mem::take(&mut self.kicked)
@@ -496,6 +541,15 @@ impl WorldServer {
             Request::DownloadTrace { .. } => Err(RequestError::Unavailable(
                 "traces are prepared by the server shell (WorldServer::prepare_trace)".into(),
             )),
+            Request::Subscribe { .. } => {
+                // The shell keeps the subscription; here it is only allowed.
+                let config = self.world.config();
+                Ok(Response::Subscribed {
+                    sector_size: config.simulation.sector_size,
+                    tick_rate_hz: self.world.sim().tick_rate().hz,
+                })
+            }
+            Request::Unsubscribe => Ok(Response::Unsubscribed),
             Request::AdminSetShipLimit { user, max_ships } => {
                 require_admin(session)?;
                 self.accounts()
@@ -677,10 +731,6 @@ impl WorldServer {
                 "you own {owned} ships, the most an account may ({cap})"
             )));
         }
-        // A home sector per account near the origin, ships spread inside it: deterministic
-        // from the request, so the logged input is all a replay needs.
-        let home = xxhash_rust::xxh3::xxh3_64(user.as_bytes());
-        let sector = ((home % 9) as i32 - 4, ((home >> 8) % 9) as i32 - 4);
         let size = self
             .world
             .sim()
@@ -688,11 +738,7 @@ impl WorldServer {
             .resource::<astroboids_sim::UniverseConfig>()
             .simulation
             .sector_size;
-        let slot = owned as f32;
-        let local = (
-            size * (0.2 + 0.06 * (slot % 10.0)),
-            size * (0.2 + 0.06 * (slot / 10.0).floor()),
-        );
+        let (sector, local) = spawn_point(user, owned, size);
         let outcome = self.submit(WorldInput::SpawnShip {
             sector,
             local,
@@ -783,6 +829,26 @@ impl WorldServer {
             faults,
         })
     }
+}
+
+/// Where `user`'s ship number `slot` (0-based) spawns: a home sector near the origin and an
+/// anchor inside it, both from a hash of the name, with the account's ships on a 30 m grid
+/// from the anchor (for sectors of 300 m or more). Deterministic from the request, so the logged input is all a replay
+/// needs; accounts sharing a home sector start at different anchors.
+pub fn spawn_point(user: &str, slot: usize, sector_size: f32) -> ((i32, i32), (f32, f32)) {
+    let h = xxhash_rust::xxh3::xxh3_64(user.as_bytes());
+    let sector = ((h % 9) as i32 - 4, ((h >> 8) % 9) as i32 - 4);
+    let fraction = |bits: u64| ((bits % 1000) as f32) / 1000.0;
+    let anchor = (0.1 + 0.5 * fraction(h >> 16), 0.1 + 0.5 * fraction(h >> 32));
+    // 10 columns of 30 m, rows below, wrapping inside the sector's middle 90% (300 ships
+    // before two share a spot).
+    let step = 30.0 / sector_size.max(300.0);
+    let wrap = |v: f32| 0.05 + v.rem_euclid(0.9);
+    let local = (
+        sector_size * wrap(anchor.0 + step * (slot % 10) as f32),
+        sector_size * wrap(anchor.1 + step * (slot / 10) as f32),
+    );
+    (sector, local)
 }
 
 fn require_admin(session: &Session) -> Result<(), RequestError> {

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,9 +23,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use astroboids_engine::Pacer;
 use astroboids_host::PersistentWorld;
 use astroboids_host::persistent::{HostError, OpenReport, WorldRequest};
-use astroboids_net::messages::{Request, RequestError, Response};
+use astroboids_net::messages::{Request, RequestError, Response, TickEvents};
 use astroboids_net::quic::{CLOSE_REFUSED, Fingerprint, QuicError, server_config};
 use astroboids_net::session::{ServerEvent, ServerSession, SessionLimits};
+use astroboids_net::snapshot::{SnapshotEncoder, SnapshotLimits, decode_ack};
 
 use astroboids_scripting::ScriptEngine;
 use astroboids_sim::scripts::ScriptLibrary;
@@ -164,6 +165,7 @@ enum TickEvent {
         conn: u64,
         ip: IpAddr,
         to_conn: tokio::sync::mpsc::UnboundedSender<ToConnection>,
+        live: LiveChannel,
     },
     Request {
         conn: u64,
@@ -180,6 +182,32 @@ enum TickEvent {
 enum ToConnection {
     Answer { id: u64, response: Response },
     Close { reason: String },
+}
+
+/// A subscribed client's live stream, from the tick thread.
+enum LiveUpdate {
+    Datagrams(Vec<Vec<u8>>),
+    Events(TickEvents),
+}
+
+/// Live updates waiting for a connection task: past this they are dropped (a client that
+/// does not keep up gets newer snapshots, and a count of the events it missed).
+const LIVE_QUEUE: usize = 32;
+
+/// The tick thread's end of a connection's live stream.
+struct LiveChannel {
+    updates: tokio::sync::mpsc::Sender<LiveUpdate>,
+    /// The newest snapshot the client acknowledged (0: none), written by the connection task
+    /// as acknowledgement datagrams arrive.
+    acked: Arc<AtomicU32>,
+    /// The datagram size the path carries, from the connection (0: no datagrams).
+    max_datagram_bytes: usize,
+}
+
+/// A subscribed connection's snapshot state.
+struct Subscription {
+    encoder: SnapshotEncoder,
+    events_dropped: u32,
 }
 
 /// State the connection tasks share.
@@ -490,6 +518,8 @@ struct TickLoop {
 struct ConnectionState {
     connection: Connection,
     to_conn: tokio::sync::mpsc::UnboundedSender<ToConnection>,
+    live: LiveChannel,
+    subscription: Option<Subscription>,
 }
 
 impl TickLoop {
@@ -517,6 +547,7 @@ impl TickLoop {
             }
             let started = Instant::now();
             self.step()?;
+            self.send_live_updates();
             let mut samples = self.shared.tick_samples.lock().expect("not poisoned");
             TickSamples::push(
                 &mut samples.durations_ms,
@@ -583,6 +614,54 @@ impl TickLoop {
         metrics::counter!("astroboids_script_faults_total").absolute(vitals.script_faults_total);
     }
 
+    /// After a tick: each subscribed client's snapshot (datagrams) and its ships' events.
+    fn send_live_updates(&mut self) {
+        let users: std::collections::BTreeSet<String> = self
+            .connections
+            .values()
+            .filter(|c| c.subscription.is_some())
+            .filter_map(|c| c.connection.user().map(str::to_string))
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        let updates = self.server.player_updates(users.iter().map(String::as_str));
+        let tick = self.server.world().tick();
+        for state in self.connections.values_mut() {
+            let (Some(subscription), Some(user)) =
+                (&mut state.subscription, state.connection.user())
+            else {
+                continue;
+            };
+            let Some((view, events)) = updates.get(user) else {
+                continue;
+            };
+            let acked = state.live.acked.load(Ordering::Relaxed);
+            if acked > 0 {
+                subscription.encoder.ack(acked);
+            }
+            let encoded = subscription.encoder.encode(tick, &view.view, |id, _| {
+                view.priority.get(&id).copied().unwrap_or(u64::MAX)
+            });
+            let bytes: usize = encoded.datagrams.iter().map(Vec::len).sum();
+            metrics::counter!("astroboids_snapshot_bytes_total").increment(bytes as u64);
+            // A full queue means the client is behind: this snapshot is skipped (the next
+            // one is a delta against what it acknowledged, so nothing is lost for good).
+            let _ = state
+                .live
+                .updates
+                .try_send(LiveUpdate::Datagrams(encoded.datagrams));
+            if !events.logs.is_empty() || !events.faults.is_empty() {
+                let mut events = events.clone();
+                events.dropped_before = subscription.events_dropped;
+                match state.live.updates.try_send(LiveUpdate::Events(events)) {
+                    Ok(()) => subscription.events_dropped = 0,
+                    Err(_) => subscription.events_dropped += 1,
+                }
+            }
+        }
+    }
+
     /// Carries out events until `wait` has passed (or a shutdown is asked for).
     fn handle_events_for(&mut self, events: &mpsc::Receiver<TickEvent>, wait: Duration) {
         let deadline = Instant::now() + wait;
@@ -606,12 +685,19 @@ impl TickLoop {
 
     fn handle_event(&mut self, event: TickEvent) {
         match event {
-            TickEvent::Connected { conn, ip, to_conn } => {
+            TickEvent::Connected {
+                conn,
+                ip,
+                to_conn,
+                live,
+            } => {
                 self.connections.insert(
                     conn,
                     ConnectionState {
                         connection: Connection::from_ip(ip),
                         to_conn,
+                        live,
+                        subscription: None,
                     },
                 );
             }
@@ -682,6 +768,24 @@ impl TickLoop {
             }
             request => self.server.handle(&mut state.connection, request, now),
         };
+        match &response {
+            Response::Subscribed { .. } if state.live.max_datagram_bytes == 0 => {
+                response = Response::Error(RequestError::Unavailable(
+                    "this connection carries no datagrams, which snapshots need".into(),
+                ));
+            }
+            Response::Subscribed { .. } => {
+                state.subscription = Some(Subscription {
+                    encoder: SnapshotEncoder::new(SnapshotLimits {
+                        max_datagram_bytes: state.live.max_datagram_bytes,
+                        ..SnapshotLimits::default()
+                    }),
+                    events_dropped: 0,
+                });
+            }
+            Response::Unsubscribed => state.subscription = None,
+            _ => {}
+        }
         let kicked = self.server.take_kicked();
         if !kicked.is_empty() {
             let mut closed = 0;
@@ -731,7 +835,19 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::SeqCst);
     let (to_conn, mut from_tick) = tokio::sync::mpsc::unbounded_channel();
-    if !shared.send(TickEvent::Connected { conn, ip, to_conn }) {
+    let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+    let acked = Arc::new(AtomicU32::new(0));
+    let live = LiveChannel {
+        updates: live_tx,
+        acked: acked.clone(),
+        max_datagram_bytes: connection.max_datagram_size().unwrap_or(0),
+    };
+    if !shared.send(TickEvent::Connected {
+        conn,
+        ip,
+        to_conn,
+        live,
+    }) {
         connection.close(CLOSE_REFUSED.into(), b"the server is shutting down");
         return;
     }
@@ -774,6 +890,32 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
                     }
                 }
             }
+            datagram = connection.read_datagram() => match datagram {
+                // Acknowledgements only; anything else is ignored.
+                Ok(datagram) => {
+                    if let Some(seq) = decode_ack(&datagram) {
+                        acked.fetch_max(seq, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => break 'connection,
+            },
+            update = live_rx.recv() => match update {
+                Some(LiveUpdate::Datagrams(datagrams)) => {
+                    for d in datagrams {
+                        // Too large for the path now, or congested: dropped, like a lost
+                        // datagram.
+                        let _ = connection.send_datagram(d.into());
+                    }
+                }
+                Some(LiveUpdate::Events(events)) => {
+                    if let Some(bytes) = session.events(events)
+                        && send.write_all(&bytes).await.is_err()
+                    {
+                        break 'connection;
+                    }
+                }
+                None => break 'connection,
+            },
             message = from_tick.recv() => match message {
                 Some(ToConnection::Answer { id, response }) => {
                     if let Some(bytes) = session.respond(id, response)

@@ -60,6 +60,11 @@ impl Owners {
         Self { ships }
     }
 
+    /// `user`'s ships.
+    pub fn ships(&self, user: &str) -> &[Entity] {
+        self.ships.get(user).map_or(&[], Vec::as_slice)
+    }
+
     /// What `user` sees now.
     pub fn view(&self, world: &World, user: &str) -> PlayerView {
         let mut out = PlayerView::default();
