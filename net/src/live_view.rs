@@ -44,6 +44,10 @@ impl LiveView {
         }
     }
 
+    pub fn sector_size(&self) -> f32 {
+        self.sector_size
+    }
+
     /// The newest tick seen.
     pub fn tick(&self) -> Option<u64> {
         self.latest.as_ref().map(|(t, _)| *t)

@@ -28,6 +28,12 @@ pub const SNAPSHOT_FORMAT: u8 = 1;
 /// Positions are quantized to 1/16 m inside a sector (u16: sectors up to 4,096 m).
 pub const POSITION_STEPS_PER_METRE: f32 = 16.0;
 
+/// Entity kinds in a view (what [`ViewEntity::kind`] holds).
+pub const KIND_OWN_SHIP: u8 = 0;
+pub const KIND_SHIP: u8 = 1;
+/// An asteroid's `hull` byte carries its radius in metres.
+pub const KIND_ASTEROID: u8 = 2;
+
 /// What a client sees of one entity, quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewEntity {

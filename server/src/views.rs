@@ -19,11 +19,7 @@ use astroboids_sim::sensors::{ContactTarget, Sensors};
 use astroboids_sim::ships::{Heading, Hull, Owner, ShipIndex};
 use astroboids_sim::space::{SectorCoord, SpacePos};
 
-/// Entity kinds in a view.
-pub const KIND_OWN_SHIP: u8 = 0;
-pub const KIND_SHIP: u8 = 1;
-/// An asteroid's `hull` byte carries its radius in metres.
-pub const KIND_ASTEROID: u8 = 2;
+pub use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
 
 /// Asteroid ids have the top bit set (ship ids never do); the rest is a hash of the sector and
 /// the asteroid's index there.

@@ -31,6 +31,16 @@ pub enum Command {
     Client(ClientArgs),
     /// Operator tools on a server's data directory (while the server is stopped).
     Admin(AdminArgs),
+    /// Watch your ships live in the terminal: the map around them, their state, script logs
+    /// and faults (uses the login of `astroboids client login`).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Where `astroboids client login` kept the server and your session.
+    #[arg(long, env = "ASTROBOIDS_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,25 @@ impl ConfigFile {
     }
 }
 
+/// `astroboids watch`: the terminal live view with the saved login.
+pub fn watch(args: &crate::cli::WatchArgs) -> Result<()> {
+    let mut config = ConfigFile::open(args.config_dir.as_deref())?;
+    let (server, fingerprint) = config.server(&ServerArgs::default())?;
+    let token = config
+        .config
+        .token
+        .clone()
+        .context("not logged in: run `astroboids client login --user NAME` first")?;
+    let user = config.config.user.clone().unwrap_or_default();
+    astroboids_client::terminal::run(astroboids_client::terminal::WatchTarget {
+        server,
+        fingerprint,
+        user,
+        token: Token(token),
+    })
+    .context("the terminal failed")
+}
+
 pub fn run(args: &ClientArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

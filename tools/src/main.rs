@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => serve_cmd::run(&args),
         cli::Command::Client(args) => client_cmd::run(&args),
         cli::Command::Admin(args) => admin_cmd::run(&args),
+        cli::Command::Watch(args) => client_cmd::watch(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
