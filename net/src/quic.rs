@@ -267,6 +267,8 @@ pub struct Client {
     /// Events that arrived while waiting for an answer.
     pending_events: std::collections::VecDeque<TickEvents>,
     snapshots: Option<(SnapshotDecoder, LiveView)>,
+    /// Snapshot datagram bytes received (payload, not QUIC overhead).
+    datagram_bytes: u64,
     pub server: String,
     pub tick_rate_hz: u32,
 }
@@ -328,6 +330,7 @@ impl Client {
             started: Instant::now(),
             pending_events: std::collections::VecDeque::new(),
             snapshots: None,
+            datagram_bytes: 0,
             server: String::new(),
             tick_rate_hz: 0,
         };
@@ -413,6 +416,11 @@ impl Client {
         Ok(response)
     }
 
+    /// Snapshot datagram bytes received so far (payload).
+    pub fn datagram_bytes_received(&self) -> u64 {
+        self.datagram_bytes
+    }
+
     /// The reconstructed world (after [`Self::subscribe`]).
     pub fn live(&self) -> Option<&LiveView> {
         self.snapshots.as_ref().map(|(_, live)| live)
@@ -429,6 +437,7 @@ impl Client {
             tokio::select! {
                 datagram = self.connection.read_datagram() => {
                     let datagram = datagram.map_err(|e| closed_error(&e))?;
+                    self.datagram_bytes += datagram.len() as u64;
                     let Some((decoder, live)) = &mut self.snapshots else {
                         continue;
                     };

@@ -269,6 +269,8 @@ pub struct EncodedSnapshot {
     pub changes_sent: usize,
     /// Changes left for a later tick by the budget.
     pub changes_deferred: usize,
+    /// Bytes of records (the datagrams without their headers).
+    pub record_bytes: usize,
 }
 
 impl SnapshotEncoder {
@@ -419,6 +421,7 @@ impl SnapshotEncoder {
             last_id = id;
         }
         let parts = bodies.len() as u8;
+        let record_bytes = bodies.iter().map(Vec::len).sum();
         let datagrams = bodies
             .into_iter()
             .enumerate()
@@ -442,6 +445,7 @@ impl SnapshotEncoder {
             datagrams,
             changes_sent: chosen.len() - cut_by_parts,
             changes_deferred: deferred + cut_by_parts,
+            record_bytes,
         }
     }
 }

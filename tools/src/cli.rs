@@ -31,9 +31,33 @@ pub enum Command {
     Client(ClientArgs),
     /// Operator tools on a server's data directory (while the server is stopped).
     Admin(AdminArgs),
+    /// Bot players against a server: they register, upload a script, spawn, subscribe and
+    /// report snapshot bandwidth, delay and errors (default: against a server of its own).
+    Loadgen(LoadgenArgs),
     /// Watch your ships live in the terminal: the map around them, their state, script logs
     /// and faults (uses the login of `astroboids client login`).
     Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// A running server (with --fingerprint); default: start one in a temporary directory,
+    /// with limits raised for the bots, and report its CPU and tick times too.
+    #[arg(long, requires = "fingerprint")]
+    pub server: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Seconds every bot listens once all are set up.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Bots set up at once.
+    #[arg(long, default_value_t = 16)]
+    pub setup_concurrency: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +100,12 @@ pub struct ServeArgs {
     /// Do not record the live world.
     #[arg(long)]
     pub no_record: bool,
+    /// Connections one address may hold.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Requests per second one address may make (bursts of twice that).
+    #[arg(long, default_value_t = 50)]
+    pub requests_per_ip_per_s: u32,
 }
 
 #[derive(Debug, Args)]

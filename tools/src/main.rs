@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod cli;
 mod client_cmd;
+mod loadgen_cmd;
 mod replay_cmd;
 mod script_cmd;
 mod serve_cmd;
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Client(args) => client_cmd::run(&args),
         cli::Command::Admin(args) => admin_cmd::run(&args),
         cli::Command::Watch(args) => client_cmd::watch(&args),
+        cli::Command::Loadgen(args) => loadgen_cmd::run_loadgen(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 
 use astroboids_host::WorldRequest;
 use astroboids_net::ALPN;
+use astroboids_server::limits::RateRules;
 use astroboids_server::requests::{ReplayRules, ServerRules};
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
 
@@ -35,9 +36,23 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         rules: ServerRules {
             max_ships_per_account: args.max_ships_per_account,
             replays,
+            rates: RateRules {
+                per_ip_per_s: nonzero(args.requests_per_ip_per_s, "--requests-per-ip-per-s")?,
+                per_ip_burst: nonzero(
+                    args.requests_per_ip_per_s.saturating_mul(2),
+                    "--requests-per-ip-per-s",
+                )?,
+                ..RateRules::default()
+            },
             ..ServerRules::default()
         },
-        net: NetRules::default(),
+        net: NetRules {
+            max_connections_per_ip: args.max_connections_per_ip.max(1),
+            max_connections: NetRules::default()
+                .max_connections
+                .max(args.max_connections_per_ip),
+            ..NetRules::default()
+        },
     };
     let server = RunningServer::start(options)?;
     let opened = &server.opened;
@@ -111,4 +126,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         println!("replay: {}", replay.display());
     }
     Ok(())
+}
+
+fn nonzero(value: u32, flag: &str) -> Result<std::num::NonZeroU32> {
+    std::num::NonZeroU32::new(value).with_context(|| format!("{flag}: must be at least 1"))
 }

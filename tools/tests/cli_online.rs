@@ -329,3 +329,29 @@ fn serve_register_sync_edit_and_admin() {
     );
     assert!(e.contains("no world here"), "{e}");
 }
+
+#[test]
+fn loadgen_runs_bots_against_a_server_of_its_own_and_reports() {
+    let root = fresh_dir("cli-loadgen");
+    let out = succeed(
+        &root,
+        &["loadgen", "--clients", "4", "--seconds", "2", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["clients"], 4);
+    assert_eq!(report["errors"], 0, "{report}");
+    // 10 Hz for 2 s, 4 clients: most snapshots arrive.
+    assert!(report["snapshots"].as_u64().unwrap() >= 40, "{report}");
+    assert!(
+        report["snapshot_bytes_per_s_per_client_mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        report["server_ticks"].as_str().unwrap().contains("paced"),
+        "{report}"
+    );
+    let e = fail(&root, &["loadgen", "--clients", "0"]);
+    assert!(e.contains("at least 1"), "{e}");
+}

@@ -1,0 +1,234 @@
+//! `astroboids loadgen`: N bot players against one server. Each registers, uploads a script,
+//! spawns a ship flown by it, subscribes, and then counts what arrives: snapshot bytes per
+//! second, snapshot delay (arrival against the tick's place on the tick clock, relative to the
+//! fastest snapshot seen) and errors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use astroboids_net::messages::{Request, Response};
+use astroboids_net::quic::{Client, Fingerprint, Update};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub server: SocketAddr,
+    pub fingerprint: Fingerprint,
+    pub clients: usize,
+    /// How long every bot listens once all are set up.
+    pub measure: Duration,
+    /// Prefix of the bots' account names (unique per run, so reruns do not collide).
+    pub name_prefix: String,
+    /// Bots set up at once (registration hashes passwords on the server: keep it gentle).
+    pub setup_concurrency: usize,
+}
+
+/// Progress, readable while the run goes on.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    pub set_up: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// What the run measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    pub clients: usize,
+    pub setup_s: f64,
+    pub measured_s: f64,
+    /// Snapshot payload bytes per second per client: mean and max over clients.
+    pub bytes_per_s_mean: f64,
+    pub bytes_per_s_max: f64,
+    pub snapshots: u64,
+    /// Milliseconds, over all snapshots of all clients.
+    pub delay_ms_p50: f64,
+    pub delay_ms_p99: f64,
+    pub events: u64,
+    pub errors: u64,
+    /// The first few errors, for the report.
+    pub error_samples: Vec<String>,
+}
+
+/// A bot's ship script: full thrust and a steady turn (it circles near its spawn point, so
+/// neighbours keep seeing a moving ship), and a log line every 50 ticks.
+pub fn bot_script() -> Vec<u8> {
+    const WAT: &str = r#"(module
+      (import "astroboids" "log" (func $log (param i32 i32)))
+      (memory (export "memory") 1 1)
+      (global $n (mut i32) (i32.const 0))
+      (data (i32.const 200) "bot")
+      (func (export "astroboids_abi") (result i32) i32.const 1)
+      (func (export "sensor_ptr") (result i32) i32.const 1024)
+      (func (export "command_ptr") (result i32) i32.const 4096)
+      (func (export "tick")
+        (global.set $n (i32.add (global.get $n) (i32.const 1)))
+        (if (i32.eqz (i32.rem_u (global.get $n) (i32.const 50)))
+          (then (call $log (i32.const 200) (i32.const 3))))
+        (f32.store (i32.const 4096) (f32.const 1))
+        (f32.store (i32.const 4100) (f32.const 0.15))))"#;
+    wasmer::wat2wasm(WAT.as_bytes())
+        .expect("the bot script is valid text")
+        .into_owned()
+}
+
+/// Runs the bots; `progress` can be watched from another thread meanwhile.
+pub async fn run(plan: &LoadPlan, progress: Arc<LoadProgress>) -> LoadReport {
+    let started = Instant::now();
+    let setup_slots = Arc::new(tokio::sync::Semaphore::new(plan.setup_concurrency.max(1)));
+    let all_set_up = Arc::new(tokio::sync::Barrier::new(plan.clients + 1));
+    let mut bots = Vec::with_capacity(plan.clients);
+    for i in 0..plan.clients {
+        let (plan, progress) = (plan.clone(), progress.clone());
+        let (slots, barrier) = (setup_slots.clone(), all_set_up.clone());
+        bots.push(tokio::spawn(async move {
+            let client = {
+                let _slot = slots.acquire().await.expect("never closed");
+                set_up(&plan, i).await
+            };
+            progress.set_up.fetch_add(1, Ordering::Relaxed);
+            barrier.wait().await;
+            match client {
+                Ok(client) => listen(client, plan.measure, &progress).await,
+                Err(e) => {
+                    progress.errors.fetch_add(1, Ordering::Relaxed);
+                    BotResult {
+                        errors: vec![e],
+                        ..BotResult::default()
+                    }
+                }
+            }
+        }));
+    }
+    all_set_up.wait().await;
+    let setup_s = started.elapsed().as_secs_f64();
+    let mut results = Vec::with_capacity(bots.len());
+    for bot in bots {
+        results.push(bot.await.unwrap_or_else(|e| BotResult {
+            errors: vec![format!("bot task failed: {e}")],
+            ..BotResult::default()
+        }));
+    }
+    summarize(plan, setup_s, &results)
+}
+
+#[derive(Debug, Default)]
+struct BotResult {
+    bytes: u64,
+    seconds: f64,
+    snapshots: u64,
+    events: u64,
+    delays_ms: Vec<f64>,
+    errors: Vec<String>,
+}
+
+async fn set_up(plan: &LoadPlan, i: usize) -> Result<Client, String> {
+    let mut client = Client::connect(plan.server, plan.fingerprint, "astroboids-loadgen")
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = format!("{}{i}", plan.name_prefix);
+    let password = format!("{user} load password");
+    let steps = [
+        Request::Register {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        Request::Login {
+            user: user.clone(),
+            password,
+        },
+        Request::UploadScript {
+            name: "bot".into(),
+            wasm: bot_script(),
+        },
+        Request::SpawnShip,
+    ];
+    let mut ship = None;
+    for request in steps {
+        let kind = request.kind();
+        match client.request(request).await.map_err(|e| e.to_string())? {
+            Response::Error(e) => return Err(format!("{user}: {kind}: {e}")),
+            Response::ShipSpawned { ship: id } => ship = Some(id),
+            _ => {}
+        }
+    }
+    let ship = ship.ok_or("no ship spawned")?;
+    let assign = Request::AssignScript {
+        ship,
+        name: "bot".into(),
+    };
+    if let Response::Error(e) = client.request(assign).await.map_err(|e| e.to_string())? {
+        return Err(format!("{user}: assign: {e}"));
+    }
+    match client.subscribe().await.map_err(|e| e.to_string())? {
+        Response::Subscribed { .. } => Ok(client),
+        other => Err(format!("{user}: subscribe: {other:?}")),
+    }
+}
+
+async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) -> BotResult {
+    let mut result = BotResult::default();
+    let period = Duration::from_secs(1) / client.tick_rate_hz.max(1);
+    let bytes_before = client.datagram_bytes_received();
+    let started = Instant::now();
+    // Arrival minus the tick's place on the tick clock: its minimum is the fastest path, and
+    // what a snapshot takes beyond it is its delay.
+    let mut offsets_ms = Vec::new();
+    while started.elapsed() < measure {
+        let left = measure.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, client.next_update()).await {
+            Err(_) => break,
+            Ok(Ok(Update::Snapshot { tick })) => {
+                result.snapshots += 1;
+                progress.snapshots.fetch_add(1, Ordering::Relaxed);
+                let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
+                offsets_ms.push(arrival_ms - tick as f64 * period.as_secs_f64() * 1000.0);
+            }
+            Ok(Ok(Update::Events(_))) => result.events += 1,
+            Ok(Err(e)) => {
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+                result.errors.push(e.to_string());
+                break;
+            }
+        }
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    result.bytes = client.datagram_bytes_received() - bytes_before;
+    let fastest = offsets_ms.iter().copied().fold(f64::INFINITY, f64::min);
+    result.delays_ms = offsets_ms.iter().map(|o| o - fastest).collect();
+    client.close().await;
+    result
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn summarize(plan: &LoadPlan, setup_s: f64, results: &[BotResult]) -> LoadReport {
+    let rates: Vec<f64> = results
+        .iter()
+        .filter(|r| r.seconds > 0.0)
+        .map(|r| r.bytes as f64 / r.seconds)
+        .collect();
+    let mut delays: Vec<f64> = results.iter().flat_map(|r| r.delays_ms.clone()).collect();
+    delays.sort_by(f64::total_cmp);
+    let errors: Vec<String> = results.iter().flat_map(|r| r.errors.clone()).collect();
+    LoadReport {
+        clients: plan.clients,
+        setup_s,
+        measured_s: plan.measure.as_secs_f64(),
+        bytes_per_s_mean: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
+        bytes_per_s_max: rates.iter().copied().fold(0.0, f64::max),
+        snapshots: results.iter().map(|r| r.snapshots).sum(),
+        delay_ms_p50: percentile(&delays, 0.5),
+        delay_ms_p99: percentile(&delays, 0.99),
+        events: results.iter().map(|r| r.events).sum(),
+        errors: errors.len() as u64,
+        error_samples: errors.into_iter().take(5).collect(),
+    }
+}
