@@ -1,5 +1,5 @@
-//! `astroboids loadgen`: N bot players against one server. Each registers, uploads a script,
-//! spawns a ship flown by it, subscribes, and then counts what arrives: snapshot bytes per
+//! `astroboids loadgen`: N bot players against one server. Each registers, uploads a script
+//! and spawns a ship flown by it; once all are set up, each subscribes and counts what arrives: snapshot bytes per
 //! second, snapshot delay (arrival against the tick's place on the tick clock, relative to the
 //! fastest snapshot seen) and errors.
 
@@ -162,14 +162,26 @@ async fn set_up(plan: &LoadPlan, i: usize) -> Result<Client, String> {
     if let Response::Error(e) = client.request(assign).await.map_err(|e| e.to_string())? {
         return Err(format!("{user}: assign: {e}"));
     }
-    match client.subscribe().await.map_err(|e| e.to_string())? {
-        Response::Subscribed { .. } => Ok(client),
-        other => Err(format!("{user}: subscribe: {other:?}")),
-    }
+    Ok(client)
 }
 
 async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) -> BotResult {
     let mut result = BotResult::default();
+    // Subscribed only now that every bot is set up: snapshots queued while a bot waited for
+    // the others would count as late.
+    match client.subscribe().await {
+        Ok(Response::Subscribed { .. }) => {}
+        Ok(other) => {
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+            result.errors.push(format!("subscribe: {other:?}"));
+            return result;
+        }
+        Err(e) => {
+            progress.errors.fetch_add(1, Ordering::Relaxed);
+            result.errors.push(format!("subscribe: {e}"));
+            return result;
+        }
+    }
     let period = Duration::from_secs(1) / client.tick_rate_hz.max(1);
     let bytes_before = client.datagram_bytes_received();
     let started = Instant::now();
