@@ -35,6 +35,13 @@ pub const CLOSE_REFUSED: u32 = 1;
 /// Largest response a client accepts (a downloaded trace is the largest).
 pub const CLIENT_MAX_FRAME_BYTES: usize = 16 << 20;
 
+/// Largest piece read from the stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Ticks of events a client keeps while the caller is busy elsewhere (waiting for an answer,
+/// or not reading updates at all).
+pub const MAX_PENDING_EVENTS: usize = 256;
+
 /// How long a client waits for an answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -354,16 +361,38 @@ impl Client {
     }
 
     async fn read_events(&mut self) -> Result<Vec<ClientEvent>, QuicError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let read = tokio::time::timeout(REQUEST_TIMEOUT, self.recv.read(&mut buf))
-            .await
-            .map_err(|_| QuicError::Timeout(REQUEST_TIMEOUT))?;
-        match read {
-            Ok(Some(n)) => Ok(self.session.receive(&buf[..n])),
+        let read =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.recv.read_chunk(READ_CHUNK, true)).await;
+        self.events_from(read)
+    }
+
+    /// What a (timed) read of the stream brought: quinn hands over its own buffer, so no read
+    /// buffer is allocated per call.
+    fn events_from(
+        &mut self,
+        read: Result<Result<Option<quinn::Chunk>, quinn::ReadError>, tokio::time::error::Elapsed>,
+    ) -> Result<Vec<ClientEvent>, QuicError> {
+        match read.map_err(|_| QuicError::Timeout(REQUEST_TIMEOUT))? {
+            Ok(Some(chunk)) => Ok(self.session.receive(&chunk.bytes)),
             Ok(None) => Err(self.lost("the server closed the stream")),
             Err(quinn::ReadError::ConnectionLost(e)) => Err(closed_error(&e)),
             Err(e) => Err(QuicError::Lost(e.to_string())),
         }
+    }
+
+    /// Keeps a tick's events for [`Self::next_update`]; past [`MAX_PENDING_EVENTS`] the oldest
+    /// go, counted in the next one's `dropped_before`.
+    fn queue_events(&mut self, events: TickEvents) {
+        if self.pending_events.len() >= MAX_PENDING_EVENTS
+            && let Some(oldest) = self.pending_events.pop_front()
+            && let Some(next) = self.pending_events.front_mut()
+        {
+            next.dropped_before = next
+                .dropped_before
+                .saturating_add(oldest.dropped_before)
+                .saturating_add(1);
+        }
+        self.pending_events.push_back(events);
     }
 
     fn lost(&self, fallback: &str) -> QuicError {
@@ -391,7 +420,7 @@ impl Client {
                     } if answered == id || answered == 0 => return Ok(response),
                     ClientEvent::Refused { reason } => return Err(QuicError::Refused(reason)),
                     ClientEvent::Broken { reason } => return Err(QuicError::Broken(reason)),
-                    ClientEvent::Events(events) => self.pending_events.push_back(events),
+                    ClientEvent::Events(events) => self.queue_events(events),
                     _ => {}
                 }
             }
@@ -429,7 +458,6 @@ impl Client {
     /// Waits for the next completed snapshot or tick of events. Snapshots are acknowledged
     /// as they complete; datagrams that cannot be used are dropped (a newer one follows).
     pub async fn next_update(&mut self) -> Result<Update, QuicError> {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             if let Some(events) = self.pending_events.pop_front() {
                 return Ok(Update::Events(events));
@@ -449,17 +477,10 @@ impl Client {
                         }
                     }
                 }
-                read = tokio::time::timeout(REQUEST_TIMEOUT, self.recv.read(&mut buf)) => {
-                    let read = read.map_err(|_| QuicError::Timeout(REQUEST_TIMEOUT))?;
-                    let events = match read {
-                        Ok(Some(n)) => self.session.receive(&buf[..n]),
-                        Ok(None) => return Err(self.lost("the server closed the stream")),
-                        Err(quinn::ReadError::ConnectionLost(e)) => return Err(closed_error(&e)),
-                        Err(e) => return Err(QuicError::Lost(e.to_string())),
-                    };
-                    for event in events {
+                read = tokio::time::timeout(REQUEST_TIMEOUT, self.recv.read_chunk(READ_CHUNK, true)) => {
+                    for event in self.events_from(read)? {
                         match event {
-                            ClientEvent::Events(e) => self.pending_events.push_back(e),
+                            ClientEvent::Events(e) => self.queue_events(e),
                             ClientEvent::Refused { reason } => return Err(QuicError::Refused(reason)),
                             ClientEvent::Broken { reason } => return Err(QuicError::Broken(reason)),
                             _ => {}

@@ -309,9 +309,11 @@ impl SnapshotEncoder {
     ) -> EncodedSnapshot {
         let seq = self.next_seq;
         self.next_seq += 1;
+        // Borrowed from the history (copied once, below, into what this snapshot conveys).
+        let empty = View::new();
         let (baseline_seq, base_view) = match self.baseline() {
-            Some(b) => (Some(b.seq), b.view.clone()),
-            None => (None, View::new()),
+            Some(b) => (Some(b.seq), &b.view),
+            None => (None, &empty),
         };
 
         // Every change against the baseline, removals first, then by priority.
@@ -513,16 +515,79 @@ impl SnapshotDecoder {
         if self.complete.iter().any(|(s, ..)| *s == seq) {
             return Ok(None); // Already complete: a duplicate.
         }
-        let base_view = match baseline {
-            None => View::new(),
+        let empty = View::new();
+        let base_view: &View = match baseline {
+            None => &empty,
             Some(b) => self
                 .complete
                 .iter()
                 .find(|(s, ..)| *s == b)
-                .map(|(_, _, v)| v.clone())
+                .map(|(_, _, v)| v)
                 .ok_or(SnapshotError::UnknownBaseline { seq, baseline: b })?,
         };
-        // Decode into a scratch copy first: a malformed datagram changes nothing.
+        // Read every record before touching anything: a malformed datagram changes nothing.
+        let mut changes: Vec<(u64, Option<ViewEntity>)> = Vec::new();
+        let mut id = 0u64;
+        let mut first = true;
+        while !r.done() {
+            let head = r.varint()?;
+            let gap = head >> 4;
+            id = if first {
+                gap
+            } else {
+                id.checked_add(gap).ok_or(SnapshotError::Malformed)?
+            };
+            first = false;
+            let flags = head & 0xf;
+            if flags == 0 {
+                changes.push((id, None));
+                continue;
+            }
+            if flags & FLAG_WHOLE != 0 {
+                let kind = r.u8()?;
+                let sx =
+                    i32::try_from(unzigzag(r.varint()?)).map_err(|_| SnapshotError::Malformed)?;
+                let sy =
+                    i32::try_from(unzigzag(r.varint()?)).map_err(|_| SnapshotError::Malformed)?;
+                let x = u16::try_from(r.varint()?).map_err(|_| SnapshotError::Malformed)?;
+                let y = u16::try_from(r.varint()?).map_err(|_| SnapshotError::Malformed)?;
+                let heading = r.u8()?;
+                let hull = r.u8()?;
+                changes.push((
+                    id,
+                    Some(ViewEntity {
+                        kind,
+                        sector: (sx, sy),
+                        x,
+                        y,
+                        heading,
+                        hull,
+                    }),
+                ));
+                continue;
+            }
+            let mut e = *base_view.get(&id).ok_or(SnapshotError::Malformed)?;
+            if flags & FLAG_POSITION != 0 {
+                let dx = unzigzag(r.varint()?);
+                let dy = unzigzag(r.varint()?);
+                // Checked: a peer's deltas must not overflow (or panic) anything.
+                let moved = |v: u16, d: i64| {
+                    i64::from(v)
+                        .checked_add(d)
+                        .and_then(|p| u16::try_from(p).ok())
+                        .ok_or(SnapshotError::Malformed)
+                };
+                e.x = moved(e.x, dx)?;
+                e.y = moved(e.y, dy)?;
+            }
+            if flags & FLAG_HEADING != 0 {
+                e.heading = r.u8()?;
+            }
+            if flags & FLAG_HULL != 0 {
+                e.hull = r.u8()?;
+            }
+            changes.push((id, Some(e)));
+        }
         let index = match self.building.iter().position(|b| b.seq == seq) {
             Some(i) => i,
             None => {
@@ -540,61 +605,15 @@ impl SnapshotDecoder {
             }
         };
         if self.building[index].seen & (1 << part) != 0 {
-            return Ok(None);
-        }
-        let mut view = self.building[index].view.clone();
-        let mut id = 0u64;
-        let mut first = true;
-        while !r.done() {
-            let head = r.varint()?;
-            let gap = head >> 4;
-            id = if first { gap } else { id + gap };
-            first = false;
-            let flags = head & 0xf;
-            if flags == 0 {
-                view.remove(&id);
-                continue;
-            }
-            if flags & FLAG_WHOLE != 0 {
-                let kind = r.u8()?;
-                let sx =
-                    i32::try_from(unzigzag(r.varint()?)).map_err(|_| SnapshotError::Malformed)?;
-                let sy =
-                    i32::try_from(unzigzag(r.varint()?)).map_err(|_| SnapshotError::Malformed)?;
-                let x = u16::try_from(r.varint()?).map_err(|_| SnapshotError::Malformed)?;
-                let y = u16::try_from(r.varint()?).map_err(|_| SnapshotError::Malformed)?;
-                let heading = r.u8()?;
-                let hull = r.u8()?;
-                view.insert(
-                    id,
-                    ViewEntity {
-                        kind,
-                        sector: (sx, sy),
-                        x,
-                        y,
-                        heading,
-                        hull,
-                    },
-                );
-                continue;
-            }
-            let mut e = *base_view.get(&id).ok_or(SnapshotError::Malformed)?;
-            if flags & FLAG_POSITION != 0 {
-                let dx = unzigzag(r.varint()?);
-                let dy = unzigzag(r.varint()?);
-                e.x = u16::try_from(i64::from(e.x) + dx).map_err(|_| SnapshotError::Malformed)?;
-                e.y = u16::try_from(i64::from(e.y) + dy).map_err(|_| SnapshotError::Malformed)?;
-            }
-            if flags & FLAG_HEADING != 0 {
-                e.heading = r.u8()?;
-            }
-            if flags & FLAG_HULL != 0 {
-                e.hull = r.u8()?;
-            }
-            view.insert(id, e);
+            return Ok(None); // A duplicate part.
         }
         let building = &mut self.building[index];
-        building.view = view;
+        for (id, change) in changes {
+            match change {
+                Some(e) => building.view.insert(id, e),
+                None => building.view.remove(&id),
+            };
+        }
         building.seen |= 1 << part;
         if building.seen.count_ones() < u32::from(building.parts) {
             return Ok(None);

@@ -339,5 +339,15 @@ fn malformed_datagrams_are_refused_and_change_nothing() {
         decoder.receive(&[1, 60, 60, 99, 0, 1]),
         Err(SnapshotError::UnknownBaseline { baseline: 98, .. })
     ));
+    // Ids and position deltas that would overflow are refused, not a panic.
+    // (17 removals, each 2^60 - 1 ids after the last: past u64::MAX.)
+    let mut overflow = vec![1, 70, 70, 0, 0, 1];
+    for _ in 0..17 {
+        overflow.extend_from_slice(&[0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+    }
+    assert!(matches!(
+        decoder.receive(&overflow),
+        Err(SnapshotError::Malformed)
+    ));
     assert_eq!(decoder.view().unwrap().1, &before);
 }

@@ -21,7 +21,7 @@ use astroboids_net::messages::{
 use astroboids_sim::checkpoint::{CommandRecord, capture_ship};
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::physics::is_checkpoint_tick;
-use astroboids_sim::scripts::{ScriptFaults, ScriptId, ScriptLibrary, ScriptLog};
+use astroboids_sim::scripts::{ScriptFault, ScriptFaults, ScriptId, ScriptLibrary, ScriptLog};
 use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::{SimOptions, SimTotals};
 use astroboids_storage::StorageError;
@@ -312,10 +312,16 @@ impl WorldServer {
         &mut self,
         users: impl IntoIterator<Item = &'a str>,
     ) -> HashMap<String, (PlayerView, TickEvents)> {
-        let owners = Owners::of(self.world.sim_mut().world_mut());
+        let users: Vec<&str> = users.into_iter().collect();
+        let owners = Owners::of(self.world.sim_mut().world_mut(), &users);
         let world = self.world.sim().world();
         let tick = self.world.tick();
-        let faults = &world.resource::<ScriptFaults>().recent;
+        let faults: Vec<&ScriptFault> = world
+            .resource::<ScriptFaults>()
+            .recent
+            .iter()
+            .filter(|f| f.tick == tick)
+            .collect();
         let mut out = HashMap::new();
         for user in users {
             let view = owners.view(world, user);
@@ -340,7 +346,7 @@ impl WorldServer {
                 events.faults.extend(
                     faults
                         .iter()
-                        .filter(|f| f.tick == tick && f.ship == *id)
+                        .filter(|f| f.ship == *id)
                         .map(|f| (id.0, f.message.clone())),
                 );
             }
@@ -368,7 +374,13 @@ impl WorldServer {
                     .answer(connection, request, now)
                     .unwrap_or_else(Response::Error),
             };
-        count_request(kind, &response);
+        count_request(
+            kind,
+            match &response {
+                Response::Error(e) => Some(e),
+                _ => None,
+            },
+        );
         response
     }
 
@@ -383,11 +395,7 @@ impl WorldServer {
         now: u64,
     ) -> Result<TraceJob, RequestError> {
         let result = self.check_trace(connection, ship, from_tick, to_tick, now);
-        if let Err(e) = &result {
-            count_request("download_trace", &Response::Error(e.clone()));
-        } else {
-            metrics::counter!("astroboids_requests_total", "kind" => "download_trace").increment(1);
-        }
+        count_request("download_trace", result.as_ref().err());
         result
     }
 
@@ -861,10 +869,10 @@ fn require_admin(session: &Session) -> Result<(), RequestError> {
     }
 }
 
-/// Counts a request by kind, and a refused one by why.
-fn count_request(kind: &'static str, response: &Response) {
+/// Counts a request by kind, and a refused one (`error`) by why.
+fn count_request(kind: &'static str, error: Option<&RequestError>) {
     metrics::counter!("astroboids_requests_total", "kind" => kind).increment(1);
-    if let Response::Error(e) = response {
+    if let Some(e) = error {
         let reason = match e {
             RequestError::NotAuthenticated => "not_authenticated",
             RequestError::Forbidden(_) => "forbidden",

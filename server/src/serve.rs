@@ -212,7 +212,7 @@ struct Subscription {
 
 /// State the connection tasks share.
 struct Shared {
-    tick_tx: Mutex<mpsc::Sender<TickEvent>>,
+    tick_tx: mpsc::Sender<TickEvent>,
     queued: AtomicUsize,
     next_conn: AtomicU64,
     shutting_down: AtomicBool,
@@ -239,11 +239,7 @@ impl Shared {
     }
 
     fn send(&self, event: TickEvent) -> bool {
-        self.tick_tx
-            .lock()
-            .expect("not poisoned")
-            .send(event)
-            .is_ok()
+        self.tick_tx.send(event).is_ok()
     }
 
     /// Counts a new connection from `ip`, or says why it is refused.
@@ -329,6 +325,8 @@ impl RunningServer {
     pub fn start(options: ServeOptions) -> Result<Self, ServeError> {
         // The world lives on its own thread from the start (it is not `Send`): that thread
         // opens it, reports, and waits for the go-ahead once the endpoint is up.
+        // Unbounded as a channel, bounded in use: requests by `max_queued_requests` (counted
+        // in `queued`), connection events by the connection caps.
         let (tick_tx, tick_rx) = mpsc::channel();
         let (opened_tx, opened_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<Arc<Shared>>();
@@ -415,7 +413,7 @@ impl RunningServer {
         };
 
         let shared = Arc::new(Shared {
-            tick_tx: Mutex::new(tick_tx),
+            tick_tx,
             queued: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
@@ -834,6 +832,7 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         return;
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::SeqCst);
+    // Answers are bounded by the session's in-flight cap, plus one close.
     let (to_conn, mut from_tick) = tokio::sync::mpsc::unbounded_channel();
     let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(LIVE_QUEUE);
     let acked = Arc::new(AtomicU32::new(0));
@@ -1002,7 +1001,7 @@ mod tests {
             .shared_engine();
         let (tick_tx, events) = mpsc::channel();
         let shared = Arc::new(Shared {
-            tick_tx: Mutex::new(tick_tx.clone()),
+            tick_tx: tick_tx.clone(),
             queued: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),

@@ -40,18 +40,22 @@ pub struct PlayerView {
     pub priority: BTreeMap<u64, u64>,
 }
 
-/// Every owner's ships, found once per tick for all the views built after it.
+/// The ships of some owners, found in one pass per tick for all the views built after it.
 #[derive(Debug, Default)]
 pub struct Owners {
     ships: HashMap<String, Vec<Entity>>,
 }
 
 impl Owners {
-    pub fn of(world: &mut World) -> Self {
-        let mut ships: HashMap<String, Vec<Entity>> = HashMap::new();
+    /// The ships of `users` (only theirs: no name is copied for anyone else's ship).
+    pub fn of(world: &mut World, users: &[&str]) -> Self {
+        let mut ships: HashMap<String, Vec<Entity>> =
+            users.iter().map(|u| (u.to_string(), Vec::new())).collect();
         let mut query = world.query::<(Entity, &Owner)>();
         for (entity, owner) in query.iter(world) {
-            ships.entry(owner.0.clone()).or_default().push(entity);
+            if let Some(list) = ships.get_mut(owner.0.as_str()) {
+                list.push(entity);
+            }
         }
         Self { ships }
     }

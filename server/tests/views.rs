@@ -74,7 +74,7 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
     }
     world.step().unwrap();
 
-    let owners = Owners::of(world.sim_mut().world_mut());
+    let owners = Owners::of(world.sim_mut().world_mut(), &["ada", "bob", "cy"]);
     let ada_view = owners.view(world.sim().world(), "ada");
     assert_eq!(ada_view.view[&ada].kind, KIND_OWN_SHIP);
     assert_eq!(
@@ -94,7 +94,7 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
     // Over many ticks of a crowded world: nothing in a view is out of its owner's reach.
     for _ in 0..30 {
         world.step().unwrap();
-        let owners = Owners::of(world.sim_mut().world_mut());
+        let owners = Owners::of(world.sim_mut().world_mut(), &["ada", "bob", "cy"]);
         let w = world.sim().world();
         let config = w.resource::<UniverseConfig>();
         let (range, size) = (config.sensors.range, config.simulation.sector_size);
