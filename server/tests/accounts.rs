@@ -2,17 +2,15 @@
 //! the clear), sessions expire and can be revoked, names are unique, and all of it survives a
 //! restart.
 
+mod common;
+
+use common::fresh_dir;
+
 use std::path::{Path, PathBuf};
 
 use astroboids_net::messages::Token;
 use astroboids_server::accounts::{AccountError, AccountRules, Accounts, Role};
 use astroboids_storage::{StoreLimits, WorldStore};
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 const NOW: u64 = 1_800_000_000;
 

@@ -2,7 +2,11 @@
 //! each see the other's ship (and only as a foreign ship), get their own ships' script events
 //! on the stream, and see the other ship removed once it has flown out of sensor range.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fresh_dir;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use astroboids_host::WorldRequest;
@@ -14,12 +18,6 @@ use astroboids_server::views::{KIND_OWN_SHIP, KIND_SHIP};
 use astroboids_sim::config::EMBEDDED_CONFIG_TOML;
 
 const SENSOR_RANGE: f32 = 60.0;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn options(dir: &Path) -> ServeOptions {
     let config = EMBEDDED_CONFIG_TOML

@@ -2,6 +2,10 @@
 //! mistaken clients with clear errors, limits, admin powers, and a restart that keeps
 //! everything. The server ticks throughout.
 
+mod common;
+
+use common::{circler, fresh_dir};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,12 +19,6 @@ use astroboids_server::limits::RateRules;
 use astroboids_server::requests::{ReplayRules, ServerRules};
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
 use astroboids_sim::config::EMBEDDED_CONFIG_TOML;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// A fast world: 20 Hz, a checkpoint (and possible replay rotation) every 10 ticks.
 fn fast_config() -> String {
@@ -59,22 +57,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Full thrust, a gentle turn, a log line every tick.
-fn circler() -> Vec<u8> {
-    let wat = r#"(module
-        (import "astroboids" "log" (func $log (param i32 i32)))
-        (memory (export "memory") 1 1)
-        (data (i32.const 200) "circling")
-        (func (export "astroboids_abi") (result i32) i32.const 1)
-        (func (export "sensor_ptr") (result i32) i32.const 1024)
-        (func (export "command_ptr") (result i32) i32.const 4096)
-        (func (export "tick")
-          (call $log (i32.const 200) (i32.const 8))
-          (f32.store (i32.const 4096) (f32.const 1))
-          (f32.store (i32.const 4100) (f32.const 0.25))))"#;
-    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
 }
 
 async fn connect(server: &RunningServer) -> Client {

@@ -2,7 +2,11 @@
 //! spawn -> assign -> the ship flies its script; nobody acts on another player's ships;
 //! bad uploads and missing logins get clear errors; a restart keeps accounts, scripts, ships.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{circler, fresh_dir};
+
+use std::path::Path;
 
 use astroboids_host::{PersistentWorld, WorldRequest};
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response};
@@ -10,12 +14,6 @@ use astroboids_server::accounts::{AccountRules, Accounts, Role};
 use astroboids_server::requests::{Connection, ServerRules, WorldServer};
 
 const NOW: u64 = 1_800_000_000;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn open(dir: &Path) -> WorldServer {
     let (world, _) = PersistentWorld::open(
@@ -34,22 +32,6 @@ fn open(dir: &Path) -> WorldServer {
             ..ServerRules::default()
         },
     )
-}
-
-/// Full thrust, a gentle turn, a log line every tick.
-fn circler() -> Vec<u8> {
-    let wat = r#"(module
-        (import "astroboids" "log" (func $log (param i32 i32)))
-        (memory (export "memory") 1 1)
-        (data (i32.const 200) "circling")
-        (func (export "astroboids_abi") (result i32) i32.const 1)
-        (func (export "sensor_ptr") (result i32) i32.const 1024)
-        (func (export "command_ptr") (result i32) i32.const 4096)
-        (func (export "tick")
-          (call $log (i32.const 200) (i32.const 8))
-          (f32.store (i32.const 4096) (f32.const 1))
-          (f32.store (i32.const 4100) (f32.const 0.25))))"#;
-    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
 }
 
 fn ok(server: &mut WorldServer, connection: &mut Connection, request: Request) -> Response {

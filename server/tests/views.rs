@@ -1,7 +1,9 @@
 //! Fog of war: a player's view holds their own ships and what those ships sensed, never
 //! anything more.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fresh_dir;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -13,12 +15,6 @@ use astroboids_sim::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::space::SpacePos;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn spawn(
     world: &mut PersistentWorld,
