@@ -10,18 +10,29 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use astroboids_net::snapshot::{
-    SnapshotDecoder, SnapshotEncoder, SnapshotError, SnapshotLimits, View, ViewEntity,
+    SNAPSHOT_FORMAT, SnapshotDecoder, SnapshotEncoder, SnapshotError, SnapshotLimits, View,
+    ViewEntity,
 };
 
 const SECTOR: f32 = 1000.0;
 
-/// (sector, position in it, heading) of one entity.
-type Placement = ((i32, i32), (f32, f32), f32);
+/// One entity: where it is and how it moves.
+#[derive(Clone, Copy)]
+struct Body {
+    sector: (i32, i32),
+    local: (f32, f32),
+    heading: f32,
+    /// Metres per tick.
+    velocity: (f32, f32),
+    /// Radians per tick.
+    turn: f32,
+}
 
-/// A world of entities that wander (and now and then cross a sector border, appear, vanish).
+/// A world of entities: some sit still, most cruise and steer (smoothly, as ships with
+/// inertia do), now and then one jumps, crosses a sector border, appears or vanishes.
 struct World {
     rng: ChaCha8Rng,
-    entities: BTreeMap<u64, Placement>,
+    entities: BTreeMap<u64, Body>,
     next_id: u64,
 }
 
@@ -30,14 +41,24 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let entities = (1..=n)
             .map(|id| {
-                (
-                    id * 3,
-                    (
-                        (0, 0),
-                        (rng.random_range(0.0..SECTOR), rng.random_range(0.0..SECTOR)),
-                        rng.random_range(0.0..std::f32::consts::TAU),
-                    ),
-                )
+                let moving = !rng.random_bool(0.3);
+                let speed = if moving {
+                    rng.random_range(-3.0..3.0)
+                } else {
+                    0.0
+                };
+                let body = Body {
+                    sector: (0, 0),
+                    local: (rng.random_range(0.0..SECTOR), rng.random_range(0.0..SECTOR)),
+                    heading: rng.random_range(0.0..std::f32::consts::TAU),
+                    velocity: (speed, rng.random_range(-1.0..1.0) * speed),
+                    turn: if moving {
+                        rng.random_range(-0.1..0.1)
+                    } else {
+                        0.0
+                    },
+                };
+                (id * 3, body)
             })
             .collect();
         Self {
@@ -48,27 +69,39 @@ impl World {
     }
 
     fn step(&mut self) {
-        for (sector, local, heading) in self.entities.values_mut() {
-            if self.rng.random_bool(0.3) {
-                continue; // Some entities sit still.
+        for body in self.entities.values_mut() {
+            if body.velocity == (0.0, 0.0) {
+                continue; // Still entities stay still.
             }
-            *heading += self.rng.random_range(-0.2..0.2);
-            local.0 += self.rng.random_range(-3.0..3.0);
-            local.1 += self.rng.random_range(-3.0..3.0);
-            if local.0 < 0.0 {
-                local.0 += SECTOR;
-                sector.0 -= 1;
+            body.velocity.0 += self.rng.random_range(-0.05..0.05);
+            body.velocity.1 += self.rng.random_range(-0.05..0.05);
+            body.heading += body.turn;
+            body.local.0 += body.velocity.0;
+            body.local.1 += body.velocity.1;
+            if self.rng.random_bool(0.05) {
+                body.local.0 += self.rng.random_range(-30.0..30.0); // A jump.
             }
-            if local.0 >= SECTOR {
-                local.0 -= SECTOR;
-                sector.0 += 1;
+            if body.local.0 < 0.0 {
+                body.local.0 += SECTOR;
+                body.sector.0 -= 1;
             }
-            local.1 = local.1.clamp(0.0, SECTOR - 1.0);
+            if body.local.0 >= SECTOR {
+                body.local.0 -= SECTOR;
+                body.sector.0 += 1;
+            }
+            body.local.1 = body.local.1.clamp(0.0, SECTOR - 1.0);
         }
         if self.rng.random_bool(0.2) {
             let id = self.next_id;
             self.next_id += 1;
-            self.entities.insert(id, ((0, 0), (500.0, 500.0), 0.0));
+            let body = Body {
+                sector: (0, 0),
+                local: (500.0, 500.0),
+                heading: 0.0,
+                velocity: (1.0, 0.5),
+                turn: 0.02,
+            };
+            self.entities.insert(id, body);
         }
         if self.rng.random_bool(0.2) && !self.entities.is_empty() {
             let victim = *self
@@ -83,8 +116,9 @@ impl World {
     fn view(&self) -> View {
         self.entities
             .iter()
-            .map(|(&id, &(sector, local, heading))| {
-                (id, ViewEntity::quantize(1, sector, local, heading, 100.0))
+            .map(|(&id, b)| {
+                let e = ViewEntity::quantize(1, b.sector, b.local, b.heading, 100.0);
+                (id, e)
             })
             .collect()
     }
@@ -218,10 +252,10 @@ fn unchanged_entities_cost_nothing_and_a_moving_turning_ship_at_most_four_bytes(
         }
     }
     // Everyone moves up to 3 m and turns.
-    for (_, local, heading) in world.entities.values_mut() {
-        local.0 = (local.0 + 2.9).min(SECTOR - 1.0);
-        local.1 = (local.1 - 2.9).max(0.0);
-        *heading += 0.1;
+    for body in world.entities.values_mut() {
+        body.local.0 = (body.local.0 + 2.9).min(SECTOR - 1.0);
+        body.local.1 = (body.local.1 - 2.9).max(0.0);
+        body.heading += 0.1;
     }
     let moved = encoder.encode(3, &world.view(), |_, _| 0);
     let bytes: usize =
@@ -234,6 +268,87 @@ fn unchanged_entities_cost_nothing_and_a_moving_turning_ship_at_most_four_bytes(
         decoder.receive(d).unwrap();
     }
     assert_eq!(decoder.view().unwrap().1, &world.view());
+}
+
+/// Encodes `world` at `tick`, delivers every datagram, acknowledges; returns the snapshot.
+fn send_all(
+    encoder: &mut SnapshotEncoder,
+    decoder: &mut SnapshotDecoder,
+    tick: u64,
+    world: &World,
+) -> astroboids_net::snapshot::EncodedSnapshot {
+    let encoded = encoder.encode(tick, &world.view(), |_, _| 0);
+    for d in &encoded.datagrams {
+        if let Some(seq) = decoder.receive(d).unwrap() {
+            encoder.ack(seq);
+        }
+    }
+    assert_eq!(
+        decoder.view().unwrap(),
+        (tick, &world.view()),
+        "tick {tick}"
+    );
+    encoded
+}
+
+#[test]
+fn ships_moving_as_predicted_cost_nothing_and_steering_ones_two_bytes() {
+    let mut world = World::new(13, 100);
+    for (i, body) in world.entities.values_mut().enumerate() {
+        // 2.5 m and 2/256 of a turn per tick: whole quantization steps, so a prediction
+        // from the last two snapshots is exact.
+        body.local = (100.0 + i as f32 * 5.0, 900.0);
+        body.heading = 0.0;
+        body.velocity = (2.5, -1.25);
+        body.turn = std::f32::consts::TAU * 2.0 / 256.0;
+    }
+    let advance = |world: &mut World| {
+        for body in world.entities.values_mut() {
+            body.local.0 += body.velocity.0;
+            body.local.1 += body.velocity.1;
+            body.heading += body.turn;
+        }
+    };
+    let mut encoder = SnapshotEncoder::new(unlimited());
+    let mut decoder = SnapshotDecoder::new(unlimited());
+    send_all(&mut encoder, &mut decoder, 1, &world);
+    advance(&mut world);
+    let learning = send_all(&mut encoder, &mut decoder, 2, &world);
+    assert_eq!(learning.changes_sent, 100, "the first move is news");
+    for tick in 3..=20 {
+        advance(&mut world);
+        let cruising = send_all(&mut encoder, &mut decoder, tick, &world);
+        assert_eq!(
+            cruising.changes_sent, 0,
+            "tick {tick}: cruising costs nothing"
+        );
+        assert_eq!(cruising.record_bytes, 0);
+    }
+    // They steer: velocity and turn rate drift a little each tick.
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for tick in 21..=40 {
+        for body in world.entities.values_mut() {
+            body.velocity.0 += rng.random_range(-0.15..0.15);
+            body.velocity.1 += rng.random_range(-0.15..0.15);
+            body.turn += rng.random_range(-0.01..0.01);
+        }
+        advance(&mut world);
+        let steering = send_all(&mut encoder, &mut decoder, tick, &world);
+        let per_entity = steering.record_bytes as f64 / steering.changes_sent.max(1) as f64;
+        assert!(
+            per_entity <= 2.0,
+            "tick {tick}: {per_entity:.2} bytes per steering ship"
+        );
+    }
+    // They stop dead: the prediction is wrong once, then right again.
+    for body in world.entities.values_mut() {
+        body.velocity = (0.0, 0.0);
+        body.turn = 0.0;
+    }
+    let stopped = send_all(&mut encoder, &mut decoder, 41, &world);
+    assert_eq!(stopped.changes_sent, 100);
+    let still = send_all(&mut encoder, &mut decoder, 42, &world);
+    assert_eq!(still.changes_sent, 0);
 }
 
 #[test]
@@ -325,7 +440,7 @@ fn malformed_datagrams_are_refused_and_change_nothing() {
         Err(SnapshotError::Format(9))
     ));
     assert!(matches!(
-        decoder.receive(&[1, 5, 5, 0, 3, 2]),
+        decoder.receive(&[SNAPSHOT_FORMAT, 5, 5, 0, 3, 2]),
         Err(SnapshotError::BadPart { .. })
     ));
     let mut truncated = first.datagrams[0].clone();
@@ -336,17 +451,39 @@ fn malformed_datagrams_are_refused_and_change_nothing() {
         Err(SnapshotError::Malformed)
     ));
     assert!(matches!(
-        decoder.receive(&[1, 60, 60, 99, 0, 1]),
+        decoder.receive(&[SNAPSHOT_FORMAT, 60, 60, 99, 0, 1]),
         Err(SnapshotError::UnknownBaseline { baseline: 98, .. })
     ));
     // Ids and position deltas that would overflow are refused, not a panic.
     // (17 removals, each 2^60 - 1 ids after the last: past u64::MAX.)
-    let mut overflow = vec![1, 70, 70, 0, 0, 1];
+    let mut overflow = vec![SNAPSHOT_FORMAT, 70, 70, 0, 0, 1];
     for _ in 0..17 {
         overflow.extend_from_slice(&[0xF0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
     }
     assert!(matches!(
         decoder.receive(&overflow),
+        Err(SnapshotError::Malformed)
+    ));
+    // A run (residuals of moving entities) over entities that were never seen moving, or
+    // longer than the movers there are, is refused: nothing to predict them from.
+    let first_id = *before.keys().next().unwrap();
+    let baseline = u8::try_from(first.seq + 1).unwrap();
+    let run_head = u8::try_from(first_id << 4 | 9).unwrap();
+    let run = [
+        SNAPSHOT_FORMAT,
+        80,
+        80,
+        baseline,
+        0,
+        1,
+        run_head,
+        2,
+        0x12,
+        0x34,
+        0x56,
+    ];
+    assert!(matches!(
+        decoder.receive(&run),
         Err(SnapshotError::Malformed)
     ));
     assert_eq!(decoder.view().unwrap().1, &before);

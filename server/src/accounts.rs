@@ -86,6 +86,55 @@ pub enum AccountError {
     Damaged(String),
 }
 
+fn check_password(rules: &AccountRules, password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < rules.min_password_chars {
+        return Err(AccountError::WeakPassword(format!(
+            "at least {} characters",
+            rules.min_password_chars
+        )));
+    }
+    if password.len() > rules.max_password_bytes {
+        return Err(AccountError::WeakPassword(format!(
+            "at most {} bytes",
+            rules.max_password_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a new password against the rules and hashes it (argon2id, tens of milliseconds:
+/// the server runs this off the tick thread).
+pub fn hash_password(rules: &AccountRules, password: &str) -> Result<String, AccountError> {
+    check_password(rules, password)?;
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AccountError::WeakPassword(e.to_string()))?
+        .to_string())
+}
+
+/// Checks a password against a stored hash (`None`: an unknown user, checked against a
+/// stand-in hash so that it takes as long and fails the same way).
+pub fn verify_password(stored_phc: Option<&str>, password: &str) -> Result<(), AccountError> {
+    static STAND_IN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let stand_in = STAND_IN.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"no such user", &salt)
+            .expect("argon2 default parameters hash")
+            .to_string()
+    });
+    let parsed = PasswordHash::new(stored_phc.unwrap_or(stand_in))
+        .map_err(|e| AccountError::Damaged(format!("a stored password hash: {e}")))?;
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .map_err(|_| AccountError::BadCredentials)?;
+    if stored_phc.is_none() {
+        return Err(AccountError::BadCredentials);
+    }
+    Ok(())
+}
+
 /// Accounts and sessions over a store.
 pub struct Accounts<'a> {
     store: &'a WorldStore,
@@ -98,6 +147,8 @@ impl<'a> Accounts<'a> {
     }
 
     /// Creates an account (names are checked by the store: 1-64 of `[A-Za-z0-9_.-]`).
+    /// Hashes the password here; the server hashes on a worker with [`hash_password`] and
+    /// calls [`Accounts::create`].
     pub fn register(
         &self,
         user: &str,
@@ -105,12 +156,18 @@ impl<'a> Accounts<'a> {
         role: Role,
         now_unix_s: u64,
     ) -> Result<(), AccountError> {
-        self.check_password(password)?;
-        let salt = SaltString::generate(&mut OsRng);
-        let password_phc = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| AccountError::WeakPassword(e.to_string()))?
-            .to_string();
+        let password_phc = hash_password(&self.rules, password)?;
+        self.create(user, password_phc, role, now_unix_s)
+    }
+
+    /// Creates an account whose password [`hash_password`] hashed.
+    pub fn create(
+        &self,
+        user: &str,
+        password_phc: String,
+        role: Role,
+        now_unix_s: u64,
+    ) -> Result<(), AccountError> {
         let record = AccountRecord {
             password_phc,
             role,
@@ -125,18 +182,12 @@ impl<'a> Accounts<'a> {
         }
     }
 
-    fn check_password(&self, password: &str) -> Result<(), AccountError> {
-        if password.chars().count() < self.rules.min_password_chars {
-            return Err(AccountError::WeakPassword(format!(
-                "at least {} characters",
-                self.rules.min_password_chars
-            )));
-        }
-        if password.len() > self.rules.max_password_bytes {
-            return Err(AccountError::WeakPassword(format!(
-                "at most {} bytes",
-                self.rules.max_password_bytes
-            )));
+    /// Refuses a registration that cannot succeed (name taken or malformed, weak password)
+    /// before any time is spent hashing.
+    pub fn check_new_account(&self, user: &str, password: &str) -> Result<(), AccountError> {
+        check_password(&self.rules, password)?;
+        if self.store.account(user)?.is_some() {
+            return Err(AccountError::NameTaken(user.to_string()));
         }
         Ok(())
     }
@@ -150,22 +201,40 @@ impl<'a> Accounts<'a> {
             .map_err(|e| AccountError::Damaged(format!("account {user:?}: {e}")))
     }
 
-    /// Checks the password and opens a session; returns its token.
+    /// Checks the password and opens a session; returns its token. The server checks on a
+    /// worker: [`Accounts::stored_password`], [`verify_password`], [`Accounts::open_session`].
     pub fn login(
         &self,
         user: &str,
         password: &str,
         now_unix_s: u64,
     ) -> Result<(Token, Session), AccountError> {
+        let stored = self.stored_password(user, password)?;
+        verify_password(stored.as_deref(), password)?;
+        self.open_session(user, now_unix_s)
+    }
+
+    /// The stored password hash of `user` (`None`: no such user, which must cost the same
+    /// time to refuse as a wrong password, so [`verify_password`] still runs).
+    pub fn stored_password(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<String>, AccountError> {
         if password.len() > self.rules.max_password_bytes {
             return Err(AccountError::BadCredentials);
         }
+        Ok(self.record(user)?.map(|r| r.password_phc))
+    }
+
+    /// Opens a session for a user whose password was verified; returns its token.
+    pub fn open_session(
+        &self,
+        user: &str,
+        now_unix_s: u64,
+    ) -> Result<(Token, Session), AccountError> {
+        // Looked up again: the account may have changed while the password was checked.
         let record = self.record(user)?.ok_or(AccountError::BadCredentials)?;
-        let parsed = PasswordHash::new(&record.password_phc)
-            .map_err(|e| AccountError::Damaged(format!("account {user:?}: {e}")))?;
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .map_err(|_| AccountError::BadCredentials)?;
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let token = Token(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));

@@ -26,7 +26,9 @@ use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::{SimOptions, SimTotals};
 use astroboids_storage::StorageError;
 
-use crate::accounts::{AccountError, AccountRules, Accounts, Role, Session};
+use crate::accounts::{
+    AccountError, AccountRules, Accounts, Role, Session, hash_password, verify_password,
+};
 use crate::limits::{RateLimits, RateRules};
 use crate::views::{Owners, PlayerView};
 
@@ -196,6 +198,60 @@ pub struct WorldServer {
 }
 
 type Answer = Result<Response, RequestError>;
+
+/// A password to hash (registration) or verify (login), away from the tick thread.
+pub struct PasswordJob {
+    rules: AccountRules,
+    user: String,
+    password: String,
+    work: PasswordWork,
+}
+
+enum PasswordWork {
+    Register,
+    /// The stored hash (`None`: no such user; verified against a stand-in all the same).
+    Login {
+        stored: Option<String>,
+    },
+}
+
+impl PasswordJob {
+    /// Hashes or verifies (tens of milliseconds of argon2).
+    pub fn run(self) -> PasswordChecked {
+        let outcome = match self.work {
+            PasswordWork::Register => {
+                PasswordOutcome::Hashed(hash_password(&self.rules, &self.password))
+            }
+            PasswordWork::Login { stored } => {
+                PasswordOutcome::Verified(verify_password(stored.as_deref(), &self.password))
+            }
+        };
+        PasswordChecked {
+            user: self.user,
+            outcome,
+        }
+    }
+}
+
+/// What a [`PasswordJob`] found, for [`WorldServer::finish_password`].
+pub struct PasswordChecked {
+    user: String,
+    outcome: PasswordOutcome,
+}
+
+enum PasswordOutcome {
+    Hashed(Result<String, AccountError>),
+    Verified(Result<(), AccountError>),
+}
+
+impl PasswordChecked {
+    fn kind(&self) -> &'static str {
+        match self.outcome {
+            PasswordOutcome::Hashed(_) => "register",
+            PasswordOutcome::Verified(_) => "login",
+        }
+    }
+}
 
 impl WorldServer {
     pub fn new(world: PersistentWorld, rules: ServerRules) -> Self {
@@ -384,6 +440,104 @@ impl WorldServer {
         response
     }
 
+    /// A registration or login: checked here (rate limits, name, password rules), the
+    /// password hashed or verified by the caller off the tick thread with [`PasswordJob::run`]
+    /// (argon2 takes tens of milliseconds), then finished by [`WorldServer::finish_password`].
+    pub fn prepare_password(
+        &mut self,
+        connection: &Connection,
+        request: Request,
+        now: u64,
+    ) -> Result<PasswordJob, RequestError> {
+        let kind = request.kind();
+        let result = self
+            .limits
+            .check(connection.ip, connection.user(), Duration::from_secs(now))
+            .and_then(|()| self.password_job(request));
+        if let Err(e) = &result {
+            count_request(kind, Some(e));
+        }
+        result
+    }
+
+    /// Creates the account or opens the session a [`PasswordJob`] checked the password for.
+    pub fn finish_password(
+        &mut self,
+        connection: &mut Connection,
+        checked: PasswordChecked,
+        now: u64,
+    ) -> Response {
+        let kind = checked.kind();
+        let response = self
+            .finish_password_job(connection, checked, now)
+            .unwrap_or_else(Response::Error);
+        count_request(
+            kind,
+            match &response {
+                Response::Error(e) => Some(e),
+                _ => None,
+            },
+        );
+        response
+    }
+
+    fn password_job(&self, request: Request) -> Result<PasswordJob, RequestError> {
+        let accounts = self.accounts();
+        let (user, password, work) = match request {
+            Request::Register { user, password } => {
+                accounts
+                    .check_new_account(&user, &password)
+                    .map_err(account_error)?;
+                (user, password, PasswordWork::Register)
+            }
+            Request::Login { user, password } => {
+                let stored = accounts
+                    .stored_password(&user, &password)
+                    .map_err(account_error)?;
+                (user, password, PasswordWork::Login { stored })
+            }
+            other => {
+                return Err(RequestError::Invalid(format!(
+                    "{} is not a registration or login",
+                    other.kind()
+                )));
+            }
+        };
+        Ok(PasswordJob {
+            rules: self.rules.accounts.clone(),
+            user,
+            password,
+            work,
+        })
+    }
+
+    fn finish_password_job(
+        &mut self,
+        connection: &mut Connection,
+        checked: PasswordChecked,
+        now: u64,
+    ) -> Answer {
+        let accounts = self.accounts();
+        match checked.outcome {
+            PasswordOutcome::Hashed(phc) => {
+                phc.and_then(|phc| accounts.create(&checked.user, phc, Role::Player, now))
+                    .map_err(account_error)?;
+                Ok(Response::Registered)
+            }
+            PasswordOutcome::Verified(verified) => {
+                let (token, session) = verified
+                    .and_then(|()| accounts.open_session(&checked.user, now))
+                    .map_err(account_error)?;
+                let expires_in_s = session.expires_unix_s.saturating_sub(now);
+                connection.session = Some((token.clone(), session));
+                Ok(Response::LoggedIn {
+                    token,
+                    expires_in_s,
+                })
+            }
+        }
+    }
+
     /// A trace request: checked here (rate limits, login, ownership, range), carried out by
     /// the caller off the tick thread with [`TraceJob::run`].
     pub fn prepare_trace(
@@ -459,23 +613,11 @@ impl WorldServer {
 
     fn answer(&mut self, connection: &mut Connection, request: Request, now: u64) -> Answer {
         match request {
-            Request::Register { user, password } => {
-                self.accounts()
-                    .register(&user, &password, Role::Player, now)
-                    .map_err(account_error)?;
-                Ok(Response::Registered)
-            }
-            Request::Login { user, password } => {
-                let (token, session) = self
-                    .accounts()
-                    .login(&user, &password, now)
-                    .map_err(account_error)?;
-                let expires_in_s = session.expires_unix_s.saturating_sub(now);
-                connection.session = Some((token.clone(), session));
-                Ok(Response::LoggedIn {
-                    token,
-                    expires_in_s,
-                })
+            request @ (Request::Register { .. } | Request::Login { .. }) => {
+                // Here, hashing in line (tests, tools); the server's shell runs the job on a
+                // worker instead (`prepare_password`, `finish_password`).
+                let job = self.password_job(request)?;
+                self.finish_password_job(connection, job.run(), now)
             }
             Request::Authenticate { token } => {
                 let session = self
@@ -870,7 +1012,7 @@ fn require_admin(session: &Session) -> Result<(), RequestError> {
 }
 
 /// Counts a request by kind, and a refused one (`error`) by why.
-fn count_request(kind: &'static str, error: Option<&RequestError>) {
+pub(crate) fn count_request(kind: &'static str, error: Option<&RequestError>) {
     metrics::counter!("astroboids_requests_total", "kind" => kind).increment(1);
     if let Some(e) = error {
         let reason = match e {

@@ -32,7 +32,9 @@ use astroboids_scripting::ScriptEngine;
 use astroboids_sim::scripts::ScriptLibrary;
 
 use crate::monitoring;
-use crate::requests::{Connection, ServerRules, WorldServer};
+use crate::requests::{
+    Connection, PasswordChecked, PasswordJob, ServerRules, WorldServer, count_request,
+};
 use crate::tls::{IdentityError, ServerIdentity};
 
 /// Limits of the network shell.
@@ -174,6 +176,12 @@ enum TickEvent {
     },
     Disconnected {
         conn: u64,
+    },
+    /// A password worker finished a registration's or login's argon2.
+    PasswordChecked {
+        conn: u64,
+        id: u64,
+        checked: PasswordChecked,
     },
     Shutdown,
 }
@@ -510,7 +518,55 @@ struct TickLoop {
     shared: Arc<Shared>,
     connections: HashMap<u64, ConnectionState>,
     trace_busy: Arc<AtomicBool>,
+    passwords: PasswordWorkers,
     shutdown: bool,
+}
+
+/// Registrations and logins waiting for a password worker; beyond this they are refused as
+/// busy (a login storm must not grow memory without bound).
+const PASSWORD_QUEUE: usize = 256;
+
+/// Threads that hash and verify passwords (argon2: tens of milliseconds each, which the tick
+/// thread cannot spare: 1,000 bots logging in held ticks back by seconds when it did this).
+/// Results come back to the tick thread as [`TickEvent::PasswordChecked`].
+struct PasswordWorkers {
+    jobs: mpsc::SyncSender<(u64, u64, PasswordJob)>,
+}
+
+impl PasswordWorkers {
+    /// Half the cores (at least one): the other half stays with the tick thread and scripts.
+    fn start(tick_tx: &mpsc::Sender<TickEvent>) -> Self {
+        let (jobs, queue) = mpsc::sync_channel::<(u64, u64, PasswordJob)>(PASSWORD_QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+        for _ in 0..workers {
+            let queue = Arc::clone(&queue);
+            let tick_tx = tick_tx.clone();
+            // Ends when the tick loop (the only sender) is gone.
+            std::thread::Builder::new()
+                .name("astroboids-passwords".into())
+                .spawn(move || {
+                    loop {
+                        let next = queue.lock().expect("not poisoned").recv();
+                        let Ok((conn, id, job)) = next else { break };
+                        let checked = job.run();
+                        if tick_tx
+                            .send(TickEvent::PasswordChecked { conn, id, checked })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                })
+                .expect("the OS starts a password worker thread");
+        }
+        Self { jobs }
+    }
+
+    /// Queues a job; `false` when the queue is full (or no worker runs).
+    fn submit(&self, conn: u64, id: u64, job: PasswordJob) -> bool {
+        self.jobs.try_send((conn, id, job)).is_ok()
+    }
 }
 
 struct ConnectionState {
@@ -522,11 +578,13 @@ struct ConnectionState {
 
 impl TickLoop {
     fn new(server: WorldServer, shared: Arc<Shared>) -> Self {
+        let passwords = PasswordWorkers::start(&shared.tick_tx);
         Self {
             server,
             shared,
             connections: HashMap::new(),
             trace_busy: Arc::new(AtomicBool::new(false)),
+            passwords,
             shutdown: false,
         }
     }
@@ -706,6 +764,15 @@ impl TickLoop {
                 self.shared.queued.fetch_sub(1, Ordering::SeqCst);
                 self.handle_request(conn, id, request);
             }
+            TickEvent::PasswordChecked { conn, id, checked } => {
+                let Some(state) = self.connections.get_mut(&conn) else {
+                    return; // The connection is gone; nobody is waiting for the answer.
+                };
+                let response =
+                    self.server
+                        .finish_password(&mut state.connection, checked, unix_now_s());
+                let _ = state.to_conn.send(ToConnection::Answer { id, response });
+            }
             TickEvent::Shutdown => self.shutdown = true,
         }
     }
@@ -761,6 +828,25 @@ impl TickLoop {
                             let _ = to_conn.send(ToConnection::Answer { id, response });
                         });
                         return;
+                    }
+                }
+            }
+            request @ (Request::Register { .. } | Request::Login { .. }) => {
+                let kind = request.kind();
+                match self
+                    .server
+                    .prepare_password(&state.connection, request, now)
+                {
+                    Err(e) => Response::Error(e),
+                    Ok(job) => {
+                        if self.passwords.submit(conn, id, job) {
+                            return;
+                        }
+                        let busy = RequestError::Unavailable(
+                            "the server is busy checking passwords; try again in a moment".into(),
+                        );
+                        count_request(kind, Some(&busy));
+                        Response::Error(busy)
                     }
                 }
             }
@@ -985,13 +1071,22 @@ fn forward_request(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::num::NonZeroU32;
 
-    /// The tick thread stops carrying out events when the next tick is due, however many are
-    /// waiting (a steady stream of requests once held ticks back for seconds).
-    #[test]
-    fn a_full_queue_does_not_hold_the_next_tick_back() {
-        let dir = std::env::temp_dir().join(format!("astroboids-serve-{}", std::process::id()));
+    use super::*;
+    use crate::limits::RateRules;
+
+    /// A tick loop over a fresh world in `name`, with the channel its events come on.
+    fn tick_loop(
+        name: &str,
+        rules: ServerRules,
+    ) -> (
+        TickLoop,
+        mpsc::Sender<TickEvent>,
+        mpsc::Receiver<TickEvent>,
+        PathBuf,
+    ) {
+        let dir = std::env::temp_dir().join(format!("astroboids-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (world, _) = PersistentWorld::open(&dir, WorldRequest::default()).unwrap();
         let script_engine = world
@@ -1012,7 +1107,16 @@ mod tests {
             script_engine,
             compile_slots: tokio::sync::Semaphore::new(1),
         });
-        let mut tick_loop = TickLoop::new(WorldServer::new(world, ServerRules::default()), shared);
+        let tick_loop = TickLoop::new(WorldServer::new(world, rules), shared);
+        (tick_loop, tick_tx, events, dir)
+    }
+
+    /// The tick thread stops carrying out events when the next tick is due, however many are
+    /// waiting (a steady stream of requests once held ticks back for seconds).
+    #[test]
+    fn a_full_queue_does_not_hold_the_next_tick_back() {
+        let (mut tick_loop, tick_tx, events, dir) =
+            tick_loop("serve-queue", ServerRules::default());
         // A million cheap events: far more than any machine carries out in the 1 ms wait.
         let waiting = 1_000_000;
         for conn in 0..waiting {
@@ -1028,6 +1132,123 @@ mod tests {
             left < waiting as usize,
             "none was carried out while waiting"
         );
+        drop(tick_loop);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    /// Registrations and logins wait for a password worker, not the tick thread; a flood
+    /// beyond the worker queue is refused as busy at once, and every request gets an answer.
+    #[test]
+    fn password_hashing_is_queued_for_workers_and_a_flood_is_refused_as_busy() {
+        let unlimited = NonZeroU32::new(1_000_000).unwrap();
+        let rules = ServerRules {
+            rates: RateRules {
+                per_ip_per_s: unlimited,
+                per_ip_burst: unlimited,
+                per_account_per_s: unlimited,
+                per_account_burst: unlimited,
+            },
+            ..ServerRules::default()
+        };
+        let (mut tick_loop, _tick_tx, events, dir) = tick_loop("serve-passwords", rules);
+        let (to_conn, mut answers) = tokio::sync::mpsc::unbounded_channel();
+        let (updates, _live) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        tick_loop.handle_event(TickEvent::Connected {
+            conn: 1,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            to_conn,
+            live: LiveChannel {
+                updates,
+                acked: Arc::new(AtomicU32::new(0)),
+                max_datagram_bytes: 0,
+            },
+        });
+        // Far more than the queue holds, faster than any worker hashes.
+        let flood = 2_000u64;
+        for id in 0..flood {
+            tick_loop.handle_event(TickEvent::Request {
+                conn: 1,
+                id,
+                request: Request::Register {
+                    user: format!("pilot{id}"),
+                    password: "correct horse".into(),
+                },
+            });
+        }
+        /// Answers by kind, each request answered once.
+        #[derive(Default)]
+        struct Tally {
+            busy: u64,
+            registered: u64,
+            answered: std::collections::HashSet<u64>,
+        }
+        impl Tally {
+            fn take(&mut self, answers: &mut tokio::sync::mpsc::UnboundedReceiver<ToConnection>) {
+                while let Ok(answer) = answers.try_recv() {
+                    let ToConnection::Answer { id, response } = answer else {
+                        panic!("the connection was closed");
+                    };
+                    assert!(self.answered.insert(id), "request {id} answered twice");
+                    match response {
+                        Response::Registered => self.registered += 1,
+                        Response::Error(RequestError::Unavailable(reason))
+                            if reason.contains("busy checking passwords") =>
+                        {
+                            self.busy += 1
+                        }
+                        other => panic!("request {id}: {other:?}"),
+                    }
+                }
+            }
+        }
+        let mut tally = Tally::default();
+        tally.take(&mut answers);
+        assert!(
+            tally.busy >= flood - PASSWORD_QUEUE as u64 - 64,
+            "only {} of {flood} refused as busy",
+            tally.busy
+        );
+        // The workers' results come back as tick events; the tick thread finishes them.
+        while tally.answered.len() < flood as usize {
+            let event = events
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a password worker answers");
+            tick_loop.handle_event(event);
+            tally.take(&mut answers);
+        }
+        let (busy, registered) = (tally.busy, tally.registered);
+        assert_eq!(registered + busy, flood);
+        assert!(
+            registered >= PASSWORD_QUEUE as u64,
+            "{registered} registered"
+        );
+        // A registered account logs in (verified on a worker too); a wrong password does not.
+        for (id, password) in [(flood, "correct horse"), (flood + 1, "wrong horse")] {
+            tick_loop.handle_event(TickEvent::Request {
+                conn: 1,
+                id,
+                request: Request::Login {
+                    user: "pilot0".into(),
+                    password: password.into(),
+                },
+            });
+            let event = events.recv_timeout(Duration::from_secs(120)).unwrap();
+            assert!(matches!(event, TickEvent::PasswordChecked { .. }));
+            tick_loop.handle_event(event);
+            match answers.try_recv() {
+                Ok(ToConnection::Answer {
+                    response: Response::LoggedIn { .. },
+                    ..
+                }) => assert_eq!(password, "correct horse"),
+                Ok(ToConnection::Answer {
+                    response: Response::Error(RequestError::Rejected(reason)),
+                    ..
+                }) => {
+                    assert_eq!(password, "wrong horse");
+                    assert!(reason.contains("wrong password"), "{reason}");
+                }
+                other => panic!("login with {password:?}: {:?}", other.is_ok()),
+            }
+        }
         drop(tick_loop);
         let _ = std::fs::remove_dir_all(&dir);
     }
