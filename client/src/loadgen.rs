@@ -23,6 +23,9 @@ pub struct LoadPlan {
     pub name_prefix: String,
     /// Bots set up at once (registration hashes passwords on the server: keep it gentle).
     pub setup_concurrency: usize,
+    /// Share of snapshot datagrams each bot drops on arrival (0: none), emulating a lossy
+    /// path; the snapshots bots still complete show what such players get.
+    pub datagram_loss: f64,
 }
 
 /// Progress, readable while the run goes on.
@@ -47,6 +50,8 @@ pub struct LoadReport {
     pub delay_ms_p50: f64,
     pub delay_ms_p99: f64,
     pub events: u64,
+    /// Datagrams the bots dropped on purpose (`LoadPlan::datagram_loss`).
+    pub datagrams_dropped: u64,
     pub errors: u64,
     /// The first few errors, for the report.
     pub error_samples: Vec<String>,
@@ -91,7 +96,10 @@ pub async fn run(plan: &LoadPlan, progress: Arc<LoadProgress>) -> LoadReport {
             progress.set_up.fetch_add(1, Ordering::Relaxed);
             barrier.wait().await;
             match client {
-                Ok(client) => listen(client, plan.measure, &progress).await,
+                Ok(mut client) => {
+                    client.emulate_datagram_loss(plan.datagram_loss, i as u64);
+                    listen(client, plan.measure, &progress).await
+                }
                 Err(e) => {
                     progress.errors.fetch_add(1, Ordering::Relaxed);
                     BotResult {
@@ -120,6 +128,7 @@ struct BotResult {
     seconds: f64,
     snapshots: u64,
     events: u64,
+    datagrams_dropped: u64,
     delays_ms: Vec<f64>,
     errors: Vec<String>,
 }
@@ -208,6 +217,7 @@ async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) 
     }
     result.seconds = started.elapsed().as_secs_f64();
     result.bytes = client.datagram_bytes_received() - bytes_before;
+    result.datagrams_dropped = client.datagrams_dropped();
     let fastest = offsets_ms.iter().copied().fold(f64::INFINITY, f64::min);
     result.delays_ms = offsets_ms.iter().map(|o| o - fastest).collect();
     client.close().await;
@@ -240,6 +250,7 @@ fn summarize(plan: &LoadPlan, setup_s: f64, results: &[BotResult]) -> LoadReport
         delay_ms_p50: percentile(&delays, 0.5),
         delay_ms_p99: percentile(&delays, 0.99),
         events: results.iter().map(|r| r.events).sum(),
+        datagrams_dropped: results.iter().map(|r| r.datagrams_dropped).sum(),
         errors: errors.len() as u64,
         error_samples: errors.into_iter().take(5).collect(),
     }

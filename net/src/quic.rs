@@ -24,6 +24,9 @@ use crate::messages::{ALPN, Request, Response, TickEvents};
 use crate::session::{ClientEvent, ClientSession};
 use crate::snapshot::{SnapshotDecoder, SnapshotLimits, encode_ack};
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 /// The name the server's certificate is made for and the client asks for (pinning, not the
 /// name, is what authenticates the server).
 pub const SERVER_NAME: &str = "astroboids.local";
@@ -276,6 +279,9 @@ pub struct Client {
     snapshots: Option<(SnapshotDecoder, LiveView)>,
     /// Snapshot datagram bytes received (payload, not QUIC overhead).
     datagram_bytes: u64,
+    /// Emulated loss of received datagrams (share, generator), for load tests.
+    datagram_loss: Option<(f64, ChaCha8Rng)>,
+    datagrams_dropped: u64,
     pub server: String,
     pub tick_rate_hz: u32,
 }
@@ -338,6 +344,8 @@ impl Client {
             pending_events: std::collections::VecDeque::new(),
             snapshots: None,
             datagram_bytes: 0,
+            datagram_loss: None,
+            datagrams_dropped: 0,
             server: String::new(),
             tick_rate_hz: 0,
         };
@@ -450,6 +458,19 @@ impl Client {
         self.datagram_bytes
     }
 
+    /// Emulates a lossy path: drops this share (0 to 1) of the snapshot datagrams that
+    /// arrive, before decoding, in an order fixed by `seed`. For load tests and for checking
+    /// that a client on a bad network still converges.
+    pub fn emulate_datagram_loss(&mut self, share: f64, seed: u64) {
+        self.datagram_loss =
+            (share > 0.0).then(|| (share.min(1.0), ChaCha8Rng::seed_from_u64(seed)));
+    }
+
+    /// Datagrams dropped by [`Self::emulate_datagram_loss`] so far.
+    pub fn datagrams_dropped(&self) -> u64 {
+        self.datagrams_dropped
+    }
+
     /// The reconstructed world (after [`Self::subscribe`]).
     pub fn live(&self) -> Option<&LiveView> {
         self.snapshots.as_ref().map(|(_, live)| live)
@@ -465,6 +486,12 @@ impl Client {
             tokio::select! {
                 datagram = self.connection.read_datagram() => {
                     let datagram = datagram.map_err(|e| closed_error(&e))?;
+                    if let Some((share, rng)) = &mut self.datagram_loss
+                        && rng.random_bool(*share)
+                    {
+                        self.datagrams_dropped += 1;
+                        continue;
+                    }
                     self.datagram_bytes += datagram.len() as u64;
                     let Some((decoder, live)) = &mut self.snapshots else {
                         continue;

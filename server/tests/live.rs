@@ -172,3 +172,96 @@ fn players_see_each_other_within_sensor_range_and_a_removal_when_one_leaves() {
     });
     server.stop().unwrap();
 }
+
+/// Collects the views of `snapshots` completed snapshots, by tick.
+async fn views_by_tick(
+    client: &mut Client,
+    snapshots: usize,
+) -> std::collections::BTreeMap<u64, astroboids_net::snapshot::View> {
+    let mut views = std::collections::BTreeMap::new();
+    while views.len() < snapshots {
+        let update = tokio::time::timeout(Duration::from_secs(10), client.next_update())
+            .await
+            .expect("an update within 10 s")
+            .unwrap();
+        if let Update::Snapshot { tick } = update {
+            views.insert(tick, client.live().unwrap().latest().unwrap().clone());
+        }
+    }
+    views
+}
+
+#[test]
+fn a_client_losing_30_percent_of_datagrams_sees_exactly_what_a_lossless_one_sees() {
+    let dir = fresh_dir("live-lossy");
+    let server = RunningServer::start(options(&dir)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Three ships flying on a script, so every snapshot carries changes.
+        let (mut lossy, first) = player(&server, "wanderer").await;
+        let mut ships = vec![first];
+        for _ in 0..2 {
+            let Response::ShipSpawned { ship } = lossy.request(Request::SpawnShip).await.unwrap()
+            else {
+                panic!("spawn")
+            };
+            ships.push(ship);
+        }
+        let upload = Request::UploadScript {
+            name: "runner".into(),
+            wasm: runner(),
+        };
+        assert!(!matches!(
+            lossy.request(upload).await.unwrap(),
+            Response::Error(_)
+        ));
+        for &ship in &ships {
+            let assign = Request::AssignScript {
+                ship,
+                name: "runner".into(),
+            };
+            assert!(!matches!(
+                lossy.request(assign).await.unwrap(),
+                Response::Error(_)
+            ));
+        }
+        // The same player on a second, lossless connection: the same view, tick for tick.
+        let mut lossless = Client::connect(server.addr, server.fingerprint, "test")
+            .await
+            .unwrap();
+        let login = Request::Login {
+            user: "wanderer".into(),
+            password: "long enough".into(),
+        };
+        assert!(!matches!(
+            lossless.request(login).await.unwrap(),
+            Response::Error(_)
+        ));
+        lossy.emulate_datagram_loss(0.3, 7);
+        lossy.subscribe().await.unwrap();
+        lossless.subscribe().await.unwrap();
+        let (seen_lossy, seen_lossless) = tokio::join!(
+            views_by_tick(&mut lossy, 40),
+            views_by_tick(&mut lossless, 40)
+        );
+        assert!(lossy.datagrams_dropped() > 0, "nothing was dropped");
+        let mut compared = 0;
+        for (tick, view) in &seen_lossy {
+            if let Some(truth) = seen_lossless.get(tick) {
+                assert_eq!(view, truth, "tick {tick}");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 10, "only {compared} ticks in common");
+        assert!(
+            seen_lossy
+                .values()
+                .all(|v| ships.iter().all(|s| v.contains_key(s))),
+            "own ships missing from a view"
+        );
+    });
+    server.stop().unwrap();
+}

@@ -55,6 +55,10 @@ pub struct LoadgenArgs {
     /// Bots set up at once.
     #[arg(long, default_value_t = 16)]
     pub setup_concurrency: usize,
+    /// Share (0 to 1) of snapshot datagrams each bot drops on arrival, emulating a lossy
+    /// network.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub drop_datagrams: f64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -468,4 +472,16 @@ pub struct ReplayExportArgs {
     pub from: Option<u64>,
     #[arg(long)]
     pub to: Option<u64>,
+}
+
+/// A share between 0 and 1 (`--drop-datagrams`).
+fn share(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside 0 to 1"))
+    }
 }

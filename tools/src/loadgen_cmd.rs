@@ -118,6 +118,7 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
         measure: Duration::from_secs(args.seconds.max(1)),
         name_prefix: format!("bot{}x", std::process::id()),
         setup_concurrency: args.setup_concurrency,
+        datagram_loss: args.drop_datagrams,
     };
     let progress = Arc::new(LoadProgress::default());
     let bar = indicatif::ProgressBar::new(args.clients as u64);
@@ -192,6 +193,7 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
                 "snapshot_delay_ms_p50": report.delay_ms_p50,
                 "snapshot_delay_ms_p99": report.delay_ms_p99,
                 "events": report.events,
+                "datagrams_dropped": report.datagrams_dropped,
                 "errors": report.errors,
                 "error_samples": report.error_samples,
                 "server_cpu_cores": server_cpu,
@@ -213,6 +215,12 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
             "snapshots          {} (and {} ticks of events)",
             report.snapshots, report.events
         );
+        if report.datagrams_dropped > 0 {
+            println!(
+                "dropped            {} datagrams on purpose (--drop-datagrams)",
+                report.datagrams_dropped
+            );
+        }
         println!("errors             {}", report.errors);
         for e in &report.error_samples {
             println!("  {e}");

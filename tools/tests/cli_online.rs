@@ -354,4 +354,35 @@ fn loadgen_runs_bots_against_a_server_of_its_own_and_reports() {
     );
     let e = fail(&root, &["loadgen", "--clients", "0"]);
     assert!(e.contains("at least 1"), "{e}");
+    let e = fail(&root, &["loadgen", "--drop-datagrams", "1.5"]);
+    assert!(
+        e.contains("--drop-datagrams") && e.contains("outside 0 to 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn loadgen_bots_on_a_lossy_network_still_get_snapshots() {
+    let root = fresh_dir("cli-loadgen-lossy");
+    let out = succeed(
+        &root,
+        &[
+            "loadgen",
+            "--clients",
+            "2",
+            "--seconds",
+            "2",
+            "--drop-datagrams",
+            "0.3",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(
+        report["datagrams_dropped"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    // 10 Hz for 2 s, 2 clients, 30% lost: snapshots keep completing on older baselines.
+    assert!(report["snapshots"].as_u64().unwrap() >= 15, "{report}");
 }
