@@ -7,6 +7,7 @@ mod client_cmd;
 mod loadgen_cmd;
 mod replay_cmd;
 mod script_cmd;
+mod sectors_cmd;
 mod serve_cmd;
 mod sim_cmd;
 
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Admin(args) => admin_cmd::run(&args),
         cli::Command::Watch(args) => client_cmd::watch(&args),
         cli::Command::Loadgen(args) => loadgen_cmd::run_loadgen(&args),
+        cli::Command::Sectors(command) => sectors_cmd::run(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
