@@ -28,12 +28,13 @@ const LEGEND_HEIGHT: u32 = 58;
 /// Room the legend needs, whatever the map's width.
 const MIN_WIDTH: u32 = 620;
 
-const SPACE: [u8; 3] = [8, 10, 18];
+/// Empty space.
+pub const SPACE: [u8; 3] = [8, 10, 18];
 const PAPER: [u8; 3] = [24, 26, 34];
-const TEXT: [u8; 3] = [225, 228, 235];
+pub const TEXT: [u8; 3] = [225, 228, 235];
 const DIM_TEXT: [u8; 3] = [150, 155, 170];
-const NEBULA: [u8; 3] = [120, 80, 215];
-const HAZARD: [u8; 3] = [235, 50, 50];
+pub const NEBULA: [u8; 3] = [120, 80, 215];
+pub const HAZARD: [u8; 3] = [235, 50, 50];
 const GRID: [u8; 3] = [70, 78, 100];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,30 +124,29 @@ pub fn render(
         }
     }
     let captioned = maps.len() > 1;
-    let caption_height = if captioned { TITLE_HEIGHT } else { 0 };
-    let maps_width: u32 = maps
+    let origins = map_origins(maps, pps);
+    let maps_right = origins
         .iter()
-        .map(|m| m.summary.region.width() * pps + MARGIN)
-        .sum::<u32>()
-        + MARGIN;
+        .zip(maps)
+        .map(|(&(x, _), m)| x + m.summary.region.width() * pps)
+        .max()
+        .unwrap_or(0);
     let maps_height = maps
         .iter()
         .map(|m| m.summary.region.height() * pps)
         .max()
         .unwrap_or(0);
-    let width = maps_width.max(MIN_WIDTH);
-    let height = TITLE_HEIGHT + caption_height + maps_height + MARGIN + LEGEND_HEIGHT;
+    let top = origins.first().map_or(TITLE_HEIGHT, |&(_, y)| y);
+    let width = (maps_right + MARGIN).max(MIN_WIDTH);
+    let height = top + maps_height + MARGIN + LEGEND_HEIGHT;
     let mut image = RgbImage::from_pixel(width, height, Rgb(PAPER));
 
     text(&mut image, MARGIN, 13, title, TEXT);
-    let mut x = MARGIN;
-    let top = TITLE_HEIGHT + caption_height;
-    for map in maps {
+    for (map, &(x, y)) in maps.iter().zip(&origins) {
         if captioned {
             text(&mut image, x, TITLE_HEIGHT + 13, &map.caption, DIM_TEXT);
         }
-        draw_map(&mut image, x, top, map, style);
-        x += map.summary.region.width() * pps + MARGIN;
+        draw_map(&mut image, x, y, map, style);
     }
     let sector_size = maps.first().map_or(1000.0, |m| m.summary.sector_size);
     draw_legend(
@@ -157,6 +157,24 @@ pub fn render(
         grid_step(pps),
     );
     Ok(image)
+}
+
+/// Where each map's top-left sector is drawn in the image [`render`] makes of `maps`: side
+/// by side, under the title (and, for more than one map, under their captions).
+pub fn map_origins(maps: &[MapSource<'_>], pixels_per_sector: u32) -> Vec<(u32, u32)> {
+    let top = if maps.len() > 1 {
+        2 * TITLE_HEIGHT
+    } else {
+        TITLE_HEIGHT
+    };
+    let mut x = MARGIN;
+    maps.iter()
+        .map(|m| {
+            let origin = (x, top);
+            x += m.summary.region.width() * pixels_per_sector + MARGIN;
+            origin
+        })
+        .collect()
 }
 
 /// PNG bytes of an image (fast compression: the designer loop waits for it).
