@@ -157,6 +157,19 @@ impl RegionStats {
         rows
     }
 
+    /// The key figures on one line (what `render` prints under each map it writes).
+    pub fn headline(&self) -> String {
+        format!(
+            "asteroids per sector p50 {} p99 {}, ore per sector p50 {}, empty {}, nebula area {}, hazards {}",
+            thousands(self.asteroids_per_sector.p50),
+            thousands(self.asteroids_per_sector.p99),
+            thousands(self.ore_per_sector.p50),
+            percent(self.empty_share),
+            percent(self.nebula_area_share),
+            percent(self.hazard_share)
+        )
+    }
+
     /// A plain-text table.
     pub fn table(&self) -> String {
         let mut out = String::new();

@@ -137,6 +137,7 @@ fn render_round(args: &SectorsRenderArgs) -> Result<()> {
         style.pixels_per_sector,
         png.len() / 1024
     );
+    println!("  {}", RegionStats::of(&g.summary).headline());
     eprintln!(
         "generated {} sectors in {:.2} s, drew and encoded in {:.2} s, wrote in {:.2} s",
         g.summary.sectors.len(),
