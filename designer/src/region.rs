@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use astroboids_engine::StateHasher;
 use astroboids_sim::sectors::{SectorContents, SectorGenerator, contents_hash};
-use astroboids_sim::space::SectorCoord;
+use astroboids_sim::space::{SectorCoord, Vec2};
 
 /// Most sectors one region may hold (2,000 x 2,000; a summary is 24 bytes, so ~100 MB).
 pub const MAX_REGION_SECTORS: u64 = 4_000_000;
@@ -136,7 +136,7 @@ impl SectorSummary {
                 .filter(|i| {
                     let x = ((i % COVERAGE_GRID) as f32 + 0.5) * step;
                     let y = ((i / COVERAGE_GRID) as f32 + 0.5) * step;
-                    contents.in_nebula(astroboids_sim::space::Vec2::new(x, y))
+                    contents.in_nebula(Vec2::new(x, y))
                 })
                 .count()
         };

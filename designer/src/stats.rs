@@ -185,25 +185,10 @@ impl RegionStats {
         out
     }
 
-    /// Two regions' tables side by side, with the change from `a` to `b`.
-    pub fn compare_table(a: &Self, b: &Self, a_name: &str, b_name: &str) -> String {
+    /// Two regions' tables side by side (columns A and B), with the change from A to B.
+    pub fn compare_table(a: &Self, b: &Self) -> String {
         let mut out = String::new();
-        let name = |n: &str| -> String {
-            if n.chars().count() > 14 {
-                let tail: String = n.chars().rev().take(13).collect();
-                format!("…{}", tail.chars().rev().collect::<String>())
-            } else {
-                n.to_string()
-            }
-        };
-        let _ = writeln!(
-            out,
-            "  {:<26} {:>14} {:>14} {:>10}",
-            "",
-            name(a_name),
-            name(b_name),
-            "change"
-        );
+        let _ = writeln!(out, "  {:<26} {:>14} {:>14} {:>10}", "", "A", "B", "change");
         for ((label, va, na), (_, vb, nb)) in a.rows().into_iter().zip(b.rows()) {
             let change = if na == nb {
                 "=".to_string()

@@ -204,10 +204,7 @@ fn compare_round(args: &SectorsCompareArgs) -> Result<()> {
             "seed {}, {}: A = {a_label}, B = {b_label}",
             args.region.seed, a.summary.region
         );
-        print!(
-            "{}",
-            RegionStats::compare_table(&a_stats, &b_stats, "A", "B")
-        );
+        print!("{}", RegionStats::compare_table(&a_stats, &b_stats));
     }
     if let Some(out) = &args.out {
         // One ore scale for both, so brightness compares by eye.

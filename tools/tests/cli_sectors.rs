@@ -70,7 +70,10 @@ fn maps_stats_and_comparisons_of_a_region() {
         ],
     );
     assert!(out.contains("40 x 40") && out.contains("map.png"), "{out}");
-    assert!(out.contains("empty") && out.contains("nebula area"), "key figures: {out}");
+    assert!(
+        out.contains("empty") && out.contains("nebula area"),
+        "key figures: {out}"
+    );
     let (width, height) = png_size(&dir.join("map.png"));
     assert!(width >= 40 * 8 && height >= 40 * 8, "{width} x {height}");
 
