@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use astroboids_designer::render::{png_bytes, render};
-use astroboids_designer::{Coord, MapSource, MapStyle, Region, RegionStats, RegionSummary};
+use astroboids_designer::{Coord, MapSource, MapStyle, Region, RegionStats, RegionSummary, Shade};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::sectors::SectorGenerator;
 
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let generator = SectorGenerator::new(&config, 1);
             let summary = RegionSummary::generate(&generator, size, region(200), &|_| {});
-            let style = MapStyle::auto(&[&summary]);
+            let style = MapStyle::auto(&[&summary], Shade::Ore);
             let map = MapSource {
                 summary: &summary,
                 generator: &generator,

@@ -13,5 +13,5 @@ pub mod stats;
 
 pub use presets::{ConfigSource, PRESETS, Preset};
 pub use region::{Coord, Region, RegionSummary};
-pub use render::{MapSource, MapStyle};
+pub use render::{MapSource, MapStyle, Shade};
 pub use stats::RegionStats;

@@ -49,34 +49,56 @@ pub enum RenderError {
     Encode(String),
 }
 
+/// What a sector's cell brightness shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shade {
+    /// Ore in the sector (how rich).
+    #[default]
+    Ore,
+    /// Asteroids in the sector (how dense).
+    Asteroids,
+}
+
 /// How to draw a map.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapStyle {
     pub pixels_per_sector: u32,
+    pub shade: Shade,
     /// Ore per sector drawn at full brightness (more is drawn the same).
     pub ore_scale: u64,
+    /// Asteroids per sector drawn at full brightness, when shading by asteroids.
+    pub asteroid_scale: u64,
 }
 
 impl MapStyle {
     /// A zoom that fits the regions (side by side) in about 1,200 pixels high or 1,800 wide,
-    /// and an ore scale at the 99th percentile of them all (shared, so two maps compare by
-    /// eye).
-    pub fn auto(regions: &[&RegionSummary]) -> Self {
+    /// and scales at the 99th percentile of them all (shared, so two maps compare by eye).
+    pub fn auto(regions: &[&RegionSummary], shade: Shade) -> Self {
         let height = regions.iter().map(|r| r.region.height()).max().unwrap_or(1);
         let width: u32 = regions.iter().map(|r| r.region.width()).sum();
         let side = height.max(width * 2 / 3).max(1);
-        let mut ores: Vec<u64> = regions
-            .iter()
-            .flat_map(|r| r.sectors.iter().map(|s| s.ore))
-            .collect();
-        ores.sort_unstable();
-        let p99 = ores
-            .get((ores.len() * 99 / 100).min(ores.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0);
+        let p99 = |value: fn(&crate::region::SectorSummary) -> u64| {
+            let mut values: Vec<u64> = regions
+                .iter()
+                .flat_map(|r| r.sectors.iter().map(value))
+                .collect();
+            values.sort_unstable();
+            let at = (values.len() * 99 / 100).min(values.len().saturating_sub(1));
+            nice_ceiling(values.get(at).copied().unwrap_or(0).max(1))
+        };
         Self {
             pixels_per_sector: (AUTO_MAP_SIDE / side).clamp(1, 32),
-            ore_scale: nice_ceiling(p99.max(1)),
+            shade,
+            ore_scale: p99(|s| s.ore),
+            asteroid_scale: p99(|s| u64::from(s.asteroids)),
+        }
+    }
+
+    /// The shaded value of a sector and the value drawn at full brightness.
+    fn shaded(&self, sector: &crate::region::SectorSummary) -> (u64, u64) {
+        match self.shade {
+            Shade::Ore => (sector.ore, self.ore_scale),
+            Shade::Asteroids => (u64::from(sector.asteroids), self.asteroid_scale),
         }
     }
 }
@@ -214,7 +236,8 @@ fn draw_map(image: &mut RgbImage, left: u32, top: u32, map: &MapSource<'_>, styl
                 draw_sector_detail(image, x0, y0, pps, summary.sector_size, &contents, style);
             } else {
                 let s = summary.get(column, row);
-                let mut colour = ore_colour(s.ore, style.ore_scale);
+                let (value, full) = style.shaded(s);
+                let mut colour = ore_colour(value, full);
                 colour = blend(colour, NEBULA, nebula_tint(s.nebula_coverage));
                 if s.hazards > 0 && pps < 3 {
                     colour = blend(colour, HAZARD, 0.6);
@@ -289,22 +312,19 @@ fn draw_sector_detail(
 
 fn draw_legend(image: &mut RgbImage, top: u32, style: &MapStyle, sector_size: f32, step: u32) {
     let mut x = MARGIN;
-    // Ore ramp.
-    text(image, x, top + 10, "ore per sector", DIM_TEXT);
+    // The brightness ramp (zoomed in, rocks are drawn by their ore instead).
+    let (label, full) = match style.shade {
+        Shade::Ore => ("ore per sector", style.ore_scale),
+        Shade::Asteroids => ("asteroids per sector", style.asteroid_scale),
+    };
+    text(image, x, top + 10, label, DIM_TEXT);
     let ramp_width = 150;
     for i in 0..ramp_width {
-        let ore = style.ore_scale * u64::from(i) / u64::from(ramp_width - 1);
-        fill(
-            image,
-            x + i,
-            top + 14,
-            1,
-            12,
-            ore_colour(ore, style.ore_scale),
-        );
+        let value = full * u64::from(i) / u64::from(ramp_width - 1);
+        fill(image, x + i, top + 14, 1, 12, ore_colour(value, full));
     }
     text(image, x, top + 38, "0", TEXT);
-    let max_label = format!("{}+", style.ore_scale);
+    let max_label = format!("{full}+");
     text(
         image,
         x + ramp_width - 6 * max_label.len() as u32,
@@ -345,11 +365,11 @@ fn draw_legend(image: &mut RgbImage, top: u32, style: &MapStyle, sector_size: f3
     };
     text(image, x + bar_shown + 6, top + 42, &label, TEXT);
     let footnote = if style.pixels_per_sector >= DETAIL_PIXELS_PER_SECTOR {
-        "top row = smallest y; every sector drawn to scale"
+        "top row = smallest y; every sector drawn to scale, rocks by their ore".to_string()
     } else {
-        "top row = smallest y; one cell per sector, tinted by its nebulae and ore"
+        format!("top row = smallest y; one cell per sector: brightness = {label}, purple = nebulae")
     };
-    text(image, MARGIN, top + 54, footnote, DIM_TEXT);
+    text(image, MARGIN, top + 54, &footnote, DIM_TEXT);
 }
 
 /// How strongly a cell shows nebula: any nebula clearly, more coverage more so (a sector's

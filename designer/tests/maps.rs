@@ -4,7 +4,7 @@
 use astroboids_designer::render::{
     DETAIL_PIXELS_PER_SECTOR, HAZARD, SPACE, TEXT, map_origins, png_bytes, render,
 };
-use astroboids_designer::{Coord, MapSource, MapStyle, Region, RegionStats, RegionSummary};
+use astroboids_designer::{Coord, MapSource, MapStyle, Region, RegionStats, RegionSummary, Shade};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::sectors::SectorGenerator;
 use astroboids_sim::space::Vec2;
@@ -97,7 +97,9 @@ fn a_map_shows_ore_nebulae_hazards_and_empty_space_where_they_are() {
     let summary = w.summary(region("-20,-20", "19,19"));
     let style = MapStyle {
         pixels_per_sector: 8,
+        shade: Shade::Ore,
         ore_scale: 10_000,
+        asteroid_scale: 20,
     };
     let maps = [MapSource {
         summary: &summary,
@@ -147,7 +149,9 @@ fn zoomed_in_each_asteroid_is_drawn_where_it_lies() {
     assert!(pps >= DETAIL_PIXELS_PER_SECTOR);
     let style = MapStyle {
         pixels_per_sector: pps,
+        shade: Shade::Ore,
         ore_scale: 10_000,
+        asteroid_scale: 20,
     };
     let maps = [MapSource {
         summary: &summary,
@@ -194,7 +198,7 @@ fn two_maps_go_side_by_side_and_oversized_maps_are_refused() {
     let a = w.summary(region("0,0", "29,19"));
     let other = SectorGenerator::new(&w.config, 2);
     let b = RegionSummary::generate(&other, 1000.0, a.region, &|_| {});
-    let style = MapStyle::auto(&[&a, &b]);
+    let style = MapStyle::auto(&[&a, &b], Shade::Ore);
     let maps = [
         MapSource {
             summary: &a,
@@ -214,11 +218,38 @@ fn two_maps_go_side_by_side_and_oversized_maps_are_refused() {
     assert!(image.width() >= origins[1].0 + 30 * style.pixels_per_sector);
     let huge = MapStyle {
         pixels_per_sector: 300,
-        ore_scale: 1,
+        ..MapStyle::auto(&[&a], Shade::Ore)
     };
     let e = render(&maps, &huge, "too big").unwrap_err().to_string();
     assert!(
         e.contains("9000-pixel map") && e.contains("at most 8192"),
         "{e}"
     );
+}
+
+#[test]
+fn shaded_by_asteroids_the_densest_sectors_are_brightest() {
+    let w = world();
+    let summary = w.summary(region("-20,-20", "19,19"));
+    let style = MapStyle {
+        pixels_per_sector: 8,
+        ..MapStyle::auto(&[&summary], Shade::Asteroids)
+    };
+    let densest = summary.sectors.iter().map(|s| s.asteroids).max().unwrap();
+    assert!(u64::from(densest) <= style.asteroid_scale * 2);
+    let maps = [MapSource {
+        summary: &summary,
+        generator: &w.generator,
+        caption: String::new(),
+    }];
+    let image = render(&maps, &style, "density").unwrap();
+    let (left, top) = map_origins(&maps, 8)[0];
+    let brightness = |(column, row): (u32, u32)| {
+        let p = image.get_pixel(left + column * 8 + 4, top + row * 8 + 4).0;
+        p.iter().map(|&v| u32::from(v)).sum::<u32>()
+    };
+    let plain = |s: &astroboids_designer::region::SectorSummary| s.nebula_coverage == 0.0;
+    let dense = find(&summary, |s| s.asteroids == densest && plain(s));
+    let sparse = find(&summary, |s| s.asteroids == 1 && plain(s));
+    assert!(brightness(dense) > brightness(sparse) + 150);
 }

@@ -86,6 +86,24 @@ pub struct SectorsRenderArgs {
     /// asteroids, nebulae and hazards are drawn.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub pixels_per_sector: Option<u32>,
+    /// What a sector's brightness shows: its ore or its number of asteroids.
+    #[arg(long, value_enum, default_value_t = ShadeArg::Ore)]
+    pub shade: ShadeArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShadeArg {
+    Ore,
+    Asteroids,
+}
+
+impl From<ShadeArg> for astroboids_designer::Shade {
+    fn from(shade: ShadeArg) -> Self {
+        match shade {
+            ShadeArg::Ore => Self::Ore,
+            ShadeArg::Asteroids => Self::Asteroids,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +130,9 @@ pub struct SectorsCompareArgs {
     pub out: Option<PathBuf>,
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub pixels_per_sector: Option<u32>,
+    /// What a sector's brightness shows: its ore or its number of asteroids.
+    #[arg(long, value_enum, default_value_t = ShadeArg::Ore)]
+    pub shade: ShadeArg,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,

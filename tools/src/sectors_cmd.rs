@@ -113,7 +113,7 @@ fn render_round(args: &SectorsRenderArgs) -> Result<()> {
     let config = load(&args.config)?;
     let label = args.config.label();
     let g = generate(&config, &args.region, &label)?;
-    let mut style = MapStyle::auto(&[&g.summary]);
+    let mut style = MapStyle::auto(&[&g.summary], args.shade.into());
     if let Some(pps) = args.pixels_per_sector {
         style.pixels_per_sector = pps;
     }
@@ -208,7 +208,7 @@ fn compare_round(args: &SectorsCompareArgs) -> Result<()> {
     }
     if let Some(out) = &args.out {
         // One ore scale for both, so brightness compares by eye.
-        let mut style = MapStyle::auto(&[&a.summary, &b.summary]);
+        let mut style = MapStyle::auto(&[&a.summary, &b.summary], args.shade.into());
         if let Some(pps) = args.pixels_per_sector {
             style.pixels_per_sector = pps;
         }

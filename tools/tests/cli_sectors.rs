@@ -76,6 +76,28 @@ fn maps_stats_and_comparisons_of_a_region() {
     );
     let (width, height) = png_size(&dir.join("map.png"));
     assert!(width >= 40 * 8 && height >= 40 * 8, "{width} x {height}");
+    succeed(
+        &dir,
+        &[
+            "render",
+            "--shade",
+            "asteroids",
+            "--from",
+            "0,0",
+            "--to",
+            "9,9",
+            "--out",
+            "density.png",
+        ],
+    );
+    assert!(png_size(&dir.join("density.png")).0 > 0);
+    let e = fail(
+        &dir,
+        &[
+            "render", "--shade", "rocks", "--from", "0,0", "--to", "1,1", "--out", "x.png",
+        ],
+    );
+    assert!(e.contains("rocks") && e.contains("asteroids"), "{e}");
 
     let stats = |config: &str| -> serde_json::Value {
         let out = succeed(
