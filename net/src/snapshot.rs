@@ -17,8 +17,8 @@
 //! acknowledges it once all its datagrams arrived, and shows the newest complete one.
 //!
 //! Wire format of a datagram: `[FORMAT u8][seq varint][tick varint][baseline varint: 0 = none,
-//! else seq + 1][part u8][parts u8]` then records, each `varint(id_gap << 4 | flags)` with the
-//! id gap from the previous record's (last) id in this datagram. flags 0 = removal; 8 = a whole
+//! else seq + 1][part u8][parts u8]` then records, each `varint(id_gap << 4 | flags)` (in 128
+//! bits: ids use all 64) with the id gap from the previous record's (last) id in this datagram. flags 0 = removal; 8 = a whole
 //! entity follows (motion reset); 9 = a run: `varint(n)` then n entries of 12 bits (4-bit
 //! residuals x, y, heading) for this entity and the next n - 1 moving entities of the
 //! baseline, in id order; else bit 0 = position residual (two zigzag varints), bit 1 = heading
@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 /// The snapshot datagram format this build speaks.
-pub const SNAPSHOT_FORMAT: u8 = 2;
+pub const SNAPSHOT_FORMAT: u8 = 3;
 
 /// Positions are quantized to 1/16 m inside a sector (u16: sectors up to 4,096 m).
 pub const POSITION_STEPS_PER_METRE: f32 = 16.0;
@@ -153,6 +153,17 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// A record's head: `varint(id_gap << 4 | flags)`, computed in 128 bits so that no gap loses
+/// bits (asteroid ids have the top bit set: gaps of 2^60 and more are common).
+fn put_head(out: &mut Vec<u8>, gap: u64, flags: u64) {
+    let mut v = u128::from(gap) << 4 | u128::from(flags);
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -180,6 +191,21 @@ impl Reader<'_> {
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
+            }
+        }
+        Err(SnapshotError::Malformed)
+    }
+
+    /// A record's head: (id gap, flags).
+    fn head(&mut self) -> Result<(u64, u64), SnapshotError> {
+        let mut v = 0u128;
+        // 68 bits at most: ten bytes of seven.
+        for shift in (0..70).step_by(7) {
+            let b = self.u8()?;
+            v |= u128::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                let gap = u64::try_from(v >> 4).map_err(|_| SnapshotError::Malformed)?;
+                return Ok((gap, (v & 0xf) as u64));
             }
         }
         Err(SnapshotError::Malformed)
@@ -311,9 +337,9 @@ fn run_residuals(now: &ViewEntity, predicted: &ViewEntity) -> Option<[i64; 3]> {
 /// One record: `change` of the entity `gap` ids after the previous record.
 fn encode_record(out: &mut Vec<u8>, gap: u64, change: &Change, predicted: Option<&ViewEntity>) {
     let now = match change {
-        Change::Remove => return put_varint(out, gap << 4),
+        Change::Remove => return put_head(out, gap, 0),
         Change::Whole(now) => {
-            put_varint(out, gap << 4 | FLAG_WHOLE);
+            put_head(out, gap, FLAG_WHOLE);
             out.push(now.kind);
             put_varint(out, zigzag(i64::from(now.sector.0)));
             put_varint(out, zigzag(i64::from(now.sector.1)));
@@ -337,7 +363,7 @@ fn encode_record(out: &mut Vec<u8>, gap: u64, change: &Change, predicted: Option
         flags |= FLAG_HULL;
     }
     debug_assert!(flags != 0, "entities as predicted are omitted");
-    put_varint(out, gap << 4 | flags);
+    put_head(out, gap, flags);
     if flags & FLAG_POSITION != 0 {
         put_varint(out, zigzag(i64::from(now.x) - i64::from(p.x)));
         put_varint(out, zigzag(i64::from(now.y) - i64::from(p.y)));
@@ -352,7 +378,7 @@ fn encode_record(out: &mut Vec<u8>, gap: u64, change: &Change, predicted: Option
 
 /// A run record: residuals of consecutive moving entities, 12 bits each.
 fn encode_run(out: &mut Vec<u8>, gap: u64, residuals: &[[i64; 3]]) {
-    put_varint(out, gap << 4 | FLAG_RUN);
+    put_head(out, gap, FLAG_RUN);
     put_varint(out, residuals.len() as u64);
     let mut nibbles = residuals.iter().flatten().map(|&r| (r & 0xf) as u8);
     while let Some(high) = nibbles.next() {
@@ -735,15 +761,13 @@ impl SnapshotDecoder {
         let mut id = 0u64;
         let mut first = true;
         while !r.done() {
-            let head = r.varint()?;
-            let gap = head >> 4;
+            let (gap, flags) = r.head()?;
             id = if first {
                 gap
             } else {
                 id.checked_add(gap).ok_or(SnapshotError::Malformed)?
             };
             first = false;
-            let flags = head & 0xf;
             if flags == 0 {
                 changes.push((id, Change::Remove));
                 continue;
@@ -867,6 +891,28 @@ mod tests {
         assert_eq!(e.local(), (1000.0, 0.0));
         let full_turn = ViewEntity::quantize(0, (0, 0), (0.0, 0.0), std::f32::consts::TAU, 0.0);
         assert_eq!(full_turn.heading, 0);
+    }
+
+    #[test]
+    fn record_heads_keep_every_bit_of_any_id_gap() {
+        for gap in [0, 1, 7, 1 << 59, 1 << 60, 1 << 63, u64::MAX] {
+            for flags in [0, FLAG_WHOLE, FLAG_RUN, 7] {
+                let mut out = Vec::new();
+                put_head(&mut out, gap, flags);
+                let mut r = Reader { bytes: &out, at: 0 };
+                assert_eq!(r.head().unwrap(), (gap, flags));
+                assert!(r.done());
+            }
+        }
+        let mut small = Vec::new();
+        put_head(&mut small, 7, FLAG_RUN);
+        assert_eq!(small.len(), 1, "nearby ids take one byte");
+        // 2^64 and beyond (eleven bytes, or a gap past u64) are refused.
+        let mut r = Reader {
+            bytes: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            at: 0,
+        };
+        assert_eq!(r.head(), Err(SnapshotError::Malformed));
     }
 
     #[test]

@@ -28,15 +28,38 @@ struct Body {
     turn: f32,
 }
 
+/// Entity ids as a server hands them out: small ones (ships) and ones with the top bit set and
+/// the rest a hash (asteroids), so gaps between neighbours reach 2^63.
+fn spread(n: u64) -> u64 {
+    if n % 2 == 0 {
+        n
+    } else {
+        1 << 63 | n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1
+    }
+}
+
 /// A world of entities: some sit still, most cruise and steer (smoothly, as ships with
 /// inertia do), now and then one jumps, crosses a sector border, appears or vanishes.
 struct World {
     rng: ChaCha8Rng,
     entities: BTreeMap<u64, Body>,
     next_id: u64,
+    /// Ids of every size (see [`spread`]), not only small ones.
+    wide_ids: bool,
 }
 
 impl World {
+    /// Entities with ids from 2^63 up among small ones: every bit of an id must survive.
+    fn with_wide_ids(seed: u64, n: u64) -> Self {
+        let mut world = Self::new(seed, n);
+        world.entities = std::mem::take(&mut world.entities)
+            .into_iter()
+            .map(|(id, body)| (spread(id), body))
+            .collect();
+        world.wide_ids = true;
+        world
+    }
+
     fn new(seed: u64, n: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let entities = (1..=n)
@@ -65,6 +88,7 @@ impl World {
             rng,
             entities,
             next_id: n * 3 + 1,
+            wide_ids: false,
         }
     }
 
@@ -92,7 +116,11 @@ impl World {
             body.local.1 = body.local.1.clamp(0.0, SECTOR - 1.0);
         }
         if self.rng.random_bool(0.2) {
-            let id = self.next_id;
+            let id = if self.wide_ids {
+                spread(self.next_id)
+            } else {
+                self.next_id
+            };
             self.next_id += 1;
             let body = Body {
                 sector: (0, 0),
@@ -162,7 +190,7 @@ fn unlimited() -> SnapshotLimits {
 #[test]
 fn every_completed_snapshot_equals_the_truth_despite_loss_duplication_and_reordering() {
     for seed in 0..20 {
-        let mut world = World::new(seed, 80);
+        let mut world = World::with_wide_ids(seed, 80);
         let mut encoder = SnapshotEncoder::new(unlimited());
         let mut decoder = SnapshotDecoder::new(unlimited());
         let mut down = Link {

@@ -10,11 +10,13 @@ use rand_chacha::ChaCha8Rng;
 
 use astroboids_engine::NetId;
 use astroboids_host::{PersistentWorld, WorldRequest};
-use astroboids_server::views::{ASTEROID_ID_BIT, KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, Owners};
+use astroboids_server::views::{
+    ASTEROID_ID_BIT, KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, Owners, asteroid_id,
+};
 use astroboids_sim::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::ships::{Owner, ShipIndex};
-use astroboids_sim::space::SpacePos;
+use astroboids_sim::space::{SectorCoord, SpacePos};
 
 fn spawn(
     world: &mut PersistentWorld,
@@ -135,4 +137,31 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
             }
         }
     }
+}
+
+/// Asteroid ids: distinct across any neighbourhood a view can span (also where coordinates
+/// wrap), and neighbours within a sector, so snapshots carry them in few bytes.
+#[test]
+fn asteroid_ids_are_distinct_around_any_sector_and_close_within_one() {
+    for (cx, cy) in [
+        (0, 0),
+        (-1, -1),
+        (i32::MAX, i32::MIN),
+        (8_388_607, -8_388_608),
+    ] {
+        let mut ids = std::collections::BTreeSet::new();
+        for dx in -2..=2 {
+            for dy in -2..=2 {
+                let sector = SectorCoord::new(cx.wrapping_add(dx), cy.wrapping_add(dy));
+                for index in [0, 1, 255, u16::MAX] {
+                    let id = asteroid_id(sector, index);
+                    assert!(id & ASTEROID_ID_BIT != 0);
+                    assert!(ids.insert(id), "{sector:?} #{index} collides");
+                }
+            }
+        }
+    }
+    let first = asteroid_id(SectorCoord::new(5, -5), 3);
+    assert_eq!(asteroid_id(SectorCoord::new(5, -5), 4) - first, 1);
+    assert!(asteroid_id(SectorCoord::new(6, -5), 3) - first < 1 << 17);
 }
