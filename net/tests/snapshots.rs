@@ -31,7 +31,7 @@ struct Body {
 /// Entity ids as a server hands them out: small ones (ships) and ones with the top bit set and
 /// the rest a hash (asteroids), so gaps between neighbours reach 2^63.
 fn spread(n: u64) -> u64 {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         n
     } else {
         1 << 63 | n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1
