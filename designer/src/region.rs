@@ -65,7 +65,7 @@ impl Region {
         }
         // Counted in 64 bits before anything is cast: the whole i32 grid is 2^32 wide.
         let side = |a: i32, b: i32| (i64::from(b) - i64::from(a) + 1) as u64;
-        let sectors = side(from.0.x, to.0.x) * side(from.0.y, to.0.y);
+        let sectors = side(from.0.x, to.0.x).saturating_mul(side(from.0.y, to.0.y));
         if sectors > MAX_REGION_SECTORS {
             return Err(RegionError::TooLarge { from, to, sectors });
         }
@@ -237,8 +237,10 @@ mod tests {
         assert!(e.to_string().contains("from must be the smaller"), "{e}");
         let e = Region::new(c("0,0"), c("2000,2000")).unwrap_err();
         assert!(e.to_string().contains("4004001 sectors"), "{e}");
-        // The whole i32 grid's width does not overflow.
+        // The whole i32 grid (2^32 x 2^32 sectors) does not overflow anything.
         let e = Region::new(c("-2147483648,0"), c("2147483647,0")).unwrap_err();
         assert!(matches!(e, RegionError::TooLarge { .. }));
+        let e = Region::new(c("-2147483648,-2147483648"), c("2147483647,2147483647")).unwrap_err();
+        assert!(matches!(e, RegionError::TooLarge { .. }), "{e}");
     }
 }

@@ -83,7 +83,8 @@ impl MapStyle {
                 .flat_map(|r| r.sectors.iter().map(value))
                 .collect();
             values.sort_unstable();
-            let at = (values.len() * 99 / 100).min(values.len().saturating_sub(1));
+            // Nearest rank, as the statistics table's p99.
+            let at = (values.len() * 99).div_ceil(100).saturating_sub(1);
             nice_ceiling(values.get(at).copied().unwrap_or(0).max(1))
         };
         Self {
@@ -313,11 +314,11 @@ fn draw_sector_detail(
 fn draw_legend(image: &mut RgbImage, top: u32, style: &MapStyle, sector_size: f32, step: u32) {
     let mut x = MARGIN;
     // The brightness ramp (zoomed in, rocks are drawn by their ore instead).
-    let (label, full) = match style.shade {
+    let (shaded, full) = match style.shade {
         Shade::Ore => ("ore per sector", style.ore_scale),
         Shade::Asteroids => ("asteroids per sector", style.asteroid_scale),
     };
-    text(image, x, top + 10, label, DIM_TEXT);
+    text(image, x, top + 10, shaded, DIM_TEXT);
     let ramp_width = 150;
     for i in 0..ramp_width {
         let value = full * u64::from(i) / u64::from(ramp_width - 1);
@@ -367,7 +368,9 @@ fn draw_legend(image: &mut RgbImage, top: u32, style: &MapStyle, sector_size: f3
     let footnote = if style.pixels_per_sector >= DETAIL_PIXELS_PER_SECTOR {
         "top row = smallest y; every sector drawn to scale, rocks by their ore".to_string()
     } else {
-        format!("top row = smallest y; one cell per sector: brightness = {label}, purple = nebulae")
+        format!(
+            "top row = smallest y; one cell per sector: brightness = {shaded}, purple = nebulae"
+        )
     };
     text(image, MARGIN, top + 54, &footnote, DIM_TEXT);
 }

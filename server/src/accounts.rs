@@ -113,18 +113,28 @@ pub fn hash_password(rules: &AccountRules, password: &str) -> Result<String, Acc
         .to_string())
 }
 
-/// Checks a password against a stored hash (`None`: an unknown user, checked against a
-/// stand-in hash so that it takes as long and fails the same way).
-pub fn verify_password(stored_phc: Option<&str>, password: &str) -> Result<(), AccountError> {
+/// The hash unknown users' passwords are checked against, made once.
+fn stand_in_hash() -> &'static str {
     static STAND_IN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let stand_in = STAND_IN.get_or_init(|| {
+    STAND_IN.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(b"no such user", &salt)
             .expect("argon2 default parameters hash")
             .to_string()
-    });
-    let parsed = PasswordHash::new(stored_phc.unwrap_or(stand_in))
+    })
+}
+
+/// Makes the stand-in hash now (a server calls this at start), so that the first login of an
+/// unknown user does not take longer than later ones and give that away.
+pub fn prepare_stand_in_hash() {
+    stand_in_hash();
+}
+
+/// Checks a password against a stored hash (`None`: an unknown user, checked against a
+/// stand-in hash so that it takes as long and fails the same way).
+pub fn verify_password(stored_phc: Option<&str>, password: &str) -> Result<(), AccountError> {
+    let parsed = PasswordHash::new(stored_phc.unwrap_or(stand_in_hash()))
         .map_err(|e| AccountError::Damaged(format!("a stored password hash: {e}")))?;
     Argon2::default()
         .verify_password(password.as_bytes(), &parsed)

@@ -185,6 +185,10 @@ impl Connection {
     pub fn user(&self) -> Option<&str> {
         self.session.as_ref().map(|(_, s)| s.user.as_str())
     }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
 }
 
 /// The persistent world with the rules for players.
@@ -245,7 +249,8 @@ enum PasswordOutcome {
 }
 
 impl PasswordChecked {
-    fn kind(&self) -> &'static str {
+    /// The request kind ("register", "login"), for metrics.
+    pub fn kind(&self) -> &'static str {
         match self.outcome {
             PasswordOutcome::Hashed(_) => "register",
             PasswordOutcome::Verified(_) => "login",

@@ -31,6 +31,7 @@ use astroboids_net::snapshot::{SnapshotEncoder, SnapshotLimits, decode_ack};
 use astroboids_scripting::ScriptEngine;
 use astroboids_sim::scripts::ScriptLibrary;
 
+use crate::accounts::prepare_stand_in_hash;
 use crate::monitoring;
 use crate::requests::{
     Connection, PasswordChecked, PasswordJob, ServerRules, WorldServer, count_request,
@@ -180,6 +181,7 @@ enum TickEvent {
     /// A password worker finished a registration's or login's argon2.
     PasswordChecked {
         conn: u64,
+        ip: IpAddr,
         id: u64,
         checked: PasswordChecked,
     },
@@ -506,6 +508,12 @@ impl RunningServer {
     }
 }
 
+fn shutting_down() -> Response {
+    Response::Error(RequestError::Unavailable(
+        "the server is shutting down".into(),
+    ))
+}
+
 fn unix_now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -519,41 +527,55 @@ struct TickLoop {
     connections: HashMap<u64, ConnectionState>,
     trace_busy: Arc<AtomicBool>,
     passwords: PasswordWorkers,
+    /// Password jobs queued or running, per address.
+    password_jobs: HashMap<IpAddr, usize>,
     shutdown: bool,
 }
 
 /// Registrations and logins waiting for a password worker; beyond this they are refused as
 /// busy (a login storm must not grow memory without bound).
 const PASSWORD_QUEUE: usize = 256;
+/// Password jobs one address may have queued or running, so that a few addresses cannot keep
+/// everyone else's logins busy.
+const PASSWORD_JOBS_PER_IP: usize = 8;
+
+/// A job for the password workers: (connection, its address, request id, the job).
+type PasswordTask = (u64, IpAddr, u64, PasswordJob);
 
 /// Threads that hash and verify passwords (argon2: tens of milliseconds each, which the tick
 /// thread cannot spare: 1,000 bots logging in held ticks back by seconds when it did this).
 /// Results come back to the tick thread as [`TickEvent::PasswordChecked`].
 struct PasswordWorkers {
-    jobs: mpsc::SyncSender<(u64, u64, PasswordJob)>,
+    jobs: mpsc::SyncSender<PasswordTask>,
 }
 
 impl PasswordWorkers {
     /// Half the cores (at least one): the other half stays with the tick thread and scripts.
     fn start(tick_tx: &mpsc::Sender<TickEvent>) -> Self {
-        let (jobs, queue) = mpsc::sync_channel::<(u64, u64, PasswordJob)>(PASSWORD_QUEUE);
+        let (jobs, queue) = mpsc::sync_channel::<PasswordTask>(PASSWORD_QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-        for _ in 0..workers {
+        for worker in 0..workers {
             let queue = Arc::clone(&queue);
             let tick_tx = tick_tx.clone();
             // Ends when the tick loop (the only sender) is gone.
             std::thread::Builder::new()
                 .name("astroboids-passwords".into())
                 .spawn(move || {
+                    if worker == 0 {
+                        prepare_stand_in_hash();
+                    }
                     loop {
                         let next = queue.lock().expect("not poisoned").recv();
-                        let Ok((conn, id, job)) = next else { break };
+                        let Ok((conn, ip, id, job)) = next else { break };
                         let checked = job.run();
-                        if tick_tx
-                            .send(TickEvent::PasswordChecked { conn, id, checked })
-                            .is_err()
-                        {
+                        let done = TickEvent::PasswordChecked {
+                            conn,
+                            ip,
+                            id,
+                            checked,
+                        };
+                        if tick_tx.send(done).is_err() {
                             break;
                         }
                     }
@@ -564,8 +586,8 @@ impl PasswordWorkers {
     }
 
     /// Queues a job; `false` when the queue is full (or no worker runs).
-    fn submit(&self, conn: u64, id: u64, job: PasswordJob) -> bool {
-        self.jobs.try_send((conn, id, job)).is_ok()
+    fn submit(&self, task: PasswordTask) -> bool {
+        self.jobs.try_send(task).is_ok()
     }
 }
 
@@ -574,6 +596,11 @@ struct ConnectionState {
     to_conn: tokio::sync::mpsc::UnboundedSender<ToConnection>,
     live: LiveChannel,
     subscription: Option<Subscription>,
+    /// A registration or login of this connection is with the password workers: its later
+    /// requests wait in `held`, so they are carried out (and answered) in the order sent. The
+    /// session's in-flight cap bounds `held`.
+    password_pending: bool,
+    held: std::collections::VecDeque<(u64, Request)>,
 }
 
 impl TickLoop {
@@ -585,6 +612,7 @@ impl TickLoop {
             connections: HashMap::new(),
             trace_busy: Arc::new(AtomicBool::new(false)),
             passwords,
+            password_jobs: HashMap::new(),
             shutdown: false,
         }
     }
@@ -754,6 +782,8 @@ impl TickLoop {
                         to_conn,
                         live,
                         subscription: None,
+                        password_pending: false,
+                        held: std::collections::VecDeque::new(),
                     },
                 );
             }
@@ -762,16 +792,35 @@ impl TickLoop {
             }
             TickEvent::Request { conn, id, request } => {
                 self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                self.handle_request(conn, id, request);
+                match self.connections.get_mut(&conn) {
+                    Some(state) if state.password_pending => state.held.push_back((id, request)),
+                    _ => self.handle_request(conn, id, request),
+                }
             }
-            TickEvent::PasswordChecked { conn, id, checked } => {
+            TickEvent::PasswordChecked {
+                conn,
+                ip,
+                id,
+                checked,
+            } => {
+                if let Some(jobs) = self.password_jobs.get_mut(&ip) {
+                    *jobs -= 1;
+                    if *jobs == 0 {
+                        self.password_jobs.remove(&ip);
+                    }
+                }
                 let Some(state) = self.connections.get_mut(&conn) else {
-                    return; // The connection is gone; nobody is waiting for the answer.
+                    // Nobody is waiting for the answer; counted all the same.
+                    let gone = RequestError::Unavailable("the connection closed".into());
+                    count_request(checked.kind(), Some(&gone));
+                    return;
                 };
                 let response =
                     self.server
                         .finish_password(&mut state.connection, checked, unix_now_s());
+                state.password_pending = false;
                 let _ = state.to_conn.send(ToConnection::Answer { id, response });
+                self.release_held(conn);
             }
             TickEvent::Shutdown => self.shutdown = true,
         }
@@ -781,16 +830,32 @@ impl TickLoop {
         match event {
             TickEvent::Request { conn, id, .. } => {
                 self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                if let Some(state) = self.connections.get(&conn) {
-                    let _ = state.to_conn.send(ToConnection::Answer {
-                        id,
-                        response: Response::Error(RequestError::Unavailable(
-                            "the server is shutting down".into(),
-                        )),
-                    });
-                }
+                self.answer(conn, id, shutting_down());
             }
             other => self.handle_event(other),
+        }
+    }
+
+    /// Carries out the requests a connection sent while its password job ran, in order, until
+    /// one of them is another registration or login.
+    fn release_held(&mut self, conn: u64) {
+        loop {
+            let next = match self.connections.get_mut(&conn) {
+                Some(state) if !state.password_pending => state.held.pop_front(),
+                _ => None,
+            };
+            let Some((id, request)) = next else { return };
+            if self.shutdown {
+                self.answer(conn, id, shutting_down());
+            } else {
+                self.handle_request(conn, id, request);
+            }
+        }
+    }
+
+    fn answer(&self, conn: u64, id: u64, response: Response) {
+        if let Some(state) = self.connections.get(&conn) {
+            let _ = state.to_conn.send(ToConnection::Answer { id, response });
         }
     }
 
@@ -833,13 +898,24 @@ impl TickLoop {
             }
             request @ (Request::Register { .. } | Request::Login { .. }) => {
                 let kind = request.kind();
+                let ip = state.connection.ip();
+                let from_ip = self.password_jobs.get(&ip).copied().unwrap_or(0);
                 match self
                     .server
                     .prepare_password(&state.connection, request, now)
                 {
                     Err(e) => Response::Error(e),
+                    Ok(_) if from_ip >= PASSWORD_JOBS_PER_IP => {
+                        let busy = RequestError::Unavailable(format!(
+                            "{from_ip} logins from your address are being checked; try again in a moment"
+                        ));
+                        count_request(kind, Some(&busy));
+                        Response::Error(busy)
+                    }
                     Ok(job) => {
-                        if self.passwords.submit(conn, id, job) {
+                        if self.passwords.submit((conn, ip, id, job)) {
+                            *self.password_jobs.entry(ip).or_default() += 1;
+                            state.password_pending = true;
                             return;
                         }
                         let busy = RequestError::Unavailable(
@@ -1135,12 +1211,9 @@ mod tests {
         drop(tick_loop);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    /// Registrations and logins wait for a password worker, not the tick thread; a flood
-    /// beyond the worker queue is refused as busy at once, and every request gets an answer.
-    #[test]
-    fn password_hashing_is_queued_for_workers_and_a_flood_is_refused_as_busy() {
+    fn unlimited_rates() -> ServerRules {
         let unlimited = NonZeroU32::new(1_000_000).unwrap();
-        let rules = ServerRules {
+        ServerRules {
             rates: RateRules {
                 per_ip_per_s: unlimited,
                 per_ip_burst: unlimited,
@@ -1148,107 +1221,190 @@ mod tests {
                 per_account_burst: unlimited,
             },
             ..ServerRules::default()
-        };
-        let (mut tick_loop, _tick_tx, events, dir) = tick_loop("serve-passwords", rules);
-        let (to_conn, mut answers) = tokio::sync::mpsc::unbounded_channel();
-        let (updates, _live) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        }
+    }
+
+    type Answers = tokio::sync::mpsc::UnboundedReceiver<ToConnection>;
+
+    /// Connects `conn` from `ip`, answering into the channel behind `answers`' sender.
+    fn connect(
+        tick_loop: &mut TickLoop,
+        conn: u64,
+        ip: IpAddr,
+        to_conn: &tokio::sync::mpsc::UnboundedSender<ToConnection>,
+    ) {
+        let (updates, live) = tokio::sync::mpsc::channel(LIVE_QUEUE);
+        std::mem::forget(live); // Snapshots are not read here.
         tick_loop.handle_event(TickEvent::Connected {
-            conn: 1,
-            ip: IpAddr::from([127, 0, 0, 1]),
-            to_conn,
+            conn,
+            ip,
+            to_conn: to_conn.clone(),
             live: LiveChannel {
                 updates,
                 acked: Arc::new(AtomicU32::new(0)),
                 max_datagram_bytes: 0,
             },
         });
-        // Far more than the queue holds, faster than any worker hashes.
-        let flood = 2_000u64;
-        for id in 0..flood {
-            tick_loop.handle_event(TickEvent::Request {
-                conn: 1,
-                id,
-                request: Request::Register {
-                    user: format!("pilot{id}"),
-                    password: "correct horse".into(),
-                },
-            });
+    }
+
+    fn register(tick_loop: &mut TickLoop, conn: u64, id: u64, user: &str) {
+        tick_loop.handle_event(TickEvent::Request {
+            conn,
+            id,
+            request: Request::Register {
+                user: user.into(),
+                password: "correct horse".into(),
+            },
+        });
+    }
+
+    /// Answers received so far, in arrival order, each request answered once.
+    fn take(answers: &mut Answers, seen: &mut Vec<(u64, Response)>) {
+        while let Ok(answer) = answers.try_recv() {
+            let ToConnection::Answer { id, response } = answer else {
+                panic!("a connection was closed");
+            };
+            assert!(
+                seen.iter().all(|(other, _)| *other != id),
+                "request {id} answered twice"
+            );
+            seen.push((id, response));
         }
-        /// Answers by kind, each request answered once.
-        #[derive(Default)]
-        struct Tally {
-            busy: u64,
-            registered: u64,
-            answered: std::collections::HashSet<u64>,
-        }
-        impl Tally {
-            fn take(&mut self, answers: &mut tokio::sync::mpsc::UnboundedReceiver<ToConnection>) {
-                while let Ok(answer) = answers.try_recv() {
-                    let ToConnection::Answer { id, response } = answer else {
-                        panic!("the connection was closed");
-                    };
-                    assert!(self.answered.insert(id), "request {id} answered twice");
-                    match response {
-                        Response::Registered => self.registered += 1,
-                        Response::Error(RequestError::Unavailable(reason))
-                            if reason.contains("busy checking passwords") =>
-                        {
-                            self.busy += 1
-                        }
-                        other => panic!("request {id}: {other:?}"),
-                    }
-                }
-            }
-        }
-        let mut tally = Tally::default();
-        tally.take(&mut answers);
-        assert!(
-            tally.busy >= flood - PASSWORD_QUEUE as u64 - 64,
-            "only {} of {flood} refused as busy",
-            tally.busy
-        );
-        // The workers' results come back as tick events; the tick thread finishes them.
-        while tally.answered.len() < flood as usize {
+    }
+
+    /// Lets the tick loop finish password jobs until `count` answers arrived.
+    fn until_answered(
+        tick_loop: &mut TickLoop,
+        events: &mpsc::Receiver<TickEvent>,
+        answers: &mut Answers,
+        seen: &mut Vec<(u64, Response)>,
+        count: usize,
+    ) {
+        take(answers, seen);
+        while seen.len() < count {
             let event = events
                 .recv_timeout(Duration::from_secs(120))
                 .expect("a password worker answers");
             tick_loop.handle_event(event);
-            tally.take(&mut answers);
+            take(answers, seen);
         }
-        let (busy, registered) = (tally.busy, tally.registered);
-        assert_eq!(registered + busy, flood);
+    }
+
+    fn busy(response: &Response, why: &str) -> bool {
+        matches!(response, Response::Error(RequestError::Unavailable(r)) if r.contains(why))
+    }
+
+    /// Registrations and logins wait for a password worker, not the tick thread; beyond the
+    /// worker queue they are refused as busy at once, and every request gets one answer.
+    #[test]
+    fn password_hashing_is_queued_for_workers_and_a_flood_is_refused_as_busy() {
+        let (mut tick_loop, _tick_tx, events, dir) =
+            tick_loop("serve-passwords", unlimited_rates());
+        let (to_conn, mut answers) = tokio::sync::mpsc::unbounded_channel();
+        // More registrations than the queue holds, from as many addresses, faster than any
+        // worker hashes.
+        let flood = 300u64;
+        for c in 0..flood {
+            let ip = IpAddr::from([10, 0, (c / 250) as u8, (c % 250) as u8]);
+            connect(&mut tick_loop, c, ip, &to_conn);
+            register(&mut tick_loop, c, c, &format!("pilot{c}"));
+        }
+        let mut seen = Vec::new();
+        take(&mut answers, &mut seen);
+        let refused = seen
+            .iter()
+            .filter(|(_, r)| busy(r, "busy checking passwords"))
+            .count() as u64;
         assert!(
-            registered >= PASSWORD_QUEUE as u64,
-            "{registered} registered"
+            refused >= flood - PASSWORD_QUEUE as u64 - 16,
+            "only {refused} of {flood} refused as busy"
         );
-        // A registered account logs in (verified on a worker too); a wrong password does not.
-        for (id, password) in [(flood, "correct horse"), (flood + 1, "wrong horse")] {
-            tick_loop.handle_event(TickEvent::Request {
-                conn: 1,
-                id,
-                request: Request::Login {
-                    user: "pilot0".into(),
-                    password: password.into(),
-                },
-            });
-            let event = events.recv_timeout(Duration::from_secs(120)).unwrap();
-            assert!(matches!(event, TickEvent::PasswordChecked { .. }));
-            tick_loop.handle_event(event);
-            match answers.try_recv() {
-                Ok(ToConnection::Answer {
-                    response: Response::LoggedIn { .. },
-                    ..
-                }) => assert_eq!(password, "correct horse"),
-                Ok(ToConnection::Answer {
-                    response: Response::Error(RequestError::Rejected(reason)),
-                    ..
-                }) => {
-                    assert_eq!(password, "wrong horse");
-                    assert!(reason.contains("wrong password"), "{reason}");
-                }
-                other => panic!("login with {password:?}: {:?}", other.is_ok()),
-            }
+        until_answered(
+            &mut tick_loop,
+            &events,
+            &mut answers,
+            &mut seen,
+            flood as usize,
+        );
+        let registered = seen
+            .iter()
+            .filter(|(_, r)| matches!(r, Response::Registered))
+            .count();
+        assert_eq!(registered as u64 + refused, flood, "{seen:?}");
+        assert!(registered >= PASSWORD_QUEUE, "{registered} registered");
+        drop(tick_loop);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// One address gets at most PASSWORD_JOBS_PER_IP jobs at once; a connection's requests
+    /// sent behind its login wait for it and are answered in order (they see the session).
+    #[test]
+    fn one_address_is_capped_and_requests_behind_a_login_keep_their_order() {
+        let (mut tick_loop, _tick_tx, events, dir) =
+            tick_loop("serve-password-order", unlimited_rates());
+        let (to_conn, mut answers) = tokio::sync::mpsc::unbounded_channel();
+        let home = IpAddr::from([10, 1, 1, 1]);
+        let tries = PASSWORD_JOBS_PER_IP as u64 + 2;
+        for c in 0..tries {
+            connect(&mut tick_loop, c, home, &to_conn);
+            register(&mut tick_loop, c, c, &format!("pilot{c}"));
         }
+        let mut seen = Vec::new();
+        take(&mut answers, &mut seen);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|(_, r)| busy(r, "logins from your address are being checked")),
+            "{seen:?}"
+        );
+        until_answered(
+            &mut tick_loop,
+            &events,
+            &mut answers,
+            &mut seen,
+            tries as usize,
+        );
+
+        // Login, then at once a request that needs the session, a logout and a wrong login.
+        let requests = [
+            Request::Login {
+                user: "pilot0".into(),
+                password: "correct horse".into(),
+            },
+            Request::ListScripts,
+            Request::Logout,
+            Request::Login {
+                user: "pilot0".into(),
+                password: "wrong horse".into(),
+            },
+            Request::ListScripts,
+        ];
+        let first_id = 100;
+        for (i, request) in requests.into_iter().enumerate() {
+            tick_loop.handle_event(TickEvent::Request {
+                conn: 0,
+                id: first_id + i as u64,
+                request,
+            });
+        }
+        let mut ordered = Vec::new();
+        until_answered(&mut tick_loop, &events, &mut answers, &mut ordered, 5);
+        let ids: Vec<u64> = ordered.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [100, 101, 102, 103, 104], "answered in the order sent");
+        assert!(
+            matches!(ordered[0].1, Response::LoggedIn { .. }),
+            "{ordered:?}"
+        );
+        assert!(matches!(ordered[1].1, Response::Scripts(_)), "{ordered:?}");
+        assert!(matches!(ordered[2].1, Response::LoggedOut), "{ordered:?}");
+        assert!(
+            matches!(&ordered[3].1, Response::Error(RequestError::Rejected(r)) if r.contains("wrong password")),
+            "{ordered:?}"
+        );
+        assert!(
+            matches!(ordered[4].1, Response::Error(_)),
+            "logged out: {ordered:?}"
+        );
         drop(tick_loop);
         let _ = std::fs::remove_dir_all(&dir);
     }

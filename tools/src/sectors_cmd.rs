@@ -333,8 +333,11 @@ fn rounds(
             continue;
         }
         let changed = Instant::now();
-        // Saves come in bursts (truncate, write, rename): wait until the burst is over.
-        while changes.recv_timeout(Duration::from_millis(100)).is_ok() {}
+        // Saves come in bursts (truncate, write, rename): wait until the burst is over, or at
+        // most a second (something else may keep writing in the directory).
+        while changed.elapsed() < Duration::from_secs(1)
+            && changes.recv_timeout(Duration::from_millis(100)).is_ok()
+        {}
         match round() {
             Ok(()) => eprintln!(
                 "ready {:.2} s after the change; watching",
