@@ -60,6 +60,7 @@ fn options(dir: &Path) -> ServeOptions {
         },
         net: NetRules {
             max_connections_per_ip: 1_000,
+            password_jobs_per_ip: 1_000,
             ..NetRules::default()
         },
     }

@@ -48,6 +48,9 @@ pub struct NetRules {
     pub session: SessionLimits,
     /// A connection that says nothing this long is closed.
     pub idle_timeout: Duration,
+    /// Registrations and logins one address may have waiting for the password workers, so
+    /// that a few addresses cannot keep everyone else's logins busy.
+    pub password_jobs_per_ip: usize,
 }
 
 impl Default for NetRules {
@@ -58,6 +61,7 @@ impl Default for NetRules {
             max_queued_requests: 4_096,
             session: SessionLimits::default(),
             idle_timeout: Duration::from_secs(30),
+            password_jobs_per_ip: 8,
         }
     }
 }
@@ -535,10 +539,6 @@ struct TickLoop {
 /// Registrations and logins waiting for a password worker; beyond this they are refused as
 /// busy (a login storm must not grow memory without bound).
 const PASSWORD_QUEUE: usize = 256;
-/// Password jobs one address may have queued or running, so that a few addresses cannot keep
-/// everyone else's logins busy.
-const PASSWORD_JOBS_PER_IP: usize = 8;
-
 /// A job for the password workers: (connection, its address, request id, the job).
 type PasswordTask = (u64, IpAddr, u64, PasswordJob);
 
@@ -905,7 +905,7 @@ impl TickLoop {
                     .prepare_password(&state.connection, request, now)
                 {
                     Err(e) => Response::Error(e),
-                    Ok(_) if from_ip >= PASSWORD_JOBS_PER_IP => {
+                    Ok(_) if from_ip >= self.shared.net.password_jobs_per_ip => {
                         let busy = RequestError::Unavailable(format!(
                             "{from_ip} logins from your address are being checked; try again in a moment"
                         ));
@@ -1336,7 +1336,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// One address gets at most PASSWORD_JOBS_PER_IP jobs at once; a connection's requests
+    /// One address gets at most `password_jobs_per_ip` jobs at once; a connection's requests
     /// sent behind its login wait for it and are answered in order (they see the session).
     #[test]
     fn one_address_is_capped_and_requests_behind_a_login_keep_their_order() {
@@ -1344,7 +1344,7 @@ mod tests {
             tick_loop("serve-password-order", unlimited_rates());
         let (to_conn, mut answers) = tokio::sync::mpsc::unbounded_channel();
         let home = IpAddr::from([10, 1, 1, 1]);
-        let tries = PASSWORD_JOBS_PER_IP as u64 + 2;
+        let tries = NetRules::default().password_jobs_per_ip as u64 + 2;
         for c in 0..tries {
             connect(&mut tick_loop, c, home, &to_conn);
             register(&mut tick_loop, c, c, &format!("pilot{c}"));

@@ -209,6 +209,9 @@ pub struct ServeArgs {
     /// Requests per second one address may make (bursts of twice that).
     #[arg(long, default_value_t = 50)]
     pub requests_per_ip_per_s: u32,
+    /// Registrations and logins one address may have waiting for password hashing at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub password_jobs_per_ip: u64,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,9 @@ impl OwnServer {
             .arg("--max-connections-per-ip")
             .arg((clients + 16).to_string())
             .args(["--requests-per-ip-per-s", "100000"])
+            // Every bot logs in from this one address.
+            .arg("--password-jobs-per-ip")
+            .arg((clients + 16).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
