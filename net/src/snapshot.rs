@@ -417,6 +417,57 @@ impl Unit {
     }
 }
 
+/// Records and runs for `chosen` (sorted by id): runs of consecutive movers of the baseline
+/// (the decoder walks the same list), a lone runnable change as a record.
+fn pack_units(
+    chosen: &[(u64, Change, Option<[i64; 3]>)],
+    base: &Conveyed,
+    truth: &View,
+) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut run: Vec<(u64, [i64; 3])> = Vec::new();
+    let flush = |run: &mut Vec<(u64, [i64; 3])>, units: &mut Vec<Unit>| match run.len() {
+        0 => {}
+        1 => {
+            let (id, _) = run[0];
+            units.push(Unit::Record(id, Change::Delta(truth[&id])));
+            run.clear();
+        }
+        _ => units.push(Unit::Run(std::mem::take(run))),
+    };
+    for &(id, change, residuals) in chosen {
+        match residuals {
+            Some(r) => {
+                let follows = run.last().is_some_and(|&(last, _)| {
+                    run.len() < MAX_RUN && base.motion.range(last + 1..id).next().is_none()
+                });
+                if !follows {
+                    flush(&mut run, &mut units);
+                }
+                run.push((id, r));
+            }
+            None => {
+                flush(&mut run, &mut units);
+                units.push(Unit::Record(id, change));
+            }
+        }
+    }
+    flush(&mut run, &mut units);
+    units
+}
+
+/// Bytes of `units` as records in one body (datagram headers not counted).
+fn units_bytes(units: &[Unit], predicted: &View) -> usize {
+    let mut out = Vec::new();
+    let mut last_id = 0;
+    for unit in units {
+        let ids = unit.ids();
+        unit.encode(&mut out, ids[0] - last_id, predicted);
+        last_id = *ids.last().expect("a unit has an id");
+    }
+    out.len()
+}
+
 // --- server side -------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -547,38 +598,24 @@ impl SnapshotEncoder {
             spent += cost;
             chosen.push((id, change, run));
         }
-        chosen.sort_by_key(|&(id, ..)| id);
-
-        // Runs: consecutive movers of the baseline (the decoder walks the same list).
-        let mut units: Vec<Unit> = Vec::new();
-        let mut run: Vec<(u64, [i64; 3])> = Vec::new();
-        let flush = |run: &mut Vec<(u64, [i64; 3])>, units: &mut Vec<Unit>| match run.len() {
-            0 => {}
-            1 => {
-                let (id, _) = run[0];
-                units.push(Unit::Record(id, Change::Delta(truth[&id])));
-                run.clear();
+        // The run entries' price is a guess (a lone one goes out as a whole record): measure
+        // the records as they will be packed, and give up the least urgent changes until the
+        // snapshot fits the budget.
+        let (chosen, units) = loop {
+            let mut sorted = chosen.clone();
+            sorted.sort_by_key(|&(id, ..)| id);
+            let units = pack_units(&sorted, base, truth);
+            let bytes = units_bytes(&units, &predicted.view);
+            if bytes <= self.limits.budget_bytes || chosen.len() <= 1 {
+                break (sorted, units);
             }
-            _ => units.push(Unit::Run(std::mem::take(run))),
+            // A change given up saves at least a byte and a half.
+            let drop = (bytes - self.limits.budget_bytes)
+                .div_ceil(3)
+                .clamp(1, chosen.len() - 1);
+            chosen.truncate(chosen.len() - drop);
+            deferred += drop;
         };
-        for &(id, change, residuals) in &chosen {
-            match residuals {
-                Some(r) => {
-                    let follows = run.last().is_some_and(|&(last, _)| {
-                        run.len() < MAX_RUN && base.motion.range(last + 1..id).next().is_none()
-                    });
-                    if !follows {
-                        flush(&mut run, &mut units);
-                    }
-                    run.push((id, r));
-                }
-                None => {
-                    flush(&mut run, &mut units);
-                    units.push(Unit::Record(id, change));
-                }
-            }
-        }
-        flush(&mut run, &mut units);
 
         // What the client will have: the prediction with the chosen changes.
         let mut conveyed = predicted.clone();

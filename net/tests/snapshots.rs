@@ -408,6 +408,79 @@ fn an_old_baseline_forces_a_resync_that_a_fresh_client_can_decode() {
     assert_eq!(fresh.view().unwrap(), (100, &world.view()));
 }
 
+/// Moving entities whose neighbours need no record cannot share a run and cost a whole
+/// record each: the budget still holds (it once priced them as run entries, 2 bytes, and
+/// sent half again as much as it allowed).
+#[test]
+fn the_budget_holds_when_moving_entities_cannot_share_runs() {
+    let mut world = World::new(21, 200);
+    for (i, body) in world.entities.values_mut().enumerate() {
+        // 1 m (16 steps) per tick: a prediction from two snapshots is exact.
+        body.local = (100.0 + i as f32 * 4.0, 500.0);
+        body.heading = 0.0;
+        body.velocity = (1.0, 0.0);
+        body.turn = 0.0;
+    }
+    let cruise = |world: &mut World| {
+        for body in world.entities.values_mut() {
+            body.local.0 += body.velocity.0;
+        }
+    };
+    let budget = 100;
+    let limits = SnapshotLimits {
+        budget_bytes: budget,
+        ..SnapshotLimits::default()
+    };
+    let mut encoder = SnapshotEncoder::new(limits.clone());
+    let mut decoder = SnapshotDecoder::new(limits);
+    let mut step = |world: &World, tick: u64| {
+        let encoded = encoder.encode(tick, &world.view(), |id, _| id);
+        assert!(
+            encoded.record_bytes <= budget,
+            "tick {tick}: {} record bytes over a {budget}-byte budget",
+            encoded.record_bytes
+        );
+        for d in &encoded.datagrams {
+            if let Some(seq) = decoder.receive(d).unwrap() {
+                encoder.ack(seq);
+            }
+        }
+        (
+            encoded.changes_sent,
+            decoder.view().unwrap().1 == &world.view(),
+        )
+    };
+    // Until the client has everything and every motion: nothing left to send.
+    let mut tick = 0;
+    loop {
+        tick += 1;
+        assert!(tick < 200, "the view never settled");
+        cruise(&mut world);
+        if step(&world, tick) == (0, true) {
+            break;
+        }
+    }
+    // Every other entity shifts 1/16 m sideways: 100 changes, none next to another.
+    for (i, body) in world.entities.values_mut().enumerate() {
+        if i % 2 == 0 {
+            body.local.1 += 1.0 / 16.0;
+        }
+    }
+    let mut sent = 0;
+    let settled_at = tick + 60;
+    loop {
+        tick += 1;
+        assert!(tick < settled_at, "the view never caught up");
+        cruise(&mut world);
+        let (changes, caught_up) = step(&world, tick);
+        sent += changes;
+        if caught_up && changes == 0 {
+            break;
+        }
+    }
+    assert!(sent >= 100, "{sent} changes went out");
+}
+
 #[test]
 fn the_budget_serves_priorities_first_and_catches_up() {
     let world = World::new(11, 300);
