@@ -456,16 +456,20 @@ fn pack_units(
     units
 }
 
-/// Bytes of `units` as records in one body (datagram headers not counted).
-fn units_bytes(units: &[Unit], predicted: &View) -> usize {
+/// `units` encoded one after another as in a single datagram body, and where each ends. The
+/// budget is checked on these bytes and the datagrams are cut from them (a unit that opens a
+/// later datagram is encoded again: its id gap counts from zero there).
+fn encode_units(units: &[Unit], predicted: &View) -> (Vec<u8>, Vec<usize>) {
     let mut out = Vec::new();
+    let mut ends = Vec::with_capacity(units.len());
     let mut last_id = 0;
     for unit in units {
         let ids = unit.ids();
         unit.encode(&mut out, ids[0] - last_id, predicted);
         last_id = *ids.last().expect("a unit has an id");
+        ends.push(out.len());
     }
-    out.len()
+    (out, ends)
 }
 
 // --- server side -------------------------------------------------------------------------
@@ -601,13 +605,14 @@ impl SnapshotEncoder {
         // The run entries' price is a guess (a lone one goes out as a whole record): measure
         // the records as they will be packed, and give up the least urgent changes until the
         // snapshot fits the budget.
-        let (chosen, units) = loop {
+        let (chosen, units, encoded, ends) = loop {
             let mut sorted = chosen.clone();
             sorted.sort_by_key(|&(id, ..)| id);
             let units = pack_units(&sorted, base, truth);
-            let bytes = units_bytes(&units, &predicted.view);
+            let (encoded, ends) = encode_units(&units, &predicted.view);
+            let bytes = encoded.len();
             if bytes <= self.limits.budget_bytes || chosen.len() <= 1 {
-                break (sorted, units);
+                break (sorted, units, encoded, ends);
             }
             // A change given up saves at least a byte and a half.
             let drop = (bytes - self.limits.budget_bytes)
@@ -635,19 +640,12 @@ impl SnapshotEncoder {
         };
         let header_bytes = header(0, 0).len();
         let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
-        let mut last_id = 0;
         let mut cut_by_parts = 0;
-        let mut record = Vec::new();
+        let mut reopened = Vec::new();
         for (index, unit) in units.iter().enumerate() {
-            let ids = unit.ids();
+            let start = index.checked_sub(1).map_or(0, |i| ends[i]);
+            let mut record = &encoded[start..ends[index]];
             let body = bodies.last().expect("one body");
-            let gap = if body.is_empty() {
-                ids[0]
-            } else {
-                ids[0] - last_id
-            };
-            record.clear();
-            unit.encode(&mut record, gap, &predicted.view);
             if header_bytes + body.len() + record.len() > self.limits.max_datagram_bytes
                 && !body.is_empty()
             {
@@ -667,14 +665,14 @@ impl SnapshotEncoder {
                     break;
                 }
                 bodies.push(Vec::new());
-                record.clear();
-                unit.encode(&mut record, ids[0], &predicted.view);
+                reopened.clear();
+                unit.encode(&mut reopened, unit.ids()[0], &predicted.view);
+                record = &reopened;
             }
             bodies
                 .last_mut()
                 .expect("one body")
-                .extend_from_slice(&record);
-            last_id = *ids.last().expect("a unit has an id");
+                .extend_from_slice(record);
         }
         let parts = bodies.len() as u8;
         let record_bytes = bodies.iter().map(Vec::len).sum();

@@ -435,13 +435,7 @@ impl WorldServer {
                     .answer(connection, request, now)
                     .unwrap_or_else(Response::Error),
             };
-        count_request(
-            kind,
-            match &response {
-                Response::Error(e) => Some(e),
-                _ => None,
-            },
-        );
+        count_response(kind, &response);
         response
     }
 
@@ -476,13 +470,7 @@ impl WorldServer {
         let response = self
             .finish_password_job(connection, checked, now)
             .unwrap_or_else(Response::Error);
-        count_request(
-            kind,
-            match &response {
-                Response::Error(e) => Some(e),
-                _ => None,
-            },
-        );
+        count_response(kind, &response);
         response
     }
 
@@ -1017,6 +1005,17 @@ fn require_admin(session: &Session) -> Result<(), RequestError> {
 }
 
 /// Counts a request by kind, and a refused one (`error`) by why.
+/// Counts a request by the response it got.
+fn count_response(kind: &'static str, response: &Response) {
+    count_request(
+        kind,
+        match response {
+            Response::Error(e) => Some(e),
+            _ => None,
+        },
+    );
+}
+
 pub(crate) fn count_request(kind: &'static str, error: Option<&RequestError>) {
     metrics::counter!("astroboids_requests_total", "kind" => kind).increment(1);
     if let Some(e) = error {

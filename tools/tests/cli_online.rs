@@ -7,25 +7,15 @@
 //! Needs Node.js and the SDK's packages (`npm ci --prefix scripting/sdk`, part of the README's
 //! test command) for the TypeScript compile.
 
+mod common;
+
+use common::{fresh_dir, repo};
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tools/ is inside the repository")
-        .to_path_buf()
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn command(config_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_astroboids"));

@@ -3,6 +3,10 @@
 //! acknowledged input; recordings verify, a modified byte is refused, and re-running with the
 //! same script reproduces the recording while a changed script diverges at the right tick.
 
+mod common;
+
+use common::fresh_dir;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -27,13 +31,6 @@ fn ok_json(args: &[&str]) -> serde_json::Value {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Full thrust; turns at `late_turn` after tick 20 and 0.5 before; counts ticks in memory.

@@ -5,15 +5,12 @@
 //! Needs Node.js and the SDK's packages (`npm ci --prefix scripting/sdk`, part of the README's
 //! test command); without them these tests fail with the CLI's own explanation.
 
+mod common;
+
+use common::repo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tools/ is inside the repository")
-        .to_path_buf()
-}
 
 fn astroboids(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_astroboids"))
