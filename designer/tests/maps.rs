@@ -25,6 +25,15 @@ fn world() -> World {
 }
 
 impl World {
+    /// One map of `summary`, as `render` takes it.
+    fn map_of<'a>(&'a self, summary: &'a RegionSummary) -> [MapSource<'a>; 1] {
+        [MapSource {
+            summary,
+            generator: &self.generator,
+            caption: String::new(),
+        }]
+    }
+
     fn summary(&self, region: Region) -> RegionSummary {
         RegionSummary::generate(
             &self.generator,
@@ -101,11 +110,7 @@ fn a_map_shows_ore_nebulae_hazards_and_empty_space_where_they_are() {
         ore_scale: 10_000,
         asteroid_scale: 20,
     };
-    let maps = [MapSource {
-        summary: &summary,
-        generator: &w.generator,
-        caption: "default".into(),
-    }];
+    let maps = w.map_of(&summary);
     let image = render(&maps, &style, "test map").unwrap();
     let (left, top) = map_origins(&maps, 8)[0];
     let pixel = |(column, row): (u32, u32), dx: u32, dy: u32| {
@@ -153,11 +158,7 @@ fn zoomed_in_each_asteroid_is_drawn_where_it_lies() {
         ore_scale: 10_000,
         asteroid_scale: 20,
     };
-    let maps = [MapSource {
-        summary: &summary,
-        generator: &w.generator,
-        caption: String::new(),
-    }];
+    let maps = w.map_of(&summary);
     let image = render(&maps, &style, "zoomed").unwrap();
     let (left, top) = map_origins(&maps, pps)[0];
     let size = w.config.simulation.sector_size;
@@ -237,11 +238,7 @@ fn shaded_by_asteroids_the_densest_sectors_are_brightest() {
     };
     let densest = summary.sectors.iter().map(|s| s.asteroids).max().unwrap();
     assert!(u64::from(densest) <= style.asteroid_scale * 2);
-    let maps = [MapSource {
-        summary: &summary,
-        generator: &w.generator,
-        caption: String::new(),
-    }];
+    let maps = w.map_of(&summary);
     let image = render(&maps, &style, "density").unwrap();
     let (left, top) = map_origins(&maps, 8)[0];
     let brightness = |(column, row): (u32, u32)| {
