@@ -4,16 +4,21 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::{Duration, Instant};
+
 use wasmer::sys::{CompilerConfig, Cranelift, Features, NativeEngineExt, Singlepass};
-use wasmer::wasmparser::Operator;
-use wasmer::{Engine, ExternType, Module};
-use wasmer_middlewares::Metering;
+use wasmer::{CompileError, Engine, ExternType, Module};
+use wasmer_types::{CompilationProgressCallback, UserAbort};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::abi::{self, ABI_VERSION};
 use crate::artifacts::{ArtifactDir, deserialize_fresh};
+use crate::deferred_start::DeferStart;
 use crate::error::ScriptError;
+use crate::instance::ScriptInstance;
+use crate::metering::{COST_TABLE_VERSION, FuelMetering};
 use crate::state_globals::ExportStateGlobals;
+use crate::structure::{StructureLimits, check_structure};
 use crate::tunables::ScriptTunables;
 
 /// Which wasmer compiler turns scripts into machine code.
@@ -44,6 +49,11 @@ pub struct ScriptLimits {
     pub log_fuel: u64,
     /// Compiled scripts kept in the cache; beyond it, scripts no instance uses are dropped.
     pub max_cached_scripts: usize,
+    /// The module's shape: what compiling and instantiating it may cost.
+    pub structure: StructureLimits,
+    /// How long compiling an upload may take ([`ScriptEngine::load_for_upload`]); a host
+    /// setting, not part of any world's results.
+    pub upload_compile_time_max: Duration,
 }
 
 impl Default for ScriptLimits {
@@ -58,6 +68,8 @@ impl Default for ScriptLimits {
             log_line_bytes: 256,
             log_fuel: 1_000,
             max_cached_scripts: 1_024,
+            structure: StructureLimits::default(),
+            upload_compile_time_max: Duration::from_secs(10),
         }
     }
 }
@@ -135,6 +147,9 @@ pub struct ScriptEngine {
     limits: ScriptLimits,
     compiler: CompilerKind,
     cache: Mutex<BTreeMap<u128, Arc<CompiledScript>>>,
+    /// Why recent modules were refused, by hash (bounded like the cache): a module refused
+    /// while compiled off the tick thread is not compiled again on it.
+    refused: Mutex<BTreeMap<u128, ScriptError>>,
     /// Every module runs on this compiler-less engine: compiled modules are serialized and
     /// deserialized into it, so the per-module compile engines can be dropped and modules from
     /// disk and fresh ones behave the same.
@@ -156,29 +171,16 @@ pub struct LoadStats {
 /// The wasmer version artifacts are built with (pinned with `=` in Cargo.toml); part of the
 /// artifact key, because artifacts are not portable across versions.
 const WASMER_VERSION: &str = "7.4.2";
-/// Bump when `operator_cost` or the middlewares change: the costs are baked into artifacts.
-const COST_TABLE_VERSION: u32 = 1;
+/// The random seed of the trial instance every module is started in when it is loaded.
+const TRIAL_SEED: u64 = 0x5eed_0f_7e57;
 
-/// Instruction costs: one per operator, so budgets read as "instructions". Bulk memory
-/// operators cost a flat amount whatever their length (wasmer cannot meter by length), which
-/// is why memory size is capped instead.
-fn operator_cost(_op: &Operator) -> u64 {
-    1
-}
-
-/// WebAssembly features scripts get: the deterministic MVP plus bulk memory and multi-value;
-/// no threads, SIMD, relaxed SIMD, multi-memory, memory64 or exceptions.
+/// WebAssembly features scripts get: the deterministic MVP plus bulk memory (priced by length)
+/// and multi-value; nothing else (no threads, SIMD, reference types, tail calls, exceptions,
+/// multi-memory, memory64 or extended constants), so every operator a script can use is one
+/// the metering prices.
 fn script_features() -> Features {
-    let mut f = Features::default();
-    f.threads(false)
-        .simd(false)
-        .relaxed_simd(false)
-        .multi_memory(false)
-        .memory64(false)
-        .exceptions(false)
-        .bulk_memory(true)
-        .multi_value(true)
-        .reference_types(false);
+    let mut f = Features::none();
+    f.bulk_memory(true).multi_value(true);
     f
 }
 
@@ -187,12 +189,14 @@ impl ScriptEngine {
         let mut runtime = Engine::headless();
         runtime.set_tunables(ScriptTunables::new(
             limits.max_memory_pages,
+            limits.max_table_elements,
             limits.stack_bytes,
         ));
         Self {
             limits,
             compiler,
             cache: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
             runtime,
             artifacts: None,
             compiled: AtomicU64::new(0),
@@ -234,8 +238,26 @@ impl ScriptEngine {
         &self.limits
     }
 
-    /// Validates and compiles `wasm`, or returns the cached result for the same bytes.
+    /// Validates and compiles `wasm`, or returns the cached result for the same bytes. The
+    /// result depends only on the bytes and the limits, never on how fast this machine is:
+    /// what worlds and replays use.
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<CompiledScript>, ScriptError> {
+        self.load_within(wasm, None)
+    }
+
+    /// Like [`Self::load`], but refuses a module whose compilation takes longer than
+    /// `limits.upload_compile_time_max`: for uploads, where a stranger's module must not hold
+    /// a compiler for minutes. Accepted or refused, the outcome is cached, so a later `load`
+    /// of the same bytes (on the tick thread) does not compile again.
+    pub fn load_for_upload(&self, wasm: &[u8]) -> Result<Arc<CompiledScript>, ScriptError> {
+        self.load_within(wasm, Some(self.limits.upload_compile_time_max))
+    }
+
+    fn load_within(
+        &self,
+        wasm: &[u8],
+        compile_time_max: Option<Duration>,
+    ) -> Result<Arc<CompiledScript>, ScriptError> {
         if wasm.len() > self.limits.max_module_bytes {
             return Err(ScriptError::TooLarge {
                 bytes: wasm.len(),
@@ -246,6 +268,27 @@ impl ScriptEngine {
         if let Some(hit) = self.cache_lock().get(&hash) {
             return Ok(Arc::clone(hit));
         }
+        if let Some(refusal) = self.refused_lock().get(&hash) {
+            return Err(refusal.clone());
+        }
+        let loaded = self.load_uncached(wasm, hash, compile_time_max);
+        if let Err(refusal) = &loaded {
+            let mut refused = self.refused_lock();
+            if refused.len() >= self.limits.max_cached_scripts {
+                refused.clear();
+            }
+            refused.insert(hash, refusal.clone());
+        }
+        loaded
+    }
+
+    fn load_uncached(
+        &self,
+        wasm: &[u8],
+        hash: u128,
+        compile_time_max: Option<Duration>,
+    ) -> Result<Arc<CompiledScript>, ScriptError> {
+        check_structure(wasm, &self.limits.structure, self.limits.max_table_elements)?;
         let key = self.artifact_key(hash);
         let from_disk = self
             .artifacts
@@ -261,8 +304,7 @@ impl ScriptEngine {
             }
             None => {
                 let engine = self.compile_engine();
-                let module =
-                    Module::new(&engine, wasm).map_err(|e| ScriptError::Invalid(e.to_string()))?;
+                let module = compile(&engine, wasm, compile_time_max)?;
                 check_reserved_exports(wasm)?;
                 check_module(&module, &self.limits)?;
                 let artifact = module
@@ -282,6 +324,9 @@ impl ScriptEngine {
             module,
             limits: self.limits.clone(),
         });
+        // Whatever would fail when a ship starts the script (its start function, the ABI
+        // version, the block addresses, initializing segments) fails here, at upload.
+        ScriptInstance::new(&compiled, TRIAL_SEED)?;
         let mut cache = self.cache_lock();
         if cache.len() >= self.limits.max_cached_scripts {
             // Only the cache holds these: no instance runs them, so they can go.
@@ -296,6 +341,10 @@ impl ScriptEngine {
         self.cache_lock().len()
     }
 
+    fn refused_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u128, ScriptError>> {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u128, Arc<CompiledScript>>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -303,14 +352,19 @@ impl ScriptEngine {
     /// A fresh engine with its own metering middleware: one middleware instance can compile
     /// exactly one module.
     fn compile_engine(&self) -> Engine {
-        let metering = Arc::new(Metering::new(self.limits.start_fuel, operator_cost));
+        let metering = Arc::new(FuelMetering::new(
+            self.limits.start_fuel,
+            self.limits.max_memory_pages,
+        ));
         // State globals first: it must see only the script's own globals, not metering's.
         let state_globals = Arc::new(ExportStateGlobals);
+        let defer_start = Arc::new(DeferStart);
         let config: Box<dyn CompilerConfig> = match self.compiler {
             CompilerKind::Singlepass => {
                 let mut c = Singlepass::default();
                 c.canonicalize_nans(true);
                 c.push_middleware(state_globals);
+                c.push_middleware(defer_start);
                 c.push_middleware(metering);
                 Box::new(c)
             }
@@ -318,6 +372,7 @@ impl ScriptEngine {
                 let mut c = Cranelift::default();
                 c.canonicalize_nans(true);
                 c.push_middleware(state_globals);
+                c.push_middleware(defer_start);
                 c.push_middleware(metering);
                 Box::new(c)
             }
@@ -326,10 +381,37 @@ impl ScriptEngine {
         let mut engine = Engine::new(config, Default::default(), script_features());
         engine.set_tunables(ScriptTunables::new(
             self.limits.max_memory_pages,
+            self.limits.max_table_elements,
             self.limits.stack_bytes,
         ));
         engine
     }
+}
+
+/// Compiles `wasm`, giving up when `time_max` (if any) has passed: the compiler reports after
+/// each batch of functions, and structural limits keep every function small, so it stops soon
+/// after the deadline.
+fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+    time_max: Option<Duration>,
+) -> Result<Module, ScriptError> {
+    let deadline = time_max.map(|max| (Instant::now() + max, max));
+    let progress = CompilationProgressCallback::new(move |_| match deadline {
+        Some((at, max)) if Instant::now() > at => Err(UserAbort::new(format!(
+            "compiling took longer than {} ms",
+            max.as_millis()
+        ))),
+        _ => Ok(()),
+    });
+    engine
+        .new_module_with_progress(wasm, progress)
+        .map_err(|e| match (e, time_max) {
+            (CompileError::Aborted(_), Some(max)) => ScriptError::CompileTimeout {
+                limit_ms: max.as_millis() as u64,
+            },
+            (e, _) => ScriptError::Invalid(e.to_string()),
+        })
 }
 
 fn kind_name(ty: &ExternType) -> &'static str {
@@ -461,7 +543,3 @@ pub(crate) fn check_abi_version(found: i32) -> Result<(), ScriptError> {
         })
     }
 }
-
-/// Globals the metering middleware adds to every module (i64 points left, i32 exhausted flag).
-pub(crate) const REMAINING_POINTS: &str = "wasmer_metering_remaining_points";
-pub(crate) const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";

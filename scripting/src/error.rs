@@ -57,6 +57,14 @@ pub enum ScriptError {
     AbiVersion { found: i32, supported: i32 },
     #[error("{0}")]
     Blocks(String),
+    #[error("the module is too complex for this host: {0}")]
+    Structure(String),
+    #[error(
+        "compiling took longer than {limit_ms} ms, the limit for uploads; simplify the module (fewer or smaller functions)"
+    )]
+    CompileTimeout { limit_ms: u64 },
+    #[error("initializing the module's memory or table failed: {0}")]
+    Initialize(String),
     #[error("cannot restore the script's saved state: {0}")]
     Restore(String),
     #[error("the script failed while starting: {0}")]

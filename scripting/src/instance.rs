@@ -10,8 +10,10 @@ use wasmer::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, SensorSnapshot};
-use crate::engine::{CompiledScript, POINTS_EXHAUSTED, REMAINING_POINTS, check_abi_version};
+use crate::deferred_start::START_EXPORT;
+use crate::engine::{CompiledScript, check_abi_version};
 use crate::error::{Fault, FaultKind, ScriptError};
+use crate::metering::{POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;
 
 /// Fuel for each ABI query at start (`astroboids_abi`, `sensor_ptr`, `command_ptr`): they
@@ -72,12 +74,14 @@ pub struct ScriptInstance {
     command_addr: u64,
     /// Reused for encoding the sensor block, so a tick allocates nothing for it.
     sensor_buffer: Vec<u8>,
+    /// Lines the start function logged (charged to its start fuel), until taken.
+    start_logs: Vec<String>,
     script: Arc<CompiledScript>,
 }
 
 impl ScriptInstance {
-    /// Instantiates `script` (running its start function on `start_fuel`) and checks its ABI
-    /// version.
+    /// Instantiates `script`, runs its start function on `start_fuel` and checks its ABI
+    /// version and block addresses.
     pub fn new(script: &Arc<CompiledScript>, random_seed: u64) -> Result<Self, ScriptError> {
         let limits = script.limits().clone();
         let mut store = Store::new(script.engine().clone());
@@ -105,16 +109,11 @@ impl ScriptInstance {
                 "abort" => Function::new_typed_with_env(&mut store, &env, host_abort),
             },
         };
+        // No script code runs here: the start function was moved to an export (see
+        // `deferred_start`), so only segment initialization can fail.
         let instance =
             Instance::new(&mut store, script.module(), &import_object).map_err(|e| match e {
-                InstantiationError::Start(trap) => ScriptError::Start(Fault {
-                    kind: FaultKind::Trap,
-                    message: format!(
-                        "{} (the start function has {} fuel)",
-                        trap.message(),
-                        limits.start_fuel
-                    ),
-                }),
+                InstantiationError::Start(trap) => ScriptError::Initialize(trap.message()),
                 other => ScriptError::Invalid(other.to_string()),
             })?;
         let exports = &instance.exports;
@@ -134,6 +133,9 @@ impl ScriptInstance {
         let tick = exports
             .get_typed_function::<(), ()>(&store, "tick")
             .map_err(|_| missing("tick"))?;
+        let start = exports
+            .get_typed_function::<(), ()>(&store, START_EXPORT)
+            .ok();
         let query = |name: &'static str| {
             exports
                 .get_typed_function::<(), i32>(&store, name)
@@ -169,8 +171,14 @@ impl ScriptInstance {
             sensor_addr: 0,
             command_addr: 0,
             sensor_buffer: vec![0; SENSOR_BLOCK_BYTES],
+            start_logs: Vec::new(),
             script: Arc::clone(script),
         };
+        if let Some(start) = start {
+            let (result, _) = this.metered(limits.start_fuel, |store| start.call(store));
+            this.start_logs = std::mem::take(&mut this.env.as_mut(&mut this.store).logs);
+            result.map_err(|fault| start_failure(fault, limits.start_fuel, &this.start_logs))?;
+        }
         let mut ask = |f: &TypedFunction<(), i32>| {
             this.metered(ABI_CALL_FUEL, |store| f.call(store))
                 .0
@@ -182,6 +190,11 @@ impl ScriptInstance {
         let memory_bytes = this.memory.view(&this.store).data_size();
         (this.sensor_addr, this.command_addr) = check_blocks(sensor, command, memory_bytes)?;
         Ok(this)
+    }
+
+    /// Lines the start function logged; empty after the first call.
+    pub fn take_start_logs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.start_logs)
     }
 
     /// The compiled script this instance runs.
@@ -373,6 +386,21 @@ impl ScriptInstance {
     }
 }
 
+/// Why a start function failed, with the last lines it logged (often the reason).
+fn start_failure(fault: Fault, start_fuel: u64, logs: &[String]) -> ScriptError {
+    let mut message = match fault.kind {
+        FaultKind::OutOfFuel => format!("its start function used all {start_fuel} start fuel"),
+        FaultKind::Trap => format!("{} in the start function", fault.message),
+    };
+    if let Some(last) = logs.last() {
+        message.push_str(&format!(" (its last log line: \"{last}\")"));
+    }
+    ScriptError::Start(Fault {
+        kind: fault.kind,
+        message,
+    })
+}
+
 /// Checks the block addresses a script reported: inside the memory it starts with (memory
 /// never shrinks, so they stay valid) and not overlapping. Returns them as offsets.
 fn check_blocks(sensor: i32, command: i32, memory_bytes: u64) -> Result<(u64, u64), ScriptError> {
@@ -420,28 +448,63 @@ fn charge(env: &mut FunctionEnvMut<HostState>, cost: u64) -> Result<(), RuntimeE
     Ok(())
 }
 
+/// `astroboids.log(ptr, len)`: charged before anything is read; the whole range must lie in
+/// memory (also when the line is then dropped or cut), so a bad pointer always traps alike.
 fn host_log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), RuntimeError> {
-    let len = u64::from(len.max(0) as u32);
+    if len < 0 {
+        return Err(RuntimeError::new(format!(
+            "astroboids.log: the length is {len}; it must be 0 or more"
+        )));
+    }
+    let (start, len) = (u64::from(ptr as u32), len as u64);
     let fuel = env.data().log_fuel;
     charge(&mut env, fuel.saturating_add(len))?;
     let (state, store) = env.data_and_store_mut();
+    let Some(memory) = state.memory.as_ref() else {
+        return Ok(());
+    };
+    let view = memory.view(&store);
+    if start + len > view.data_size() {
+        return Err(RuntimeError::new(format!(
+            "astroboids.log: bytes {start}..{} lie outside the memory ({} bytes)",
+            start + len,
+            view.data_size()
+        )));
+    }
     if state.logs.len() >= state.log_lines_max as usize {
         state.logs_dropped += 1;
         return Ok(());
     }
     let keep = len.min(u64::from(state.log_line_bytes));
     let mut bytes = vec![0u8; keep as usize];
-    let Some(memory) = state.memory.as_ref() else {
-        return Ok(());
-    };
-    memory
-        .view(&store)
-        .read(u64::from(ptr as u32), &mut bytes)
-        .map_err(|_| RuntimeError::new("astroboids.log: (ptr, len) is outside the memory"))?;
-    state
-        .logs
-        .push(String::from_utf8_lossy(&bytes).into_owned());
+    view.read(start, &mut bytes)
+        .map_err(|_| RuntimeError::new("astroboids.log: cannot read the line"))?;
+    let line = escape_control(&String::from_utf8_lossy(&bytes));
+    state.logs.push(line);
     Ok(())
+}
+
+/// Renders control characters (C0, DEL, C1) as escapes (`\n`, `\t`, `\x1b`, `\u{9b}`) and a
+/// backslash as `\\`, so a log line shown in a terminal or a client can neither move the
+/// cursor, change colours, nor forge a second line.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn host_random(mut env: FunctionEnvMut<HostState>) -> i32 {

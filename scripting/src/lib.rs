@@ -19,10 +19,13 @@ pub mod abi;
 mod artifacts;
 pub mod blocks;
 pub mod budget;
+mod deferred_start;
 mod engine;
 mod error;
 mod instance;
+pub mod metering;
 mod state_globals;
+mod structure;
 mod tunables;
 mod workers;
 
@@ -31,5 +34,6 @@ pub use engine::{
     CompiledScript, CompilerKind, LoadStats, ModuleSummary, ScriptEngine, ScriptLimits, module_hash,
 };
 pub use error::{Fault, FaultKind, ScriptError};
-pub use instance::{InstanceState, RunReport, ScriptInstance};
-pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, WorkerError};
+pub use instance::{InstanceState, RunReport, ScriptInstance, escape_control};
+pub use structure::StructureLimits;
+pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, StartLogs, WorkerError};

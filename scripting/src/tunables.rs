@@ -3,7 +3,9 @@
 //! wasmer's default tunables give every memory a Static style, reserving 8 GiB of address space
 //! each (~16k instances would fill the address space). Scripts get Dynamic memories instead,
 //! with the maximum clamped to the per-script limit, and a bounded wasm stack so deep recursion
-//! traps instead of exhausting the host's stack.
+//! traps instead of exhausting the host's stack. A table's declared maximum is clamped to the
+//! table limit too (wasmer refuses maxima over 2^27 outright; scripts cannot grow tables, so
+//! the maximum only has to be valid).
 //!
 //! This is the only module with `unsafe`: wasmer's `Tunables` trait declares two of its methods
 //! `unsafe`, and they are implemented by delegating to wasmer's own implementation unchanged.
@@ -19,14 +21,16 @@ use wasmer::{MemoryError, MemoryStyle, MemoryType, Pages, TableStyle, TableType}
 pub struct ScriptTunables {
     base: BaseTunables,
     max_memory_pages: u32,
+    max_table_elements: u32,
     vm_config: VMConfig,
 }
 
 impl ScriptTunables {
-    pub fn new(max_memory_pages: u32, stack_bytes: usize) -> Self {
+    pub fn new(max_memory_pages: u32, max_table_elements: u32, stack_bytes: usize) -> Self {
         Self {
             base: BaseTunables::new(),
             max_memory_pages,
+            max_table_elements,
             vm_config: VMConfig {
                 wasm_stack_size: Some(stack_bytes),
             },
@@ -45,6 +49,16 @@ impl ScriptTunables {
         }
         let maximum = Some(ty.maximum.map_or(limit, |m| m.min(limit)));
         Ok(MemoryType::new(ty.minimum, maximum, ty.shared))
+    }
+
+    /// The table type actually created: the maximum clamped to the limit (validation refuses a
+    /// minimum above it first).
+    fn clamp_table(&self, ty: &TableType) -> TableType {
+        let limit = self.max_table_elements.max(ty.minimum);
+        TableType {
+            maximum: Some(ty.maximum.map_or(limit, |m| m.min(limit))),
+            ..*ty
+        }
     }
 }
 
@@ -84,7 +98,7 @@ impl Tunables for ScriptTunables {
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
-        self.base.create_host_table(ty, style)
+        self.base.create_host_table(&self.clamp_table(ty), style)
     }
 
     unsafe fn create_vm_table(
@@ -93,8 +107,13 @@ impl Tunables for ScriptTunables {
         style: &TableStyle,
         vm_definition_location: NonNull<VMTableDefinition>,
     ) -> Result<VMTable, String> {
-        // SAFETY: pure delegation; the caller's guarantees are passed on unchanged.
-        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+        let ty = self.clamp_table(ty);
+        // SAFETY: the caller's guarantees about `vm_definition_location` are passed on as-is;
+        // only the table type (a plain value) differs.
+        unsafe {
+            self.base
+                .create_vm_table(&ty, style, vm_definition_location)
+        }
     }
 
     fn vmconfig(&self) -> &VMConfig {

@@ -30,7 +30,13 @@ pub struct ScriptJob {
 pub struct ScriptResult {
     pub ship: u64,
     pub report: RunReport,
+    /// Wall-clock time the run took on its worker, in nanoseconds. Observability only, for the
+    /// host's watchdog: it differs run to run and must never reach simulation state.
+    pub wall_ns: u64,
 }
+
+/// Lines a start function logged; what a successful start returns.
+pub type StartLogs = Vec<String>;
 
 enum Request {
     AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
@@ -51,7 +57,7 @@ enum Request {
 
 enum Reply {
     Attached(Result<(), ScriptError>),
-    AttachedMany(Vec<(u64, Result<(), ScriptError>)>),
+    AttachedMany(Vec<(u64, Result<StartLogs, ScriptError>)>),
     Detached(bool),
     Ran(Vec<ScriptResult>),
     Snapshot(Option<InstanceState>),
@@ -155,16 +161,17 @@ impl ScriptWorkers {
         random_seed: u64,
     ) -> Result<(), WorkerError> {
         let mut results = self.attach_many(vec![(ship, Arc::clone(script), random_seed)]);
-        results.pop().expect("one result per start").1
+        results.pop().expect("one result per start").1.map(drop)
     }
 
     /// Instantiates many ships at once, each on its worker, all workers in parallel: starting
     /// a fleet costs one round trip instead of one per ship. `starts` holds (ship, script,
-    /// random seed); results come back in ship order.
+    /// random seed); results (the lines each start function logged, or why it failed) come
+    /// back in ship order.
     pub fn attach_many(
         &mut self,
         starts: Vec<(u64, Arc<CompiledScript>, u64)>,
-    ) -> Vec<(u64, Result<(), WorkerError>)> {
+    ) -> Vec<(u64, Result<StartLogs, WorkerError>)> {
         let mut results = Vec::with_capacity(starts.len());
         let mut per_worker: Vec<Vec<_>> = vec![Vec::new(); self.workers.len()];
         let mut seen = BTreeSet::new();
@@ -325,9 +332,12 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                 starts
                     .into_iter()
                     .map(|(ship, script, random_seed)| {
-                        let started = ScriptInstance::new(&script, random_seed).map(|instance| {
-                            ships.insert(ship, instance);
-                        });
+                        let started =
+                            ScriptInstance::new(&script, random_seed).map(|mut instance| {
+                                let logs = instance.take_start_logs();
+                                ships.insert(ship, instance);
+                                logs
+                            });
                         (ship, started)
                     })
                     .collect(),
@@ -370,8 +380,11 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
 }
 
 fn run_job(instance: &mut ScriptInstance, job: ScriptJob) -> ScriptResult {
+    let started = std::time::Instant::now();
+    let report = instance.run_tick(job.budget, job.random_seed, &job.sensors);
     ScriptResult {
         ship: job.ship,
-        report: instance.run_tick(job.budget, job.random_seed, &job.sensors),
+        report,
+        wall_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
     }
 }

@@ -33,7 +33,7 @@ use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
 
 /// Bump when the checkpoint layout or meaning changes.
-pub const CHECKPOINT_FORMAT: u32 = 2;
+pub const CHECKPOINT_FORMAT: u32 = 3;
 
 /// A whole world between two ticks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,7 +91,9 @@ pub struct ScriptRecord {
     /// 0 pending, 1 running, 2 failed.
     pub status: u8,
     pub fuel_stored: u64,
-    pub faults_in_a_row: u32,
+    /// Faults since the count was last cleared, and clean runs in a row since the last fault.
+    pub faults: u32,
+    pub clean_runs: u32,
     pub resume_at_tick: u64,
     pub fuel_used_last: u64,
     pub fuel_used_total: u64,
@@ -182,9 +184,11 @@ fn ship_record(
                 InstanceStatus::Pending => 0,
                 InstanceStatus::Running => 1,
                 InstanceStatus::Failed => 2,
+                InstanceStatus::Suspended => 3,
             },
             fuel_stored: runtime.fuel.stored,
-            faults_in_a_row: runtime.streak.consecutive,
+            faults: runtime.streak.faults,
+            clean_runs: runtime.streak.clean_runs,
             resume_at_tick: runtime.streak.resume_at_tick,
             fuel_used_last: runtime.fuel_used_last,
             fuel_used_total: runtime.fuel_used_total,
@@ -264,6 +268,7 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
                 ScriptFaultKind::OutOfFuel => 0,
                 ScriptFaultKind::Trap => 1,
                 ScriptFaultKind::Start => 2,
+                ScriptFaultKind::Suspended => 3,
             },
             message: f.message.clone(),
         })
@@ -381,6 +386,7 @@ pub fn restore(
                 0 => InstanceStatus::Pending,
                 1 => InstanceStatus::Running,
                 2 => InstanceStatus::Failed,
+                3 => InstanceStatus::Suspended,
                 other => return Err(damaged(format!("ship {id}: script status {other}"))),
             };
             e.insert((
@@ -391,7 +397,8 @@ pub fn restore(
                         stored: s.fuel_stored,
                     },
                     streak: FaultStreak {
-                        consecutive: s.faults_in_a_row,
+                        faults: s.faults,
+                        clean_runs: s.clean_runs,
                         resume_at_tick: s.resume_at_tick,
                     },
                     fuel_used_last: s.fuel_used_last,
@@ -438,7 +445,8 @@ pub fn restore(
             kind: match f.kind {
                 0 => ScriptFaultKind::OutOfFuel,
                 1 => ScriptFaultKind::Trap,
-                _ => ScriptFaultKind::Start,
+                2 => ScriptFaultKind::Start,
+                _ => ScriptFaultKind::Suspended,
             },
             message: f.message.clone(),
         })

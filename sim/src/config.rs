@@ -107,9 +107,12 @@ pub struct ScriptsConfig {
     pub fuel_per_tick: u64,
     pub fuel_bucket_max: u64,
     pub fuel_burst_max: u64,
+    pub account_fuel_per_tick_max: u64,
+    pub world_fuel_per_tick_max: u64,
     pub faults_before_backoff: u32,
     pub backoff_first_skip_ticks: u64,
     pub backoff_max_skip_ticks: u64,
+    pub backoff_clean_runs_to_forgive: u32,
     pub max_module_bytes: u32,
     pub max_memory_pages: u32,
     pub max_table_elements: u32,
@@ -453,6 +456,30 @@ impl UniverseConfig {
             sp.fuel_per_tick,
             "scripts.fuel_bucket_max",
             sp.fuel_bucket_max,
+        );
+        c.range_u64(
+            "scripts.account_fuel_per_tick_max",
+            sp.account_fuel_per_tick_max,
+            1,
+            1_000_000_000_000,
+        );
+        c.range_u64(
+            "scripts.world_fuel_per_tick_max",
+            sp.world_fuel_per_tick_max,
+            1,
+            1_000_000_000_000,
+        );
+        c.ordered(
+            "scripts.account_fuel_per_tick_max",
+            sp.account_fuel_per_tick_max,
+            "scripts.world_fuel_per_tick_max",
+            sp.world_fuel_per_tick_max,
+        );
+        c.range_u32(
+            "scripts.backoff_clean_runs_to_forgive",
+            sp.backoff_clean_runs_to_forgive,
+            1,
+            1_000_000,
         );
         c.range_u32(
             "scripts.faults_before_backoff",

@@ -45,6 +45,10 @@ pub enum WorldInput {
     /// Removes `ship`: its hull drops to zero and the next tick's damage stage destroys it as
     /// any wreck (an operator's tool; new variants go last, the index is in the encoding).
     Scrap { ship: u64 },
+    /// Stops `ship`'s script (the host's watchdog: its runs took far longer than their fuel
+    /// allows). The ship idles and its owner sees `reason` as a fault, until it is given a
+    /// script again. Logged like any input, so a replay suspends it at the same tick.
+    SuspendScript { ship: u64, reason: String },
 }
 
 impl WorldInput {
@@ -58,6 +62,7 @@ impl WorldInput {
             Self::AssignScript { .. } => "assign script",
             Self::SetOwner { .. } => "set owner",
             Self::Scrap { .. } => "scrap",
+            Self::SuspendScript { .. } => "suspend script",
         }
     }
 }
@@ -73,6 +78,7 @@ pub enum InputOutcome {
     ScriptAssigned,
     OwnerSet,
     Scrapped,
+    ScriptSuspended,
 }
 
 /// Why an input was refused (the world is unchanged).
@@ -94,7 +100,14 @@ pub enum WorldInputError {
     },
     #[error("owner {0:?}: an account name is 1 to {MAX_OWNER_BYTES} of A-Z a-z 0-9 _ . -")]
     InvalidOwner(String),
+    #[error("ship {0} runs no script")]
+    NotScripted(NetId),
+    #[error("a suspension reason is 1 to {MAX_REASON_BYTES} bytes, got {0}")]
+    InvalidReason(usize),
 }
+
+/// Longest reason a suspension may carry (it is logged and shown to the owner).
+pub const MAX_REASON_BYTES: usize = 256;
 
 /// Longest account name an owner may have.
 pub const MAX_OWNER_BYTES: usize = 64;
@@ -219,6 +232,13 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
                 .ok_or(WorldInputError::UnknownShip(id))?
                 .0 = 0.0;
             Ok(InputOutcome::Scrapped)
+        }
+        WorldInput::SuspendScript { ship, reason } => {
+            if reason.is_empty() || reason.len() > MAX_REASON_BYTES {
+                return Err(WorldInputError::InvalidReason(reason.len()));
+            }
+            crate::scripts::suspend_script(world, NetId(*ship), reason)?;
+            Ok(InputOutcome::ScriptSuspended)
         }
     }
 }

@@ -31,8 +31,9 @@ use astroboids_scripting::{
 
 use crate::autopilot::Autopilot;
 use crate::config::{ScriptsConfig, UniverseConfig};
+use crate::script_budget::{FuelCaps, FuelClaim, grant_fuel};
 use crate::sensors::{ContactTarget, Sensors};
-use crate::ships::{Cargo, Energy, Heading, Hull, ShipCommand, ShipIndex, Velocity};
+use crate::ships::{Cargo, Energy, Heading, Hull, Owner, ShipCommand, ShipIndex, Velocity};
 use crate::space::SpacePos;
 use crate::{SimSet, SimTotals};
 
@@ -59,6 +60,9 @@ pub enum InstanceStatus {
     Running,
     /// The start function (or an ABI check) failed; the ship idles until it gets a new script.
     Failed,
+    /// Stopped by the host (a logged world input: its runs took far longer than their fuel
+    /// allows); the ship idles until it gets a script again.
+    Suspended,
 }
 
 /// A scripted ship's bookkeeping; part of the state hash.
@@ -105,6 +109,8 @@ pub enum ScriptFaultKind {
     Trap,
     /// The instance could not start.
     Start,
+    /// The host suspended the script.
+    Suspended,
 }
 
 /// The most recent faults of every ship, oldest first; bounded by `scripts.fault_log_max`.
@@ -120,6 +126,25 @@ pub struct ScriptTickReport {
     pub skipped_in_backoff: u32,
     pub faults: u32,
     pub fuel_used: u64,
+    /// Instances started this tick, and those that failed to start.
+    pub started: u32,
+    pub start_failures: u32,
+    /// Pending starts left for later ticks (starts take at most half the world's fuel).
+    pub starts_deferred: u32,
+    /// Runs granted less than their bucket allowed, by an account or world cap.
+    pub budget_cut: u32,
+}
+
+/// Wall-clock times of this tick's script runs over the host's bound: what a host's watchdog
+/// reads after each tick. Observability only (measured on the workers, never hashed, never
+/// read by a system): the host acts on it through a logged `WorldInput::SuspendScript`, so
+/// replays reproduce the suspension without the clock.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlowScripts {
+    /// Runs longer than this are listed; `None` lists nothing.
+    pub run_wall_ns_max: Option<u64>,
+    /// (ship, wall ns, fuel used) of this tick's runs over the bound, in ship order.
+    pub runs: Vec<(NetId, u64, u64)>,
 }
 
 /// Every script the world knows: compiled modules by id, with their bytes (for persistence).
@@ -283,6 +308,39 @@ pub fn assign_script(
     Ok(())
 }
 
+/// Stops `ship`'s script: status `Suspended` (its instance is dropped at the next tick) and a
+/// fault with `reason` for its owner. Errors (changing nothing) when the ship runs no script.
+pub(crate) fn suspend_script(
+    world: &mut World,
+    ship: NetId,
+    reason: &str,
+) -> Result<(), crate::inputs::WorldInputError> {
+    use crate::inputs::WorldInputError;
+    let entity = world
+        .resource::<ShipIndex>()
+        .entity(ship)
+        .ok_or(WorldInputError::UnknownShip(ship))?;
+    let tick = world.resource::<Tick>().0;
+    let limit = world.resource::<UniverseConfig>().scripts.fault_log_max as usize;
+    let mut runtime = world
+        .get_mut::<ScriptRuntime>(entity)
+        .ok_or(WorldInputError::NotScripted(ship))?;
+    runtime.status = InstanceStatus::Suspended;
+    runtime.faults_total += 1;
+    let mut faults = world.resource_mut::<ScriptFaults>();
+    FaultLog {
+        faults: &mut faults,
+        limit,
+    }
+    .push(
+        ship,
+        tick,
+        ScriptFaultKind::Suspended,
+        format!("suspended: {reason}"),
+    );
+    Ok(())
+}
+
 /// Gives `ship` a running instance of `script` with a saved state (restoring a checkpoint).
 pub(crate) fn restore_instance(
     world: &mut World,
@@ -324,6 +382,7 @@ impl Plugin for ScriptsPlugin {
             .insert_resource(ScriptHost::new(self.workers))
             .init_resource::<ScriptFaults>()
             .init_resource::<ScriptTickReport>()
+            .init_resource::<SlowScripts>()
             .add_systems(TickSchedule, run_scripts.in_set(SimSet::Behaviour));
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
@@ -337,7 +396,7 @@ impl Plugin for ScriptsPlugin {
 /// What the script stage reads and writes of a scripted ship.
 type ScriptedShip = (
     &'static NetId,
-    &'static ShipScript,
+    (&'static ShipScript, Option<&'static Owner>),
     &'static mut ScriptRuntime,
     &'static mut ScriptLog,
     &'static mut ShipCommand,
@@ -364,13 +423,16 @@ fn run_scripts(
     host: Res<ScriptHost>,
     mut faults: ResMut<ScriptFaults>,
     mut report: ResMut<ScriptTickReport>,
+    mut slow: ResMut<SlowScripts>,
     mut totals: ResMut<SimTotals>,
     mut trace: Option<ResMut<ScriptTrace>>,
     mut ships: Query<ScriptedShip, Without<Autopilot>>,
 ) {
     *report = ScriptTickReport::default();
+    slow.runs.clear();
     let rules = &config.scripts;
     let (fuel_policy, backoff) = (rules.fuel_policy(), rules.backoff_policy());
+    let caps = rules.fuel_caps();
     let tick = tick.0;
     let mut workers = host.workers();
     let mut faults_log = FaultLog {
@@ -383,42 +445,57 @@ fn run_scripts(
     let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
     drop_orphans(&mut workers, &scripted_ids);
 
-    // Start every pending instance in one batch (all workers in parallel), in id order.
-    let mut starts = Vec::new();
-    for (id, script, runtime, ..) in &scripted {
-        if runtime.status == InstanceStatus::Pending {
-            // A ship that got a new script drops its old instance first.
-            if workers.is_attached(id.0) {
-                let _ = workers.detach(id.0);
-            }
-            let compiled = library
-                .compiled(script.0)
-                .expect("assign_script only assigns scripts in the library");
-            let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick, START_KEY]);
-            starts.push((id.0, Arc::clone(compiled), random_seed));
+    // Start pending instances in id order, as many as the world's start share allows, in one
+    // batch (all workers in parallel).
+    let pending: Vec<usize> = (0..scripted.len())
+        .filter(|&i| scripted[i].2.status == InstanceStatus::Pending)
+        .collect();
+    let admitted = caps.admitted_starts(pending.len());
+    report.starts_deferred = (pending.len() - admitted) as u32;
+    let mut starts = Vec::with_capacity(admitted);
+    for &index in &pending[..admitted] {
+        let (id, (script, _), ..) = &scripted[index];
+        // A ship that got a new script drops its old instance first.
+        if workers.is_attached(id.0) {
+            let _ = workers.detach(id.0);
         }
+        let compiled = library
+            .compiled(script.0)
+            .expect("assign_script only assigns scripts in the library");
+        let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick, START_KEY]);
+        starts.push((id.0, Arc::clone(compiled), random_seed));
     }
     for (ship, started) in workers.attach_many(starts) {
         let index = scripted_ids
             .binary_search(&ship)
             .expect("started ships are scripted ships");
-        let (id, _, runtime, ..) = &mut scripted[index];
+        let (id, _, runtime, log, ..) = &mut scripted[index];
         match started {
-            Ok(()) => runtime.status = InstanceStatus::Running,
+            Ok(start_logs) => {
+                runtime.status = InstanceStatus::Running;
+                report.started += 1;
+                append_logs(log, tick, start_logs, 0, rules.log_ring_lines as usize);
+            }
             Err(error) => {
                 runtime.status = InstanceStatus::Failed;
                 runtime.faults_total += 1;
+                report.start_failures += 1;
                 faults_log.push(**id, tick, ScriptFaultKind::Start, error.to_string());
             }
         }
     }
+    // Suspended scripts keep no instance.
+    for (id, _, runtime, ..) in &scripted {
+        if runtime.status == InstanceStatus::Suspended && workers.is_attached(id.0) {
+            let _ = workers.detach(id.0);
+        }
+    }
 
-    let mut jobs = Vec::with_capacity(scripted.len());
+    // Who runs, and what each asks for; then the grants under the account and world caps.
     let mut running = Vec::with_capacity(scripted.len());
-    let mut traced_jobs = BTreeMap::new();
-    for (index, (id, _, runtime, _, command, sensed)) in scripted.iter_mut().enumerate() {
+    let mut claims = Vec::with_capacity(scripted.len());
+    for (index, (_, (_, owner), runtime, _, command, _)) in scripted.iter_mut().enumerate() {
         **command = ShipCommand::default();
-        let budget = fuel_policy.earn(&mut runtime.fuel);
         if runtime.status != InstanceStatus::Running {
             continue;
         }
@@ -426,6 +503,25 @@ fn run_scripts(
             report.skipped_in_backoff += 1;
             continue;
         }
+        claims.push(FuelClaim {
+            account: owner.map(|o| o.0.as_str()),
+            request: fuel_policy.earn(&mut runtime.fuel),
+        });
+        running.push(index);
+    }
+    let grants = grant_fuel(&claims, caps.account_max, caps.run_fuel(admitted));
+
+    let mut jobs = Vec::with_capacity(running.len());
+    let mut ran = Vec::with_capacity(running.len());
+    let mut traced_jobs = BTreeMap::new();
+    for ((&index, claim), budget) in running.iter().zip(&claims).zip(grants) {
+        if budget < claim.request {
+            report.budget_cut += 1;
+        }
+        if budget == 0 {
+            continue;
+        }
+        let (id, _, _, _, _, sensed) = &scripted[index];
         let job = ScriptJob {
             ship: id.0,
             budget,
@@ -436,15 +532,19 @@ fn run_scripts(
             traced_jobs.insert(index, job.clone());
         }
         jobs.push(job);
-        running.push(index);
+        ran.push(index);
     }
 
     let results = workers
         .run(jobs)
         .expect("jobs name attached ships, once each");
-    for (index, result) in running.into_iter().zip(results) {
-        let (id, script, runtime, log, command, _) = &mut scripted[index];
+    for (index, result) in ran.into_iter().zip(results) {
+        let (id, (script, _), runtime, log, command, _) = &mut scripted[index];
         debug_assert_eq!(id.0, result.ship, "results come back in ship order");
+        if slow.run_wall_ns_max.is_some_and(|max| result.wall_ns > max) {
+            slow.runs
+                .push((**id, result.wall_ns, result.report.fuel_used));
+        }
         let run = result.report;
         if let (Some(trace), Some(job)) = (trace.as_mut(), traced_jobs.remove(&index)) {
             trace.records.push(ScriptTraceRecord {
@@ -613,11 +713,13 @@ fn hash_scripts(world: &mut World, h: &mut StateHasher) {
             InstanceStatus::Pending => 0,
             InstanceStatus::Running => 1,
             InstanceStatus::Failed => 2,
+            InstanceStatus::Suspended => 3,
         });
         for v in [
             runtime.fuel.stored,
             runtime.streak.resume_at_tick,
-            u64::from(runtime.streak.consecutive),
+            u64::from(runtime.streak.faults),
+            u64::from(runtime.streak.clean_runs),
             runtime.fuel_used_last,
             runtime.fuel_used_total,
             runtime.faults_total,
@@ -652,6 +754,15 @@ impl ScriptsConfig {
             faults_before_backoff: self.faults_before_backoff,
             first_skip_ticks: self.backoff_first_skip_ticks,
             max_skip_ticks: self.backoff_max_skip_ticks,
+            clean_runs_to_forgive: self.backoff_clean_runs_to_forgive,
+        }
+    }
+
+    pub(crate) fn fuel_caps(&self) -> FuelCaps {
+        FuelCaps {
+            account_max: self.account_fuel_per_tick_max,
+            world_max: self.world_fuel_per_tick_max,
+            start_fuel: self.start_fuel,
         }
     }
 
@@ -666,6 +777,7 @@ impl ScriptsConfig {
             log_line_bytes: self.log_line_bytes,
             log_fuel: self.log_fuel,
             max_cached_scripts: self.max_scripts as usize,
+            ..astroboids_scripting::ScriptLimits::default()
         }
     }
 }
