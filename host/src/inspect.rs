@@ -94,7 +94,8 @@ pub fn input_ship(input: &WorldInput) -> Option<u64> {
         WorldInput::Command { ship, .. }
         | WorldInput::AssignScript { ship, .. }
         | WorldInput::SetOwner { ship, .. }
-        | WorldInput::Scrap { ship } => Some(*ship),
+        | WorldInput::Scrap { ship }
+        | WorldInput::SuspendScript { ship, .. } => Some(*ship),
         WorldInput::SpawnShip { .. }
         | WorldInput::SpawnFleet { .. }
         | WorldInput::AddScript { .. } => None,

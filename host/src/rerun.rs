@@ -94,8 +94,12 @@ pub fn rerun(
         replay.step(&mut recorded)?;
         let record = replay.record(tick).expect("in range");
         for input in &record.inputs {
-            // The new script stays: recorded assignments to this ship are skipped.
-            if matches!(input, WorldInput::AssignScript { .. }) && input_ship(input) == Some(ship.0)
+            // The new script stays: recorded assignments to this ship are skipped, and so are
+            // suspensions, which the host's watchdog decided about the old script.
+            if matches!(
+                input,
+                WorldInput::AssignScript { .. } | WorldInput::SuspendScript { .. }
+            ) && input_ship(input) == Some(ship.0)
             {
                 continue;
             }

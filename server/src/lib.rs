@@ -1,11 +1,13 @@
 //! The online world: accounts and sessions ([`accounts`]), rate limits ([`limits`]), players'
-//! requests carried out against the persistent world ([`requests`]), and the shell that runs
+//! requests carried out against the persistent world ([`requests`]), the backstop that
+//! suspends scripts whose runs take far too long ([`watchdog`]), and the shell that runs
 //! it all on QUIC ([`serve`]: tick thread + quinn endpoint), with its TLS identity ([`tls`])
 //! and Prometheus endpoint ([`monitoring`]).
 //!
-//! Architecture invariant: `accounts`, `limits` and `requests` take time as an argument
-//! (`now`, seconds since the Unix epoch, read by the shell) and touch no sockets; only `serve`
-//! and `monitoring` read clocks and sockets. The tick thread is the only code that touches
+//! Architecture invariant: `accounts`, `limits`, `requests` and `watchdog` take time as an
+//! argument (`now`, seconds since the Unix epoch, read by the shell; the watchdog gets tick
+//! numbers and the script workers' measurements) and touch no sockets; only `serve` and
+//! `monitoring` read clocks and sockets. The tick thread is the only code that touches
 //! the world.
 
 pub mod accounts;
@@ -15,3 +17,4 @@ pub mod requests;
 pub mod serve;
 pub mod tls;
 pub mod views;
+pub mod watchdog;

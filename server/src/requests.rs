@@ -21,7 +21,9 @@ use astroboids_net::messages::{
 use astroboids_sim::checkpoint::{CommandRecord, capture_ship};
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::physics::is_checkpoint_tick;
-use astroboids_sim::scripts::{ScriptFault, ScriptFaults, ScriptId, ScriptLibrary, ScriptLog};
+use astroboids_sim::scripts::{
+    ScriptFault, ScriptFaults, ScriptId, ScriptLibrary, ScriptLog, SlowScripts,
+};
 use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::{SimOptions, SimTotals};
 use astroboids_storage::StorageError;
@@ -31,6 +33,7 @@ use crate::accounts::{
 };
 use crate::limits::{RateLimits, RateRules};
 use crate::views::{Owners, PlayerView};
+use crate::watchdog::{ScriptWatchdog, WatchdogRules};
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct ServerRules {
     pub max_trace_ticks: u64,
     /// Recording of the live world; `None`: not recorded.
     pub replays: Option<ReplayRules>,
+    /// When a script whose runs take far too long is suspended.
+    pub watchdog: WatchdogRules,
 }
 
 impl Default for ServerRules {
@@ -53,6 +58,7 @@ impl Default for ServerRules {
             max_ships_per_account: 50,
             max_trace_ticks: 1_000,
             replays: None,
+            watchdog: WatchdogRules::default(),
         }
     }
 }
@@ -152,6 +158,8 @@ pub struct StepReport {
     pub recording_error: Option<String>,
     /// A replay file finished this tick.
     pub replay_finished: Option<PathBuf>,
+    /// Scripts the watchdog suspended after this tick.
+    pub scripts_suspended: u32,
 }
 
 /// Figures for monitoring.
@@ -199,6 +207,7 @@ pub struct WorldServer {
     recording: Option<LiveRecording>,
     /// Users kicked since the shell last asked (it closes their connections).
     kicked: Vec<String>,
+    watchdog: ScriptWatchdog,
 }
 
 type Answer = Result<Response, RequestError>;
@@ -261,13 +270,21 @@ impl PasswordChecked {
 impl WorldServer {
     pub fn new(world: PersistentWorld, rules: ServerRules) -> Self {
         let limits = RateLimits::new(&rules.rates);
+        let watchdog = ScriptWatchdog::new(rules.watchdog);
         let mut server = Self {
             world,
             rules,
             limits,
             recording: None,
             kicked: Vec::new(),
+            watchdog,
         };
+        server
+            .world
+            .sim_mut()
+            .world_mut()
+            .resource_mut::<SlowScripts>()
+            .run_wall_ns_max = Some(server.watchdog.run_wall_ns_max());
         // A world opened at a checkpoint tick starts recording at once.
         server.rotate_recording(&mut StepReport::default());
         server
@@ -289,12 +306,27 @@ impl WorldServer {
     }
 
     /// Runs one tick: inputs accepted since the last one are logged (acknowledged) first; the
-    /// tick is recorded, and at checkpoint ticks the replay file may rotate.
+    /// tick is recorded, and at checkpoint ticks the replay file may rotate. Then the
+    /// watchdog's suspensions for this tick are submitted (logged with the next tick).
     pub fn step(&mut self) -> Result<StepReport, HostError> {
         let mut report = StepReport {
             checkpoint_written: self.world.step()?,
             ..StepReport::default()
         };
+        let slow = std::mem::take(
+            &mut self
+                .world
+                .sim_mut()
+                .world_mut()
+                .resource_mut::<SlowScripts>()
+                .runs,
+        );
+        for suspension in self.watchdog.observe(self.world.tick(), &slow) {
+            // Refused only when the ship is gone or already runs no script: nothing to do.
+            if self.submit(suspension).is_ok() {
+                report.scripts_suspended += 1;
+            }
+        }
         if let Some(live) = &mut self.recording
             && let Err(e) = live.recorder.after_tick(self.world.sim_mut())
         {
@@ -785,10 +817,12 @@ impl WorldServer {
                 wasm.len()
             )));
         }
+        // A cache hit: the shell compiled it off the tick thread (`load_for_upload` there too,
+        // so a module refused for compiling too long is refused here from the cache).
         let compiled = world
             .resource::<ScriptLibrary>()
             .engine()
-            .load(wasm)
+            .load_for_upload(wasm)
             .map_err(|e| RequestError::Rejected(format!("script rejected: {e}")))?;
         let store = self.world.store();
         let hash = store.put_script(wasm).map_err(storage_error)?;

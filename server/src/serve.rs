@@ -685,6 +685,10 @@ impl TickLoop {
         if let Some(error) = &report.recording_error {
             eprintln!("warning: the live recording stopped: {error}");
         }
+        if report.scripts_suspended > 0 {
+            metrics::counter!("astroboids_scripts_suspended_total")
+                .increment(u64::from(report.scripts_suspended));
+        }
         self.record_vitals();
         Ok(())
     }
@@ -1115,7 +1119,7 @@ async fn precompile(shared: &Arc<Shared>, wasm: &[u8]) {
     };
     let engine = Arc::clone(&shared.script_engine);
     let wasm = wasm.to_vec();
-    let _ = tokio::task::spawn_blocking(move || engine.load(&wasm)).await;
+    let _ = tokio::task::spawn_blocking(move || engine.load_for_upload(&wasm)).await;
 }
 
 /// Hands a request to the tick thread; when it cannot take more, the answer (to send now)

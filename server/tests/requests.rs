@@ -12,10 +12,15 @@ use astroboids_host::{PersistentWorld, WorldRequest};
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response};
 use astroboids_server::accounts::{AccountRules, Accounts, Role};
 use astroboids_server::requests::{Connection, ServerRules, WorldServer};
+use astroboids_server::watchdog::WatchdogRules;
 
 const NOW: u64 = 1_800_000_000;
 
 fn open(dir: &Path) -> WorldServer {
+    open_with(dir, ServerRules::default().watchdog)
+}
+
+fn open_with(dir: &Path, watchdog: WatchdogRules) -> WorldServer {
     let (world, _) = PersistentWorld::open(
         dir,
         WorldRequest {
@@ -29,6 +34,7 @@ fn open(dir: &Path) -> WorldServer {
         world,
         ServerRules {
             max_ships_per_account: 2,
+            watchdog,
             ..ServerRules::default()
         },
     )
@@ -253,6 +259,84 @@ fn bad_uploads_limits_and_logins_are_refused_clearly() {
         error(&mut server, &mut stranger, Request::Authenticate { token: astroboids_net::messages::Token("forged".into()) }),
         RequestError::Rejected(m) if m.contains("log in again")
     ));
+}
+
+#[test]
+fn the_watchdog_suspends_a_slow_script_through_the_log_and_its_owner_sees_why() {
+    let dir = fresh_dir("requests-watchdog");
+    // Every run counts as too slow (any run takes more than 0 ms): the watchdog's path without
+    // depending on how fast this machine is.
+    let strict = WatchdogRules {
+        run_wall_ms_max: 0,
+        strikes_to_suspend: 3,
+        ..WatchdogRules::default()
+    };
+    let ship = {
+        let mut server = open_with(&dir, strict);
+        let mut ada = player(&mut server, "ada");
+        let upload = Request::UploadScript {
+            name: "circler".into(),
+            wasm: circler(),
+        };
+        ok(&mut server, &mut ada, upload);
+        let Response::ShipSpawned { ship } = ok(&mut server, &mut ada, Request::SpawnShip) else {
+            panic!()
+        };
+        let assign = Request::AssignScript {
+            ship,
+            name: "circler".into(),
+        };
+        ok(&mut server, &mut ada, assign);
+        let mut suspended = 0;
+        for _ in 0..6 {
+            suspended += server.step().unwrap().scripts_suspended;
+        }
+        assert_eq!(suspended, 1, "suspended once, after three slow runs");
+        let Response::Logs { faults, .. } = ok(&mut server, &mut ada, Request::ShipLogs { ship })
+        else {
+            panic!()
+        };
+        let (_, reason) = faults.last().expect("the owner sees a fault");
+        assert!(
+            reason.starts_with("suspended: 3 of its runs within 600 ticks took over 0 ms"),
+            "{reason}"
+        );
+        let Response::Ships(ships) = ok(&mut server, &mut ada, Request::ShipStatus { ship: None })
+        else {
+            panic!()
+        };
+        let fuel = ships[0].script_fuel_used_last;
+        server.step().unwrap();
+        let Response::Ships(after) = ok(&mut server, &mut ada, Request::ShipStatus { ship: None })
+        else {
+            panic!()
+        };
+        assert_eq!(
+            after[0].script_fuel_used_last, fuel,
+            "the script no longer runs"
+        );
+        server.close().unwrap();
+        ship
+    };
+    // The suspension is a logged input: after a restart (with a lenient watchdog) it holds.
+    let mut server = open(&dir);
+    let mut ada = Connection::default();
+    ok(
+        &mut server,
+        &mut ada,
+        Request::Login {
+            user: "ada".into(),
+            password: "ada password".into(),
+        },
+    );
+    let Response::Logs { faults, .. } = ok(&mut server, &mut ada, Request::ShipLogs { ship })
+    else {
+        panic!()
+    };
+    assert!(
+        faults.iter().any(|(_, f)| f.starts_with("suspended:")),
+        "{faults:?}"
+    );
 }
 
 #[test]
