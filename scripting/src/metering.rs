@@ -61,8 +61,10 @@ pub const TABLE_ELEMENT_COST: i64 = 2;
 /// Entering a function costs one unit per this many locals it declares: every call zeroes them.
 pub const LOCALS_PER_FUEL: u64 = 4;
 /// `memory.grow` costs this many units per page asked for (capped at the memory limit, beyond
-/// which a grow fails without work): mapping and zeroing 64 KiB.
-pub const GROW_PAGE_COST: i64 = 8_192;
+/// which a grow fails without work). Memories grow in place (`tunables::ReservedMemory`), so
+/// this covers making the pages accessible; the page faults when a script first touches them
+/// happen once per instance and are bounded by how many instances start per tick.
+pub const GROW_PAGE_COST: i64 = 4_096;
 
 /// Static price of each operator, charged with its segment.
 pub fn operator_cost(op: &Operator, imported_functions: u32) -> u64 {
