@@ -39,7 +39,7 @@ pub(crate) const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";
 
 /// Bump when any price below changes: costs are compiled into artifacts and decide how far a
 /// script gets in a tick, so they are part of the simulation's results.
-pub const COST_TABLE_VERSION: u32 = 2;
+pub const COST_TABLE_VERSION: u32 = 3;
 
 /// Charged once per segment on top of its operators: the check itself is work, and without it
 /// a loop of one-operator segments (`loop br_if`) would run several times the CPU per unit of a
@@ -56,8 +56,14 @@ pub const CALL_INDIRECT_COST: u64 = 24;
 /// `memory.fill`, `memory.copy` and `memory.init` cost one unit per this many bytes (a power of
 /// two: the middleware shifts).
 pub const BULK_BYTES_PER_FUEL_LOG2: i64 = 3;
-/// `table.copy` and `table.init` cost this many units per element.
-pub const TABLE_ELEMENT_COST: i64 = 2;
+/// `table.copy` and `table.init` cost this many units per element (wasmer copies tables one
+/// element at a time, with checks).
+pub const TABLE_ELEMENT_COST: i64 = 6;
+/// Operators wasmer carries out by calling into its runtime (bulk memory and table operations,
+/// `data.drop`, `elem.drop`, `memory.size`): the call, before any per-length price.
+pub const RUNTIME_CALL_COST: u64 = 40;
+/// Loads and stores: an access may miss the cache anywhere in a megabyte of memory.
+pub const MEMORY_ACCESS_COST: u64 = 4;
 /// Entering a function costs one unit per this many locals it declares: every call zeroes them.
 pub const LOCALS_PER_FUEL: u64 = 4;
 /// `memory.grow` costs this many units per page asked for (capped at the memory limit, beyond
@@ -69,6 +75,22 @@ pub const GROW_PAGE_COST: i64 = 4_096;
 /// Static price of each operator, charged with its segment.
 pub fn operator_cost(op: &Operator, imported_functions: u32) -> u64 {
     match op {
+        // Stack and local shuffling and structure markers compile to nothing (cranelift keeps
+        // locals in registers); charging them would make code heavy in them look cheap per
+        // unit of fuel. The segment's own charge still makes every loop iteration cost.
+        Operator::LocalGet { .. }
+        | Operator::LocalSet { .. }
+        | Operator::LocalTee { .. }
+        | Operator::I32Const { .. }
+        | Operator::I64Const { .. }
+        | Operator::F32Const { .. }
+        | Operator::F64Const { .. }
+        | Operator::Drop
+        | Operator::Nop
+        | Operator::Block { .. }
+        | Operator::Loop { .. }
+        | Operator::Else
+        | Operator::End => 0,
         Operator::Call { function_index } if *function_index < imported_functions => HOST_CALL_COST,
         Operator::Call { .. } => CALL_COST,
         Operator::CallIndirect { .. } => CALL_INDIRECT_COST,
@@ -81,7 +103,6 @@ pub fn operator_cost(op: &Operator, imported_functions: u32) -> u64 {
         | Operator::I64RemS
         | Operator::I64RemU => 8,
         Operator::F32Div | Operator::F64Div | Operator::F32Sqrt | Operator::F64Sqrt => 4,
-        // Loads and stores may miss the cache anywhere in a megabyte of memory.
         Operator::I32Load { .. }
         | Operator::I64Load { .. }
         | Operator::F32Load { .. }
@@ -104,12 +125,15 @@ pub fn operator_cost(op: &Operator, imported_functions: u32) -> u64 {
         | Operator::I32Store16 { .. }
         | Operator::I64Store8 { .. }
         | Operator::I64Store16 { .. }
-        | Operator::I64Store32 { .. } => 2,
+        | Operator::I64Store32 { .. } => MEMORY_ACCESS_COST,
         Operator::MemoryFill { .. }
         | Operator::MemoryCopy { .. }
         | Operator::MemoryInit { .. }
         | Operator::TableCopy { .. }
-        | Operator::TableInit { .. } => 8,
+        | Operator::TableInit { .. }
+        | Operator::DataDrop { .. }
+        | Operator::ElemDrop { .. }
+        | Operator::MemorySize { .. } => RUNTIME_CALL_COST,
         Operator::MemoryGrow { .. } => 64,
         _ => 1,
     }
