@@ -63,7 +63,7 @@ impl Default for ScriptLimits {
             max_memory_pages: 16,
             max_table_elements: 10_000,
             stack_bytes: 256 * 1024,
-            start_fuel: 5_000_000,
+            start_fuel: 1_000_000,
             log_lines_per_tick: 16,
             log_line_bytes: 256,
             log_fuel: 1_000,
