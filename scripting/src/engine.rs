@@ -172,7 +172,7 @@ pub struct LoadStats {
 /// artifact key, because artifacts are not portable across versions.
 const WASMER_VERSION: &str = "7.4.2";
 /// The random seed of the trial instance every module is started in when it is loaded.
-const TRIAL_SEED: u64 = 0x5eed_0f_7e57;
+const TRIAL_SEED: u64 = 0x5eed_0f7e_57ed;
 
 /// WebAssembly features scripts get: the deterministic MVP plus bulk memory (priced by length)
 /// and multi-value; nothing else (no threads, SIMD, reference types, tail calls, exceptions,
