@@ -629,7 +629,7 @@ async fn sync_round(
         let wasm = match load_script_argument(&path, &args.sdk) {
             Ok(wasm) => wasm,
             Err(e) => {
-                println!("{name}: not uploaded: {e:#}");
+                println!("{name}: not uploaded: {}", crate::error_chain(&e));
                 continue;
             }
         };
@@ -656,7 +656,7 @@ async fn sync_round(
         }
         .await;
         if let Err(e) = result {
-            println!("{name}: {e:#}");
+            println!("{name}: {}", crate::error_chain(&e));
             // A lost connection: reconnect for the next round.
             if e.downcast_ref::<astroboids_net::quic::QuicError>()
                 .is_some()

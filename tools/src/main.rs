@@ -31,10 +31,28 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined with ": ", like `{:#}`, except that a cause whose text the
+/// message already ends with is left out. Library errors often include their source in their
+/// own message (thiserror's `"script rejected: {0}"` with `#[from]`), and printing the chain
+/// as is would repeat the reason.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 /// `--threads`, or every core.
@@ -50,4 +68,54 @@ fn thread_pool(threads: usize) -> anyhow::Result<rayon::ThreadPool> {
         .num_threads(threads)
         .build()
         .context("cannot start the worker threads")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Like a thiserror `#[error("script rejected: {0}")] Rejected(#[from] Inner)`.
+    #[derive(Debug)]
+    struct Outer(Inner);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "script rejected: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[derive(Debug)]
+    struct Inner;
+
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("import env.seed is not allowed")
+        }
+    }
+
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn a_reason_the_message_already_holds_is_printed_once() {
+        let e = anyhow::Error::from(Outer(Inner)).context("bot.wasm");
+        assert_eq!(
+            error_chain(&e),
+            "bot.wasm: script rejected: import env.seed is not allowed"
+        );
+    }
+
+    #[test]
+    fn other_causes_are_kept() {
+        let e = anyhow::Error::from(Inner).context("bot.wasm");
+        assert_eq!(error_chain(&e), "bot.wasm: import env.seed is not allowed");
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::from(io).context("cannot read script a.wasm");
+        assert_eq!(error_chain(&e), "cannot read script a.wasm: no such file");
+    }
 }

@@ -177,6 +177,7 @@ fn rejected_scripts_name_the_problem_and_exit_non_zero() {
     let expected = "import env.seed is not allowed: scripts get randomness from astroboids.random";
     let msg = fail(&["script", "check", bad.to_str().unwrap()]);
     assert!(msg.contains(expected), "{msg}");
+    assert_eq!(msg.matches(expected).count(), 1, "the reason once: {msg}");
     let msg = fail(&[
         "sim",
         "--ticks",
@@ -188,6 +189,12 @@ fn rejected_scripts_name_the_problem_and_exit_non_zero() {
         bad.to_str().unwrap(),
     ]);
     assert!(msg.contains(expected), "{msg}");
+    assert_eq!(msg.matches(expected).count(), 1, "the reason once: {msg}");
+    assert_eq!(msg.lines().count(), 1, "one error line: {msg}");
+    assert!(
+        msg.contains("seeded.wasm: script rejected: import env.seed"),
+        "{msg}"
+    );
     let msg = fail(&["sim", "--ticks", "1", "--script", "assets/universe.toml"]);
     assert!(msg.contains("a .wasm module or a .ts file"), "{msg}");
 }
