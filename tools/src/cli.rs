@@ -415,7 +415,7 @@ pub struct SdkArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The module, e.g. assets/scripts/miner.wasm.
+    /// The module, e.g. assets/scripts/miner.wasm, or WebAssembly text (.wat).
     pub file: PathBuf,
     /// Universe configuration whose script limits apply (default: the embedded one).
     #[arg(long)]
@@ -469,8 +469,9 @@ pub struct SimArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Give every spawned ship this script instead of the autopilot: a .wasm module, or a .ts
-    /// file compiled with the SDK first. Exits with the validation error if it is rejected.
+    /// Give every spawned ship this script instead of the autopilot: a .wasm module, a .wat
+    /// module (WebAssembly text), or a .ts file compiled with the SDK first. Exits with the
+    /// validation error if it is rejected.
     #[arg(long)]
     pub script: Option<PathBuf>,
     #[command(flatten)]
@@ -507,7 +508,7 @@ pub enum ReplayCommand {
 pub struct ReplayTraceArgs {
     /// A trace written by `astroboids replay export`.
     pub trace: PathBuf,
-    /// The script to run (default: the traced one): a .wasm module or a .ts file.
+    /// The script to run (default: the traced one): a .wasm or .wat module or a .ts file.
     #[arg(long)]
     pub script: Option<PathBuf>,
     #[command(flatten)]
@@ -545,7 +546,7 @@ pub struct ReplayRerunArgs {
     /// The ship to give the new script.
     #[arg(long)]
     pub ship: u64,
-    /// The new script: a .wasm module or a .ts file (compiled with the SDK).
+    /// The new script: a .wasm or .wat module, or a .ts file (compiled with the SDK).
     #[arg(long)]
     pub script: PathBuf,
     #[command(flatten)]

@@ -37,11 +37,15 @@ pub fn build(args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// `astroboids script check FILE.wasm`.
+/// `astroboids script check FILE.wasm|FILE.wat`.
 pub fn check(args: &CheckArgs) -> Result<()> {
     let config = load_config(args.config.as_deref())?;
     let limits = config.scripts.limits();
-    let wasm = read_module(&args.file)?;
+    let wasm = if is_wat(&args.file) {
+        read_wat(&args.file)?
+    } else {
+        read_module(&args.file)?
+    };
     let engine = ScriptEngine::new(limits.clone(), CompilerKind::Singlepass);
     let compiled = engine
         .load(&wasm)
@@ -85,11 +89,13 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     Ok(())
 }
 
-/// The module bytes of a `--script` argument: a .wasm file as is, a .ts file compiled first
-/// (into the temp directory, leaving the source tree alone).
+/// The module bytes of a `--script` argument: a .wasm file as is, a .wat file (WebAssembly
+/// text, as hand-written test modules are) assembled, a .ts file compiled first (into the
+/// temp directory, leaving the source tree alone).
 pub fn load_script_argument(path: &Path, sdk: &SdkArgs) -> Result<Vec<u8>> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("wasm") => read_module(path),
+        Some("wat") => read_wat(path),
         Some("ts") => {
             let stem = path
                 .file_stem()
@@ -103,7 +109,8 @@ pub fn load_script_argument(path: &Path, sdk: &SdkArgs) -> Result<Vec<u8>> {
             wasm
         }
         _ => bail!(
-            "{}: a script is a .wasm module or a .ts file (AssemblyScript)",
+            "{}: a script is a .wasm module, a .wat module (WebAssembly text) or a .ts file \
+             (AssemblyScript)",
             path.display()
         ),
     }
@@ -123,6 +130,22 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("cannot read script {}", path.display()))
+}
+
+fn is_wat(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wat")
+}
+
+/// Assembles a WebAssembly text file; a syntax error names the file, line and column.
+fn read_wat(path: &Path) -> Result<Vec<u8>> {
+    let text = read_module(path)?;
+    match wasmer::wat2wasm(&text) {
+        Ok(wasm) => Ok(wasm.into_owned()),
+        Err(mut e) => {
+            e.set_path(path);
+            bail!("{} is not valid WebAssembly text: {e}", path.display())
+        }
+    }
 }
 
 /// Runs `node <sdk>/build.mjs SOURCE -o OUT`, explaining a missing Node, SDK or npm install.

@@ -3,7 +3,8 @@
 //! toolchain get errors that say what to do.
 //!
 //! Needs Node.js and the SDK's packages (`npm ci --prefix scripting/sdk`, part of the README's
-//! test command); without them these tests fail with the CLI's own explanation.
+//! test command); without them these tests fail with the CLI's own explanation. The tests
+//! with hand-written WebAssembly text (.wat) modules need neither.
 
 mod common;
 
@@ -196,7 +197,59 @@ fn rejected_scripts_name_the_problem_and_exit_non_zero() {
         "{msg}"
     );
     let msg = fail(&["sim", "--ticks", "1", "--script", "assets/universe.toml"]);
-    assert!(msg.contains("a .wasm module or a .ts file"), "{msg}");
+    assert!(
+        msg.contains("a .wasm module, a .wat module (WebAssembly text) or a .ts file"),
+        "{msg}"
+    );
+}
+
+/// The exports every test module below shares (ABI v1, blocks at 1024 and 4096).
+const ABI_EXPORTS: &str = r#"
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)"#;
+
+/// Writes `(module BODY ABI_EXPORTS)` as `name` in `dir`.
+fn write_wat(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("(module\n{body}{ABI_EXPORTS})\n")).unwrap();
+    path
+}
+
+#[test]
+fn wat_scripts_are_assembled_and_bad_text_names_the_file_and_line() {
+    let dir = scratch("wat");
+    let good = write_wat(
+        &dir,
+        "thrust.wat",
+        r#"(memory (export "memory") 1)
+           (func (export "tick") (f32.store (i32.const 4096) (f32.const 1)))"#,
+    );
+    let summary = sim_json(good.to_str().unwrap(), "2");
+    assert_eq!(summary["script_runs"], 80 * 80, "{summary}");
+    assert_eq!(summary["script_faults"], 0, "{summary}");
+    let printed = succeed(&["script", "check", good.to_str().unwrap()]);
+    assert!(printed.contains("valid ship script (ABI v1)"), "{printed}");
+
+    let bad = write_wat(
+        &dir,
+        "typo.wat",
+        r#"(memory (export "memory") 1)
+           (func (export "tick")
+             i32.const 1
+             i32.frobnicate)"#,
+    );
+    for args in [
+        vec!["script", "check", bad.to_str().unwrap()],
+        vec!["sim", "--ticks", "1", "--script", bad.to_str().unwrap()],
+    ] {
+        let msg = fail(&args);
+        assert!(
+            msg.contains("typo.wat is not valid WebAssembly text"),
+            "{msg}"
+        );
+        assert!(msg.contains("typo.wat:5:"), "file and line: {msg}");
+    }
 }
 
 #[test]
