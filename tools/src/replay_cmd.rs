@@ -9,7 +9,7 @@ use serde_json::json;
 
 use astroboids_engine::NetId;
 use astroboids_host::inspect::{describe_run, describe_sensors, inspect_ship};
-use astroboids_host::replay::{Replay, verify};
+use astroboids_host::replay::{Replay, differing_parts, verify};
 use astroboids_host::rerun::{RerunRequest, rerun};
 use astroboids_host::trace::{ShipTrace, export, replay_trace};
 use astroboids_sim::SimOptions;
@@ -201,10 +201,15 @@ fn inspect_recording(replay: &Replay, as_json: bool) -> Result<()> {
 
 fn inspect_world(replay: &Replay, tick: u64, as_json: bool) -> Result<()> {
     let mut sim = replay.world_at(tick, options())?;
-    let hash = sim.state_hash();
+    // Ticks record the quick hash (no script memory), so that is what compares with the
+    // recording; the full hash is what `sim` prints as its state hash.
+    let quick = sim.quick_state_hash();
+    let full = sim.state_hash();
+    let record = replay.record(tick);
+    let recorded = record.map(|r| format!("{:016x}", r.hash));
+    let differing = record.map(|r| differing_parts(&replay.header, r, &mut sim));
     let world = sim.world();
     let totals = world.resource::<SimTotals>();
-    let recorded = replay.record(tick).map(|r| format!("{:016x}", r.hash));
     let inputs: Vec<String> = replay
         .record(tick)
         .map(|r| {
@@ -220,8 +225,11 @@ fn inspect_world(replay: &Replay, tick: u64, as_json: bool) -> Result<()> {
             "{}",
             json!({
                 "tick": tick,
-                "state_hash": hash.hex(),
+                "quick_state_hash": quick.hex(),
                 "recorded_hash": recorded,
+                "matches_recording": differing.as_ref().map(Vec::is_empty),
+                "differing_parts": differing,
+                "state_hash": full.hex(),
                 "ships": world.resource::<ShipIndex>().len(),
                 "sectors_loaded": world.resource::<Sectors>().loaded_count(),
                 "totals": format!("{totals:?}"),
@@ -231,10 +239,22 @@ fn inspect_world(replay: &Replay, tick: u64, as_json: bool) -> Result<()> {
         return Ok(());
     }
     println!("tick        {tick}");
+    let verdict = match &differing {
+        None => "- (the start)".to_string(),
+        Some(parts) if parts.is_empty() => format!(
+            "recorded {}: matches",
+            recorded.as_deref().expect("a record")
+        ),
+        Some(parts) => format!(
+            "recorded {}: DIFFERS in {}",
+            recorded.as_deref().expect("a record"),
+            parts.join(", ")
+        ),
+    };
+    println!("quick hash  {} ({verdict})", quick.hex());
     println!(
-        "state hash  {} (recorded {})",
-        hash.hex(),
-        recorded.as_deref().unwrap_or("- (the start)")
+        "state hash  {} (every part, with script memory)",
+        full.hex()
     );
     println!("ships       {}", world.resource::<ShipIndex>().len());
     println!(

@@ -241,6 +241,50 @@ fn a_recording_verifies_and_one_modified_byte_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 }
 
+/// The repository's golden replay of 30 scripted miners (ticks 1..=250, keyframes at 0, 100,
+/// 200 and 250).
+fn golden_replay() -> PathBuf {
+    common::repo().join("replays/miner-30-ships.abreplay")
+}
+
+#[test]
+fn inspect_shows_the_hash_the_recording_compares_with_and_it_matches() {
+    let file = golden_replay();
+    let file_s = file.to_str().unwrap();
+    let replay = Replay::open(&file).unwrap();
+    // A plain tick, and a checkpoint tick (where script memory is recorded too).
+    for tick in [37u64, 100] {
+        let recorded = format!("{:016x}", replay.record(tick).unwrap().hash);
+        let out = astroboids(&["replay", "inspect", file_s, "--tick", &tick.to_string()]);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("recorded"))
+            .unwrap_or_else(|| panic!("a line with the recorded hash: {stdout}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (shown, shown_recorded) = (words[2], words[4].trim_end_matches(':'));
+        assert_eq!(shown_recorded, recorded, "tick {tick}: {line}");
+        assert_eq!(
+            shown, recorded,
+            "tick {tick}: the re-simulated hash: {line}"
+        );
+        assert!(line.ends_with("matches)"), "{line}");
+
+        let json = ok_json(&[
+            "replay",
+            "inspect",
+            file_s,
+            "--tick",
+            &tick.to_string(),
+            "--json",
+        ]);
+        assert_eq!(json["quick_state_hash"], recorded.as_str(), "{json}");
+        assert_eq!(json["recorded_hash"], recorded.as_str(), "{json}");
+        assert_eq!(json["matches_recording"], true, "{json}");
+    }
+}
+
 #[test]
 fn rerun_reproduces_with_the_same_script_and_diverges_where_a_changed_one_does() {
     let dir = fresh_dir("cli-rerun");
