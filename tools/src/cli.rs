@@ -471,7 +471,7 @@ pub struct SimArgs {
     pub json: bool,
     /// Give every spawned ship this script instead of the autopilot: a .wasm module, a .wat
     /// module (WebAssembly text), or a .ts file compiled with the SDK first. Exits with the
-    /// validation error if it is rejected.
+    /// validation error if it is rejected, or with the start error if it starts on no ship.
     #[arg(long)]
     pub script: Option<PathBuf>,
     #[command(flatten)]

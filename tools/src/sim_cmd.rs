@@ -15,7 +15,10 @@ use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
-use astroboids_sim::scripts::{ScriptFaults, ScriptLibrary, ScriptLog, ScriptTickReport};
+use astroboids_sim::scripts::{
+    InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptLibrary, ScriptLog, ScriptRuntime,
+    ScriptTickReport,
+};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
 use astroboids_sim::{SimOptions, SimTotals, build_simulation_with};
@@ -51,11 +54,19 @@ struct Summary {
     /// Mean fuel (wasm instructions) per script run.
     script_fuel_per_run: f64,
     script_runs: u64,
+    /// Faults of scripts that were running (out of fuel, traps); start failures are counted
+    /// apart, in `script_start_failures`.
     script_faults: u64,
+    /// Ships alive at the end whose script instance is running, waiting to start, or could
+    /// not start (those idle until they get another script).
+    script_ships_running: u64,
+    script_ships_starting: u64,
+    script_start_failures: u64,
     /// Scripts compiled for this run vs loaded from the artifact cache.
     scripts_compiled: u64,
     scripts_loaded_from_cache: u64,
-    /// The most recent faults, newest last (at most 5).
+    /// The most recent faults of either kind, newest last (at most 5); a start failure is
+    /// marked "(start)".
     script_recent_faults: Vec<String>,
     /// `--show-log`: that ship's log lines as "tick N: text", oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,14 +150,72 @@ pub fn run(args: &SimArgs) -> Result<()> {
         Some(path) => read_timed_inputs(path)?,
         None => Vec::new(),
     };
-    let summary =
+    let (summary, no_start) =
         pool.install(|| simulate(args, config, config_source, threads, script, &timed_inputs))?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print_summary(&summary);
     }
+    if let Some(failure) = no_start {
+        let why = failure.first_error.map_or_else(
+            || "no fault was kept to say why (scripts.fault_log_max is 0)".to_string(),
+            |e| format!("the first failure: {e}"),
+        );
+        anyhow::bail!(
+            "{}: the script failed to start on all {} ships, so the run stopped at tick {}; {why}",
+            args.script.as_ref().expect("a script").display(),
+            failure.ships,
+            failure.tick,
+        );
+    }
     Ok(())
+}
+
+/// A `--script` that started on no ship: each one failed, none is left waiting.
+struct NoStart {
+    ships: u64,
+    tick: u64,
+    first_error: Option<String>,
+}
+
+/// Ships alive with a script instance by status: (running, waiting to start, failed to start).
+/// Suspended scripts are in none of them.
+fn script_statuses(sim: &mut Simulation) -> (u64, u64, u64) {
+    let world = sim.world_mut();
+    let mut query = world.query::<&ScriptRuntime>();
+    let mut counts = (0, 0, 0);
+    for runtime in query.iter(world) {
+        if runtime.status == InstanceStatus::Running {
+            counts.0 += 1;
+        } else if runtime.status == InstanceStatus::Pending {
+            counts.1 += 1;
+        } else if runtime.status == InstanceStatus::Failed {
+            counts.2 += 1;
+        }
+    }
+    counts
+}
+
+/// Whether every scripted ship's script failed to start: checked after each tick until one
+/// starts, since starts may be spread over several ticks.
+fn check_starts(sim: &mut Simulation) -> Option<NoStart> {
+    let (running, starting, failed) = script_statuses(sim);
+    if running > 0 || starting > 0 || failed == 0 {
+        return None;
+    }
+    let first_error = sim
+        .world()
+        .resource::<ScriptFaults>()
+        .recent
+        .iter()
+        .find(|f| f.kind == ScriptFaultKind::Start)
+        .map(|f| f.message.clone());
+    Some(NoStart {
+        ships: failed,
+        tick: sim.tick(),
+        first_error,
+    })
 }
 
 const DEFAULT_SHIPS: u32 = 1000;
@@ -212,7 +281,7 @@ fn simulate(
     threads: usize,
     script: Option<Vec<u8>>,
     timed_inputs: &[TimedInput],
-) -> Result<Summary> {
+) -> Result<(Summary, Option<NoStart>)> {
     let (mut world, opened) = match &args.data {
         Some(dir) => {
             let request = WorldRequest {
@@ -291,6 +360,9 @@ fn simulate(
     let mut next_input = timed_inputs.partition_point(|t| t.tick <= already_applied);
 
     let mut script_runs = 0u64;
+    // Whether to watch for a `--script` that starts on no ship (only a new world runs it).
+    let mut watch_starts = fresh && args.script.is_some();
+    let mut no_start = None;
     let mut checkpoints_written = 0u64;
     let progress = ProgressBar::new(end_tick - start_tick);
     progress.set_style(
@@ -340,6 +412,14 @@ fn simulate(
         durations.push(t0.elapsed());
         recording.after_tick(world.sim_mut())?;
         script_runs += u64::from(world.sim().world().resource::<ScriptTickReport>().ran);
+        if watch_starts {
+            // Idle ships for the rest of the run would only hide the error.
+            no_start = check_starts(world.sim_mut());
+            if no_start.is_some() {
+                break;
+            }
+            watch_starts = script_runs == 0;
+        }
         if tick.is_multiple_of(10) {
             let ships = world.sim().world().resource::<ShipIndex>().len();
             progress.set_message(format!("{ships} ships"));
@@ -348,7 +428,9 @@ fn simulate(
     }
     progress.finish_and_clear();
     let wall = started.elapsed();
-    let ticks_run = end_tick - start_tick;
+    let ticks_run = world.sim().tick() - start_tick;
+    let (script_ships_running, script_ships_starting, script_start_failures) =
+        script_statuses(world.sim_mut());
 
     let hash = world.sim_mut().state_hash();
     let record = recording.finish(world.sim_mut())?;
@@ -373,7 +455,14 @@ fn simulate(
     let script_recent_faults = faults
         .iter()
         .skip(faults.len().saturating_sub(5))
-        .map(|f| format!("ship {} tick {}: {}", f.ship, f.tick, f.message))
+        .map(|f| {
+            let kind = if f.kind == ScriptFaultKind::Start {
+                " (start)"
+            } else {
+                ""
+            };
+            format!("ship {} tick {}{kind}: {}", f.ship, f.tick, f.message)
+        })
         .collect();
     let summary = Summary {
         seed: w.resource::<UniverseSeed>().0,
@@ -398,6 +487,9 @@ fn simulate(
         script_fuel_per_run: totals.script_fuel_used as f64 / script_runs.max(1) as f64,
         script_runs,
         script_faults: totals.script_faults,
+        script_ships_running,
+        script_ships_starting,
+        script_start_failures,
         scripts_compiled: load_stats.compiled,
         scripts_loaded_from_cache: load_stats.loaded_from_disk,
         script_recent_faults,
@@ -410,7 +502,7 @@ fn simulate(
     if let World::Persistent(w) = world {
         w.close()?;
     }
-    Ok(summary)
+    Ok((summary, no_start))
 }
 
 /// `--record`: starts at the first checkpoint tick of the run (capturing anywhere else would
@@ -639,9 +731,16 @@ fn print_summary(s: &Summary) {
             "  script module    {} compiled, {} loaded from the artifact cache",
             s.scripts_compiled, s.scripts_loaded_from_cache
         );
-        println!("  script faults    {}", s.script_faults);
-        for fault in &s.script_recent_faults {
-            println!("    {fault}");
+        println!("  script faults    {} while running", s.script_faults);
+        println!(
+            "  script starts    {} ships running, {} waiting to start, {} failed to start (idle)",
+            s.script_ships_running, s.script_ships_starting, s.script_start_failures
+        );
+        if !s.script_recent_faults.is_empty() {
+            println!("  recent faults");
+            for fault in &s.script_recent_faults {
+                println!("    {fault}");
+            }
         }
         if let Some(log) = &s.script_log {
             println!("  script log");

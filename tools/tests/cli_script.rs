@@ -216,6 +216,94 @@ fn write_wat(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+fn failed_sim(script: &Path, extra: &[&str]) -> Output {
+    let base = [
+        "sim",
+        "--seed",
+        "3",
+        "--ships",
+        "6",
+        "--ticks",
+        "20",
+        "--no-script-cache",
+        "--script",
+        script.to_str().unwrap(),
+    ];
+    let out = astroboids(&[&base[..], extra].concat());
+    assert!(!out.status.success(), "{script:?} should fail: {out:?}");
+    out
+}
+
+#[test]
+fn a_script_that_starts_on_no_ship_stops_the_run_with_the_reason() {
+    let dir = scratch("no-start");
+    let script = write_wat(
+        &dir,
+        "no_start.wat",
+        r#"(memory (export "memory") 1)
+           (func $boom unreachable)
+           (start $boom)
+           (func (export "tick"))"#,
+    );
+    let out = failed_sim(&script, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no_start.wat: the script failed to start on all 6 ships"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopped at tick 1"), "{stderr}");
+    assert!(
+        stderr.contains("unreachable"),
+        "the trap is named: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("script faults    0 while running"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0 ships running, 0 waiting to start, 6 failed to start"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tick 1 (start): "), "{stdout}");
+
+    let out = failed_sim(&script, &["--json"]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["script_start_failures"], 6, "{summary}");
+    assert_eq!(summary["script_ships_running"], 0, "{summary}");
+    assert_eq!(summary["script_faults"], 0, "{summary}");
+    assert_eq!(summary["tick"], 1, "{summary}");
+}
+
+#[test]
+fn start_failures_are_counted_apart_from_faults_while_running() {
+    let dir = scratch("some-start");
+    // The start function traps on odd random bits (seeded per ship); the ships that start
+    // trap on every tick.
+    let script = write_wat(
+        &dir,
+        "coin.wat",
+        r#"(import "astroboids" "random" (func $random (result i32)))
+           (memory (export "memory") 1)
+           (func $coin (if (i32.and (call $random) (i32.const 1)) (then unreachable)))
+           (start $coin)
+           (func (export "tick") unreachable)"#,
+    );
+    let summary = sim_json_with(script.to_str().unwrap(), "2", &["--no-script-cache"]);
+    let failed = summary["script_start_failures"].as_u64().unwrap();
+    let running = summary["script_ships_running"].as_u64().unwrap();
+    assert!(failed > 0 && running > 0, "some of each: {summary}");
+    assert_eq!(failed + running, 80, "{summary}");
+    assert_eq!(summary["script_ships_starting"], 0, "{summary}");
+    // Run faults: the started ships trap whenever their back-off lets them run.
+    assert_eq!(
+        summary["script_faults"], summary["script_runs"],
+        "{summary}"
+    );
+    let recent = summary["script_recent_faults"].as_array().unwrap();
+    assert!(!recent.is_empty(), "{summary}");
+}
+
 #[test]
 fn wat_scripts_are_assembled_and_bad_text_names_the_file_and_line() {
     let dir = scratch("wat");
