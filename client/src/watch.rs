@@ -14,6 +14,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, Paragraph, Wrap};
 use astroboids_net::live_view::{Drawn, LiveView};
 use astroboids_net::messages::{ShipStatusReport, TickEvents};
 use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP};
+use astroboids_net::text::escape_control;
 
 /// Log lines kept for the log panel.
 pub const LOG_LINES_KEPT: usize = 500;
@@ -355,14 +356,14 @@ impl WatchApp {
             .map(|(tick, ship, text)| {
                 (
                     *tick,
-                    Line::from(format!("tick {tick} ship {ship}: {text}")),
+                    Line::from(format!("tick {tick} ship {ship}: {}", escape_control(text))),
                 )
             })
             .chain(self.faults.iter().map(|(tick, ship, text)| {
                 (
                     *tick,
                     Line::from(Span::styled(
-                        format!("tick {tick} ship {ship}: FAULT {text}"),
+                        format!("tick {tick} ship {ship}: FAULT {}", escape_control(text)),
                         Style::default().fg(Color::Red),
                     )),
                 )

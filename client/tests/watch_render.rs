@@ -166,3 +166,20 @@ fn an_unreachable_server_or_an_expired_login_gets_a_clear_screen() {
     let all = text(&draw(&app));
     assert!(all.contains("astroboids client login"), "{all}");
 }
+
+#[test]
+fn script_text_in_the_log_panel_is_shown_with_control_characters_escaped() {
+    let mut app = app();
+    app.events(&TickEvents {
+        tick: 6,
+        logs: vec![(7, "ok\x1b[2J\nforged".into())],
+        faults: vec![(9, "abort: \u{9b}31mred".into())],
+        dropped_before: 0,
+    });
+    let all = text(&draw(&app));
+    assert!(all.contains(r"tick 6 ship 7: ok\x1b[2J\nforged"), "{all}");
+    assert!(
+        all.contains(r"tick 6 ship 9: FAULT abort: \u{9b}31mred"),
+        "{all}"
+    );
+}

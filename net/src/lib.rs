@@ -13,5 +13,6 @@ pub mod messages;
 pub mod quic;
 pub mod session;
 pub mod snapshot;
+pub mod text;
 
 pub use messages::{ALPN, PROTOCOL_VERSION};

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response, Token};
 use astroboids_net::quic::{Client, Fingerprint};
+use astroboids_net::text::escape_control;
 
 use crate::cli::{ClientArgs, ClientCommand, CredentialsArgs, ServerArgs, SyncArgs};
 use crate::script_cmd::load_script_argument;
@@ -252,10 +253,10 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
                 bail!("the server answered something else");
             };
             for (tick, line) in lines {
-                println!("tick {tick}: {line}");
+                println!("tick {tick}: {}", escape_control(&line));
             }
             for (tick, fault) in faults {
-                println!("tick {tick}: FAULT {fault}");
+                println!("tick {tick}: FAULT {}", escape_control(&fault));
             }
             Ok(())
         }

@@ -1,5 +1,6 @@
 //! `astroboids replay ...`: verify, inspect, re-run and export recorded replays.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use astroboids_host::inspect::{describe_run, describe_sensors, inspect_ship};
 use astroboids_host::replay::{Replay, differing_parts, verify};
 use astroboids_host::rerun::{RerunRequest, rerun};
 use astroboids_host::trace::{ShipTrace, export, replay_trace};
+use astroboids_net::text::escape_control;
 use astroboids_sim::SimOptions;
 use astroboids_sim::checkpoint::ShipRecord;
 use astroboids_sim::ships::ShipIndex;
@@ -315,7 +317,7 @@ fn ship_lines(s: &ShipRecord) -> Vec<String> {
 
 fn inspect_one_ship(replay: &Replay, tick: u64, ship: NetId, as_json: bool) -> Result<()> {
     let seen = inspect_ship(replay, tick, ship, options())?;
-    let log: Vec<&str> = seen
+    let log: Vec<Cow<str>> = seen
         .state
         .script
         .as_ref()
@@ -323,7 +325,7 @@ fn inspect_one_ship(replay: &Replay, tick: u64, ship: NetId, as_json: bool) -> R
             s.log
                 .iter()
                 .filter(|(t, _)| *t == tick)
-                .map(|(_, text)| text.as_str())
+                .map(|(_, text)| escape_control(text))
                 .collect()
         })
         .unwrap_or_default();
@@ -376,7 +378,10 @@ fn inspect_one_ship(replay: &Replay, tick: u64, ship: NetId, as_json: bool) -> R
             for line in describe_sensors(&run.job.sensors) {
                 println!("    {line}");
             }
-            println!("  returned:  {}", describe_run(&run.report));
+            println!(
+                "  returned:  {}",
+                escape_control(&describe_run(&run.report))
+            );
             println!("  fuel used: {}", run.report.fuel_used);
         }
     }
@@ -387,7 +392,7 @@ fn inspect_one_ship(replay: &Replay, tick: u64, ship: NetId, as_json: bool) -> R
     if !seen.faults.is_empty() {
         println!("  faults this tick:");
         for fault in &seen.faults {
-            println!("    {fault}");
+            println!("    {}", escape_control(fault));
         }
     }
     Ok(())
@@ -547,8 +552,8 @@ fn run_trace(args: &ReplayTraceArgs) -> Result<()> {
                 "{} ticks answered differently; the first is tick {}:",
                 report.differing_ticks, d.tick
             );
-            println!("  traced: {}", d.recorded);
-            println!("  now:    {}", d.now);
+            println!("  traced: {}", escape_control(&d.recorded));
+            println!("  now:    {}", escape_control(&d.now));
             Ok(())
         }
     }

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use astroboids_net::text::escape_control;
 use astroboids_scripting::{CompilerKind, ScriptEngine};
 
 use crate::cli::{BuildArgs, CheckArgs, SdkArgs};
@@ -59,12 +60,13 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     );
     println!("  id         {:032x}", compiled.hash());
     println!("  imports");
+    // Import and export names come from the module: shown escaped, as script text is.
     for (name, signature) in &summary.imports {
-        println!("    {name:<24} {signature}");
+        println!("    {:<24} {signature}", escape_control(name));
     }
     println!("  exports");
     for (name, signature) in &summary.exports {
-        println!("    {name:<24} {signature}");
+        println!("    {:<24} {signature}", escape_control(name));
     }
     let declared = summary
         .memory_max_pages

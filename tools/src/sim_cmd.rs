@@ -11,6 +11,7 @@ use astroboids_engine::{NetId, Pacer, Simulation, UniverseSeed};
 use astroboids_host::persistent::DEFAULT_SEED;
 use astroboids_host::replay::Recorder;
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
+use astroboids_net::text::escape_control;
 use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
@@ -210,7 +211,7 @@ fn check_starts(sim: &mut Simulation) -> Option<NoStart> {
         .recent
         .iter()
         .find(|f| f.kind == ScriptFaultKind::Start)
-        .map(|f| f.message.clone());
+        .map(|f| escape_control(&f.message).into_owned());
     Some(NoStart {
         ships: failed,
         tick: sim.tick(),
@@ -461,7 +462,12 @@ fn simulate(
             } else {
                 ""
             };
-            format!("ship {} tick {}{kind}: {}", f.ship, f.tick, f.message)
+            format!(
+                "ship {} tick {}{kind}: {}",
+                f.ship,
+                f.tick,
+                escape_control(&f.message)
+            )
         })
         .collect();
     let summary = Summary {
@@ -655,7 +661,7 @@ fn ship_log(sim: &Simulation, ship: NetId) -> Vec<String> {
     let mut lines: Vec<String> = log
         .lines
         .iter()
-        .map(|l| format!("tick {}: {}", l.tick, l.text))
+        .map(|l| format!("tick {}: {}", l.tick, escape_control(&l.text)))
         .collect();
     if log.dropped > 0 {
         lines.push(format!(

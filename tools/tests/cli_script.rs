@@ -341,6 +341,53 @@ fn wat_scripts_are_assembled_and_bad_text_names_the_file_and_line() {
 }
 
 #[test]
+fn script_log_lines_are_shown_with_control_characters_escaped() {
+    let dir = scratch("escapes");
+    // ESC [2J (clear screen), then a newline and a line made to look like the host's own.
+    let text = r"ok\1b[2J\nship 2 tick 9: FAULT forged";
+    let len = text.len() - 3; // `\1b` is three characters for one byte, `\n` two for one.
+    let script = write_wat(
+        &dir,
+        "noisy.wat",
+        &format!(
+            r#"(import "astroboids" "log" (func $log (param i32 i32)))
+               (memory (export "memory") 1)
+               (data (i32.const 200) "{text}")
+               (func (export "tick") (call $log (i32.const 200) (i32.const {len})))"#
+        ),
+    );
+    let out = astroboids(&[
+        "sim",
+        "--ships",
+        "2",
+        "--ticks",
+        "3",
+        "--no-script-cache",
+        "--script",
+        script.to_str().unwrap(),
+        "--show-log",
+        "1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains('\x1b'),
+        "no raw escape reaches the terminal: {stdout:?}"
+    );
+    let shown = r"ok\x1b[2J\nship 2 tick 9: FAULT forged";
+    for tick in 1..=3 {
+        assert!(
+            stdout.contains(&format!("    tick {tick}: {shown}\n")),
+            "tick {tick}'s line, escaped, on one line: {stdout}"
+        );
+    }
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("ship 2 tick 9")),
+        "no forged line: {stdout}"
+    );
+}
+
+#[test]
 fn compile_errors_and_a_missing_toolchain_are_explained() {
     let dir = scratch("broken");
     let source = dir.join("typo.ts");
