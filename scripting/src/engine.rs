@@ -63,7 +63,7 @@ impl Default for ScriptLimits {
             max_memory_pages: 16,
             max_table_elements: 10_000,
             stack_bytes: 256 * 1024,
-            start_fuel: 1_000_000,
+            start_fuel: 250_000,
             log_lines_per_tick: 16,
             log_line_bytes: 256,
             log_fuel: 1_000,
@@ -82,9 +82,17 @@ pub struct CompiledScript {
     engine: Engine,
     module: Module,
     limits: ScriptLimits,
+    /// Fuel the start function used in the trial instance at load.
+    trial_start_fuel: std::sync::OnceLock<u64>,
 }
 
 impl CompiledScript {
+    /// Fuel the module's start function used when it was tried at load (0 without one); a
+    /// ship's start uses the same unless the start function depends on its random draws.
+    pub fn trial_start_fuel(&self) -> u64 {
+        self.trial_start_fuel.get().copied().unwrap_or(0)
+    }
+
     /// XXH3-128 of the module bytes: the script's identity.
     pub fn hash(&self) -> u128 {
         self.hash
@@ -323,10 +331,12 @@ impl ScriptEngine {
             engine: self.runtime.clone(),
             module,
             limits: self.limits.clone(),
+            trial_start_fuel: std::sync::OnceLock::new(),
         });
         // Whatever would fail when a ship starts the script (its start function, the ABI
         // version, the block addresses, initializing segments) fails here, at upload.
-        ScriptInstance::new(&compiled, TRIAL_SEED)?;
+        let trial = ScriptInstance::new(&compiled, TRIAL_SEED)?;
+        let _ = compiled.trial_start_fuel.set(trial.start_fuel_used());
         let mut cache = self.cache_lock();
         if cache.len() >= self.limits.max_cached_scripts {
             // Only the cache holds these: no instance runs them, so they can go.

@@ -76,6 +76,7 @@ pub struct ScriptInstance {
     sensor_buffer: Vec<u8>,
     /// Lines the start function logged (charged to its start fuel), until taken.
     start_logs: Vec<String>,
+    start_fuel_used: u64,
     script: Arc<CompiledScript>,
 }
 
@@ -172,10 +173,12 @@ impl ScriptInstance {
             command_addr: 0,
             sensor_buffer: vec![0; SENSOR_BLOCK_BYTES],
             start_logs: Vec::new(),
+            start_fuel_used: 0,
             script: Arc::clone(script),
         };
         if let Some(start) = start {
-            let (result, _) = this.metered(limits.start_fuel, |store| start.call(store));
+            let (result, used) = this.metered(limits.start_fuel, |store| start.call(store));
+            this.start_fuel_used = used;
             this.start_logs = std::mem::take(&mut this.env.as_mut(&mut this.store).logs);
             result.map_err(|fault| start_failure(fault, limits.start_fuel, &this.start_logs))?;
         }
@@ -190,6 +193,11 @@ impl ScriptInstance {
         let memory_bytes = this.memory.view(&this.store).data_size();
         (this.sensor_addr, this.command_addr) = check_blocks(sensor, command, memory_bytes)?;
         Ok(this)
+    }
+
+    /// Fuel the start function used (0 without one).
+    pub fn start_fuel_used(&self) -> u64 {
+        self.start_fuel_used
     }
 
     /// Lines the start function logged; empty after the first call.

@@ -23,12 +23,13 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         .unwrap_or_else(|| args.file.with_extension("wasm"));
     compile_typescript(&args.file, &out, &args.sdk)?;
     let wasm = read_module(&out)?;
+    // The server's compiler and checks, trial start included.
     let engine = ScriptEngine::new(
         load_config(None)?.scripts.limits(),
-        CompilerKind::Singlepass,
+        CompilerKind::Cranelift,
     );
     engine
-        .load(&wasm)
+        .load_for_upload(&wasm)
         .with_context(|| format!("{} was built but the server would reject it", out.display()))?;
     println!(
         "built {} ({} bytes), valid for ABI v1",
@@ -47,9 +48,10 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     } else {
         read_module(&args.file)?
     };
-    let engine = ScriptEngine::new(limits.clone(), CompilerKind::Singlepass);
+    // The server's compiler and checks: shape limits, the compile-time cap, a trial start.
+    let engine = ScriptEngine::new(limits.clone(), CompilerKind::Cranelift);
     let compiled = engine
-        .load(&wasm)
+        .load_for_upload(&wasm)
         .with_context(|| format!("{} is not a valid ship script", args.file.display()))?;
     let summary = compiled.describe();
     println!("{}: valid ship script (ABI v1)", args.file.display());
@@ -82,6 +84,11 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         config.scripts.fuel_per_tick,
         config.scripts.fuel_bucket_max,
         config.scripts.fuel_burst_max,
+        limits.start_fuel
+    );
+    println!(
+        "  start      ran in a trial instance: {} fuel of {}",
+        compiled.trial_start_fuel(),
         limits.start_fuel
     );
     println!(
