@@ -2,10 +2,9 @@
 //
 // Builds assets/scripts/*.ts and test/probe.ts with build.mjs (one node process), then runs the
 // modules under Node's WebAssembly with host functions that behave like the server's
-// (scripting/src/instance.rs): astroboids.log (1000 fuel + 1 per byte, 16 lines a tick, 256
-// bytes a line), astroboids.random (SplitMix64, reseeded every tick), env.abort (ends the tick
-// with a fault). Sensor blocks are written exactly as docs/scripting-abi.md lays them out, and
-// every module is metered the way wasmer's Metering middleware charges fuel (test/meter.mjs).
+// (test/host.mjs: astroboids.log, astroboids.random, env.abort, sensor blocks as
+// docs/scripting-abi.md lays them out), metered the way the server charges fuel
+// (test/meter.mjs, checked against scripting/src/metering.rs below).
 // Behaviour is checked both on single hand-made scenes and in a small model of the world's
 // rules (sim/src/ships.rs, sim/src/mining.rs) run for thousands of ticks.
 
@@ -16,7 +15,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { meter, wasmInfo } from "./meter.mjs";
+import {
+  ScriptHost, World, SENSOR_BLOCK_BYTES, COMMAND_BLOCK_BYTES, SHIP, ASTEROID, sectorKey, splitmix,
+  CAPACITY, SECTOR, SHIP_RADIUS,
+} from "./host.mjs";
+import {
+  meter, wasmInfo, METERING, MAX_MEMORY_PAGES, DEFAULT_PRICE, OPERATOR_PRICES, LENGTH_PRICES, ACCOUNTING, NOT_DECODED,
+  DECODED_NAMES,
+} from "./meter.mjs";
 
 const SDK_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const REPO = path.resolve(SDK_DIR, "../..");
@@ -27,257 +33,20 @@ after(() => fs.rmSync(OUT, { recursive: true, force: true }));
 
 // --- ABI v1 (docs/scripting-abi.md) ---------------------------------------------------------
 
-const SENSOR_BLOCK_BYTES = 1344;
-const COMMAND_BLOCK_BYTES = 16;
-const MAX_CONTACTS = 32;
 const ALLOWED_IMPORTS = ["astroboids.log", "astroboids.random", "env.abort"];
 const REQUIRED_EXPORTS = { memory: "memory", astroboids_abi: "function", tick: "function", sensor_ptr: "function", command_ptr: "function" };
-const LOG_LINES = 16, LOG_BYTES = 256, LOG_FUEL = 1000;
 const MAX_FUEL_PER_TICK = 500_000;
-const SHIP = 1, ASTEROID = 2;
-
-/** The sector key asteroid contact ids use: (x as u32) << 32 | (y as u32). */
-const sectorKey = (x, y) => (BigInt(x >>> 0) << 32n) | BigInt(y >>> 0);
-
-/** Encodes a sensor block; every field defaults to 0, contact distance to |(dx, dy)|. */
-function encodeSensors(s) {
-  const dv = new DataView(new ArrayBuffer(SENSOR_BLOCK_BYTES));
-  dv.setBigUint64(0, BigInt(s.tick ?? 0), true);
-  dv.setBigUint64(8, BigInt(s.id ?? 0), true);
-  dv.setInt32(16, s.sectorX ?? 0, true);
-  dv.setInt32(20, s.sectorY ?? 0, true);
-  const f = ["x", "y", "vx", "vy", "heading", "hull", "energy"];
-  f.forEach((k, i) => dv.setFloat32(24 + 4 * i, s[k] ?? 0, true));
-  dv.setUint32(52, s.cargo ?? 0, true);
-  dv.setFloat32(56, s.sensorRange ?? 200, true);
-  const contacts = (s.contacts ?? []).slice(0, MAX_CONTACTS);
-  dv.setUint32(60, contacts.length, true);
-  contacts.forEach((c, i) => {
-    const o = 64 + 40 * i;
-    dv.setUint32(o, c.kind, true);
-    dv.setUint32(o + 4, c.index ?? 0, true);
-    dv.setBigUint64(o + 8, BigInt(c.id ?? 0), true);
-    dv.setFloat32(o + 16, c.dx, true);
-    dv.setFloat32(o + 20, c.dy, true);
-    dv.setFloat32(o + 24, c.vx ?? 0, true);
-    dv.setFloat32(o + 28, c.vy ?? 0, true);
-    dv.setFloat32(o + 32, c.distance ?? Math.hypot(c.dx, c.dy), true);
-    dv.setFloat32(o + 36, c.radius ?? 2, true);
-  });
-  return new Uint8Array(dv.buffer);
-}
-
-/** The command block as the host reads it: NaN -> 0, clamped, flag bits. */
-function decodeCommand(bytes) {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, COMMAND_BLOCK_BYTES);
-  const clean = (v, lo, hi) => (Number.isNaN(v) ? 0 : Math.min(hi, Math.max(lo, v)));
-  const flags = dv.getUint32(8, true);
-  return {
-    thrust: clean(dv.getFloat32(0, true), 0, 1),
-    turn: clean(dv.getFloat32(4, true), -1, 1),
-    mine: (flags & 1) !== 0,
-    stop: (flags & 2) !== 0,
-    raw: Array.from(bytes),
-  };
-}
-
-/** SplitMix64, as the host's astroboids.random. */
-function splitmix(state) {
-  let s = (state + 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
-  let z = s;
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
-  z ^= z >> 31n;
-  return { state: s, bits: Number(z >> 32n) >>> 0 };
-}
-
-// --- A host like the server's -----------------------------------------------------------------
+const START_FUEL = 250_000; // ScriptLimits::start_fuel (scripting/src/engine.rs; assets/universe.toml sets the same)
 
 const modules = new Map(); // name -> wasm bytes, filled by the build
 
-class Host {
-  constructor(name, { seed = 1n } = {}) {
+/** A host like the server's (test/host.mjs), for a module the build made. */
+class Host extends ScriptHost {
+  constructor(name, options) {
+    const bytes = modules.get(name);
+    assert.ok(bytes, `${name} was not built`);
+    super(bytes, options);
     this.name = name;
-    this.bytes = modules.get(name);
-    assert.ok(this.bytes, `${name} was not built`);
-    this.seed = BigInt(seed);
-    this.random = 0n;
-    this.logs = [];
-    this.dropped = 0;
-    this.hostFuel = 0;
-    this.abort = null;
-    const self = this;
-    const imports = {
-      astroboids: {
-        log(ptr, len) {
-          self.hostFuel += LOG_FUEL + Math.max(len, 0);
-          if (self.logs.length >= LOG_LINES) { self.dropped++; return; }
-          const keep = Math.min(len, LOG_BYTES);
-          const bytes = new Uint8Array(self.memory.buffer, ptr >>> 0, keep);
-          self.logs.push(new TextDecoder().decode(bytes));
-        },
-        random() {
-          const r = splitmix(self.random);
-          self.random = r.state;
-          return r.bits | 0;
-        },
-      },
-      env: {
-        abort(message, file, line, column) {
-          self.abort = { line, column };
-          throw new WebAssembly.RuntimeError(`abort() called at line ${line}, column ${column}`);
-        },
-      },
-    };
-    this.instance = new WebAssembly.Instance(new WebAssembly.Module(meter(this.bytes)), imports);
-    this.exports = this.instance.exports;
-    this.memory = this.exports.memory;
-    assert.equal(this.exports.astroboids_abi(), 1, "astroboids_abi() must return 1");
-    this.sensorPtr = this.exports.sensor_ptr() >>> 0;
-    this.commandPtr = this.exports.command_ptr() >>> 0;
-    this.startFuel = Number(this.exports.__fuel.value);
-  }
-
-  /** Runs one tick on `sensors`; returns { command, fuel, logs, dropped, fault }. */
-  tick(sensors) {
-    const mem = new Uint8Array(this.memory.buffer);
-    mem.set(encodeSensors(sensors), this.sensorPtr);
-    mem.fill(0, this.commandPtr, this.commandPtr + COMMAND_BLOCK_BYTES);
-    // Reseeded every tick from (seed, ship, tick), like the server.
-    this.random = splitmix(this.seed ^ (BigInt(sensors.id ?? 0) << 20n) ^ BigInt(sensors.tick ?? 0)).state;
-    this.logs = [];
-    this.dropped = 0;
-    this.hostFuel = 0;
-    this.abort = null;
-    const before = this.exports.__fuel.value;
-    let fault = null;
-    try {
-      this.exports.tick();
-    } catch (e) {
-      if (!(e instanceof WebAssembly.RuntimeError)) throw e;
-      fault = { message: e.message, abort: this.abort };
-    }
-    const fuel = Number(this.exports.__fuel.value - before) + this.hostFuel;
-    const block = new Uint8Array(this.memory.buffer).slice(this.commandPtr, this.commandPtr + COMMAND_BLOCK_BYTES);
-    return { command: fault ? null : decodeCommand(block), fuel, logs: this.logs, dropped: this.dropped, fault };
-  }
-
-  /** Memory outside the two shared blocks (what a script's state looks like to the host). */
-  state() {
-    const mem = new Uint8Array(this.memory.buffer).slice();
-    mem.fill(0, this.sensorPtr, this.sensorPtr + SENSOR_BLOCK_BYTES);
-    mem.fill(0, this.commandPtr, this.commandPtr + COMMAND_BLOCK_BYTES);
-    return mem;
-  }
-
-  get pages() {
-    return this.memory.buffer.byteLength / 65536;
-  }
-}
-
-// --- A small model of the world's rules ---------------------------------------------------------
-// Movement as sim/src/ships.rs, mining as sim/src/mining.rs, sensors nearest first (ties by
-// id), 32 contacts, range 200. No collisions: tests read distances instead.
-
-const DT = 0.1, TURN_RATE = 2.5, ACCEL = 15, MAX_SPEED = 30, BRAKE_KEEP = Math.pow(0.05, DT);
-const ENERGY_MAX = 100, REGEN = 4, THRUST_ENERGY = 3, CAPACITY = 400, REACH = 8, ORE_PER_TICK = 4;
-const MINE_ENERGY = 0.5, SHIP_RADIUS = 2, RANGE = 200, SECTOR = 1000;
-
-const wrap = (a) => { while (a > Math.PI) a -= 2 * Math.PI; while (a < -Math.PI) a += 2 * Math.PI; return a; };
-
-class World {
-  constructor() {
-    this.tick = 0;
-    this.ships = [];
-    this.asteroids = [];
-  }
-  addShip(s) {
-    const ship = { id: this.ships.length + 1, vx: 0, vy: 0, heading: 0, hull: 100, energy: ENERGY_MAX, cargo: 0, ...s };
-    this.ships.push(ship);
-    return ship;
-  }
-  addAsteroid(a) {
-    const sx = Math.floor(a.x / SECTOR), sy = Math.floor(a.y / SECTOR);
-    const index = this.asteroids.filter((o) => o.sx === sx && o.sy === sy).length;
-    const rock = { radius: 8, ore: 1000, ...a, sx, sy, index };
-    this.asteroids.push(rock);
-    return rock;
-  }
-  contactsOf(ship) {
-    const out = [];
-    for (const o of this.ships) {
-      if (o === ship) continue;
-      const dx = o.x - ship.x, dy = o.y - ship.y, d = Math.hypot(dx, dy);
-      if (d <= RANGE) out.push({ kind: SHIP, id: o.id, index: 0, dx, dy, vx: o.vx, vy: o.vy, distance: d, radius: SHIP_RADIUS, order: [0, o.id], ref: o });
-    }
-    for (const a of this.asteroids) {
-      const dx = a.x - ship.x, dy = a.y - ship.y, d = Math.hypot(dx, dy);
-      if (d <= RANGE) out.push({ kind: ASTEROID, id: sectorKey(a.sx, a.sy), index: a.index, dx, dy, distance: d, radius: a.radius, order: [1, a.index], ref: a });
-    }
-    out.sort((p, q) => p.distance - q.distance || p.order[0] - q.order[0] || p.order[1] - q.order[1]);
-    return out.slice(0, MAX_CONTACTS);
-  }
-  sensorsOf(ship) {
-    const sectorX = Math.floor(ship.x / SECTOR), sectorY = Math.floor(ship.y / SECTOR);
-    return {
-      tick: this.tick, id: ship.id, sectorX, sectorY, x: ship.x - sectorX * SECTOR, y: ship.y - sectorY * SECTOR,
-      vx: ship.vx, vy: ship.vy, heading: ship.heading, hull: ship.hull, energy: ship.energy, cargo: ship.cargo,
-      sensorRange: RANGE, contacts: this.contactsOf(ship),
-    };
-  }
-  /** One tick: every ship decides from the same snapshot, then movement and mining apply. */
-  step() {
-    const decided = [];
-    for (const ship of this.ships) {
-      const sensors = this.sensorsOf(ship);
-      let command = { thrust: 0, turn: 0, mine: false, stop: false };
-      if (ship.host) {
-        const r = ship.host.tick(sensors);
-        ship.last = r;
-        if (r.fault) ship.faults = (ship.faults ?? 0) + 1;
-        else command = r.command;
-      } else if (ship.pilot) {
-        command = ship.pilot(ship, this.tick);
-      }
-      decided.push([ship, command, sensors.contacts]);
-    }
-    for (const [ship, cmd] of decided) {
-      ship.heading = wrap(ship.heading + cmd.turn * TURN_RATE * DT);
-      let thrust = cmd.thrust;
-      const cost = thrust * THRUST_ENERGY * DT;
-      if (cost > ship.energy) thrust *= ship.energy / cost;
-      ship.energy = Math.max(0, ship.energy - thrust * THRUST_ENERGY * DT);
-      let vx = ship.vx + Math.cos(ship.heading) * thrust * ACCEL * DT;
-      let vy = ship.vy + Math.sin(ship.heading) * thrust * ACCEL * DT;
-      if (cmd.stop) {
-        vx *= BRAKE_KEEP; vy *= BRAKE_KEEP;
-        if (vx * vx + vy * vy < 0.05 * 0.05) vx = vy = 0;
-      }
-      const speed = Math.hypot(vx, vy);
-      if (speed > MAX_SPEED) { vx *= MAX_SPEED / speed; vy *= MAX_SPEED / speed; }
-      ship.vx = vx; ship.vy = vy;
-      ship.energy = Math.min(ENERGY_MAX, ship.energy + REGEN * DT);
-    }
-    for (const [ship, cmd, contacts] of decided) {
-      if (!cmd.mine) continue;
-      const space = Math.min(CAPACITY - ship.cargo, ORE_PER_TICK);
-      if (space <= 0 || ship.energy < MINE_ENERGY) continue;
-      for (const c of contacts) {
-        if (c.kind !== ASTEROID) continue;
-        if (c.distance - c.radius - SHIP_RADIUS > REACH) break;
-        const taken = Math.min(space, c.ref.ore);
-        if (taken === 0) continue;
-        c.ref.ore -= taken;
-        ship.cargo += taken;
-        ship.energy -= MINE_ENERGY;
-        break;
-      }
-    }
-    for (const ship of this.ships) {
-      ship.x += ship.vx * DT;
-      ship.y += ship.vy * DT;
-    }
-    this.tick++;
   }
 }
 
@@ -381,10 +150,160 @@ describe("build.mjs", () => {
       assert.ok(s + SENSOR_BLOCK_BYTES <= c || c + COMMAND_BLOCK_BYTES <= s, "blocks overlap");
       assert.equal(s % 8, 0);
       assert.equal(c % 8, 0);
-      assert.ok(host.startFuel < 5_000_000, "start function within its fuel");
+      assert.ok(host.startFuel < START_FUEL, `start function took ${host.startFuel} of its ${START_FUEL} fuel`);
     });
   }
 });
+
+// --- The meter ---------------------------------------------------------------------------------
+
+/** The text of `fn NAME(` in `text`, up to the closing brace at the start of a line. */
+function rustFn(text, name) {
+  const start = text.indexOf(`fn ${name}(`);
+  assert.ok(start >= 0, `scripting/src/metering.rs has no fn ${name}`);
+  return text.slice(start, text.indexOf("\n}\n", start));
+}
+
+/** The `Operator::A { .. } | Operator::B => VALUE,` arms of a match, with their guards. */
+function rustArms(body) {
+  const re = /((?:\|?\s*Operator::\w+(?:\s*\{[^}]*\})?\s*)+)(if\s[^=]*?)?=>\s*(\{[^}]*\}|[^,\n]+),?/g;
+  return [...body.matchAll(re)].map((m) => ({
+    names: [...m[1].matchAll(/Operator::(\w+)/g)].map((n) => n[1]),
+    guard: m[2]?.trim() ?? null,
+    value: m[3].replace(/[{}\s]/g, ""),
+  }));
+}
+
+describe("meter.mjs", () => {
+  test("prices match scripting/src/metering.rs (and the memory limit scripting/src/engine.rs)", () => {
+    const rs = fs.readFileSync(path.join(REPO, "scripting", "src", "metering.rs"), "utf8");
+    const consts = Object.fromEntries([...rs.matchAll(/pub const (\w+): \w+ = ([\d_]+);/g)]
+      .map((m) => [m[1], Number(m[2].replaceAll("_", ""))]));
+    const fix = "update the tables at the top of scripting/sdk/test/meter.mjs";
+    for (const [name, value] of Object.entries(consts)) {
+      assert.equal(METERING[name], value, `metering.rs has ${name} = ${value}, meter.mjs's METERING.${name} is ${METERING[name]}: ${fix}`);
+    }
+    for (const name of Object.keys(METERING)) assert.ok(name in consts, `meter.mjs's METERING.${name} is not a pub const of metering.rs: ${fix}`);
+    const resolve = (v) => (/^\d+$/.test(v) ? Number(v) : consts[v]);
+
+    // operator_cost
+    const costFn = rustFn(rs, "operator_cost");
+    const prices = {};
+    for (const arm of rustArms(costFn)) {
+      for (const name of arm.names) {
+        const key = name === "Call" && arm.guard ? "Call(import)" : name;
+        assert.ok(arm.guard === null || /function_index < imported_functions/.test(arm.guard), `operator_cost: unexpected guard ${arm.guard}`);
+        assert.ok(resolve(arm.value) !== undefined, `operator_cost: cannot read the price ${arm.value} of ${name}`);
+        prices[key] ??= resolve(arm.value);
+      }
+    }
+    assert.ok(Object.keys(prices).length > 40, "operator_cost's arms were not found: has its shape changed?");
+    const fallback = costFn.match(/_\s*=>\s*(\w+)/);
+    assert.ok(fallback, "operator_cost has no `_ =>` arm");
+    assert.equal(DEFAULT_PRICE, resolve(fallback[1]), `operator_cost prices other operators at ${fallback[1]}: ${fix}`);
+    for (const [key, price] of Object.entries(prices)) {
+      const name = key.replace("(import)", "");
+      if (NOT_DECODED.has(name)) continue;
+      assert.ok(DECODED_NAMES.has(name), `operator_cost prices ${name}, which meter.mjs does not know: ${fix}`);
+      assert.equal(OPERATOR_PRICES[key], price, `operator_cost prices ${key} at ${price}, meter.mjs at ${OPERATOR_PRICES[key]}: ${fix}`);
+    }
+    for (const [key, price] of Object.entries(OPERATOR_PRICES)) {
+      assert.ok(key in prices, `meter.mjs prices ${key} at ${price}; operator_cost does not list it: ${fix}`);
+    }
+
+    // length_price
+    const kinds = { BytesShift: "bytesShift", PerElement: "element", PerPage: "page" };
+    const lengths = {};
+    for (const arm of rustArms(rustFn(rs, "length_price"))) {
+      const m = arm.value.match(/^Some\(LengthPrice::(\w+)\((\w+)\)\)$/);
+      if (!m) continue; // `_ => None`
+      assert.ok(m[1] in kinds, `length_price: unknown kind ${m[1]}: ${fix}`);
+      for (const name of arm.names) lengths[name] = { per: kinds[m[1]], by: m[2] };
+    }
+    assert.deepEqual(LENGTH_PRICES, lengths, `length_price differs from meter.mjs's LENGTH_PRICES: ${fix}`);
+
+    // is_accounting
+    const accounting = new Set([...rustFn(rs, "is_accounting").matchAll(/Operator::(\w+)/g)].map((m) => m[1]));
+    for (const name of accounting) {
+      if (NOT_DECODED.has(name)) continue;
+      assert.ok(ACCOUNTING.has(name), `is_accounting lists ${name}, meter.mjs's ACCOUNTING does not: ${fix}`);
+    }
+    for (const name of ACCOUNTING) assert.ok(accounting.has(name), `meter.mjs's ACCOUNTING has ${name}, is_accounting does not: ${fix}`);
+
+    // The per-call and per-segment charges are still the ones meter.mjs adds.
+    assert.match(rs, /locals\.len\(\) as u64 \/ LOCALS_PER_FUEL/, "the locals charge changed");
+    assert.match(rs, /self\.segment_cost\.saturating_add\(SEGMENT_COST\)/, "the segment charge changed");
+
+    const engine = fs.readFileSync(path.join(REPO, "scripting", "src", "engine.rs"), "utf8");
+    const pages = engine.match(/max_memory_pages:\s*([\d_]+),/);
+    assert.ok(pages, "scripting/src/engine.rs: no default max_memory_pages");
+    assert.equal(MAX_MEMORY_PAGES, Number(pages[1].replaceAll("_", "")), `engine.rs's max_memory_pages: ${fix}`);
+    const start = engine.match(/start_fuel:\s*([\d_]+),/);
+    assert.equal(START_FUEL, Number(start?.[1].replaceAll("_", "")), "engine.rs's start_fuel: update START_FUEL in harness.mjs");
+  });
+
+  test("counts a hand-made module as the server charges it", () => {
+    const vec = (items) => [...uleb(items.length), ...items.flat()];
+    const str = (t) => [t.length, ...Buffer.from(t)];
+    const sec = (id, content) => [id, ...uleb(content.length), ...content];
+    const body = (locals, code) => { const b = [...locals, ...code]; return [...uleb(b.length), ...b]; };
+    // f(n): 5 locals; a loop run n times; bulk, memory and priced operators; a host call; a call of g.
+    const f = body([1, 5, 0x7f], [
+      0x03, 0x40, //                                   loop               segment: locals 5/4 = 1, + 2
+      0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, //       n = n - 1 (i32.sub 1)
+      0x0d, 0x00, //                                     br_if 0 (1)      segment: 2 + 2, n times
+      0x0b, //                                         end                segment: 2
+      0x41, 0x00, 0x41, 0x07, 0x41, 0xe4, 0x00, 0xfc, 0x0b, 0x00, // memory.fill 100 bytes: 40, + 100 >> 3
+      0x41, 0x08, 0x28, 0x02, 0x00, 0x41, 0x03, 0x6e, 0x1a, //      i32.load 4, i32.div_u 8
+      0x43, 0x00, 0x00, 0x00, 0x40, 0x91, 0x1a, //                 f32.sqrt 4
+      0x41, 0x01, 0x40, 0x00, 0x1a, //                             memory.grow 1 page: 64, + 4096
+      0x41, 0xe8, 0x07, 0x40, 0x00, 0x1a, //                       memory.grow 1000 (fails): 64, + 16 * 4096
+      0x3f, 0x00, 0x1a, //                                         memory.size 40
+      0x41, 0x05, 0x10, 0x00, //                       call h (host)      segment: 264 + 2, + lengths
+      0x41, 0x09, 0x10, 0x02, //                       call g             segment: 16 + 2
+      0x0b, //                                         end                segment: 2
+    ]);
+    // g(x): 8 locals; if x { } else { 2 * 3 }.
+    const g = body([1, 8, 0x7e], [
+      0x20, 0x00, 0x04, 0x40, //                       if                 segment: locals 2, + 1 + 2
+      0x41, 0x01, 0x1a, 0x05, //                       else               segment: 2
+      0x41, 0x02, 0x41, 0x03, 0x6c, 0x1a, 0x0b, //     i32.mul 1, end     segment: 1 + 2
+      0x0b, //                                         end                segment: 2
+    ]);
+    const bytes = Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...sec(1, vec([[0x60, 1, 0x7f, 0]])),
+      ...sec(2, vec([[...str("env"), ...str("h"), 0x00, 0]])),
+      ...sec(3, vec([[0], [0]])),
+      ...sec(5, vec([[0x01, 1, 16]])),
+      ...sec(7, vec([[...str("f"), 0x00, 1], [...str("g"), 0x00, 2]])),
+      ...sec(10, vec([f, g])),
+    ]);
+    let hostThrows = false;
+    const run = (fn, arg) => {
+      const { exports } = new WebAssembly.Instance(new WebAssembly.Module(meter(bytes, { perFunction: true })), {
+        env: { h() { if (hostThrows) throw new WebAssembly.RuntimeError("host"); } },
+      });
+      try { exports[fn](arg); } catch (e) { if (!(e instanceof WebAssembly.RuntimeError)) throw e; }
+      return [exports.__fuel, exports.__fuel_0, exports.__fuel_1].map((v) => Number(v.value));
+    };
+    const lengths = (100 >> 3) + 4096 + 16 * 4096;
+    const fOwn = (n) => 3 + 4 * n + 2 + 266 + lengths + 18 + 2;
+    assert.deepEqual(run("g", 7), [9, 0, 9], "then branch");
+    assert.deepEqual(run("g", 0), [10, 0, 10], "else branch");
+    assert.deepEqual(run("f", 10), [fOwn(10) + 9, fOwn(10), 9]);
+    // A trap in the host call: its whole segment, call included, was paid before it ran.
+    hostThrows = true;
+    assert.deepEqual(run("f", 10), [3 + 40 + 2 + 266 + lengths, 3 + 40 + 2 + 266 + lengths, 0]);
+  });
+});
+
+/** Unsigned LEB128. */
+function uleb(n) {
+  const out = [];
+  do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; out.push(b); } while (n);
+  return out;
+}
 
 // --- The SDK, through the probe -----------------------------------------------------------------
 
@@ -597,6 +516,8 @@ describe("miner", () => {
     for (let t = 0; t < 100; t++) world.step();
     assert.ok(Math.hypot(ship.x - big.x, ship.y - big.y) > 60, "wandered off");
     buildStats.minerFuel = { avg: Math.round(fuel / ticks), max };
+    // ~300 with the server's prices (COST_TABLE_VERSION 3): twice that means the miner got
+    // much heavier, not that prices moved a little.
     assert.ok(fuel / ticks < 600, `the miner averages ${fuel / ticks} fuel a tick`);
   });
 });
