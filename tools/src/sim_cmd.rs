@@ -55,6 +55,10 @@ struct Summary {
     /// Mean fuel (wasm instructions) per script run.
     script_fuel_per_run: f64,
     script_runs: u64,
+    /// Runs granted less fuel than their bucket allowed (account or world cap), and runs
+    /// skipped because their script was in fault back-off.
+    script_runs_cut_by_caps: u64,
+    script_runs_skipped_in_backoff: u64,
     /// Faults of scripts that were running (out of fuel, traps); start failures are counted
     /// apart, in `script_start_failures`.
     script_faults: u64,
@@ -361,6 +365,7 @@ fn simulate(
     let mut next_input = timed_inputs.partition_point(|t| t.tick <= already_applied);
 
     let mut script_runs = 0u64;
+    let (mut runs_cut, mut runs_skipped) = (0u64, 0u64);
     // Whether to watch for a `--script` that starts on no ship (only a new world runs it).
     let mut watch_starts = fresh && args.script.is_some();
     let mut no_start = None;
@@ -412,7 +417,10 @@ fn simulate(
         checkpoints_written += u64::from(world.step()?);
         durations.push(t0.elapsed());
         recording.after_tick(world.sim_mut())?;
-        script_runs += u64::from(world.sim().world().resource::<ScriptTickReport>().ran);
+        let script_tick = world.sim().world().resource::<ScriptTickReport>();
+        script_runs += u64::from(script_tick.ran);
+        runs_cut += u64::from(script_tick.budget_cut);
+        runs_skipped += u64::from(script_tick.skipped_in_backoff);
         if watch_starts {
             // Idle ships for the rest of the run would only hide the error.
             no_start = check_starts(world.sim_mut());
@@ -492,6 +500,8 @@ fn simulate(
         script_fuel_used: totals.script_fuel_used,
         script_fuel_per_run: totals.script_fuel_used as f64 / script_runs.max(1) as f64,
         script_runs,
+        script_runs_cut_by_caps: runs_cut,
+        script_runs_skipped_in_backoff: runs_skipped,
         script_faults: totals.script_faults,
         script_ships_running,
         script_ships_starting,
@@ -738,6 +748,10 @@ fn print_summary(s: &Summary) {
             s.scripts_compiled, s.scripts_loaded_from_cache
         );
         println!("  script faults    {} while running", s.script_faults);
+        println!(
+            "  script budgets   {} runs cut to fit the account or world cap, {} skipped in back-off",
+            s.script_runs_cut_by_caps, s.script_runs_skipped_in_backoff
+        );
         println!(
             "  script starts    {} ships running, {} waiting to start, {} failed to start (idle)",
             s.script_ships_running, s.script_ships_starting, s.script_start_failures
