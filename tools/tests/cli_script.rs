@@ -157,10 +157,43 @@ fn check_prints_the_interface_and_limits() {
         "tick",
         "the host allows 16 pages",
         "100000 per tick",
+        "ran in a trial instance:",
     ] {
         assert!(printed.contains(expected), "`{expected}` in:\n{printed}");
     }
     assert!(!printed.contains("wasmer_"), "host internals stay hidden");
+}
+
+#[test]
+fn hostile_scripts_fault_back_off_and_share_capped_fuel() {
+    // Every ship spins until its fuel runs out: all of them fault, back off, and with 80 ships
+    // asking for their whole bucket the world's cap cuts runs.
+    let config = scratch("hostile-caps").join("universe.toml");
+    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/universe.toml");
+    let text = std::fs::read_to_string(default).unwrap().replace(
+        "world_fuel_per_tick_max = 40000000",
+        "world_fuel_per_tick_max = 6000000",
+    );
+    std::fs::write(&config, text).unwrap();
+    let summary = sim_json_with(
+        "assets/hostile/spin.wat",
+        "2",
+        &["--config", config.to_str().unwrap()],
+    );
+    assert!(summary["script_faults"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["script_runs_skipped_in_backoff"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["script_runs_cut_by_caps"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let fuel = summary["script_fuel_used"].as_u64().unwrap();
+    assert!(
+        fuel <= 80 * 6_000_000,
+        "never more than the cap per tick: {fuel}"
+    );
 }
 
 #[test]
