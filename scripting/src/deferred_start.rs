@@ -10,18 +10,14 @@
 use wasmer::sys::{FunctionMiddleware, MiddlewareError, ModuleMiddleware};
 use wasmer::{ExportIndex, LocalFunctionIndex, ModuleInfo};
 
+use crate::state_globals::Unchanged;
+
 /// Where the module's start function is exported (the host's reserved prefix).
 pub(crate) const START_EXPORT: &str = "wasmer_deferred_start";
 
 /// Moves the start function to [`START_EXPORT`]. Stateless: one instance serves any module.
 #[derive(Debug, Default)]
 pub(crate) struct DeferStart;
-
-/// Leaves function bodies alone: the default `feed` passes operators through.
-#[derive(Debug)]
-struct Unchanged;
-
-impl FunctionMiddleware<'_> for Unchanged {}
 
 impl ModuleMiddleware for DeferStart {
     fn generate_function_middleware<'a>(

@@ -17,9 +17,10 @@ pub(crate) const STATE_GLOBAL_PREFIX: &str = "wasmer_state_global_";
 #[derive(Debug, Default)]
 pub(crate) struct ExportStateGlobals;
 
-/// Leaves function bodies alone: the default `feed` passes operators through.
+/// Leaves function bodies alone: the default `feed` passes operators through. For middlewares
+/// that only change the module's description.
 #[derive(Debug)]
-struct Unchanged;
+pub(crate) struct Unchanged;
 
 impl FunctionMiddleware<'_> for Unchanged {}
 

@@ -12,26 +12,7 @@ use astroboids_sim::scripts::{
     add_script, assign_script,
 };
 use astroboids_sim::ships::{Owner, ShipIndex};
-use common::{fleet_world, hashes, with_threads};
-
-/// A script module: sensor block at 1024 (the tick number is its first 8 bytes), command block
-/// at 4096; `extra` adds fields.
-fn script(extra: &str, tick: &str) -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-            (import "astroboids" "random" (func $random (result i32)))
-            (import "astroboids" "log" (func $log (param i32 i32)))
-            (memory (export "memory") 1 16)
-            {extra}
-            (func (export "astroboids_abi") (result i32) i32.const 1)
-            (func (export "sensor_ptr") (result i32) i32.const 1024)
-            (func (export "command_ptr") (result i32) i32.const 4096)
-            (func (export "tick") {tick}))"#
-    );
-    wasmer::wat2wasm(wat.as_bytes())
-        .expect("test WAT is valid")
-        .into_owned()
-}
+use common::{fleet_world, hashes, script, with_threads};
 
 /// Burns whatever fuel it gets.
 fn spinner() -> Vec<u8> {
