@@ -24,10 +24,7 @@ pub fn build(args: &BuildArgs) -> Result<()> {
     compile_typescript(&args.file, &out, &args.sdk)?;
     let wasm = read_module(&out)?;
     // The server's compiler and checks, trial start included.
-    let engine = ScriptEngine::new(
-        load_config(None)?.scripts.limits(),
-        CompilerKind::Cranelift,
-    );
+    let engine = ScriptEngine::new(load_config(None)?.scripts.limits(), CompilerKind::Cranelift);
     engine
         .load_for_upload(&wasm)
         .with_context(|| format!("{} was built but the server would reject it", out.display()))?;
