@@ -252,6 +252,25 @@ fn logs_are_kept_in_a_bounded_ring() {
 }
 
 #[test]
+fn lines_logged_while_starting_are_kept_at_the_starting_tick() {
+    let greeter = script(
+        "(func $start (call $log (i32.const 200) (i32.const 5))) (start $start)",
+        "",
+    );
+    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 5, 1);
+    let id = add_script(sim.world_mut(), &greeter).unwrap();
+    assign_script(sim.world_mut(), ids[0], id).unwrap();
+    sim.run_ticks(3);
+    let log: ScriptLog = component(&sim, ids[0]);
+    let lines: Vec<(u64, &str)> = log
+        .lines
+        .iter()
+        .map(|l| (l.tick, l.text.as_str()))
+        .collect();
+    assert_eq!(lines, [(1, "hello")], "once, at the tick it started");
+}
+
+#[test]
 fn bad_scripts_and_unknown_ships_are_refused_by_name() {
     let (mut sim, ids) = fleet_world(UniverseConfig::default(), 5, 1);
     let err = add_script(sim.world_mut(), b"not wasm").unwrap_err();
