@@ -131,7 +131,8 @@ pub struct ScriptTickReport {
     pub start_failures: u32,
     /// Pending starts left for later ticks (starts take at most half the world's fuel).
     pub starts_deferred: u32,
-    /// Runs granted less than their bucket allowed, by an account or world cap.
+    /// Runs a cap held back: granted less than their bucket allowed (by an account or world
+    /// cap) and then out of fuel, or granted nothing at all.
     pub budget_cut: u32,
 }
 
@@ -515,10 +516,9 @@ fn run_scripts(
     let mut ran = Vec::with_capacity(running.len());
     let mut traced_jobs = BTreeMap::new();
     for ((&index, claim), budget) in running.iter().zip(&claims).zip(grants) {
-        if budget < claim.request {
-            report.budget_cut += 1;
-        }
+        let cut = budget < claim.request;
         if budget == 0 {
+            report.budget_cut += 1;
             continue;
         }
         let (id, _, _, _, _, sensed) = &scripted[index];
@@ -532,14 +532,17 @@ fn run_scripts(
             traced_jobs.insert(index, job.clone());
         }
         jobs.push(job);
-        ran.push(index);
+        ran.push((index, cut));
     }
 
     let results = workers
         .run(jobs)
         .expect("jobs name attached ships, once each");
-    for (index, result) in ran.into_iter().zip(results) {
+    for ((index, cut), result) in ran.into_iter().zip(results) {
         let (id, (script, _), runtime, log, command, _) = &mut scripted[index];
+        if cut && result.report.fault.as_ref().map(|f| f.kind) == Some(FaultKind::OutOfFuel) {
+            report.budget_cut += 1;
+        }
         debug_assert_eq!(id.0, result.ship, "results come back in ship order");
         if slow.run_wall_ns_max.is_some_and(|max| result.wall_ns > max) {
             slow.runs

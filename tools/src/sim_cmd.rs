@@ -55,8 +55,8 @@ struct Summary {
     /// Mean fuel (wasm instructions) per script run.
     script_fuel_per_run: f64,
     script_runs: u64,
-    /// Runs granted less fuel than their bucket allowed (account or world cap), and runs
-    /// skipped because their script was in fault back-off.
+    /// Runs a cap held back (granted less than their bucket allowed by the account or world
+    /// cap, and out of fuel), and runs skipped because their script was in fault back-off.
     script_runs_cut_by_caps: u64,
     script_runs_skipped_in_backoff: u64,
     /// Faults of scripts that were running (out of fuel, traps); start failures are counted
@@ -749,7 +749,7 @@ fn print_summary(s: &Summary) {
         );
         println!("  script faults    {} while running", s.script_faults);
         println!(
-            "  script budgets   {} runs cut to fit the account or world cap, {} skipped in back-off",
+            "  script budgets   {} runs held back by the account or world cap, {} skipped in back-off",
             s.script_runs_cut_by_caps, s.script_runs_skipped_in_backoff
         );
         println!(
