@@ -39,7 +39,7 @@ pub(crate) const POINTS_EXHAUSTED: &str = "wasmer_metering_points_exhausted";
 
 /// Bump when any price below changes: costs are compiled into artifacts and decide how far a
 /// script gets in a tick, so they are part of the simulation's results.
-pub const COST_TABLE_VERSION: u32 = 3;
+pub const COST_TABLE_VERSION: u32 = 4;
 
 /// Charged once per segment on top of its operators: the check itself is work, and without it
 /// a loop of one-operator segments (`loop br_if`) would run several times the CPU per unit of a
@@ -58,7 +58,7 @@ pub const CALL_INDIRECT_COST: u64 = 24;
 pub const BULK_BYTES_PER_FUEL_LOG2: i64 = 3;
 /// `table.copy` and `table.init` cost this many units per element (wasmer copies tables one
 /// element at a time, with checks).
-pub const TABLE_ELEMENT_COST: i64 = 6;
+pub const TABLE_ELEMENT_COST: i64 = 8;
 /// Operators wasmer carries out by calling into its runtime (bulk memory and table operations,
 /// `data.drop`, `elem.drop`, `memory.size`): the call, before any per-length price.
 pub const RUNTIME_CALL_COST: u64 = 40;

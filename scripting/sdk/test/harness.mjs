@@ -516,7 +516,7 @@ describe("miner", () => {
     for (let t = 0; t < 100; t++) world.step();
     assert.ok(Math.hypot(ship.x - big.x, ship.y - big.y) > 60, "wandered off");
     buildStats.minerFuel = { avg: Math.round(fuel / ticks), max };
-    // ~300 with the server's prices (COST_TABLE_VERSION 3): twice that means the miner got
+    // ~300 with the server's prices (COST_TABLE_VERSION 4): twice that means the miner got
     // much heavier, not that prices moved a little.
     assert.ok(fuel / ticks < 600, `the miner averages ${fuel / ticks} fuel a tick`);
   });
