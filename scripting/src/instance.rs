@@ -13,7 +13,7 @@ use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, Sens
 use crate::deferred_start::START_EXPORT;
 use crate::engine::{CompiledScript, check_abi_version};
 use crate::error::{Fault, FaultKind, ScriptError};
-use crate::metering::{POINTS_EXHAUSTED, REMAINING_POINTS};
+use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;
 
 /// Fuel for each ABI query at start (`astroboids_abi`, `sensor_ptr`, `command_ptr`): they
@@ -176,9 +176,24 @@ impl ScriptInstance {
             start_fuel_used: 0,
             script: Arc::clone(script),
         };
+        // The pages the module starts with are paid from the start fuel, as grown pages are.
+        let initial_pages = this.memory.view(&this.store).size().0;
+        let pages_fuel = u64::from(initial_pages) * GROW_PAGE_COST as u64;
+        if pages_fuel > limits.start_fuel {
+            return Err(ScriptError::Start(Fault {
+                kind: FaultKind::OutOfFuel,
+                message: format!(
+                    "its initial memory of {initial_pages} pages costs {pages_fuel} fuel, more \
+                     than the {} start fuel",
+                    limits.start_fuel
+                ),
+            }));
+        }
+        this.start_fuel_used = pages_fuel;
         if let Some(start) = start {
-            let (result, used) = this.metered(limits.start_fuel, |store| start.call(store));
-            this.start_fuel_used = used;
+            let left = limits.start_fuel - pages_fuel;
+            let (result, used) = this.metered(left, |store| start.call(store));
+            this.start_fuel_used += used;
             this.start_logs = std::mem::take(&mut this.env.as_mut(&mut this.store).logs);
             result.map_err(|fault| start_failure(fault, limits.start_fuel, &this.start_logs))?;
         }

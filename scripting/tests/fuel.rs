@@ -257,3 +257,32 @@ fn singlepass_and_cranelift_charge_loops_alike() {
     let used = fuel("", looped);
     assert!((1_000 * 3..1_000 * 20).contains(&used), "{used}");
 }
+
+#[test]
+fn the_pages_a_module_starts_with_are_paid_from_its_start_fuel() {
+    let e = engine(CompilerKind::Singlepass);
+    let one_page = e.load(&script("", "")).unwrap();
+    assert_eq!(
+        one_page.trial_start_fuel(),
+        GROW_PAGE_COST as u64,
+        "one page, no start function"
+    );
+    let sixteen = wasmer::wat2wasm(
+        br#"(module (memory (export "memory") 16 16)
+            (func (export "astroboids_abi") (result i32) i32.const 1)
+            (func (export "sensor_ptr") (result i32) i32.const 1024)
+            (func (export "command_ptr") (result i32) i32.const 4096)
+            (func (export "tick")))"#,
+    )
+    .unwrap();
+    let message = e.load(&sixteen).err().expect("refused").to_string();
+    assert_eq!(
+        message,
+        format!(
+            "the script failed while starting: out of fuel: its initial memory of 16 pages costs \
+             {} fuel, more than the {} start fuel",
+            16 * GROW_PAGE_COST,
+            ScriptLimits::default().start_fuel
+        )
+    );
+}

@@ -114,7 +114,7 @@ fn memory_grow_is_refused_at_the_limit() {
                   (br $l)))
                 i32.const 0 memory.size i32.store";
     let mut ship = instance(&e, &script("", grow));
-    let report = ship.run_tick(1_000_000, 1, &idle());
+    let report = ship.run_tick(100_000_000, 1, &idle());
     assert_eq!(report.fault, None, "a refused grow is not a fault");
     let pages = u32::from_le_bytes(ship.memory_snapshot()[..4].try_into().unwrap());
     assert_eq!(pages, ScriptLimits::default().max_memory_pages);
@@ -132,7 +132,7 @@ fn a_memory_without_maximum_is_clamped_to_the_limit() {
           i32.const 0 (memory.grow (i32.const 1000)) i32.store))"#;
     let wasm = wasmer::wat2wasm(wat.as_bytes()).unwrap();
     let mut ship = instance(&e, &wasm);
-    assert_eq!(ship.run_tick(1_000_000, 1, &idle()).fault, None);
+    assert_eq!(ship.run_tick(100_000_000, 1, &idle()).fault, None);
     assert_eq!(
         &ship.memory_snapshot()[..4],
         &(-1i32).to_le_bytes(),

@@ -48,7 +48,7 @@ fn a_restored_instance_continues_exactly_like_the_original() {
     let script = e.load(&wasm(STATEFUL)).unwrap();
     let mut original = ScriptInstance::new(&script, 1).unwrap();
     for tick in 0..5 {
-        original.run_tick(10_000, tick, &sensors(tick));
+        original.run_tick(1_000_000, tick, &sensors(tick));
     }
     let saved = original.state();
     assert_eq!(saved.memory.len(), 3 * 65_536, "grew at tick 3");

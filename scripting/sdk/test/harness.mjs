@@ -256,8 +256,8 @@ describe("meter.mjs", () => {
       0x41, 0x00, 0x41, 0x07, 0x41, 0xe4, 0x00, 0xfc, 0x0b, 0x00, // memory.fill 100 bytes: 40, + 100 >> 3
       0x41, 0x08, 0x28, 0x02, 0x00, 0x41, 0x03, 0x6e, 0x1a, //      i32.load 4, i32.div_u 8
       0x43, 0x00, 0x00, 0x00, 0x40, 0x91, 0x1a, //                 f32.sqrt 4
-      0x41, 0x01, 0x40, 0x00, 0x1a, //                             memory.grow 1 page: 64, + 4096
-      0x41, 0xe8, 0x07, 0x40, 0x00, 0x1a, //                       memory.grow 1000 (fails): 64, + 16 * 4096
+      0x41, 0x01, 0x40, 0x00, 0x1a, //                             memory.grow 1 page: 64, + 65536
+      0x41, 0xe8, 0x07, 0x40, 0x00, 0x1a, //                       memory.grow 1000 (fails): 64, + 16 * 65536
       0x3f, 0x00, 0x1a, //                                         memory.size 40
       0x41, 0x05, 0x10, 0x00, //                       call h (host)      segment: 264 + 2, + lengths
       0x41, 0x09, 0x10, 0x02, //                       call g             segment: 16 + 2
@@ -287,7 +287,7 @@ describe("meter.mjs", () => {
       try { exports[fn](arg); } catch (e) { if (!(e instanceof WebAssembly.RuntimeError)) throw e; }
       return [exports.__fuel, exports.__fuel_0, exports.__fuel_1].map((v) => Number(v.value));
     };
-    const lengths = (100 >> 3) + 4096 + 16 * 4096;
+    const lengths = (100 >> 3) + 65536 + 16 * 65536;
     const fOwn = (n) => 3 + 4 * n + 2 + 266 + lengths + 18 + 2;
     assert.deepEqual(run("g", 7), [9, 0, 9], "then branch");
     assert.deepEqual(run("g", 0), [10, 0, 10], "else branch");
@@ -516,7 +516,7 @@ describe("miner", () => {
     for (let t = 0; t < 100; t++) world.step();
     assert.ok(Math.hypot(ship.x - big.x, ship.y - big.y) > 60, "wandered off");
     buildStats.minerFuel = { avg: Math.round(fuel / ticks), max };
-    // ~300 with the server's prices (COST_TABLE_VERSION 4): twice that means the miner got
+    // ~300 with the server's prices (COST_TABLE_VERSION 5): twice that means the miner got
     // much heavier, not that prices moved a little.
     assert.ok(fuel / ticks < 600, `the miner averages ${fuel / ticks} fuel a tick`);
   });

@@ -25,7 +25,7 @@
 
 /** The `pub const`s of scripting/src/metering.rs. */
 export const METERING = {
-  COST_TABLE_VERSION: 4,
+  COST_TABLE_VERSION: 5,
   SEGMENT_COST: 2,
   HOST_CALL_COST: 40,
   CALL_COST: 16,
@@ -35,7 +35,7 @@ export const METERING = {
   RUNTIME_CALL_COST: 40,
   MEMORY_ACCESS_COST: 4,
   LOCALS_PER_FUEL: 4,
-  GROW_PAGE_COST: 4096,
+  GROW_PAGE_COST: 65536,
 };
 /** `ScriptLimits::max_memory_pages` (scripting/src/engine.rs): memory.grow is priced for at most this many pages. */
 export const MAX_MEMORY_PAGES = 16;
