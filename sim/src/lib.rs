@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod mining;
 pub mod physics;
 mod script_budget;
+mod script_stage;
 pub mod scripts;
 pub mod sectors;
 pub mod sensors;

@@ -20,22 +20,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
-use astroboids_engine::rng::derive_seed;
-use astroboids_engine::{NetId, RngStream, StateHasher, Tick, TickSchedule, UniverseSeed};
-use astroboids_scripting::blocks::{ContactKind, ScriptCommand, SensedContact, SensorSnapshot};
+use astroboids_engine::{NetId, StateHasher, Tick, TickSchedule};
 use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
 use astroboids_scripting::{
-    ArtifactDir, CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptJob,
-    ScriptWorkers,
+    ArtifactDir, CompiledScript, CompilerKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
 };
 
+use crate::SimSet;
 use crate::autopilot::Autopilot;
 use crate::config::{ScriptsConfig, UniverseConfig};
-use crate::script_budget::{FuelCaps, FuelClaim, grant_fuel};
-use crate::sensors::{ContactTarget, Sensors};
-use crate::ships::{Cargo, Energy, Heading, Hull, Owner, ShipCommand, ShipIndex, Velocity};
-use crate::space::SpacePos;
-use crate::{SimSet, SimTotals};
+use crate::script_budget::FuelCaps;
+use crate::ships::{ShipCommand, ShipIndex};
 
 /// A script's identity: the XXH3-128 hash of its module bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -229,7 +224,7 @@ impl ScriptLibrary {
         Arc::clone(&self.engine)
     }
 
-    fn compiled(&self, id: ScriptId) -> Option<&Arc<CompiledScript>> {
+    pub(crate) fn compiled(&self, id: ScriptId) -> Option<&Arc<CompiledScript>> {
         self.scripts.get(&id).map(|e| &e.compiled)
     }
 }
@@ -267,7 +262,7 @@ impl ScriptHost {
         }
     }
 
-    fn workers(&self) -> MutexGuard<'_, ScriptWorkers> {
+    pub(crate) fn workers(&self) -> MutexGuard<'_, ScriptWorkers> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -384,7 +379,10 @@ impl Plugin for ScriptsPlugin {
             .init_resource::<ScriptFaults>()
             .init_resource::<ScriptTickReport>()
             .init_resource::<SlowScripts>()
-            .add_systems(TickSchedule, run_scripts.in_set(SimSet::Behaviour));
+            .add_systems(
+                TickSchedule,
+                crate::script_stage::run_scripts.in_set(SimSet::Behaviour),
+            );
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
             .register("scripts", hash_scripts);
@@ -394,219 +392,14 @@ impl Plugin for ScriptsPlugin {
     }
 }
 
-/// What the script stage reads and writes of a scripted ship.
-type ScriptedShip = (
-    &'static NetId,
-    (&'static ShipScript, Option<&'static Owner>),
-    &'static mut ScriptRuntime,
-    &'static mut ScriptLog,
-    &'static mut ShipCommand,
-    (
-        &'static Sensors,
-        &'static SpacePos,
-        &'static Velocity,
-        &'static Heading,
-        &'static Hull,
-        &'static Energy,
-        &'static Cargo,
-    ),
-);
-
-/// Key that separates the random stream of a script's start function from its first tick's.
-const START_KEY: u64 = u64::MAX;
-
-#[allow(clippy::too_many_arguments)]
-fn run_scripts(
-    config: Res<UniverseConfig>,
-    tick: Res<Tick>,
-    seed: Res<UniverseSeed>,
-    library: Res<ScriptLibrary>,
-    host: Res<ScriptHost>,
-    mut faults: ResMut<ScriptFaults>,
-    mut report: ResMut<ScriptTickReport>,
-    mut slow: ResMut<SlowScripts>,
-    mut totals: ResMut<SimTotals>,
-    mut trace: Option<ResMut<ScriptTrace>>,
-    mut ships: Query<ScriptedShip, Without<Autopilot>>,
-) {
-    *report = ScriptTickReport::default();
-    slow.runs.clear();
-    let rules = &config.scripts;
-    let (fuel_policy, backoff) = (rules.fuel_policy(), rules.backoff_policy());
-    let caps = rules.fuel_caps();
-    let tick = tick.0;
-    let mut workers = host.workers();
-    let mut faults_log = FaultLog {
-        faults: &mut faults,
-        limit: rules.fault_log_max as usize,
-    };
-
-    let mut scripted: Vec<_> = ships.iter_mut().collect();
-    scripted.sort_unstable_by_key(|s| *s.0);
-    let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
-    drop_orphans(&mut workers, &scripted_ids);
-
-    // Start pending instances in id order, as many as the world's start share allows, in one
-    // batch (all workers in parallel).
-    let pending: Vec<usize> = (0..scripted.len())
-        .filter(|&i| scripted[i].2.status == InstanceStatus::Pending)
-        .collect();
-    let admitted = caps.admitted_starts(pending.len());
-    report.starts_deferred = (pending.len() - admitted) as u32;
-    let mut starts = Vec::with_capacity(admitted);
-    for &index in &pending[..admitted] {
-        let (id, (script, _), ..) = &scripted[index];
-        // A ship that got a new script drops its old instance first.
-        if workers.is_attached(id.0) {
-            let _ = workers.detach(id.0);
-        }
-        let compiled = library
-            .compiled(script.0)
-            .expect("assign_script only assigns scripts in the library");
-        let random_seed = derive_seed(seed.0, RngStream::Script, &[id.0, tick, START_KEY]);
-        starts.push((id.0, Arc::clone(compiled), random_seed));
-    }
-    for (ship, started) in workers.attach_many(starts) {
-        let index = scripted_ids
-            .binary_search(&ship)
-            .expect("started ships are scripted ships");
-        let (id, _, runtime, log, ..) = &mut scripted[index];
-        match started {
-            Ok(start_logs) => {
-                runtime.status = InstanceStatus::Running;
-                report.started += 1;
-                append_logs(log, tick, start_logs, 0, rules.log_ring_lines as usize);
-            }
-            Err(error) => {
-                runtime.status = InstanceStatus::Failed;
-                runtime.faults_total += 1;
-                report.start_failures += 1;
-                faults_log.push(**id, tick, ScriptFaultKind::Start, error.to_string());
-            }
-        }
-    }
-    // Suspended scripts keep no instance.
-    for (id, _, runtime, ..) in &scripted {
-        if runtime.status == InstanceStatus::Suspended && workers.is_attached(id.0) {
-            let _ = workers.detach(id.0);
-        }
-    }
-
-    // Who runs, and what each asks for; then the grants under the account and world caps.
-    let mut running = Vec::with_capacity(scripted.len());
-    let mut claims = Vec::with_capacity(scripted.len());
-    for (index, (_, (_, owner), runtime, _, command, _)) in scripted.iter_mut().enumerate() {
-        **command = ShipCommand::default();
-        if runtime.status != InstanceStatus::Running {
-            continue;
-        }
-        if !backoff.may_run(&runtime.streak, tick) {
-            report.skipped_in_backoff += 1;
-            continue;
-        }
-        claims.push(FuelClaim {
-            account: owner.map(|o| o.0.as_str()),
-            request: fuel_policy.earn(&mut runtime.fuel),
-        });
-        running.push(index);
-    }
-    let grants = grant_fuel(&claims, caps.account_max, caps.run_fuel(admitted));
-
-    let mut jobs = Vec::with_capacity(running.len());
-    let mut ran = Vec::with_capacity(running.len());
-    let mut traced_jobs = BTreeMap::new();
-    for ((&index, claim), budget) in running.iter().zip(&claims).zip(grants) {
-        let cut = budget < claim.request;
-        if budget == 0 {
-            report.budget_cut += 1;
-            continue;
-        }
-        let (id, _, _, _, _, sensed) = &scripted[index];
-        let job = ScriptJob {
-            ship: id.0,
-            budget,
-            random_seed: derive_seed(seed.0, RngStream::Script, &[id.0, tick]),
-            sensors: snapshot(tick, **id, sensed),
-        };
-        if trace.as_ref().is_some_and(|t| t.ships.contains(*id)) {
-            traced_jobs.insert(index, job.clone());
-        }
-        jobs.push(job);
-        ran.push((index, cut));
-    }
-
-    let results = workers
-        .run(jobs)
-        .expect("jobs name attached ships, once each");
-    for ((index, cut), result) in ran.into_iter().zip(results) {
-        let (id, (script, _), runtime, log, command, _) = &mut scripted[index];
-        if cut && result.report.fault.as_ref().map(|f| f.kind) == Some(FaultKind::OutOfFuel) {
-            report.budget_cut += 1;
-        }
-        debug_assert_eq!(id.0, result.ship, "results come back in ship order");
-        if slow.run_wall_ns_max.is_some_and(|max| result.wall_ns > max) {
-            slow.runs
-                .push((**id, result.wall_ns, result.report.fuel_used));
-        }
-        let run = result.report;
-        if let (Some(trace), Some(job)) = (trace.as_mut(), traced_jobs.remove(&index)) {
-            trace.records.push(ScriptTraceRecord {
-                tick,
-                script: script.0,
-                job,
-                report: run.clone(),
-            });
-        }
-        fuel_policy.spend(&mut runtime.fuel, run.fuel_used);
-        runtime.fuel_used_last = run.fuel_used;
-        runtime.fuel_used_total = runtime.fuel_used_total.saturating_add(run.fuel_used);
-        backoff.record(&mut runtime.streak, tick, run.fault.is_some());
-        report.ran += 1;
-        report.fuel_used += run.fuel_used;
-        append_logs(
-            log,
-            tick,
-            run.logs,
-            run.logs_dropped,
-            rules.log_ring_lines as usize,
-        );
-        match (run.fault, run.command) {
-            (Some(fault), _) => {
-                runtime.faults_total += 1;
-                report.faults += 1;
-                let kind = match fault.kind {
-                    FaultKind::OutOfFuel => ScriptFaultKind::OutOfFuel,
-                    FaultKind::Trap => ScriptFaultKind::Trap,
-                };
-                faults_log.push(**id, tick, kind, fault.to_string());
-            }
-            (None, Some(wanted)) => **command = to_ship_command(wanted),
-            (None, None) => {}
-        }
-    }
-    totals.script_fuel_used += report.fuel_used;
-    totals.script_faults += u64::from(report.faults);
-}
-
-/// Instances whose ship is gone or no longer scripted are dropped (ships are destroyed after
-/// the script stage, so this happens one tick later). `scripted` is sorted.
-fn drop_orphans(workers: &mut ScriptWorkers, scripted: &[u64]) {
-    let orphans: Vec<u64> = workers
-        .attached()
-        .filter(|ship| scripted.binary_search(ship).is_err())
-        .collect();
-    for ship in orphans {
-        let _ = workers.detach(ship);
-    }
-}
-
-struct FaultLog<'a> {
-    faults: &'a mut ScriptFaults,
-    limit: usize,
+/// Recent faults, bounded; what the stage and `suspend_script` record faults through.
+pub(crate) struct FaultLog<'a> {
+    pub(crate) faults: &'a mut ScriptFaults,
+    pub(crate) limit: usize,
 }
 
 impl FaultLog<'_> {
-    fn push(&mut self, ship: NetId, tick: u64, kind: ScriptFaultKind, message: String) {
+    pub(crate) fn push(&mut self, ship: NetId, tick: u64, kind: ScriptFaultKind, message: String) {
         if self.limit == 0 {
             return;
         }
@@ -619,87 +412,6 @@ impl FaultLog<'_> {
             kind,
             message,
         });
-    }
-}
-
-fn append_logs(log: &mut ScriptLog, tick: u64, lines: Vec<String>, dropped: u32, ring: usize) {
-    log.dropped += u64::from(dropped);
-    for text in lines {
-        if ring == 0 {
-            log.dropped += 1;
-            continue;
-        }
-        if log.lines.len() >= ring {
-            log.lines.pop_front();
-            log.dropped += 1;
-        }
-        log.lines.push_back(LogLine { tick, text });
-    }
-}
-
-fn to_ship_command(c: ScriptCommand) -> ShipCommand {
-    ShipCommand {
-        thrust: c.thrust,
-        turn: c.turn,
-        mine: c.mine,
-        stop: c.stop,
-    }
-    .sanitized()
-}
-
-/// The sensor block of one ship for this tick.
-fn snapshot(
-    tick: u64,
-    id: NetId,
-    (sensors, pos, velocity, heading, hull, energy, cargo): &(
-        &Sensors,
-        &SpacePos,
-        &Velocity,
-        &Heading,
-        &Hull,
-        &Energy,
-        &Cargo,
-    ),
-) -> SensorSnapshot {
-    SensorSnapshot {
-        tick,
-        ship: id.0,
-        sector_x: pos.sector.x,
-        sector_y: pos.sector.y,
-        x: pos.local.x,
-        y: pos.local.y,
-        vx: velocity.0.x,
-        vy: velocity.0.y,
-        heading: heading.0,
-        hull: hull.0,
-        energy: energy.0,
-        cargo: cargo.ore,
-        sensor_range: sensors.range,
-        contacts: sensors
-            .contacts
-            .iter()
-            .map(|c| {
-                let (kind, id, index) = match c.target {
-                    ContactTarget::Ship(ship) => (ContactKind::Ship, ship.0, 0),
-                    ContactTarget::Asteroid { sector, index } => (
-                        ContactKind::Asteroid,
-                        (u64::from(sector.x as u32) << 32) | u64::from(sector.y as u32),
-                        u32::from(index),
-                    ),
-                };
-                SensedContact {
-                    kind,
-                    id,
-                    index,
-                    dx: c.offset.x,
-                    dy: c.offset.y,
-                    vx: c.velocity.x,
-                    vy: c.velocity.y,
-                    distance: c.distance,
-                    radius: c.radius,
-                }
-            })
-            .collect(),
     }
 }
 
