@@ -916,21 +916,18 @@ impl WorldServer {
             .simulation
             .sector_size;
         let (sector, local) = spawn_point(user, owned, size);
+        // One input: the ship exists owned by `user`, or not at all.
         let outcome = self.submit(WorldInput::SpawnShip {
             sector,
             local,
             heading: 0.0,
             autopilot: true,
+            owner: Some(user.to_string()),
         })?;
         let InputOutcome::Spawned(ids) = outcome else {
             unreachable!("a spawn spawns");
         };
-        let ship = ids[0].0;
-        self.submit(WorldInput::SetOwner {
-            ship,
-            owner: Some(user.to_string()),
-        })?;
-        Ok(Response::ShipSpawned { ship })
+        Ok(Response::ShipSpawned { ship: ids[0].0 })
     }
 
     fn status(&mut self, session: &Session, ship: Option<u64>) -> Answer {

@@ -30,19 +30,13 @@ fn spawn(
             local,
             heading: 0.0,
             autopilot: true,
+            owner: owner.map(str::to_string),
         })
         .unwrap()
     else {
         panic!("a spawn spawns")
     };
-    let ship = ids[0].0;
-    world
-        .submit(WorldInput::SetOwner {
-            ship,
-            owner: owner.map(str::to_string),
-        })
-        .unwrap();
-    ship
+    ids[0].0
 }
 
 #[test]

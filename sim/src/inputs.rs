@@ -21,17 +21,22 @@ use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::spawn::spawn_fleet;
 
 /// One change from outside the tick. New variants go at the end: the variant index is part of
-/// the encoding in logs and replays.
+/// the encoding in logs and replays. Changing a variant's fields changes that encoding too:
+/// bump the replay format and the persistent world's format in astroboids-host, which must
+/// go on reading (or clearly refuse) what older builds wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WorldInput {
     /// A manual command for `ship`'s next tick (overrides its autopilot or script that tick).
     Command { ship: u64, command: CommandRecord },
-    /// One ship at a position, flown by the autopilot when `autopilot` is set.
+    /// One ship at a position, flown by the autopilot when `autopilot` is set, owned by
+    /// `owner` when given. Spawning and owning are one input so that no crash or refusal can
+    /// leave a player's ship without its owner.
     SpawnShip {
         sector: (i32, i32),
         local: (f32, f32),
         heading: f32,
         autopilot: bool,
+        owner: Option<String>,
     },
     /// `count` ships spread around the origin (headless runs and load tests), flown by the
     /// autopilot, or by `script` (already in the library) when given.
@@ -160,15 +165,27 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
             local,
             heading,
             autopilot,
+            owner,
         } => {
+            // The owner is checked before the spawn: a refused input must not leave a ship
+            // (or use up an id).
+            if let Some(name) = owner
+                && !valid_owner(name)
+            {
+                return Err(WorldInputError::InvalidOwner(name.clone()));
+            }
             let pos = SpacePos::new(
                 SectorCoord::new(sector.0, sector.1),
                 Vec2::new(local.0, local.1),
             );
             let id = spawn_ship(world, pos, *heading)?;
+            let entity = world.resource::<ShipIndex>().entity(id).expect("spawned");
+            let mut ship = world.entity_mut(entity);
             if *autopilot {
-                let entity = world.resource::<ShipIndex>().entity(id).expect("spawned");
-                world.entity_mut(entity).insert(Autopilot);
+                ship.insert(Autopilot);
+            }
+            if let Some(name) = owner {
+                ship.insert(Owner(name.clone()));
             }
             Ok(InputOutcome::Spawned(vec![id]))
         }
