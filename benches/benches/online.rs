@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use astroboids_host::WorldRequest;
+use astroboids_net::client::Client;
 use astroboids_net::messages::{MoveCommand, Request, Response};
-use astroboids_net::quic::Client;
 use astroboids_server::limits::RateRules;
 use astroboids_server::requests::ServerRules;
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions, TickTimes};

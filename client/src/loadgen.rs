@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use astroboids_net::client::{Client, Update};
 use astroboids_net::messages::{Request, Response};
-use astroboids_net::quic::{Client, Fingerprint, Update};
+use astroboids_net::quic::Fingerprint;
 
 /// What to run.
 #[derive(Debug, Clone)]

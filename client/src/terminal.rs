@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
+use astroboids_net::client::{Client, Update};
 use astroboids_net::messages::{Request, RequestError, Response, Token};
-use astroboids_net::quic::{Client, Fingerprint, QuicError, Update};
+use astroboids_net::quic::{Fingerprint, QuicError};
 
 use crate::watch::{Key, KeyAction, Trouble, WatchApp};
 

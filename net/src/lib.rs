@@ -1,18 +1,14 @@
-//! The AstroBoids network protocol as a library that does no I/O: message types
-//! ([`messages`]), framing on QUIC streams ([`frame`]) and the per-connection state of both
-//! ends ([`session`]). Bytes go in and come out; time is passed in. [`quic`] is the thin quinn
-//! shell that moves the bytes (endpoint configs, certificate pinning, a client).
+//! The quinn shell of the AstroBoids protocol: endpoint configs, certificate pinning and a
+//! client ([`quic`]). The protocol itself (messages, framing, sessions, snapshots) is the
+//! I/O-free `astroboids-protocol` crate, re-exported here so shells and callers name one crate.
 //!
-//! Architecture invariant: nothing outside `quic` opens sockets, reads the clock or spawns
-//! tasks; every limit (frame size, in-flight requests, protocol errors) is enforced in the
-//! core, so it is tested without a network. `quic` makes no protocol decisions of its own.
+//! Architecture invariant: `quic` makes no protocol decisions of its own: what to send, when
+//! to retry, what to queue and what to acknowledge are decided by the protocol core's
+//! sessions; `quic` moves bytes and reports what arrived.
 
-pub mod frame;
-pub mod live_view;
-pub mod messages;
+pub mod client;
 pub mod quic;
-pub mod session;
-pub mod snapshot;
-pub mod text;
 
-pub use messages::{ALPN, PROTOCOL_VERSION};
+pub use astroboids_protocol::{
+    ALPN, PROTOCOL_VERSION, frame, live_view, messages, session, snapshot, text,
+};

@@ -94,7 +94,7 @@ struct LiveRecording {
 }
 
 /// Largest trace sent (JSON), below the client's frame limit with room for the envelope.
-pub const MAX_TRACE_BYTES: usize = astroboids_net::quic::CLIENT_MAX_FRAME_BYTES - 64 * 1024;
+pub const MAX_TRACE_BYTES: usize = astroboids_net::client::CLIENT_MAX_FRAME_BYTES - 64 * 1024;
 
 /// A trace to cut from a finished recording, off the tick thread (it re-simulates).
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use astroboids_host::WorldRequest;
+use astroboids_net::client::{Client, Update};
 use astroboids_net::messages::{Request, Response};
-use astroboids_net::quic::{Client, Update};
 use astroboids_server::requests::{ServerRules, spawn_point};
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
 use astroboids_server::views::{KIND_OWN_SHIP, KIND_SHIP};

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use astroboids_host::WorldRequest;
+use astroboids_net::client::Client;
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response, Token};
-use astroboids_net::quic::{Client, Fingerprint, QuicError, client_config_with_alpn};
+use astroboids_net::quic::{Fingerprint, QuicError, client_config_with_alpn};
 use astroboids_net::session::ClientEvent;
 use astroboids_server::accounts::{AccountRules, Accounts, Role};
 use astroboids_server::limits::RateRules;

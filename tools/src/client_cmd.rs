@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use astroboids_net::client::Client;
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response, Token};
-use astroboids_net::quic::{Client, Fingerprint};
+use astroboids_net::quic::Fingerprint;
 use astroboids_net::text::escape_control;
 
 use crate::cli::{ClientArgs, ClientCommand, CredentialsArgs, ServerArgs, SyncArgs};

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use astroboids_net::snapshot::{
+use astroboids_protocol::snapshot::{
     SNAPSHOT_FORMAT, SnapshotDecoder, SnapshotEncoder, SnapshotError, SnapshotLimits, View,
     ViewEntity,
 };
@@ -304,7 +304,7 @@ fn send_all(
     decoder: &mut SnapshotDecoder,
     tick: u64,
     world: &World,
-) -> astroboids_net::snapshot::EncodedSnapshot {
+) -> astroboids_protocol::snapshot::EncodedSnapshot {
     let encoded = encoder.encode(tick, &world.view(), |_, _| 0);
     for d in &encoded.datagrams {
         if let Some(seq) = decoder.receive(d).unwrap() {

@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 pub const ALPN: &[u8] = b"astroboids/1";
 
 /// The message set this build speaks. A server answers a client with another version with
-/// [`ServerMessage::Refused`], naming both.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// [`ServerMessage::Refused`], naming both. Bumped when a message's encoding changes; 2: the
+/// greeting names the client instance (session resumption).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientMessage {
-    /// First message on a connection.
+    /// The first message of a protocol version 1 client. Kept so that such a client is told
+    /// which version this server speaks instead of failing to decode.
     Hello {
         protocol_version: u32,
         /// Free text for logs ("astroboids-client 0.1.0").
@@ -27,6 +29,17 @@ pub enum ClientMessage {
     Request {
         id: u64,
         request: Request,
+    },
+    /// First message on a connection (protocol version 2 on).
+    Greeting {
+        protocol_version: u32,
+        /// Free text for logs ("astroboids-client 0.1.0").
+        client: String,
+        /// Names this client across its connections (random, chosen once per client run):
+        /// after a reconnect and re-authentication, a request re-sent under its original id is
+        /// answered from the account session's cache for this instance, never carried out
+        /// twice. 0: no resumption.
+        instance: u64,
     },
 }
 
@@ -152,6 +165,22 @@ pub enum Request {
 }
 
 impl Request {
+    /// Whether carrying it out may change what is stored (the world, accounts, sessions,
+    /// scripts). The answer to such a request is released only once the change is durable.
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Self::Authenticate { .. }
+                | Self::ListScripts
+                | Self::ShipStatus { .. }
+                | Self::ShipLogs { .. }
+                | Self::ListReplays
+                | Self::DownloadTrace { .. }
+                | Self::Subscribe { .. }
+                | Self::Unsubscribe
+        )
+    }
+
     /// A short name for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

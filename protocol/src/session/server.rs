@@ -1,13 +1,12 @@
-//! Per-connection protocol state, both ends, with no I/O: bytes in, bytes out, time passed in.
+//! The server's end of one connection: bytes in, events out.
 //!
 //! [`ServerSession`] checks the handshake, decodes frames into requests, answers repeated
-//! request ids from a bounded cache (so a client's retry never acts twice) and counts
-//! malformed input: past a limit it tells the shell to close the connection.
-//! [`ClientSession`] numbers requests, matches responses, ignores duplicates and re-sends what
-//! was not answered in time.
+//! request ids of this connection from a bounded cache (so a client's retry never acts twice)
+//! and counts malformed input: past a limit it tells the shell to close the connection.
+//! Retries on a *new* connection are recognised one level up, by the client instance the
+//! greeting names (see [`crate::resume`]).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::collections::VecDeque;
 
 use crate::frame::{FrameDecoder, encode_frame};
 use crate::messages::{
@@ -68,6 +67,8 @@ pub struct ServerSession {
     /// Ids being carried out, and answered ids with their response (oldest first).
     in_progress: Vec<u64>,
     answered: VecDeque<(u64, Response)>,
+    /// The client instance the greeting named (0: none, the session cannot be resumed).
+    instance: u64,
 }
 
 impl ServerSession {
@@ -81,7 +82,14 @@ impl ServerSession {
             tick_rate_hz,
             in_progress: Vec::new(),
             answered: VecDeque::new(),
+            instance: 0,
         }
+    }
+
+    /// The client instance named in the greeting (0 before it, or for a client that named
+    /// none): requests of one instance keep their ids across connections.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn is_closed(&self) -> bool {
@@ -122,6 +130,21 @@ impl ServerSession {
                     protocol_version, ..
                 },
             ) => {
+                // The greeting of protocol version 1, which had no client instance.
+                let reason = format!(
+                    "protocol version {protocol_version} is not supported; this server \
+                     speaks version {PROTOCOL_VERSION} (update the client)"
+                );
+                self.close(events, reason);
+            }
+            (
+                ServerState::AwaitingHello,
+                ClientMessage::Greeting {
+                    protocol_version,
+                    instance,
+                    ..
+                },
+            ) => {
                 if protocol_version != PROTOCOL_VERSION {
                     let reason = format!(
                         "protocol version {protocol_version} is not supported; this server \
@@ -131,6 +154,7 @@ impl ServerSession {
                     return;
                 }
                 self.state = ServerState::Open;
+                self.instance = instance;
                 events.push(send(&ServerMessage::Welcome {
                     protocol_version: PROTOCOL_VERSION,
                     server: self.server_name.clone(),
@@ -140,7 +164,7 @@ impl ServerSession {
             (ServerState::AwaitingHello, ClientMessage::Request { .. }) => {
                 self.close(events, "the first message must be Hello".into());
             }
-            (ServerState::Open, ClientMessage::Hello { .. }) => {
+            (ServerState::Open, ClientMessage::Hello { .. } | ClientMessage::Greeting { .. }) => {
                 self.strike(events, "Hello sent twice".into());
             }
             (ServerState::Open, ClientMessage::Request { id, request }) => {
@@ -235,146 +259,4 @@ fn send(message: &ServerMessage) -> ServerEvent {
     ServerEvent::Send(encode_frame(
         &postcard::to_allocvec(message).expect("plain data"),
     ))
-}
-
-/// What the client learned from received bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientEvent {
-    Welcome {
-        server: String,
-        tick_rate_hz: u32,
-    },
-    Response {
-        id: u64,
-        response: Response,
-    },
-    /// The server closed the connection, saying why.
-    Refused {
-        reason: String,
-    },
-    /// The server's bytes could not be read (a broken or foreign server).
-    Broken {
-        reason: String,
-    },
-    /// A tick's events for a subscribed client.
-    Events(TickEvents),
-}
-
-/// The client's view of one connection (and of requests that outlive it: see
-/// [`ClientSession::resend_all`]).
-#[derive(Debug)]
-pub struct ClientSession {
-    decoder: FrameDecoder,
-    next_id: u64,
-    retry_after: Duration,
-    /// Unanswered requests: (request, encoded frame, last sent at).
-    outstanding: BTreeMap<u64, (Vec<u8>, Duration)>,
-}
-
-impl ClientSession {
-    /// `retry_after`: how long to wait for an answer before sending a request again.
-    pub fn new(max_frame_bytes: usize, retry_after: Duration) -> Self {
-        Self {
-            decoder: FrameDecoder::new(max_frame_bytes),
-            next_id: 1,
-            retry_after,
-            outstanding: BTreeMap::new(),
-        }
-    }
-
-    /// The first frame to send on a new connection.
-    pub fn hello(&self, client: &str) -> Vec<u8> {
-        encode_frame(
-            &postcard::to_allocvec(&ClientMessage::Hello {
-                protocol_version: PROTOCOL_VERSION,
-                client: client.to_string(),
-            })
-            .expect("plain data"),
-        )
-    }
-
-    /// Numbers `request` and returns its id and frame (sent at `now`).
-    pub fn request(&mut self, request: Request, now: Duration) -> (u64, Vec<u8>) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let frame = encode_frame(
-            &postcard::to_allocvec(&ClientMessage::Request { id, request }).expect("plain data"),
-        );
-        self.outstanding.insert(id, (frame.clone(), now));
-        (id, frame)
-    }
-
-    /// Requests still waiting for an answer.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
-    }
-
-    /// Frames of requests unanswered for `retry_after`, to send again (same ids).
-    pub fn resend_due(&mut self, now: Duration) -> Vec<Vec<u8>> {
-        let mut due = Vec::new();
-        for (frame, sent_at) in self.outstanding.values_mut() {
-            if now.saturating_sub(*sent_at) >= self.retry_after {
-                *sent_at = now;
-                due.push(frame.clone());
-            }
-        }
-        due
-    }
-
-    /// Every unanswered request's frame, for a new connection after [`Self::reconnected`].
-    pub fn resend_all(&mut self, now: Duration) -> Vec<Vec<u8>> {
-        self.outstanding
-            .values_mut()
-            .map(|(frame, sent_at)| {
-                *sent_at = now;
-                frame.clone()
-            })
-            .collect()
-    }
-
-    /// Starts reading a new connection's stream (partial frames of the old one are dropped).
-    pub fn reconnected(&mut self, max_frame_bytes: usize) {
-        self.decoder = FrameDecoder::new(max_frame_bytes);
-    }
-
-    /// Feeds received bytes; a response to a request already answered (or never made) is
-    /// dropped, so each request is answered exactly once.
-    pub fn receive(&mut self, bytes: &[u8]) -> Vec<ClientEvent> {
-        let frames = match self.decoder.push(bytes) {
-            Ok(frames) => frames,
-            Err(e) => {
-                return vec![ClientEvent::Broken {
-                    reason: e.to_string(),
-                }];
-            }
-        };
-        let mut events = Vec::new();
-        for frame in frames {
-            match postcard::from_bytes::<ServerMessage>(&frame) {
-                Ok(ServerMessage::Welcome {
-                    server,
-                    tick_rate_hz,
-                    ..
-                }) => events.push(ClientEvent::Welcome {
-                    server,
-                    tick_rate_hz,
-                }),
-                Ok(ServerMessage::Refused { reason }) => {
-                    events.push(ClientEvent::Refused { reason })
-                }
-                Ok(ServerMessage::Response { id, response }) => {
-                    if self.outstanding.remove(&id).is_some() || id == 0 {
-                        events.push(ClientEvent::Response { id, response });
-                    }
-                }
-                Ok(ServerMessage::Events(tick_events)) => {
-                    events.push(ClientEvent::Events(tick_events))
-                }
-                Err(e) => events.push(ClientEvent::Broken {
-                    reason: format!("unreadable message from the server: {e}"),
-                }),
-            }
-        }
-        events
-    }
 }

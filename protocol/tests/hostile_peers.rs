@@ -1,40 +1,27 @@
 //! Garbage, wrong versions and floods get a clear refusal and, if they go on, a closed
 //! connection; they never panic the server.
 
-use std::time::Duration;
-
-use astroboids_net::frame::encode_frame;
-use astroboids_net::messages::{ClientMessage, Request, RequestError, Response, ServerMessage};
-use astroboids_net::session::{
-    ClientEvent, ClientSession, ServerEvent, ServerSession, SessionLimits,
+use astroboids_protocol::PROTOCOL_VERSION;
+use astroboids_protocol::frame::{FrameDecoder, encode_frame};
+use astroboids_protocol::messages::{
+    ClientMessage, Request, RequestError, Response, ServerMessage,
 };
+use astroboids_protocol::session::{ServerEvent, ServerSession, SessionLimits};
 
 fn server() -> ServerSession {
     ServerSession::new(SessionLimits::default(), "test", 10)
 }
 
 fn decoded(events: &[ServerEvent]) -> Vec<ServerMessage> {
-    let mut client = ClientSession::new(1 << 20, Duration::from_secs(1));
+    let mut decoder = FrameDecoder::new(1 << 20);
     let mut out = Vec::new();
     for event in events {
         if let ServerEvent::Send(bytes) = event {
-            for e in client.receive(bytes) {
-                out.push(match e {
-                    ClientEvent::Welcome {
-                        server,
-                        tick_rate_hz,
-                    } => ServerMessage::Welcome {
-                        protocol_version: 1,
-                        server,
-                        tick_rate_hz,
-                    },
-                    ClientEvent::Refused { reason } => ServerMessage::Refused { reason },
-                    ClientEvent::Response { id, response } => {
-                        ServerMessage::Response { id, response }
-                    }
-                    ClientEvent::Broken { reason } => panic!("server sent garbage: {reason}"),
-                    ClientEvent::Events(events) => ServerMessage::Events(events),
-                });
+            for frame in decoder
+                .push(bytes)
+                .expect("the server frames what it sends")
+            {
+                out.push(postcard::from_bytes(&frame).expect("the server sends messages"));
             }
         }
     }
@@ -48,19 +35,38 @@ fn frame(message: &ClientMessage) -> Vec<u8> {
 #[test]
 fn another_protocol_version_is_refused_naming_both() {
     let mut s = server();
-    let events = s.receive(&frame(&ClientMessage::Hello {
+    let events = s.receive(&frame(&ClientMessage::Greeting {
         protocol_version: 7,
         client: "future".into(),
+        instance: 1,
     }));
     let messages = decoded(&events);
     let [ServerMessage::Refused { reason }] = &messages[..] else {
         panic!("{messages:?}");
     };
     assert!(
-        reason.contains("version 7") && reason.contains("version 1"),
+        reason.contains("version 7") && reason.contains(&format!("version {PROTOCOL_VERSION}")),
         "{reason}"
     );
     assert!(matches!(events.last(), Some(ServerEvent::Close { .. })));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn a_version_1_client_is_told_to_update_not_that_its_bytes_are_garbage() {
+    let mut s = server();
+    let events = s.receive(&frame(&ClientMessage::Hello {
+        protocol_version: 1,
+        client: "old".into(),
+    }));
+    let messages = decoded(&events);
+    let [ServerMessage::Refused { reason }] = &messages[..] else {
+        panic!("{messages:?}");
+    };
+    assert!(
+        reason.contains("version 1 is not supported") && reason.contains("update the client"),
+        "{reason}"
+    );
     assert!(s.is_closed());
 }
 
@@ -86,9 +92,10 @@ fn a_request_before_hello_or_an_oversized_frame_closes_the_connection() {
 #[test]
 fn garbage_messages_get_errors_then_a_disconnect() {
     let mut s = server();
-    s.receive(&frame(&ClientMessage::Hello {
-        protocol_version: 1,
+    s.receive(&frame(&ClientMessage::Greeting {
+        protocol_version: PROTOCOL_VERSION,
         client: "c".into(),
+        instance: 1,
     }));
     let garbage = encode_frame(&[0xff, 0xfe, 0x00, 0x13, 0x37]);
     for strike in 1..=3 {
@@ -120,9 +127,10 @@ fn too_many_unanswered_requests_are_refused_without_being_carried_out() {
         ..SessionLimits::default()
     };
     let mut s = ServerSession::new(limits, "test", 10);
-    s.receive(&frame(&ClientMessage::Hello {
-        protocol_version: 1,
+    s.receive(&frame(&ClientMessage::Greeting {
+        protocol_version: PROTOCOL_VERSION,
         client: "c".into(),
+        instance: 1,
     }));
     let mut carried = 0;
     let mut limited = 0;

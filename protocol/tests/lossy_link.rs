@@ -9,8 +9,8 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use astroboids_net::messages::{Request, Response};
-use astroboids_net::session::{
+use astroboids_protocol::messages::{Request, RequestError, Response, Token};
+use astroboids_protocol::session::{
     ClientEvent, ClientSession, ServerEvent, ServerSession, SessionLimits,
 };
 
@@ -63,7 +63,7 @@ impl Link {
 #[test]
 fn every_request_is_carried_out_once_and_answered_once_over_a_lossy_link() {
     for seed in 0..20 {
-        let mut client = ClientSession::new(64 * 1024, Duration::from_millis(200));
+        let mut client = ClientSession::new(64 * 1024, Duration::from_millis(200), 1);
         let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
         let mut up = Link::new(seed, 0.3, 0.1);
         let mut down = Link::new(seed + 1000, 0.3, 0.1);
@@ -71,7 +71,7 @@ fn every_request_is_carried_out_once_and_answered_once_over_a_lossy_link() {
         for event in server.receive(&client.hello("test")) {
             if let ServerEvent::Send(bytes) = event {
                 assert!(matches!(
-                    client.receive(&bytes)[..],
+                    client.receive(&bytes, Duration::ZERO)[..],
                     [ClientEvent::Welcome { .. }]
                 ));
             }
@@ -110,7 +110,7 @@ fn every_request_is_carried_out_once_and_answered_once_over_a_lossy_link() {
                 }
             }
             for frame in down.deliver() {
-                for event in client.receive(&frame) {
+                for event in client.receive(&frame, now) {
                     match event {
                         ClientEvent::Response { id, response } => {
                             *answers.entry(id).or_default() += 1;
@@ -141,32 +141,125 @@ fn every_request_is_carried_out_once_and_answered_once_over_a_lossy_link() {
     }
 }
 
-#[test]
-fn a_retried_request_after_a_reconnect_gets_the_cached_answer() {
-    let mut client = ClientSession::new(64 * 1024, Duration::from_secs(1));
-    let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
-    server.receive(&client.hello("test"));
-    let (id, frame) = client.request(Request::SpawnShip, Duration::ZERO);
-    let [ServerEvent::Request { id: got, .. }] = &server.receive(&frame)[..] else {
+/// Answers `request` on `server` as a server that finished it would.
+fn answer(server: &mut ServerSession, frame: &[u8], response: Response) -> (u64, Vec<u8>) {
+    let [ServerEvent::Request { id, .. }] = &server.receive(frame)[..] else {
         panic!("one request");
     };
-    assert_eq!(*got, id);
-    let _lost_answer = server
-        .respond(id, Response::ShipSpawned { ship: 9 })
-        .unwrap();
-    // The answer is lost with the connection; the client re-sends on the same session.
-    client.reconnected(64 * 1024);
-    let resent = client.resend_all(Duration::from_secs(5));
-    assert_eq!(resent.len(), 1);
-    let events = server.receive(&resent[0]);
-    let [ServerEvent::Send(bytes)] = &events[..] else {
-        panic!("answered from the cache, not carried out again: {events:?}");
-    };
-    assert_eq!(
-        client.receive(bytes),
-        vec![ClientEvent::Response {
-            id,
-            response: Response::ShipSpawned { ship: 9 }
-        }]
+    (*id, server.respond(*id, response).unwrap())
+}
+
+#[test]
+fn after_a_reconnect_the_client_reauthenticates_before_resending_under_the_original_ids() {
+    let mut client = ClientSession::new(64 * 1024, Duration::from_secs(1), 42);
+    let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
+    server.receive(&client.hello("test"));
+    assert_eq!(server.instance(), 42, "the greeting names the instance");
+    let token = Token("secret".into());
+    let (_, auth) = client.request(
+        Request::Authenticate {
+            token: token.clone(),
+        },
+        Duration::ZERO,
     );
+    let (_, authenticated) = answer(
+        &mut server,
+        &auth,
+        Response::Authenticated {
+            user: "ann".into(),
+            admin: false,
+        },
+    );
+    client.receive(&authenticated, Duration::ZERO);
+    let (spawn_id, spawn) = client.request(Request::SpawnShip, Duration::ZERO);
+    let [ServerEvent::Request { .. }] = &server.receive(&spawn)[..] else {
+        panic!("the spawn reaches the server");
+    };
+    // The connection is lost before the answer arrives. On the new one: greeting, then the
+    // re-authentication; the spawn waits until the session is bound again.
+    let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
+    let frames = client.reconnected("test", Duration::from_secs(2));
+    assert_eq!(frames.len(), 2, "greeting and re-authentication only");
+    server.receive(&frames[0]);
+    assert_eq!(
+        server.instance(),
+        42,
+        "the same instance on the new connection"
+    );
+    let [
+        ServerEvent::Request {
+            id: reauth,
+            request,
+        },
+    ] = &server.receive(&frames[1])[..]
+    else {
+        panic!("a re-authentication");
+    };
+    assert_eq!(request, &Request::Authenticate { token });
+    // A request made while resuming waits too.
+    let (status_id, held) =
+        client.request(Request::ShipStatus { ship: None }, Duration::from_secs(2));
+    assert!(held.is_empty(), "held until re-authenticated");
+    let bytes = server
+        .respond(
+            *reauth,
+            Response::Authenticated {
+                user: "ann".into(),
+                admin: false,
+            },
+        )
+        .unwrap();
+    let events = client.receive(&bytes, Duration::from_secs(2));
+    let [ClientEvent::Send(resent)] = &events[..] else {
+        panic!("the held requests are released: {events:?}");
+    };
+    let ids: Vec<u64> = resent
+        .iter()
+        .flat_map(|frame| match &server.receive(frame)[..] {
+            [ServerEvent::Request { id, .. }] => vec![*id],
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, vec![spawn_id, status_id], "original ids, in order");
+}
+
+#[test]
+fn a_failed_resumption_answers_every_held_request_with_its_error() {
+    let mut client = ClientSession::new(64 * 1024, Duration::from_secs(1), 7);
+    let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
+    server.receive(&client.hello("test"));
+    let (_, login) = client.request(
+        Request::Login {
+            user: "ann".into(),
+            password: "pw".into(),
+        },
+        Duration::ZERO,
+    );
+    let (_, logged_in) = answer(
+        &mut server,
+        &login,
+        Response::LoggedIn {
+            token: Token("t".into()),
+            expires_in_s: 60,
+        },
+    );
+    client.receive(&logged_in, Duration::ZERO);
+    let (spawn_id, _) = client.request(Request::SpawnShip, Duration::ZERO);
+    let mut server = ServerSession::new(SessionLimits::default(), "test", 10);
+    let frames = client.reconnected("test", Duration::ZERO);
+    server.receive(&frames[0]);
+    let (_, refused) = answer(
+        &mut server,
+        &frames[1],
+        Response::Error(RequestError::NotAuthenticated),
+    );
+    let events = client.receive(&refused, Duration::ZERO);
+    assert!(
+        events.contains(&ClientEvent::Response {
+            id: spawn_id,
+            response: Response::Error(RequestError::NotAuthenticated)
+        }),
+        "{events:?}"
+    );
+    assert_eq!(client.outstanding(), 0);
 }

@@ -1,0 +1,7 @@
+//! Per-connection protocol state, both ends, with no I/O: bytes in, bytes out, time passed in.
+
+mod client;
+mod server;
+
+pub use client::{ClientEvent, ClientSession, DatagramOutcome, MAX_PENDING_EVENTS};
+pub use server::{ServerEvent, ServerSession, SessionLimits};
