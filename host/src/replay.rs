@@ -29,8 +29,11 @@ use astroboids_sim::{SIM_VERSION, SimOptions, UniverseConfig};
 use crate::compress;
 
 pub const REPLAY_MAGIC: &[u8; 8] = b"ABREPLAY";
-/// Bump when the chunk layout or a chunk's fields change.
-pub const REPLAY_FORMAT: u32 = 1;
+/// Bump when the chunk layout or a chunk's fields change (the encoding of a [`WorldInput`]
+/// included: ticks record them).
+///
+/// 2: `SpawnShip` inputs carry their owner.
+pub const REPLAY_FORMAT: u32 = 2;
 /// Tick records per chunk (compressed together).
 const TICKS_PER_CHUNK: usize = 100;
 /// Largest chunk we read, compressed and decompressed (keyframes of big worlds included).
@@ -140,7 +143,10 @@ pub enum ReplayError {
     },
     #[error("{path}: not an AstroBoids replay (it does not start with {REPLAY_MAGIC:?})")]
     NotAReplay { path: PathBuf },
-    #[error("{path}: replay format {found}; this build reads format {supported}")]
+    #[error(
+        "{path}: replay format {found}; this build reads format {supported}: {}",
+        format_hint(.found, .supported)
+    )]
     Format {
         path: PathBuf,
         found: u32,
@@ -162,6 +168,16 @@ pub enum ReplayError {
     },
     #[error("{path}: {what}")]
     Invalid { path: PathBuf, what: String },
+}
+
+/// How to proceed with a replay of another format.
+fn format_hint(found: &u32, supported: &u32) -> &'static str {
+    if found > supported {
+        "it was recorded by a newer astroboids; read it with that release or a later one"
+    } else {
+        "read it with the astroboids release that recorded it, or record the run again with \
+         this one"
+    }
 }
 
 // --- writing -------------------------------------------------------------------------------

@@ -24,7 +24,11 @@ fn every_golden_replay_re_simulates_exactly() {
     );
     for file in files {
         let replay = Replay::open(&file).unwrap_or_else(|e| {
-            panic!("{e}\n(a deliberate change of results: bump SIM_VERSION and re-record)")
+            panic!(
+                "{e}\n(after a deliberate change of results, bump SIM_VERSION; after a change of \
+                 the replay layout or of WorldInput's encoding, bump REPLAY_FORMAT; then re-record \
+                 them as replays/README.md says)"
+            )
         });
         assert_eq!(replay.header.sim_version, SIM_VERSION);
         assert!(

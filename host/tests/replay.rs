@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use astroboids_engine::Simulation;
-use astroboids_host::replay::{Recorder, Replay, ReplayError, verify};
+use astroboids_host::replay::{REPLAY_FORMAT, Recorder, Replay, ReplayError, verify};
 use astroboids_sim::build_simulation_with;
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use common::*;
@@ -112,6 +112,21 @@ fn a_modified_byte_or_a_cut_off_file_is_refused_by_name() {
     newer[8] = 9;
     let err = Replay::parse(&path, &newer).unwrap_err();
     assert!(err.to_string().contains("replay format 9"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("recorded by a newer astroboids; read it with that release or a later one"),
+        "{err}"
+    );
+    let mut older = good.clone();
+    older[8] = 1;
+    let err = Replay::parse(&path, &older).unwrap_err();
+    assert!(
+        err.to_string().ends_with(&format!(
+            "replay format 1; this build reads format {REPLAY_FORMAT}: read it with the \
+             astroboids release that recorded it, or record the run again with this one"
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -32,16 +32,22 @@ use crate::ships::{
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
 
-/// Bump when the checkpoint layout or meaning changes.
-pub const CHECKPOINT_FORMAT: u32 = 3;
+/// Bump when the checkpoint layout or meaning changes (the encoding behind [`config_digest`]
+/// included).
+pub const CHECKPOINT_FORMAT: u32 = 4;
+
+/// The previous format: the same layout, but its `config_digest` hashed the configuration's
+/// derived `Debug` text. [`restore`] still reads it when that digest, computed by this build,
+/// matches, and the next [`capture`] writes the current format.
+pub const LEGACY_DEBUG_DIGEST_FORMAT: u32 = 3;
 
 /// A whole world between two ticks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorldCheckpoint {
     pub format: u32,
     pub generator_version: u32,
-    /// XXH3-64 of the universe configuration it was taken with (it must be restored with the
-    /// same one).
+    /// [`config_digest`] of the universe configuration it was taken with (it must be restored
+    /// with the same one).
     pub config_digest: u64,
     pub universe_seed: u64,
     /// The last tick that ran.
@@ -130,7 +136,11 @@ pub struct TotalsRecord {
 /// Why a checkpoint cannot be restored.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("checkpoint format {found}; this build reads format {supported}")]
+    #[error(
+        "checkpoint format {found}; this build reads format {supported} (and migrates format \
+         {LEGACY_DEBUG_DIGEST_FORMAT}): {}",
+        format_hint(.found, .supported)
+    )]
     Format { found: u32, supported: u32 },
     #[error(
         "checkpoint was taken with generator version {found}; the configuration has {configured}"
@@ -138,13 +148,49 @@ pub enum CheckpointError {
     GeneratorVersion { found: u32, configured: u32 },
     #[error("checkpoint was taken with a different universe configuration")]
     Config,
+    /// A format-3 checkpoint whose configuration digest this build does not reproduce. That
+    /// digest hashed Rust's derived `Debug` text, which a toolchain upgrade may change, so a
+    /// mismatch cannot tell another configuration from another compiler.
+    #[error(
+        "checkpoint format {LEGACY_DEBUG_DIGEST_FORMAT} identifies its universe configuration by \
+         a digest of Rust's Debug formatting, and under this build that digest does not match: \
+         either the configuration differs or this build's Rust toolchain formats it differently. \
+         To migrate the world, build this astroboids release with the Rust toolchain that built \
+         the release that wrote the checkpoint, and run the world with that build past its next \
+         checkpoint tick (a multiple of persistence.checkpoint_every_ticks = {every}): that \
+         rewrites the checkpoint in format {CHECKPOINT_FORMAT}, which any build of this release \
+         opens"
+    )]
+    LegacyConfig { every: u64 },
     #[error("checkpoint is damaged: {0}")]
     Damaged(String),
 }
 
+/// How to proceed with a checkpoint of an unreadable format.
+fn format_hint(found: &u32, supported: &u32) -> &'static str {
+    if found > supported {
+        "it was written by a newer astroboids; open it with that release or a later one"
+    } else {
+        "no migration from it exists; open it with the astroboids release that wrote it"
+    }
+}
+
 /// A digest of the configuration, so a checkpoint is never restored under other rules.
+///
+/// It is XXH3-64 of the configuration's postcard encoding: fields in declaration order,
+/// integers as varints, floats as their IEEE-754 bits. That encoding is specified (postcard's
+/// wire format is stable across its 1.x releases) and depends on no compiler's formatting, so
+/// a stored world keeps opening after a toolchain upgrade. Reordering, adding or retyping a
+/// configuration field changes it: that needs a [`CHECKPOINT_FORMAT`] bump (a test pins the
+/// digest of the embedded configuration to catch it).
 pub fn config_digest(config: &UniverseConfig) -> u64 {
-    // Debug output of plain numbers and strings is stable for a given build.
+    let bytes = postcard::to_stdvec(config).expect("the configuration is plain numbers");
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// The digest format-3 checkpoints carry: XXH3-64 of the derived `Debug` text. Only for
+/// reading them; that text is not stable across Rust releases.
+fn legacy_config_digest(config: &UniverseConfig) -> u64 {
     xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes())
 }
 
@@ -304,7 +350,7 @@ pub fn restore(
     checkpoint: &WorldCheckpoint,
     options: SimOptions,
 ) -> Result<Simulation, CheckpointError> {
-    if checkpoint.format != CHECKPOINT_FORMAT {
+    if checkpoint.format != CHECKPOINT_FORMAT && checkpoint.format != LEGACY_DEBUG_DIGEST_FORMAT {
         return Err(CheckpointError::Format {
             found: checkpoint.format,
             supported: CHECKPOINT_FORMAT,
@@ -316,7 +362,16 @@ pub fn restore(
             configured: config.generator_version,
         });
     }
-    if checkpoint.config_digest != config_digest(&config) {
+    if checkpoint.format == LEGACY_DEBUG_DIGEST_FORMAT {
+        // The layout is unchanged since format 3; only the digest's meaning differs. A match
+        // computed by this build proves the same configuration, so the checkpoint is safe to
+        // restore and the world's next checkpoint is written in the current format.
+        if checkpoint.config_digest != legacy_config_digest(&config) {
+            return Err(CheckpointError::LegacyConfig {
+                every: config.persistence.checkpoint_every_ticks,
+            });
+        }
+    } else if checkpoint.config_digest != config_digest(&config) {
         return Err(CheckpointError::Config);
     }
     let damaged = |what: String| CheckpointError::Damaged(what);

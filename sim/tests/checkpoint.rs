@@ -148,7 +148,8 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     assert_eq!(
         err.to_string(),
         format!(
-            "checkpoint format 99; this build reads format {}",
+            "checkpoint format 99; this build reads format {} (and migrates format 3): it was \
+             written by a newer astroboids; open it with that release or a later one",
             checkpoint::CHECKPOINT_FORMAT
         )
     );
@@ -158,5 +159,104 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     assert!(
         err.to_string().starts_with("checkpoint is damaged"),
         "{err}"
+    );
+}
+
+/// What format-3 builds stored as `config_digest`: a hash of the derived Debug text (written
+/// out here, not taken from the crate, so the test keeps pinning what those builds did).
+fn debug_text_digest(config: &UniverseConfig) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes())
+}
+
+#[test]
+fn the_config_digest_is_a_pinned_canonical_encoding() {
+    let config = UniverseConfig::default();
+    assert_eq!(
+        checkpoint::config_digest(&config),
+        PINNED_EMBEDDED_CONFIG_DIGEST,
+        "the configuration digest of the embedded assets/universe.toml changed. If you edited \
+         that file, update the pinned value. If you changed how the digest is computed or \
+         UniverseConfig's fields (order, names, types), every stored checkpoint now fails to \
+         open: bump CHECKPOINT_FORMAT and keep reading the previous format (see \
+         checkpoint::restore), then update the pinned value."
+    );
+    assert_ne!(
+        checkpoint::config_digest(&config),
+        debug_text_digest(&config),
+        "the digest must not be the Debug text's, which a Rust upgrade may change"
+    );
+
+    // Floats count by their bits: the smallest change is another configuration.
+    let mut nudged = config.clone();
+    nudged.ships.max_speed = f32::from_bits(config.ships.max_speed.to_bits() + 1);
+    assert_ne!(
+        checkpoint::config_digest(&nudged),
+        checkpoint::config_digest(&config)
+    );
+    let mut nudged = config.clone();
+    nudged.generation.hazard_chance = f64::from_bits(config.generation.hazard_chance.to_bits() + 1);
+    assert_ne!(
+        checkpoint::config_digest(&nudged),
+        checkpoint::config_digest(&config)
+    );
+}
+
+/// `config_digest(&UniverseConfig::default())`; see the test above for when it may change.
+const PINNED_EMBEDDED_CONFIG_DIGEST: u64 = 0x18dd_2451_d656_1753;
+
+/// A checkpoint as a format-3 build wrote it: the same layout, the Debug-text digest.
+fn as_format_3(
+    checkpoint: &checkpoint::WorldCheckpoint,
+    digest: u64,
+) -> checkpoint::WorldCheckpoint {
+    checkpoint::WorldCheckpoint {
+        format: checkpoint::LEGACY_DEBUG_DIGEST_FORMAT,
+        config_digest: digest,
+        ..checkpoint.clone()
+    }
+}
+
+#[test]
+fn a_format_3_checkpoint_whose_debug_digest_matches_is_restored_and_captured_in_the_new_format() {
+    let config = UniverseConfig::default();
+    let (mut live, _) = fleet_world(config.clone(), 5, 30);
+    live.run_ticks(10);
+    let saved = checkpoint::capture(&mut live);
+    let old = as_format_3(&saved, debug_text_digest(&config));
+    let old = checkpoint::decode(&checkpoint::encode(&old)).unwrap();
+
+    let mut restored = checkpoint::restore(config.clone(), &old, SimOptions::default()).unwrap();
+    assert_eq!(restored.state_hash(), live.state_hash());
+    assert_eq!(hashes(&mut restored, 12), hashes(&mut live, 12));
+
+    let rewritten = checkpoint::capture(&mut restored);
+    assert_eq!(rewritten.format, checkpoint::CHECKPOINT_FORMAT);
+    assert_eq!(rewritten.config_digest, checkpoint::config_digest(&config));
+}
+
+#[test]
+fn a_format_3_checkpoint_whose_debug_digest_does_not_match_is_refused_with_what_to_do() {
+    let config = UniverseConfig::default();
+    let (mut live, _) = fleet_world(config.clone(), 5, 10);
+    live.run_ticks(3);
+    let saved = checkpoint::capture(&mut live);
+    // What a build whose Rust formats Debug differently computes (or another configuration).
+    let mut other = config.clone();
+    other.ships.max_speed = 25.0;
+    let old = as_format_3(&saved, debug_text_digest(&other));
+
+    let err = checkpoint::restore(config, &old, SimOptions::default())
+        .err()
+        .expect("refused");
+    assert_eq!(err, CheckpointError::LegacyConfig { every: 100 });
+    assert_eq!(
+        err.to_string(),
+        "checkpoint format 3 identifies its universe configuration by a digest of Rust's Debug \
+         formatting, and under this build that digest does not match: either the configuration \
+         differs or this build's Rust toolchain formats it differently. To migrate the world, \
+         build this astroboids release with the Rust toolchain that built the release that \
+         wrote the checkpoint, and run the world with that build past its next checkpoint tick \
+         (a multiple of persistence.checkpoint_every_ticks = 100): that rewrites the checkpoint \
+         in format 4, which any build of this release opens"
     );
 }

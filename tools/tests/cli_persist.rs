@@ -251,8 +251,9 @@ fn golden_replay() -> PathBuf {
 fn inspect_shows_the_hash_the_recording_compares_with_and_it_matches() {
     let file = golden_replay();
     let file_s = file.to_str().unwrap();
-    let replay = Replay::open(&file)
-        .unwrap_or_else(|e| panic!("{e} (after a SIM_VERSION bump: see replays/README.md)"));
+    let replay = Replay::open(&file).unwrap_or_else(|e| {
+        panic!("{e} (after a SIM_VERSION or REPLAY_FORMAT bump: see replays/README.md)")
+    });
     // A plain tick, and a checkpoint tick (where script memory is recorded too).
     for tick in [37u64, 100] {
         let recorded = format!("{:016x}", replay.record(tick).unwrap().hash);
