@@ -1,6 +1,8 @@
 //! The script ABI: what a module may import and must export.
 
-use wasmer::Type;
+use wasmer::{ExternType, Type};
+
+use crate::error::ScriptError;
 
 /// The ABI version this host speaks; a module reports its own from `astroboids_abi`.
 pub const ABI_VERSION: i32 = 1;
@@ -108,4 +110,27 @@ pub fn signature(params: &[Type], results: &[Type]) -> String {
             .join(", ")
     };
     format!("({}) -> ({})", list(params), list(results))
+}
+
+/// What kind of thing an import or export is, as messages name it.
+pub(crate) fn kind_name(ty: &ExternType) -> &'static str {
+    match ty {
+        ExternType::Function(_) => "function",
+        ExternType::Global(_) => "global",
+        ExternType::Table(_) => "table",
+        ExternType::Memory(_) => "memory",
+        ExternType::Tag(_) => "tag",
+    }
+}
+
+/// The ABI version a freshly started instance reports; checked right after instantiation.
+pub(crate) fn check_abi_version(found: i32) -> Result<(), ScriptError> {
+    if found == ABI_VERSION {
+        Ok(())
+    } else {
+        Err(ScriptError::AbiVersion {
+            found,
+            supported: ABI_VERSION,
+        })
+    }
 }

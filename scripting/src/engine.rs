@@ -11,14 +11,16 @@ use wasmer::{CompileError, Engine, ExternType, Module};
 use wasmer_types::{CompilationProgressCallback, UserAbort};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::abi::{self, ABI_VERSION};
+use crate::abi;
 use crate::artifacts::{ArtifactDir, deserialize_fresh};
+use crate::compiled::CompiledScript;
 use crate::deferred_start::DeferStart;
 use crate::error::ScriptError;
 use crate::instance::ScriptInstance;
+use crate::limits::ScriptLimits;
 use crate::metering::{COST_TABLE_VERSION, FuelMetering};
 use crate::state_globals::ExportStateGlobals;
-use crate::structure::{StructureLimits, check_structure};
+use crate::structure::check_structure;
 use crate::tunables::ScriptTunables;
 
 /// Which wasmer compiler turns scripts into machine code.
@@ -28,120 +30,6 @@ pub enum CompilerKind {
     Singlepass,
     /// Slower to compile, faster code.
     Cranelift,
-}
-
-/// Every limit a script runs under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptLimits {
-    pub max_module_bytes: usize,
-    /// 64 KiB pages.
-    pub max_memory_pages: u32,
-    pub max_table_elements: u32,
-    /// Bytes of wasm stack; deeper recursion traps.
-    pub stack_bytes: usize,
-    /// Fuel (instructions) for instantiation, including the start function.
-    pub start_fuel: u64,
-    /// Log lines a script may write per tick; more are dropped.
-    pub log_lines_per_tick: u32,
-    /// Longest log line kept, in bytes; longer ones are cut.
-    pub log_line_bytes: u32,
-    /// Fuel charged per log call, on top of one per byte.
-    pub log_fuel: u64,
-    /// Compiled scripts kept in the cache; beyond it, scripts no instance uses are dropped.
-    pub max_cached_scripts: usize,
-    /// The module's shape: what compiling and instantiating it may cost.
-    pub structure: StructureLimits,
-    /// How long compiling an upload may take ([`ScriptEngine::load_for_upload`]); a host
-    /// setting, not part of any world's results.
-    pub upload_compile_time_max: Duration,
-}
-
-impl Default for ScriptLimits {
-    fn default() -> Self {
-        Self {
-            max_module_bytes: 256 * 1024,
-            max_memory_pages: 16,
-            max_table_elements: 10_000,
-            stack_bytes: 256 * 1024,
-            start_fuel: 250_000,
-            log_lines_per_tick: 16,
-            log_line_bytes: 256,
-            log_fuel: 1_000,
-            max_cached_scripts: 1_024,
-            structure: StructureLimits::default(),
-            upload_compile_time_max: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A validated, compiled module. Shared by every ship that runs the same script.
-pub struct CompiledScript {
-    hash: u128,
-    /// The engine `module` was loaded into. It must outlive every instance of the module
-    /// (wasmer crashes otherwise), so a handle lives here, next to the module.
-    engine: Engine,
-    module: Module,
-    limits: ScriptLimits,
-    /// Fuel the start function used in the trial instance at load.
-    trial_start_fuel: std::sync::OnceLock<u64>,
-}
-
-impl CompiledScript {
-    /// Fuel the module's start function used when it was tried at load (0 without one); a
-    /// ship's start uses the same unless the start function depends on its random draws.
-    pub fn trial_start_fuel(&self) -> u64 {
-        self.trial_start_fuel.get().copied().unwrap_or(0)
-    }
-
-    /// XXH3-128 of the module bytes: the script's identity.
-    pub fn hash(&self) -> u128 {
-        self.hash
-    }
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-    pub(crate) fn module(&self) -> &Module {
-        &self.module
-    }
-    pub(crate) fn limits(&self) -> &ScriptLimits {
-        &self.limits
-    }
-
-    /// What the module imports and exports (host-reserved exports left out) and its memory.
-    pub fn describe(&self) -> ModuleSummary {
-        let signature = |ty: &ExternType| match ty {
-            ExternType::Function(f) => abi::signature(f.params(), f.results()),
-            other => kind_name(other).to_string(),
-        };
-        let memory = self.module.info().memories.values().next();
-        ModuleSummary {
-            imports: self
-                .module
-                .imports()
-                .map(|i| (format!("{}.{}", i.module(), i.name()), signature(i.ty())))
-                .collect(),
-            exports: self
-                .module
-                .exports()
-                .filter(|e| !e.name().starts_with(abi::RESERVED_EXPORT_PREFIX))
-                .map(|e| (e.name().to_string(), signature(e.ty())))
-                .collect(),
-            memory_min_pages: memory.map_or(0, |m| m.minimum.0),
-            memory_max_pages: memory.and_then(|m| m.maximum).map(|p| p.0),
-        }
-    }
-}
-
-/// A compiled module's interface, for `astroboids script check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSummary {
-    /// ("module.name", "(params) -> (results)").
-    pub imports: Vec<(String, String)>,
-    /// (name, "(params) -> (results)" or "memory", "global", ...).
-    pub exports: Vec<(String, String)>,
-    pub memory_min_pages: u32,
-    /// As declared; the host clamps it to its limit.
-    pub memory_max_pages: Option<u32>,
 }
 
 /// Compiles scripts and caches them by (module hash, compiler): in memory, and on disk when
@@ -326,17 +214,16 @@ impl ScriptEngine {
                     .map_err(|e| ScriptError::Invalid(format!("cannot load the artifact: {e}")))?
             }
         };
-        let compiled = Arc::new(CompiledScript {
+        let compiled = Arc::new(CompiledScript::new(
             hash,
-            engine: self.runtime.clone(),
+            self.runtime.clone(),
             module,
-            limits: self.limits.clone(),
-            trial_start_fuel: std::sync::OnceLock::new(),
-        });
+            self.limits.clone(),
+        ));
         // Whatever would fail when a ship starts the script (its start function, the ABI
         // version, the block addresses, initializing segments) fails here, at upload.
         let trial = ScriptInstance::new(&compiled, TRIAL_SEED)?;
-        let _ = compiled.trial_start_fuel.set(trial.start_fuel_used());
+        compiled.record_trial_start_fuel(trial.start_fuel_used());
         let mut cache = self.cache_lock();
         if cache.len() >= self.limits.max_cached_scripts {
             // Only the cache holds these: no instance runs them, so they can go.
@@ -424,16 +311,6 @@ fn compile(
         })
 }
 
-fn kind_name(ty: &ExternType) -> &'static str {
-    match ty {
-        ExternType::Function(_) => "function",
-        ExternType::Global(_) => "global",
-        ExternType::Table(_) => "table",
-        ExternType::Memory(_) => "memory",
-        ExternType::Tag(_) => "tag",
-    }
-}
-
 /// The compiled module also exports the metering globals the middleware added, so names the
 /// author chose are read from the original bytes (already validated by the compiler).
 fn check_reserved_exports(wasm: &[u8]) -> Result<(), ScriptError> {
@@ -461,7 +338,7 @@ fn check_module(module: &Module, limits: &ScriptLimits) -> Result<(), ScriptErro
             return Err(ScriptError::ImportKind {
                 module: m.to_string(),
                 name: n.to_string(),
-                kind: kind_name(import.ty()),
+                kind: abi::kind_name(import.ty()),
             });
         };
         let Some(spec) = abi::IMPORTS.iter().find(|s| s.module == m && s.name == n) else {
@@ -540,16 +417,4 @@ fn check_module(module: &Module, limits: &ScriptLimits) -> Result<(), ScriptErro
         }
     }
     Ok(())
-}
-
-/// The ABI version a freshly started instance reports; checked right after instantiation.
-pub(crate) fn check_abi_version(found: i32) -> Result<(), ScriptError> {
-    if found == ABI_VERSION {
-        Ok(())
-    } else {
-        Err(ScriptError::AbiVersion {
-            found,
-            supported: ABI_VERSION,
-        })
-    }
 }

@@ -9,9 +9,10 @@ use wasmer::{
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::abi::check_abi_version;
 use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, SensorSnapshot};
+use crate::compiled::CompiledScript;
 use crate::deferred_start::START_EXPORT;
-use crate::engine::{CompiledScript, check_abi_version};
 use crate::error::{Fault, FaultKind, ScriptError};
 use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;

@@ -19,10 +19,12 @@ pub mod abi;
 mod artifacts;
 pub mod blocks;
 pub mod budget;
+mod compiled;
 mod deferred_start;
 mod engine;
 mod error;
 mod instance;
+mod limits;
 pub mod metering;
 mod state_globals;
 mod structure;
@@ -30,10 +32,10 @@ mod tunables;
 mod workers;
 
 pub use artifacts::ArtifactDir;
-pub use engine::{
-    CompiledScript, CompilerKind, LoadStats, ModuleSummary, ScriptEngine, ScriptLimits, module_hash,
-};
+pub use compiled::{CompiledScript, ModuleSummary};
+pub use engine::{CompilerKind, LoadStats, ScriptEngine, module_hash};
 pub use error::{Fault, FaultKind, ScriptError};
 pub use instance::{InstanceState, RunReport, ScriptInstance, escape_control};
+pub use limits::ScriptLimits;
 pub use structure::StructureLimits;
 pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, StartLogs, WorkerError};

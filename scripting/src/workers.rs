@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use crate::blocks::SensorSnapshot;
-use crate::engine::CompiledScript;
+use crate::compiled::CompiledScript;
 use crate::error::ScriptError;
 use crate::instance::{InstanceState, RunReport, ScriptInstance};
 

@@ -122,6 +122,18 @@ fn hash_totals(world: &mut World, h: &mut StateHasher) {
     }
 }
 
+// A script suspension refused for a ship that is missing or runs no script is an input error
+// of the same name. The conversion is here, with the rest of the wiring between modules, and
+// not in `scripts`: scripts sit below the input layer and know nothing of its errors.
+impl From<scripts::SuspendError> for inputs::WorldInputError {
+    fn from(e: scripts::SuspendError) -> Self {
+        match e {
+            scripts::SuspendError::UnknownShip(ship) => Self::UnknownShip(ship),
+            scripts::SuspendError::NotScripted(ship) => Self::NotScripted(ship),
+        }
+    }
+}
+
 impl SimTotals {
     /// Every counter, in a fixed order (hashing and checkpoints).
     pub fn to_values(&self) -> Vec<u64> {
@@ -209,6 +221,7 @@ impl PluginGroup for SimPlugins {
                 compiler: astroboids_scripting::CompilerKind::Cranelift,
                 artifacts: self.options.script_artifacts,
             })
+            .add(script_stage::ScriptStagePlugin)
             .add(mining::MiningPlugin)
             .add(physics::PhysicsPlugin)
             .add(damage::DamagePlugin)

@@ -22,7 +22,7 @@ use astroboids_engine::{NetId, Tick, TickRate, TickSchedule};
 
 use crate::config::UniverseConfig;
 use crate::sectors::{SectorContents, Sectors};
-use crate::ships::{Hull, ShipIndex, Velocity};
+use crate::ships::{Hull, Ship, ShipIndex, Velocity};
 use crate::space::{Rehomed, SectorCoord, SpacePos, Vec2, rehome};
 use crate::{SimSet, SimTotals, TickReport};
 
@@ -255,7 +255,10 @@ pub struct PhysicsPlugin;
 
 impl Plugin for PhysicsPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<SectorWorlds>()
+        // Every ship gets an (empty) body handle where it is spawned; the physics stage fills
+        // it in.
+        app.register_required_components::<Ship, ShipBody>()
+            .init_resource::<SectorWorlds>()
             .init_resource::<DepletedAsteroids>()
             .add_systems(TickSchedule, step_physics.in_set(SimSet::Physics))
             .add_systems(

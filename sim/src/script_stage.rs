@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
 use astroboids_engine::rng::derive_seed;
-use astroboids_engine::{NetId, RngStream, Tick, UniverseSeed};
+use astroboids_engine::{NetId, RngStream, Tick, TickSchedule, UniverseSeed};
 use astroboids_scripting::blocks::{ContactKind, ScriptCommand, SensedContact, SensorSnapshot};
 use astroboids_scripting::{FaultKind, ScriptJob, ScriptWorkers};
 
-use crate::SimTotals;
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
 use crate::script_budget::{FuelClaim, grant_fuel};
@@ -24,6 +24,18 @@ use crate::scripts::{
 use crate::sensors::{ContactTarget, Sensors};
 use crate::ships::{Cargo, Energy, Heading, Hull, Owner, ShipCommand, Velocity};
 use crate::space::SpacePos;
+use crate::{SimSet, SimTotals};
+
+/// Runs player scripts in the Behaviour stage, on what `ScriptsPlugin` installs (the library,
+/// the workers, the faults and reports); add it right after that plugin.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScriptStagePlugin;
+
+impl Plugin for ScriptStagePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(TickSchedule, run_scripts.in_set(SimSet::Behaviour));
+    }
+}
 
 /// What the script stage reads and writes of a scripted ship.
 type ScriptedShip = (

@@ -20,13 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
-use astroboids_engine::{NetId, StateHasher, Tick, TickSchedule};
+use astroboids_engine::{NetId, StateHasher, Tick};
 use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
 use astroboids_scripting::{
     ArtifactDir, CompiledScript, CompilerKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
 };
 
-use crate::SimSet;
 use crate::autopilot::Autopilot;
 use crate::config::{ScriptsConfig, UniverseConfig};
 use crate::script_budget::FuelCaps;
@@ -304,23 +303,30 @@ pub fn assign_script(
     Ok(())
 }
 
+/// Why [`suspend_script`] changed nothing; [`crate::inputs::WorldInputError`] has a variant for
+/// each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SuspendError {
+    UnknownShip(NetId),
+    NotScripted(NetId),
+}
+
 /// Stops `ship`'s script: status `Suspended` (its instance is dropped at the next tick) and a
 /// fault with `reason` for its owner. Errors (changing nothing) when the ship runs no script.
 pub(crate) fn suspend_script(
     world: &mut World,
     ship: NetId,
     reason: &str,
-) -> Result<(), crate::inputs::WorldInputError> {
-    use crate::inputs::WorldInputError;
+) -> Result<(), SuspendError> {
     let entity = world
         .resource::<ShipIndex>()
         .entity(ship)
-        .ok_or(WorldInputError::UnknownShip(ship))?;
+        .ok_or(SuspendError::UnknownShip(ship))?;
     let tick = world.resource::<Tick>().0;
     let limit = world.resource::<UniverseConfig>().scripts.fault_log_max as usize;
     let mut runtime = world
         .get_mut::<ScriptRuntime>(entity)
-        .ok_or(WorldInputError::NotScripted(ship))?;
+        .ok_or(SuspendError::NotScripted(ship))?;
     runtime.status = InstanceStatus::Suspended;
     runtime.faults_total += 1;
     let mut faults = world.resource_mut::<ScriptFaults>();
@@ -356,7 +362,9 @@ pub(crate) fn restore_instance(
         .map_err(|e| e.to_string())
 }
 
-/// Runs player scripts in the Behaviour stage.
+/// The script library, the workers and the script state of ships, and their hash parts. The
+/// stage that runs the scripts each tick is `ScriptStagePlugin`, added after this one: it sits
+/// above everything here (and above sensors, ships and autopilot), so it lives apart.
 #[derive(Debug, Clone)]
 pub struct ScriptsPlugin {
     /// Worker threads for script instances (results do not depend on it).
@@ -378,11 +386,7 @@ impl Plugin for ScriptsPlugin {
             .insert_resource(ScriptHost::new(self.workers))
             .init_resource::<ScriptFaults>()
             .init_resource::<ScriptTickReport>()
-            .init_resource::<SlowScripts>()
-            .add_systems(
-                TickSchedule,
-                crate::script_stage::run_scripts.in_set(SimSet::Behaviour),
-            );
+            .init_resource::<SlowScripts>();
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
             .register("scripts", hash_scripts);

@@ -16,7 +16,7 @@ use astroboids_engine::{NetId, TickSchedule};
 use crate::SimSet;
 use crate::config::UniverseConfig;
 use crate::sectors::Sectors;
-use crate::ships::Velocity;
+use crate::ships::{Ship, Velocity};
 use crate::space::{SectorCoord, SpacePos, Vec2, sector_offset};
 
 /// What a contact is. Ordered, so it breaks distance ties.
@@ -323,7 +323,9 @@ pub struct SensorsPlugin;
 
 impl Plugin for SensorsPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(TickSchedule, sense.in_set(SimSet::Sensors));
+        // Every ship carries its contact buffer from spawning on; the stage reuses it.
+        app.register_required_components::<Ship, Sensors>()
+            .add_systems(TickSchedule, sense.in_set(SimSet::Sensors));
     }
 }
 

@@ -181,7 +181,9 @@ pub enum SpawnError {
     OutsideSector { local: (f32, f32), sector_size: f32 },
 }
 
-/// Spawns one ship. Bodies are added to physics at the next tick, in id order.
+/// Spawns one ship. Bodies are added to physics at the next tick, in id order. What other
+/// stages keep per ship (its body handle, its sensor contacts) those plugins attach as
+/// components required by [`Ship`], so spawning knows nothing of them.
 pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetId, SpawnError> {
     spawn_ship_as(world, None, pos, heading)
 }
@@ -218,8 +220,6 @@ pub(crate) fn spawn_ship_as(
             Energy(energy),
             Cargo::default(),
             ShipCommand::default(),
-            crate::physics::ShipBody::default(),
-            crate::sensors::Sensors::default(),
         ))
         .id();
     world

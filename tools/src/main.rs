@@ -10,6 +10,7 @@ mod script_cmd;
 mod sectors_cmd;
 mod serve_cmd;
 mod sim_cmd;
+mod universe_config;
 
 use anyhow::Context;
 use clap::Parser;

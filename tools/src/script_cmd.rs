@@ -13,7 +13,7 @@ use astroboids_net::text::escape_control;
 use astroboids_scripting::{CompilerKind, ScriptEngine};
 
 use crate::cli::{BuildArgs, CheckArgs, SdkArgs};
-use crate::sim_cmd::load_config;
+use crate::universe_config::load_config;
 
 /// `astroboids script build FILE.ts [-o OUT.wasm]`.
 pub fn build(args: &BuildArgs) -> Result<()> {

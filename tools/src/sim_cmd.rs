@@ -13,7 +13,7 @@ use astroboids_host::replay::Recorder;
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
 use astroboids_net::text::escape_control;
 use astroboids_scripting::ArtifactDir;
-use astroboids_sim::config::{EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, UniverseConfig};
+use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
 use astroboids_sim::scripts::{
@@ -26,6 +26,7 @@ use astroboids_sim::{SimOptions, SimTotals, build_simulation_with};
 
 use crate::cli::SimArgs;
 use crate::script_cmd::load_script_argument;
+use crate::universe_config::{parse_config, read_config_source};
 
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -108,29 +109,6 @@ struct RecordSummary {
     tick_record_bytes_per_tick: f64,
     keyframe_bytes: u64,
     file_bytes_per_tick: f64,
-}
-
-/// The configuration file's text and origin, if one was given.
-pub fn read_config_source(path: Option<&Path>) -> Result<Option<(String, String)>> {
-    path.map(|p| {
-        std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read config file {}", p.display()))
-            .map(|text| (text, p.display().to_string()))
-    })
-    .transpose()
-}
-
-/// Reads and validates the universe configuration, or the embedded default.
-pub fn load_config(path: Option<&Path>) -> Result<UniverseConfig> {
-    parse_config(read_config_source(path)?.as_ref())
-}
-
-/// Validates a configuration read by [`read_config_source`], or the embedded default.
-fn parse_config(source: Option<&(String, String)>) -> Result<UniverseConfig> {
-    Ok(match source {
-        Some((text, origin)) => UniverseConfig::from_toml_str(text, origin)?,
-        None => UniverseConfig::from_toml_str(EMBEDDED_CONFIG_TOML, EMBEDDED_CONFIG_ORIGIN)?,
-    })
 }
 
 pub fn run(args: &SimArgs) -> Result<()> {

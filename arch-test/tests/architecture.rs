@@ -1,0 +1,1472 @@
+//! The workspace's architecture rules, checked on every `cargo test`.
+//!
+//! Three kinds of rule, each failing with the crate, file and line it is about and the rule
+//! it breaks:
+//!
+//! - **Dependencies** ([`DEPENDENCY_RULES`]): a crate must not reach certain packages through
+//!   its normal (non-dev, non-build) dependencies, directly or through any other package of
+//!   the resolved graph (`cargo metadata`). The sim reaching tokio through some other crate is
+//!   as much a breach as naming it in its own `Cargo.toml`.
+//! - **Banned APIs** ([`API_RULES`]): names a crate's `src/` promises not to use (the wall
+//!   clock, the file system, sockets), found in the token stream after comments, string
+//!   literals and `#[cfg(test)]` items are removed. Exceptions are an explicit allow-list
+//!   ([`Allowance`]), each with the reason the docs give; an allowance that no longer matches
+//!   anything fails too, so the list cannot silently outlive the code it excuses.
+//! - **Module cycles**: within each crate, the top-level modules (`src/x.rs`, `src/x/`) must
+//!   not reference each other in a circle through `crate::` or `super::` paths. The crate root
+//!   is not a node: it declares every module and holds the crate's shared vocabulary (e.g. the
+//!   sim's `SimSet`), so counting it would put every module in one circle. A path to an item
+//!   the root re-exports (`pub use config::UniverseConfig`) counts as a path to the module
+//!   that defines it. Test modules may reach any module to build fixtures and are not counted.
+//!
+//! **How the rules and docs/architecture.md stay together.** Every rule quotes the
+//! "Architecture invariant:" paragraph of docs/architecture.md it enforces, and
+//! [`every_rule_quotes_an_architecture_invariant_of_the_docs`] fails when a quote is no
+//! longer in one: rewording or dropping an invariant forces a look at the rules that rely on
+//! it. The other direction (every invariant line mapped to a check) was not chosen: most
+//! invariants (ordered iteration, `libm` floats, a `Store` staying on its thread, fuel taken
+//! before work) are enforced by behavioural tests in their crates or by the compiler, not by
+//! anything a source scan can see, so such a map would be mostly hand-kept references to test
+//! names that nothing keeps true when tests are renamed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// The rules
+// ---------------------------------------------------------------------------------------------
+
+/// Packages a crate must not reach through normal dependencies.
+struct DependencyRule {
+    krate: &'static str,
+    forbidden: &'static [&'static str],
+    /// Words of the invariant in docs/architecture.md this rule enforces.
+    invariant: &'static str,
+}
+
+/// Crates on the simulation side of the workspace; the client must reach none of them.
+const SIMULATION_AND_SERVER_CRATES: &[&str] = &[
+    "astroboids-engine",
+    "astroboids-sim",
+    "astroboids-scripting",
+    "astroboids-storage",
+    "astroboids-host",
+    "astroboids-server",
+    "astroboids-designer",
+];
+
+const DEPENDENCY_RULES: &[DependencyRule] = &[
+    DependencyRule {
+        krate: "astroboids-engine",
+        // The engine is the bottom of the workspace: any crate of ours would bring game rules
+        // (or I/O) into it.
+        forbidden: &[
+            "astroboids-sim",
+            "astroboids-scripting",
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-protocol",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "astroboids-designer",
+            "tokio",
+            "quinn",
+        ],
+        invariant: "the engine knows nothing of ships, sectors or any game rule",
+    },
+    DependencyRule {
+        krate: "astroboids-sim",
+        forbidden: &[
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-protocol",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "astroboids-designer",
+            "tokio",
+            "quinn",
+            "sled",
+        ],
+        invariant: "no I/O, no wall-clock time",
+    },
+    DependencyRule {
+        krate: "astroboids-scripting",
+        forbidden: &[
+            "astroboids-engine",
+            "astroboids-sim",
+            "bevy_ecs",
+            "bevy_app",
+        ],
+        invariant: "the scripting crate knows nothing of ships, sectors or ECS",
+    },
+    DependencyRule {
+        krate: "astroboids-scripting",
+        // The sockets and clocks of a runtime, and wasmer's WASI implementation, are how a
+        // clock or entropy would reach a script.
+        forbidden: &["wasmer-wasix", "tokio", "quinn", "astroboids-net"],
+        invariant: "no clock, entropy or WASI reaches a script",
+    },
+    DependencyRule {
+        krate: "astroboids-storage",
+        forbidden: &[
+            "astroboids-engine",
+            "astroboids-sim",
+            "astroboids-scripting",
+            "astroboids-host",
+        ],
+        invariant: "storage stores bytes under keys; it knows nothing of the sim's types",
+    },
+    DependencyRule {
+        krate: "astroboids-host",
+        forbidden: &[
+            "astroboids-protocol",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "tokio",
+            "quinn",
+        ],
+        invariant: "the host knows files and the store, never sockets",
+    },
+    DependencyRule {
+        krate: "astroboids-designer",
+        // No store, no replay files (host), and, since callers hand it text and take bytes,
+        // no network either.
+        forbidden: &[
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-protocol",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "sled",
+            "tokio",
+            "quinn",
+        ],
+        invariant: "the designer crate reads and writes no files and keeps no time; callers pass \
+                    configuration text and take summaries, tables and image bytes",
+    },
+    DependencyRule {
+        krate: "astroboids-client",
+        forbidden: SIMULATION_AND_SERVER_CRATES,
+        invariant: "the client knows the protocol (`net`) only; never the server's or the \
+                    simulation's crates",
+    },
+    DependencyRule {
+        krate: "astroboids-protocol",
+        // The protocol core is the part of the networking that is not the QUIC shell; `rand`
+        // counts as input the caller did not pass (test-only randomness is a dev-dependency).
+        forbidden: &["tokio", "quinn", "rand"],
+        invariant: "nothing outside `quic` opens sockets, reads a clock or spawns tasks; bytes \
+                    in, bytes out, time as an argument",
+    },
+];
+
+/// Something a crate's sources must not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Banned {
+    /// An identifier anywhere in code (a type, a crate used by path).
+    Name(&'static str),
+    /// A module of std, however imported: `std::fs::read`, `use std::{fs, io}`.
+    Std(&'static str),
+}
+
+impl fmt::Display for Banned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Banned::Name(name) => write!(f, "`{name}`"),
+            Banned::Std(module) => write!(f, "`std::{module}`"),
+        }
+    }
+}
+
+/// One place the docs name as the exception to an [`ApiRule`].
+struct Allowance {
+    file: &'static str,
+    banned: Banned,
+    why: &'static str,
+}
+
+/// Names a crate's sources (under `dir`, relative to the workspace root) must not use.
+struct ApiRule {
+    dir: &'static str,
+    banned: &'static [Banned],
+    allow: &'static [Allowance],
+    invariant: &'static str,
+}
+
+const WALL_CLOCK: [Banned; 2] = [Banned::Name("Instant"), Banned::Name("SystemTime")];
+
+const API_RULES: &[ApiRule] = &[
+    ApiRule {
+        dir: "engine/src",
+        // Not even the Pacer reads the wall clock: it is handed a clock function.
+        banned: &[WALL_CLOCK[0], WALL_CLOCK[1], Banned::Std("time")],
+        allow: &[Allowance {
+            file: "engine/src/driver.rs",
+            banned: Banned::Std("time"),
+            why: "`driver::Pacer` is the one part of the engine that looks at time; it takes \
+                  clock readings and waits as `Duration`s from its caller",
+        }],
+        invariant: "nothing in `TickSchedule` reads the wall clock; only `driver::Pacer` looks \
+                    at time, and it is handed a clock function by its caller",
+    },
+    ApiRule {
+        // The engine is the sim's tick driver: everything it does runs inside a `Simulation`,
+        // so the sim's "no I/O" holds for it too.
+        dir: "engine/src",
+        banned: &[Banned::Std("fs"), Banned::Std("net")],
+        allow: &[],
+        invariant: "no I/O, no wall-clock time",
+    },
+    ApiRule {
+        dir: "sim/src",
+        banned: &[
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+            Banned::Std("fs"),
+            Banned::Std("net"),
+            Banned::Std("env"),
+            Banned::Std("process"),
+        ],
+        allow: &[],
+        invariant: "no I/O, no wall-clock time",
+    },
+    ApiRule {
+        dir: "sim/src",
+        banned: &[Banned::Std("time")],
+        allow: &[],
+        invariant: "The sim gets configuration as text or values, scripts as bytes, and time as \
+                    ticks",
+    },
+    ApiRule {
+        // The script workers are created by the scripting crate; the sim spawns no thread.
+        dir: "sim/src",
+        banned: &[Banned::Std("thread")],
+        allow: &[],
+        invariant: "the only threads the sim owns are the script workers",
+    },
+    ApiRule {
+        dir: "protocol/src",
+        banned: &[
+            Banned::Name("tokio"),
+            Banned::Name("quinn"),
+            Banned::Std("net"),
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+        ],
+        allow: &[],
+        invariant: "nothing outside `quic` opens sockets, reads a clock or spawns tasks; bytes \
+                    in, bytes out, time as an argument",
+    },
+    ApiRule {
+        dir: "host/src",
+        banned: &[
+            Banned::Std("net"),
+            Banned::Name("tokio"),
+            Banned::Name("quinn"),
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+        ],
+        allow: &[],
+        invariant: "the host knows files and the store, never sockets, and reads no wall clock",
+    },
+    ApiRule {
+        dir: "designer/src",
+        banned: &[
+            Banned::Std("fs"),
+            Banned::Std("time"),
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+        ],
+        allow: &[],
+        invariant: "the designer crate reads and writes no files and keeps no time",
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// The checks against this workspace
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn no_crate_reaches_a_forbidden_dependency() {
+    let meta = Metadata::of_workspace();
+    let mut failures = Vec::new();
+    for rule in DEPENDENCY_RULES {
+        assert!(
+            meta.ids.contains_key(rule.krate),
+            "the rule names {}, which is not a workspace member; update the rule",
+            rule.krate
+        );
+        for path in meta.forbidden_paths(rule.krate, rule.forbidden) {
+            failures.push(format!(
+                "{}: depends on {} ({}); rule: \"{}\" (docs/architecture.md)",
+                rule.krate,
+                path.last().expect("a path ends at the forbidden package"),
+                path.join(" -> "),
+                rule.invariant
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+#[test]
+fn banned_apis_stay_out_of_the_crates_that_promise_so() {
+    let root = workspace_root();
+    let mut failures = Vec::new();
+    for rule in API_RULES {
+        let files = rust_files(&root.join(rule.dir));
+        assert!(
+            !files.is_empty(),
+            "{}: no Rust sources there; update the rule",
+            rule.dir
+        );
+        let mut used = vec![false; rule.allow.len()];
+        for file in files {
+            let relative = relative_path(&root, &file);
+            let tokens = without_test_items(&lex(&read(&file)));
+            for (banned, line) in find_banned(&tokens, rule.banned) {
+                let allowance = rule
+                    .allow
+                    .iter()
+                    .position(|a| a.file == relative && a.banned == banned);
+                match allowance {
+                    Some(i) => used[i] = true,
+                    None => failures.push(format!(
+                        "{relative}:{line}: uses {banned}; rule: \"{}\" (docs/architecture.md)",
+                        rule.invariant
+                    )),
+                }
+            }
+        }
+        for (allowance, used) in rule.allow.iter().zip(used) {
+            if !used {
+                failures.push(format!(
+                    "{}: allowed to use {} ({}) but no longer does: remove the allowance",
+                    allowance.file, allowance.banned, allowance.why
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+#[test]
+fn no_crate_has_a_cycle_between_its_top_level_modules() {
+    let meta = Metadata::of_workspace();
+    let root = workspace_root();
+    let mut failures = Vec::new();
+    let mut crates_seen = 0;
+    for (name, dir) in &meta.member_dirs {
+        let Some(krate) = CrateSources::read(dir) else {
+            continue;
+        };
+        crates_seen += 1;
+        let graph = ModuleGraph::build(&krate.root, &krate.files);
+        for cycle in graph.cycles() {
+            let edges: Vec<String> = cycle
+                .edges
+                .iter()
+                .map(|(from, to, at)| format!("    {from} -> {to} ({})", at.shown_from(&root, dir)))
+                .collect();
+            failures.push(format!(
+                "{name}: modules {} import each other in a circle (rule: no cycles between a \
+                 crate's top-level modules); the references:\n{}",
+                cycle.modules.join(", "),
+                edges.join("\n")
+            ));
+        }
+    }
+    assert!(
+        crates_seen >= 10,
+        "only {crates_seen} crates with sources found"
+    );
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+#[test]
+fn every_rule_quotes_an_architecture_invariant_of_the_docs() {
+    let docs = read(&workspace_root().join("docs/architecture.md"));
+    let invariants = invariant_paragraphs(&docs);
+    assert!(
+        invariants.len() >= 10,
+        "found only {} \"Architecture invariant:\" paragraphs in docs/architecture.md",
+        invariants.len()
+    );
+    let quotes = DEPENDENCY_RULES
+        .iter()
+        .map(|r| (r.krate, r.invariant))
+        .chain(API_RULES.iter().map(|r| (r.dir, r.invariant)));
+    let mut failures = Vec::new();
+    for (subject, quote) in quotes {
+        let quote = normalize_space(quote);
+        if !invariants.iter().any(|p| p.contains(&quote)) {
+            failures.push(format!(
+                "rule for {subject} quotes \"{quote}\", which no \"Architecture invariant:\" \
+                 paragraph of docs/architecture.md says any more: re-read the invariant and \
+                 update the rule (or the docs)"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks' own behaviour, on made-up inputs (a checker that found nothing because it
+// parsed nothing would pass the tests above)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn banned_names_are_found_in_code_only() {
+    let source = r##"
+        // use std::fs; Instant
+        /* a /* nested */ SystemTime comment */
+        const TEXT: &str = "std::fs::read(Instant)";
+        const RAW: &[u8] = br#"SystemTime "quoted" std::net"#;
+        fn f<'a>(x: &'a str) -> char { let _ = (InstantiationError, '\'', b'"', '"'); 'I' }
+        use std::{io, net::TcpStream};
+        fn g() { let _ = ::std::fs::read("x"); let _ = std::time::Instant::now(); }
+        #[cfg(test)]
+        mod tests { use std::fs; fn t() { SystemTime::now(); } }
+        #[cfg(test)]
+        fn helper() { std::fs::read("x"); }
+        fn h() {}
+    "##;
+    let tokens = without_test_items(&lex(source));
+    let found = find_banned(
+        &tokens,
+        &[
+            Banned::Std("fs"),
+            Banned::Std("net"),
+            Banned::Std("time"),
+            Banned::Name("Instant"),
+            Banned::Name("SystemTime"),
+        ],
+    );
+    assert_eq!(
+        found,
+        vec![
+            (Banned::Std("net"), 7),
+            (Banned::Std("fs"), 8),
+            (Banned::Std("time"), 8),
+            (Banned::Name("Instant"), 8),
+        ]
+    );
+    assert!(
+        tokens.iter().any(|t| t.tok == Tok::Ident("h".into())),
+        "code after a skipped test item is kept"
+    );
+}
+
+#[test]
+fn module_cycles_are_found_through_crate_super_and_root_reexports() {
+    let root = "mod a; mod b; mod c; mod d; mod e;\npub use b::Thing;\npub struct Shared;";
+    let file = |module: &str, depth: usize, text: &str| SourceFile {
+        path: PathBuf::from(format!("{module}.rs")),
+        module: module.into(),
+        depth,
+        text: text.into(),
+    };
+    let files = vec![
+        // a <-> b through an import and an expression path.
+        file("a", 1, "use crate::b::X;\nuse crate::Shared;"),
+        file("b", 1, "fn f() {\n    crate::a::g();\n}"),
+        // c -> b through the root's re-export, c -> d through a group.
+        file("c", 1, "use super::Thing;\nuse crate::{Shared, d::Y};"),
+        // d -> e from a nested file (`super::super` from depth 2 is the root), e -> c.
+        file(
+            "d",
+            2,
+            "mod inner {\n    use super::super::super::e::Z;\n}\nuse super::Sibling;",
+        ),
+        file("e", 1, "fn f() { let _ = crate::c::C; }"),
+        // Only a test module looks back at a: no cycle through it.
+        file(
+            "a",
+            1,
+            "#[cfg(test)]\nmod tests {\n    use crate::e::Fixture;\n    use super::*;\n}",
+        ),
+    ];
+    let graph = ModuleGraph::build(root, &files);
+    let edges: Vec<(&str, &str)> = graph
+        .edges
+        .keys()
+        .map(|(from, to)| (from.as_str(), to.as_str()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("a", "b"),
+            ("b", "a"),
+            ("c", "b"),
+            ("c", "d"),
+            ("d", "e"),
+            ("e", "c")
+        ]
+    );
+    let cycles = graph.cycles();
+    // Each circle as "modules: from->to@line ...".
+    let summary: Vec<String> = cycles
+        .iter()
+        .map(|c| {
+            let edges: Vec<String> = c
+                .edges
+                .iter()
+                .map(|(from, to, at)| format!("{from}->{to}@{}", at.line))
+                .collect();
+            format!("{}: {}", c.modules.join(","), edges.join(" "))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "a,b: a->b@1 b->a@2",
+            // c -> b is no part of this circle.
+            "c,d,e: c->d@2 d->e@2 e->c@1",
+        ]
+    );
+}
+
+#[test]
+fn dependency_paths_follow_normal_edges_through_any_package() {
+    let metadata = serde_json::json!({
+        "workspace_root": "/w",
+        "workspace_members": ["a", "b"],
+        "packages": [
+            {"id": "a", "name": "a", "manifest_path": "/w/a/Cargo.toml"},
+            {"id": "b", "name": "b", "manifest_path": "/w/b/Cargo.toml"},
+            {"id": "x", "name": "x", "manifest_path": "/r/x/Cargo.toml"},
+            {"id": "tokio", "name": "tokio", "manifest_path": "/r/t/Cargo.toml"},
+            {"id": "quinn", "name": "quinn", "manifest_path": "/r/q/Cargo.toml"},
+            {"id": "sled", "name": "sled", "manifest_path": "/r/s/Cargo.toml"}
+        ],
+        "resolve": {"nodes": [
+            {"id": "a", "deps": [
+                {"pkg": "b", "dep_kinds": [{"kind": null}]},
+                {"pkg": "quinn", "dep_kinds": [{"kind": "dev"}]},
+                {"pkg": "sled", "dep_kinds": [{"kind": "build"}]}
+            ]},
+            {"id": "b", "deps": [{"pkg": "x", "dep_kinds": [{"kind": "dev"}, {"kind": null}]}]},
+            {"id": "x", "deps": [{"pkg": "tokio", "dep_kinds": [{"kind": null}]}]},
+            {"id": "tokio", "deps": []},
+            {"id": "quinn", "deps": []},
+            {"id": "sled", "deps": []}
+        ]}
+    });
+    let meta = Metadata::parse(&metadata);
+    assert_eq!(
+        meta.forbidden_paths("a", &["tokio", "quinn", "sled"]),
+        vec![vec!["a", "b", "x", "tokio"]]
+    );
+    assert!(
+        meta.forbidden_paths("b", &["a"]).is_empty(),
+        "edges are followed one way"
+    );
+    assert_eq!(meta.member_dirs["b"], PathBuf::from("/w/b"));
+}
+
+#[test]
+fn invariant_paragraphs_run_until_the_next_invariant_or_blank_line() {
+    let docs = "Intro.\n\nArchitecture invariant: one\nline two.\nArchitecture invariant: \
+                other.\n\nNot an invariant: line two.\n";
+    assert_eq!(
+        invariant_paragraphs(docs),
+        vec![
+            "Architecture invariant: one line two.",
+            "Architecture invariant: other."
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace access
+// ---------------------------------------------------------------------------------------------
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("arch-test lives inside the workspace")
+        .to_path_buf()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn relative_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Every `.rs` file under `dir`, sorted (so reports come in a stable order).
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// What `cargo metadata` says about the workspace and its resolved dependency graph.
+struct Metadata {
+    /// Package id by name, for workspace members.
+    ids: BTreeMap<String, String>,
+    /// Directory of each workspace member, by name.
+    member_dirs: BTreeMap<String, PathBuf>,
+    names: BTreeMap<String, String>,
+    /// Normal (non-dev, non-build) dependencies, by package id.
+    normal_deps: BTreeMap<String, Vec<String>>,
+}
+
+impl Metadata {
+    fn of_workspace() -> Self {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Only this platform's graph: the other platforms' packages need not be downloaded,
+        // and what this machine builds is what the rules are about.
+        let output = Command::new(&cargo)
+            .args(["metadata", "--format-version", "1", "--filter-platform"])
+            .arg(host_triple())
+            .current_dir(workspace_root())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo} metadata: {e}"));
+        assert!(
+            output.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let value: Value =
+            serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+        Self::parse(&value)
+    }
+
+    fn parse(value: &Value) -> Self {
+        let text = |v: &Value| v.as_str().expect("a string in cargo metadata").to_string();
+        let members: BTreeSet<String> = value["workspace_members"]
+            .as_array()
+            .expect("workspace_members")
+            .iter()
+            .map(text)
+            .collect();
+        let mut names = BTreeMap::new();
+        let mut ids = BTreeMap::new();
+        let mut member_dirs = BTreeMap::new();
+        for package in value["packages"].as_array().expect("packages") {
+            let (id, name) = (text(&package["id"]), text(&package["name"]));
+            if members.contains(&id) {
+                let manifest = PathBuf::from(text(&package["manifest_path"]));
+                let dir = manifest.parent().expect("a manifest is in a directory");
+                member_dirs.insert(name.clone(), dir.to_path_buf());
+                ids.insert(name.clone(), id.clone());
+            }
+            names.insert(id, name);
+        }
+        let mut normal_deps = BTreeMap::new();
+        for node in value["resolve"]["nodes"].as_array().expect("resolve.nodes") {
+            let deps = node["deps"]
+                .as_array()
+                .expect("deps")
+                .iter()
+                .filter(|dep| {
+                    dep["dep_kinds"]
+                        .as_array()
+                        .expect("dep_kinds")
+                        .iter()
+                        .any(|kind| kind["kind"].is_null())
+                })
+                .map(|dep| text(&dep["pkg"]))
+                .collect();
+            normal_deps.insert(text(&node["id"]), deps);
+        }
+        Self {
+            ids,
+            member_dirs,
+            names,
+            normal_deps,
+        }
+    }
+
+    /// For each package named in `forbidden` that `krate` reaches, the shortest chain of
+    /// package names leading to it (in breadth-first order, so the same graph always gives the
+    /// same chains).
+    fn forbidden_paths(&self, krate: &str, forbidden: &[&str]) -> Vec<Vec<String>> {
+        let start = &self.ids[krate];
+        let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = VecDeque::from([start.as_str()]);
+        let mut reached = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            let name = self.names[id].as_str();
+            if id != start && forbidden.contains(&name) {
+                reached.push(id);
+                // What it brings along is reported when the first breach is fixed.
+                continue;
+            }
+            for dep in self.normal_deps.get(id).into_iter().flatten() {
+                if dep != start && !parent.contains_key(dep.as_str()) {
+                    parent.insert(dep, id);
+                    queue.push_back(dep);
+                }
+            }
+        }
+        reached
+            .into_iter()
+            .map(|mut id| {
+                let mut path = vec![self.names[id].clone()];
+                while let Some(&up) = parent.get(id) {
+                    path.push(self.names[up].clone());
+                    id = up;
+                }
+                path.reverse();
+                path
+            })
+            .collect()
+    }
+}
+
+fn host_triple() -> String {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .trim()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small Rust lexer: enough to tell code from comments, strings and test items
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Punct(char),
+    /// A string, character or number literal (contents are never code).
+    Literal,
+    Lifetime,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    line: usize,
+}
+
+impl Token {
+    fn new(tok: Tok, line: usize) -> Self {
+        Self { tok, line }
+    }
+
+    fn is_ident(&self, name: &str) -> bool {
+        matches!(&self.tok, Tok::Ident(i) if i == name)
+    }
+
+    fn is_punct(&self, c: char) -> bool {
+        self.tok == Tok::Punct(c)
+    }
+}
+
+fn lex(source: &str) -> Vec<Token> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    // Newlines in `chars[from..to]`, for tokens that span lines.
+    let count_lines =
+        |from: usize, to: usize| chars[from..to].iter().filter(|&&c| c == '\n').count();
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c.is_whitespace() {
+            if c == '\n' {
+                line += 1;
+            }
+            i += 1;
+        } else if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let start = i;
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            line += count_lines(start, i.min(chars.len()));
+        } else if c == '"' {
+            let (start, start_line) = (i, line);
+            i = skip_string(&chars, i);
+            line += count_lines(start, i.min(chars.len()));
+            tokens.push(Token::new(Tok::Literal, start_line));
+        } else if c == '\'' {
+            if next == Some('\\') {
+                // An escaped character literal: past the escaped character (which may be a
+                // quote), then up to the closing quote.
+                i += 3;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                tokens.push(Token::new(Tok::Literal, line));
+            } else if chars.get(i + 2) == Some(&'\'') {
+                i += 3;
+                tokens.push(Token::new(Tok::Literal, line));
+            } else {
+                // A lifetime or a loop label.
+                i += 1;
+                while i < chars.len() && is_ident_char(chars[i]) {
+                    i += 1;
+                }
+                tokens.push(Token::new(Tok::Lifetime, line));
+            }
+        } else if c.is_ascii_digit() {
+            while i < chars.len()
+                && (is_ident_char(chars[i])
+                    || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            tokens.push(Token::new(Tok::Literal, line));
+        } else if is_ident_char(c) {
+            let start = i;
+            while i < chars.len() && is_ident_char(chars[i]) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let after = chars.get(i).copied();
+            let hashes = chars[i..].iter().take_while(|&&c| c == '#').count();
+            let quote_after_hashes = chars.get(i + hashes) == Some(&'"');
+            if matches!(word.as_str(), "r" | "br" | "cr") && quote_after_hashes {
+                // A raw string: ends at a quote followed by as many hashes as it began with.
+                let (start, start_line) = (i, line);
+                i += hashes + 1;
+                loop {
+                    if i >= chars.len() {
+                        break;
+                    }
+                    if chars[i] == '"'
+                        && chars[i + 1..].iter().take_while(|&&c| c == '#').count() >= hashes
+                    {
+                        i += 1 + hashes;
+                        break;
+                    }
+                    i += 1;
+                }
+                line += count_lines(start, i.min(chars.len()));
+                tokens.push(Token::new(Tok::Literal, start_line));
+            } else if matches!(word.as_str(), "b" | "c") && after == Some('"') {
+                let (start, start_line) = (i, line);
+                i = skip_string(&chars, i);
+                line += count_lines(start, i.min(chars.len()));
+                tokens.push(Token::new(Tok::Literal, start_line));
+            } else if word == "b" && after == Some('\'') {
+                i += 1;
+                if chars.get(i) == Some(&'\\') {
+                    i += 1;
+                }
+                i += 1;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+                tokens.push(Token::new(Tok::Literal, line));
+            } else if word == "r" && hashes == 1 {
+                // A raw identifier, `r#type`.
+                let start = i + 1;
+                i = start;
+                while i < chars.len() && is_ident_char(chars[i]) {
+                    i += 1;
+                }
+                tokens.push(Token::new(
+                    Tok::Ident(chars[start..i].iter().collect()),
+                    line,
+                ));
+            } else {
+                tokens.push(Token::new(Tok::Ident(word), line));
+            }
+        } else {
+            tokens.push(Token::new(Tok::Punct(c), line));
+            i += 1;
+        }
+    }
+    tokens
+}
+
+fn is_ident_char(c: char) -> bool {
+    c == '_' || c.is_alphanumeric()
+}
+
+/// The index just past the string literal whose opening quote is at `open`.
+fn skip_string(chars: &[char], open: usize) -> usize {
+    let mut i = open + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// The index of the token closing the bracket opened at `open` (or the end).
+fn matching_close(tokens: &[Token], open: usize) -> usize {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t.tok {
+            Tok::Punct('(' | '[' | '{') => depth += 1,
+            Tok::Punct(')' | ']' | '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    tokens.len()
+}
+
+/// `tokens` without items marked `#[cfg(test)]` (a file starting with `#![cfg(test)]` is
+/// dropped whole): test code may use what the crate itself must not.
+fn without_test_items(tokens: &[Token]) -> Vec<Token> {
+    let is_cfg_test = |at: usize, inner: bool| {
+        let pattern: &[&str] = if inner {
+            &["#", "!", "[", "cfg", "(", "test", ")", "]"]
+        } else {
+            &["#", "[", "cfg", "(", "test", ")", "]"]
+        };
+        pattern.iter().enumerate().all(|(k, p)| {
+            tokens.get(at + k).is_some_and(|t| match &t.tok {
+                Tok::Ident(i) => i == p,
+                Tok::Punct(c) => p.len() == 1 && p.starts_with(*c),
+                _ => false,
+            })
+        })
+    };
+    if is_cfg_test(0, true) {
+        return Vec::new();
+    }
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if !is_cfg_test(i, false) {
+            kept.push(tokens[i].clone());
+            i += 1;
+            continue;
+        }
+        // Skip this and any further attributes, then the item: up to a `;` outside brackets
+        // or the end of its first `{...}` block.
+        i += 7;
+        while tokens.get(i).is_some_and(|t| t.is_punct('#')) {
+            i = matching_close(tokens, i + 1) + 1;
+        }
+        while i < tokens.len() {
+            match tokens[i].tok {
+                Tok::Punct(';') => {
+                    i += 1;
+                    break;
+                }
+                Tok::Punct('{') => {
+                    i = matching_close(tokens, i) + 1;
+                    break;
+                }
+                Tok::Punct('(' | '[') => i = matching_close(tokens, i) + 1,
+                _ => i += 1,
+            }
+        }
+    }
+    kept
+}
+
+/// Every use of a banned name, with its line, in source order.
+fn find_banned(tokens: &[Token], banned: &[Banned]) -> Vec<(Banned, usize)> {
+    let mut found = Vec::new();
+    let is_path_sep = |at: usize| {
+        tokens.get(at).is_some_and(|t| t.is_punct(':'))
+            && tokens.get(at + 1).is_some_and(|t| t.is_punct(':'))
+    };
+    for (i, token) in tokens.iter().enumerate() {
+        let Tok::Ident(word) = &token.tok else {
+            continue;
+        };
+        for &b in banned {
+            if matches!(b, Banned::Name(name) if name == word) {
+                found.push((b, token.line));
+            }
+        }
+        if word != "std" || !is_path_sep(i + 1) {
+            continue;
+        }
+        // `std::x`, or the first names of each branch of `std::{x, y::z}`.
+        let modules: Vec<&str> = match tokens.get(i + 3).map(|t| &t.tok) {
+            Some(Tok::Ident(module)) => vec![module.as_str()],
+            Some(Tok::Punct('{')) => {
+                let close = matching_close(tokens, i + 3);
+                let mut names = Vec::new();
+                let mut depth = 0;
+                let mut expect_name = true;
+                for t in &tokens[i + 4..close] {
+                    match &t.tok {
+                        Tok::Punct('{') => depth += 1,
+                        Tok::Punct('}') => depth -= 1,
+                        Tok::Punct(',') if depth == 0 => expect_name = true,
+                        Tok::Ident(name) if depth == 0 && expect_name => {
+                            names.push(name.as_str());
+                            expect_name = false;
+                        }
+                        _ => {}
+                    }
+                }
+                names
+            }
+            _ => Vec::new(),
+        };
+        for module in modules {
+            for &b in banned {
+                if matches!(b, Banned::Std(m) if m == module) {
+                    found.push((b, token.line));
+                }
+            }
+        }
+    }
+    found.sort_by_key(|&(b, line)| (line, banned.iter().position(|x| *x == b)));
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module graphs
+// ---------------------------------------------------------------------------------------------
+
+/// One source file of a crate, inside top-level module `module`.
+struct SourceFile {
+    path: PathBuf,
+    module: String,
+    /// How many modules deep the file's own module is: 1 for `src/x.rs` and `src/x/mod.rs`,
+    /// 2 for `src/x/y.rs`.
+    depth: usize,
+    text: String,
+}
+
+struct CrateSources {
+    /// The crate root's text (`src/lib.rs`, else `src/main.rs`).
+    root: String,
+    files: Vec<SourceFile>,
+}
+
+impl CrateSources {
+    /// The sources of the crate in `dir`; `None` for a package without a library or binary
+    /// root (benchmark- or test-only packages).
+    fn read(dir: &Path) -> Option<Self> {
+        let src = dir.join("src");
+        let root = ["lib.rs", "main.rs"]
+            .iter()
+            .map(|f| src.join(f))
+            .find(|p| p.is_file())?;
+        let mut files = Vec::new();
+        for path in rust_files(&src) {
+            let relative = path.strip_prefix(&src).expect("under src");
+            let parts: Vec<String> = relative
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            // The roots, and binaries (`src/bin`), are not modules of the crate.
+            if parts.len() == 1 && (parts[0] == "lib.rs" || parts[0] == "main.rs") {
+                continue;
+            }
+            if parts[0] == "bin" {
+                continue;
+            }
+            let module = parts[0].trim_end_matches(".rs").to_string();
+            let is_mod_rs = parts.last().is_some_and(|p| p == "mod.rs");
+            let depth = if is_mod_rs {
+                parts.len() - 1
+            } else {
+                parts.len()
+            };
+            files.push(SourceFile {
+                text: read(&path),
+                path,
+                module,
+                depth,
+            });
+        }
+        Some(Self {
+            root: read(&root),
+            files,
+        })
+    }
+}
+
+/// Where a reference was found.
+#[derive(Debug, Clone)]
+struct Location {
+    path: PathBuf,
+    line: usize,
+}
+
+impl Location {
+    fn shown_from(&self, root: &Path, crate_dir: &Path) -> String {
+        let path = if self.path.is_absolute() {
+            relative_path(root, &self.path)
+        } else {
+            relative_path(root, &crate_dir.join("src").join(&self.path))
+        };
+        format!("{path}:{}", self.line)
+    }
+}
+
+struct Cycle {
+    /// The modules of one strongly connected component, sorted.
+    modules: Vec<String>,
+    /// Every reference between them: (from, to, first place it is made).
+    edges: Vec<(String, String, Location)>,
+}
+
+struct ModuleGraph {
+    /// (from, to) -> the first reference making that edge.
+    edges: BTreeMap<(String, String), Location>,
+    modules: BTreeSet<String>,
+}
+
+impl ModuleGraph {
+    fn build(root: &str, files: &[SourceFile]) -> Self {
+        let modules: BTreeSet<String> = files.iter().map(|f| f.module.clone()).collect();
+        let reexports = root_reexports(&lex(root), &modules);
+        let mut edges = BTreeMap::new();
+        for file in files {
+            let tokens = without_test_items(&lex(&file.text));
+            for (name, line) in root_references(&tokens, file.depth) {
+                let target = if modules.contains(&name) {
+                    Some(name)
+                } else {
+                    reexports.get(&name).cloned()
+                };
+                if let Some(target) = target
+                    && target != file.module
+                {
+                    edges
+                        .entry((file.module.clone(), target))
+                        .or_insert_with(|| Location {
+                            path: file.path.clone(),
+                            line,
+                        });
+                }
+            }
+        }
+        Self { edges, modules }
+    }
+
+    /// The strongly connected components with more than one module (Tarjan), sorted.
+    fn cycles(&self) -> Vec<Cycle> {
+        let nodes: Vec<&String> = self.modules.iter().collect();
+        let index_of: BTreeMap<&String, usize> =
+            nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut successors = vec![Vec::new(); nodes.len()];
+        for (from, to) in self.edges.keys() {
+            successors[index_of[from]].push(index_of[to]);
+        }
+        let mut tarjan = Tarjan {
+            successors: &successors,
+            index: vec![None; nodes.len()],
+            low: vec![0; nodes.len()],
+            on_stack: vec![false; nodes.len()],
+            stack: Vec::new(),
+            next: 0,
+            components: Vec::new(),
+        };
+        for v in 0..nodes.len() {
+            if tarjan.index[v].is_none() {
+                tarjan.visit(v);
+            }
+        }
+        let mut cycles: Vec<Cycle> = tarjan
+            .components
+            .into_iter()
+            .filter(|c| c.len() > 1)
+            .map(|component| {
+                let mut modules: Vec<String> =
+                    component.iter().map(|&i| nodes[i].clone()).collect();
+                modules.sort();
+                let edges = self
+                    .edges
+                    .iter()
+                    .filter(|((from, to), _)| modules.contains(from) && modules.contains(to))
+                    .map(|((from, to), at)| (from.clone(), to.clone(), at.clone()))
+                    .collect();
+                Cycle { modules, edges }
+            })
+            .collect();
+        cycles.sort_by(|a, b| a.modules.cmp(&b.modules));
+        cycles
+    }
+}
+
+struct Tarjan<'a> {
+    successors: &'a [Vec<usize>],
+    index: Vec<Option<usize>>,
+    low: Vec<usize>,
+    on_stack: Vec<bool>,
+    stack: Vec<usize>,
+    next: usize,
+    components: Vec<Vec<usize>>,
+}
+
+impl Tarjan<'_> {
+    fn visit(&mut self, v: usize) {
+        self.index[v] = Some(self.next);
+        self.low[v] = self.next;
+        self.next += 1;
+        self.stack.push(v);
+        self.on_stack[v] = true;
+        for &w in &self.successors[v] {
+            match self.index[w] {
+                None => {
+                    self.visit(w);
+                    self.low[v] = self.low[v].min(self.low[w]);
+                }
+                Some(index) if self.on_stack[w] => self.low[v] = self.low[v].min(index),
+                Some(_) => {}
+            }
+        }
+        if Some(self.low[v]) == self.index[v] {
+            let mut component = Vec::new();
+            loop {
+                let w = self.stack.pop().expect("v is on the stack");
+                self.on_stack[w] = false;
+                component.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            self.components.push(component);
+        }
+    }
+}
+
+/// Names the root re-exports from a module (`pub use config::UniverseConfig;`, also through
+/// `self::`/`crate::` and groups), mapped to that module.
+fn root_reexports(tokens: &[Token], modules: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i].tok {
+            Tok::Punct('{') => depth += 1,
+            Tok::Punct('}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && tokens[i].is_ident("use") {
+            let end = (i..tokens.len())
+                .find(|&k| tokens[k].is_punct(';'))
+                .unwrap_or(tokens.len());
+            let mut leaves = Vec::new();
+            use_tree(&tokens[i + 1..end], &[], &mut leaves);
+            for (path, binding) in leaves {
+                let path: Vec<&String> = path
+                    .iter()
+                    .skip_while(|s| *s == "crate" || *s == "self")
+                    .collect();
+                if let (Some(first), Some(binding)) = (path.first(), binding)
+                    && modules.contains(*first)
+                {
+                    map.insert(binding, (*first).clone());
+                }
+            }
+            i = end;
+        }
+        i += 1;
+    }
+    map
+}
+
+/// The leaves of a `use` tree: each full path with the name it binds (`None` for a glob).
+fn use_tree(tokens: &[Token], prefix: &[String], leaves: &mut Vec<(Vec<String>, Option<String>)>) {
+    let mut path = prefix.to_vec();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i].tok {
+            Tok::Ident(word) if word == "as" => {
+                if let Some(Tok::Ident(alias)) = tokens.get(i + 1).map(|t| &t.tok) {
+                    leaves.push((path.clone(), Some(alias.clone())));
+                }
+                return;
+            }
+            Tok::Ident(word) if word != "pub" => path.push(word.clone()),
+            Tok::Punct('*') => {
+                leaves.push((path, None));
+                return;
+            }
+            Tok::Punct('{') => {
+                let close = matching_close(tokens, i);
+                let inner = &tokens[i + 1..close.min(tokens.len())];
+                let mut start = 0;
+                let mut depth = 0;
+                for k in 0..=inner.len() {
+                    let at_end = k == inner.len();
+                    if !at_end {
+                        match inner[k].tok {
+                            Tok::Punct('{') => depth += 1,
+                            Tok::Punct('}') => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                    if at_end || (depth == 0 && inner[k].is_punct(',')) {
+                        if k > start {
+                            use_tree(&inner[start..k], &path, leaves);
+                        }
+                        start = k + 1;
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if let Some(last) = path.last() {
+        let binding = if last == "self" {
+            path.iter().rev().nth(1).cloned()
+        } else {
+            Some(last.clone())
+        };
+        leaves.push((path, binding));
+    }
+}
+
+/// The first segment of every path that starts at the crate root (`crate::x`, or enough
+/// `super::`s to climb out of the file's module), with its line. `$crate` (macros) and
+/// globs are left out: a glob names nothing in particular.
+fn root_references(tokens: &[Token], file_depth: usize) -> Vec<(String, usize)> {
+    let is_sep = |at: usize| {
+        tokens.get(at).is_some_and(|t| t.is_punct(':'))
+            && tokens.get(at + 1).is_some_and(|t| t.is_punct(':'))
+    };
+    let mut found = Vec::new();
+    // Inline `mod name { ... }` blocks open at these brace depths.
+    let mut inline_mods: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        match token.tok {
+            Tok::Punct('{') => {
+                let opens_mod = i >= 2
+                    && tokens[i - 2].is_ident("mod")
+                    && matches!(tokens[i - 1].tok, Tok::Ident(_));
+                if opens_mod {
+                    inline_mods.push(depth);
+                }
+                depth += 1;
+            }
+            Tok::Punct('}') => {
+                depth = depth.saturating_sub(1);
+                if inline_mods.last() == Some(&depth) {
+                    inline_mods.pop();
+                }
+            }
+            _ => {}
+        }
+        let after_dollar = i > 0 && tokens[i - 1].is_punct('$');
+        let continues_path = i > 1 && is_sep(i - 2);
+        let start = if token.is_ident("crate") && !after_dollar && is_sep(i + 1) {
+            Some(i + 3)
+        } else if token.is_ident("super") && !continues_path {
+            let mut k = i;
+            let mut supers = 0;
+            while tokens.get(k).is_some_and(|t| t.is_ident("super")) && is_sep(k + 1) {
+                supers += 1;
+                k += 3;
+            }
+            (supers > 0 && supers >= file_depth + inline_mods.len()).then_some(k)
+        } else {
+            None
+        };
+        if let Some(at) = start {
+            match tokens.get(at).map(|t| &t.tok) {
+                Some(Tok::Ident(name)) => found.push((name.clone(), token.line)),
+                Some(Tok::Punct('{')) => {
+                    let close = matching_close(tokens, at);
+                    let mut leaves = Vec::new();
+                    use_tree(
+                        &tokens[at..close.min(tokens.len() - 1) + 1],
+                        &[],
+                        &mut leaves,
+                    );
+                    for (path, _) in leaves {
+                        if let Some(first) = path.first().filter(|f| *f != "self") {
+                            found.push((first.clone(), token.line));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// The docs
+// ---------------------------------------------------------------------------------------------
+
+/// Each "Architecture invariant:" paragraph, whitespace collapsed: from its marker to the next
+/// marker or blank line.
+fn invariant_paragraphs(docs: &str) -> Vec<String> {
+    const MARKER: &str = "Architecture invariant:";
+    let mut paragraphs = Vec::new();
+    let mut current: Option<String> = None;
+    for line in docs.lines() {
+        let line = line.trim();
+        if line.starts_with(MARKER) || line.is_empty() {
+            paragraphs.extend(current.take());
+        }
+        if line.starts_with(MARKER) {
+            current = Some(line.to_string());
+        } else if let Some(p) = &mut current {
+            p.push(' ');
+            p.push_str(line);
+        }
+    }
+    paragraphs.extend(current);
+    paragraphs.iter().map(|p| normalize_space(p)).collect()
+}
+
+fn normalize_space(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
