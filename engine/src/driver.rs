@@ -143,6 +143,11 @@ impl Pacer {
         self.owed -= 1;
     }
 
+    /// When the next tick is due (on the clock `start` was read from).
+    pub fn next_due(&self) -> Duration {
+        self.next_due
+    }
+
     /// Ticks skipped because the world fell too far behind.
     pub fn dropped_ticks(&self) -> u64 {
         self.dropped_ticks

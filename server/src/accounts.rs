@@ -145,7 +145,8 @@ pub fn verify_password(stored_phc: Option<&str>, password: &str) -> Result<(), A
     Ok(())
 }
 
-/// Accounts and sessions over a store.
+/// Accounts and sessions over a store. Writes are durable after the store's next flush: the
+/// server's group commit (`WorldServer::commit`), or the admin tool before it exits.
 pub struct Accounts<'a> {
     store: &'a WorldStore,
     rules: AccountRules,
@@ -257,7 +258,6 @@ impl<'a> Accounts<'a> {
             &token_key(&token),
             &postcard::to_allocvec(&session).expect("plain data"),
         )?;
-        self.store.flush()?;
         Ok((
             token,
             Session {
@@ -294,7 +294,6 @@ impl<'a> Accounts<'a> {
     /// Revokes one session.
     pub fn logout(&self, token: &Token) -> Result<(), AccountError> {
         self.store.remove_session(&token_key(token))?;
-        self.store.flush()?;
         Ok(())
     }
 
@@ -309,7 +308,6 @@ impl<'a> Accounts<'a> {
                 revoked += 1;
             }
         }
-        self.store.flush()?;
         Ok(revoked)
     }
 
@@ -335,7 +333,6 @@ impl<'a> Accounts<'a> {
         record.max_ships = max_ships;
         self.store
             .update_account(user, &postcard::to_allocvec(&record).expect("plain data"))?;
-        self.store.flush()?;
         Ok(())
     }
 
@@ -360,7 +357,6 @@ impl<'a> Accounts<'a> {
         record.role = role;
         self.store
             .update_account(user, &postcard::to_allocvec(&record).expect("plain data"))?;
-        self.store.flush()?;
         Ok(())
     }
 }

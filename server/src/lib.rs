@@ -1,18 +1,21 @@
 //! The online world: accounts and sessions ([`accounts`]), rate limits ([`limits`]), players'
-//! requests carried out against the persistent world ([`requests`]), the backstop that
-//! suspends scripts whose runs take far too long ([`watchdog`]), and the shell that runs
-//! it all on QUIC ([`serve`]: tick thread + quinn endpoint), with its TLS identity ([`tls`])
-//! and Prometheus endpoint ([`monitoring`]).
+//! requests carried out against the persistent world by family ([`requests`]), the live
+//! recording ([`recording`]), the backstop that suspends scripts whose runs take far too long
+//! ([`watchdog`]), what each player sees ([`views`]); the I/O-free server core that ties them
+//! together ([`core`]: events in, effects out, time passed in), and the shells that carry out
+//! its effects on QUIC ([`serve`]: tick thread, connection tasks, password workers, trace
+//! runner), with the TLS identity ([`tls`]) and Prometheus endpoint ([`monitoring`]).
 //!
-//! Architecture invariant: `accounts`, `limits`, `requests` and `watchdog` take time as an
-//! argument (`now`, seconds since the Unix epoch, read by the shell; the watchdog gets tick
-//! numbers and the script workers' measurements) and touch no sockets; only `serve` and
-//! `monitoring` read clocks and sockets. The tick thread is the only code that touches
-//! the world.
+//! Architecture invariant: `accounts`, `limits`, `requests`, `watchdog` and `core` take time
+//! as an argument and touch no sockets, threads or clocks; only `serve` and `monitoring` read
+//! clocks and sockets. The tick thread is the only code that touches the world.
+//! `recording` is the one module that writes replay files.
 
 pub mod accounts;
+pub mod core;
 pub mod limits;
 pub mod monitoring;
+pub mod recording;
 pub mod requests;
 pub mod serve;
 pub mod tls;

@@ -589,3 +589,36 @@ fn players_download_traces_of_their_own_ships_from_live_recordings() {
     });
     server.stop().unwrap();
 }
+
+/// The connection drops after the server carried out a spawn and before the client read the
+/// answer (a fault injected in the shell). The client reconnects by itself, resumes its
+/// session and re-sends the spawn under its original id: the player gets the original answer
+/// and has exactly one new ship.
+#[test]
+fn a_spawn_whose_answer_is_lost_with_the_connection_is_answered_after_the_reconnect_once() {
+    let dir = fresh_dir("loopback-resume");
+    let mut options = options(&dir);
+    options.net.faults.lose_connection_before_spawn_answers = 1;
+    let server = RunningServer::start(options).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let (mut ada, _) = player(&server, "ada").await;
+        let Response::ShipSpawned { ship } = ok(&mut ada, Request::SpawnShip).await else {
+            panic!("a spawn answer");
+        };
+        assert_eq!(ada.reconnects(), 1, "the answer came over a new connection");
+        let Response::Ships(ships) = ok(&mut ada, Request::ShipStatus { ship: None }).await else {
+            panic!("a status answer");
+        };
+        let ids: Vec<u64> = ships.iter().map(|s| s.ship).collect();
+        assert_eq!(ids, vec![ship], "exactly one new ship, the one answered");
+        // The next spawn is new work, and answered on the same connection.
+        let Response::ShipSpawned { ship: second } = ok(&mut ada, Request::SpawnShip).await else {
+            panic!("a spawn answer");
+        };
+        assert_ne!(second, ship);
+        assert_eq!(ada.reconnects(), 1);
+        ada.close().await;
+    });
+    server.stop().unwrap();
+}

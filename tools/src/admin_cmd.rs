@@ -57,7 +57,6 @@ pub fn run(args: &AdminArgs) -> Result<()> {
             };
             let role = if *admin { Role::Admin } else { Role::Player };
             accounts.register(user, &password, role, unix_now_s())?;
-            store.flush()?;
             println!("created {user} ({})", role_name(role));
         }
         AdminCommand::SetRole { user, role } => {
@@ -84,6 +83,8 @@ pub fn run(args: &AdminArgs) -> Result<()> {
         }
         AdminCommand::Fingerprint => unreachable!("answered above"),
     }
+    // Account changes are durable only once flushed.
+    store.flush()?;
     Ok(())
 }
 
