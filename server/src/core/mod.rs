@@ -12,7 +12,9 @@
 //! - Bounded: password jobs in all and per address, one trace at a time, live updates per
 //!   connection (the shell drops what a slow client cannot take).
 
+mod events;
 mod live;
+mod passwords;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -20,116 +22,12 @@ use std::time::Duration;
 
 use astroboids_engine::Pacer;
 use astroboids_host::persistent::HostError;
-use astroboids_protocol::messages::{Request, RequestError, Response, TickEvents};
-use astroboids_protocol::resume::{Begin, ResumeCache, ResumeKey, ResumeLimits};
+use astroboids_protocol::messages::{Request, RequestError, Response};
+use astroboids_protocol::resume::{Begin, ResumeCache, ResumeKey};
 
-use crate::requests::{
-    Connection, PasswordChecked, PasswordJob, StepReport, TraceJob, WorldServer, count_request,
-};
+pub use self::events::{ConnId, CoreRules, Effect, Event};
+use crate::requests::{Connection, StepReport, WorldServer};
 use live::Subscription;
-
-/// Identifies a connection for the life of the server (never reused).
-pub type ConnId = u64;
-
-/// Limits the core enforces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreRules {
-    /// Registrations and logins waiting for password workers, all addresses together; past
-    /// it they are refused as busy (a login storm must not grow memory without bound).
-    pub password_queue: usize,
-    /// Registrations and logins one address may have waiting, so that a few addresses cannot
-    /// keep everyone else's logins busy.
-    pub password_jobs_per_ip: usize,
-    pub resume: ResumeLimits,
-}
-
-impl Default for CoreRules {
-    fn default() -> Self {
-        Self {
-            password_queue: 256,
-            password_jobs_per_ip: 8,
-            resume: ResumeLimits::default(),
-        }
-    }
-}
-
-/// What happened, for [`ServerCore::handle`].
-#[derive(Debug)]
-pub enum Event {
-    Opened {
-        conn: ConnId,
-        ip: IpAddr,
-        /// The datagram size the path carries (0: no datagrams).
-        max_datagram_bytes: usize,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    /// A request decoded by the connection's session; `instance` is the client instance its
-    /// greeting named (0: none).
-    Request {
-        conn: ConnId,
-        instance: u64,
-        id: u64,
-        request: Request,
-    },
-    /// The client acknowledged snapshot `seq`.
-    Acked {
-        conn: ConnId,
-        seq: u32,
-    },
-    /// A [`Effect::HashPassword`] job finished.
-    PasswordChecked {
-        conn: ConnId,
-        ip: IpAddr,
-        id: u64,
-        checked: PasswordChecked,
-    },
-    /// A [`Effect::RunTrace`] job finished.
-    TraceReady {
-        conn: ConnId,
-        id: u64,
-        response: Response,
-    },
-    /// Stop taking requests (see [`ServerCore::shut_down`]).
-    Shutdown,
-}
-
-/// What the shell must do.
-#[derive(Debug)]
-pub enum Effect {
-    Answer {
-        conn: ConnId,
-        id: u64,
-        response: Response,
-    },
-    /// Close the connection, telling the client why.
-    Close { conn: ConnId, reason: String },
-    /// Snapshot datagrams (dropped like lost ones when the path or the queue cannot take
-    /// them).
-    Datagrams {
-        conn: ConnId,
-        datagrams: Vec<Vec<u8>>,
-    },
-    /// A tick's events for the client's ships (on the stream).
-    Events { conn: ConnId, events: TickEvents },
-    /// Hash or verify a password off the tick thread, then report
-    /// [`Event::PasswordChecked`].
-    HashPassword {
-        conn: ConnId,
-        ip: IpAddr,
-        id: u64,
-        job: PasswordJob,
-    },
-    /// Re-simulate a recording off the tick thread, then report [`Event::TraceReady`].
-    RunTrace {
-        conn: ConnId,
-        id: u64,
-        job: TraceJob,
-    },
-    /// A line for the operator's log.
-    Notice(String),
-}
 
 /// An answer waiting for the next commit.
 struct HeldAnswer {
@@ -369,90 +267,6 @@ impl ServerCore {
         };
         let response = self.after_request(conn, response, effects);
         self.answer(conn, id, response, resume, writes, now, effects);
-    }
-
-    /// A registration or login: checked, then handed to a password worker (`None`), or
-    /// refused (the answer).
-    fn password_request(
-        &mut self,
-        conn: ConnId,
-        id: u64,
-        request: Request,
-        unix_now: u64,
-        effects: &mut Vec<Effect>,
-    ) -> Option<Response> {
-        let kind = request.kind();
-        let state = self
-            .connections
-            .get_mut(&conn)
-            .expect("checked by the caller");
-        let ip = state.connection.ip();
-        let from_ip = self.password_jobs.get(&ip).copied().unwrap_or(0);
-        let total: usize = self.password_jobs.values().sum();
-        let busy = |why: String| {
-            let busy = RequestError::Unavailable(why);
-            count_request(kind, Some(&busy));
-            Some(Response::Error(busy))
-        };
-        match self
-            .server
-            .prepare_password(&state.connection, request, unix_now)
-        {
-            Err(e) => Some(Response::Error(e)),
-            Ok(_) if from_ip >= self.rules.password_jobs_per_ip => busy(format!(
-                "{from_ip} logins from your address are being checked; try again in a moment"
-            )),
-            Ok(_) if total >= self.rules.password_queue => {
-                busy("the server is busy checking passwords; try again in a moment".into())
-            }
-            Ok(job) => {
-                *self.password_jobs.entry(ip).or_default() += 1;
-                state.password_pending = true;
-                effects.push(Effect::HashPassword { conn, ip, id, job });
-                None
-            }
-        }
-    }
-
-    fn password_checked(
-        &mut self,
-        conn: ConnId,
-        ip: IpAddr,
-        id: u64,
-        checked: PasswordChecked,
-        now: Duration,
-        effects: &mut Vec<Effect>,
-    ) {
-        if let Some(jobs) = self.password_jobs.get_mut(&ip) {
-            *jobs -= 1;
-            if *jobs == 0 {
-                self.password_jobs.remove(&ip);
-            }
-        }
-        let unix_now = self.unix_s(now);
-        let Some(state) = self.connections.get_mut(&conn) else {
-            // Nobody is waiting for the answer; counted all the same.
-            let gone = RequestError::Unavailable("the connection closed".into());
-            count_request(checked.kind(), Some(&gone));
-            return;
-        };
-        let response = self
-            .server
-            .finish_password(&mut state.connection, checked, unix_now);
-        state.password_pending = false;
-        // Account and session writes: held until durable.
-        self.answer(conn, id, response, None, true, now, effects);
-        // The requests sent meanwhile, in order, until one is another password job.
-        loop {
-            let next = match self.connections.get_mut(&conn) {
-                Some(state) if !state.password_pending => state.waiting.pop_front(),
-                _ => None,
-            };
-            let Some((instance, id, request)) = next else {
-                return;
-            };
-            self.request(conn, instance, id, request, now, effects);
-        }
     }
 
     /// What a carried-out request changes in the core: subscriptions, kicked connections.
