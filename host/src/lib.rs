@@ -1,6 +1,7 @@
 //! Running AstroBoids worlds outside a test: a world that persists to a data directory and
-//! resumes after a crash ([`persistent`]), and replay files that record a stretch of ticks and
-//! re-simulate, inspect or re-run them ([`replay`]).
+//! resumes after a crash ([`persistent`]), the one way every host submits, commits, steps and
+//! records a world ([`runner`], [`recording`]), and replay files that record a stretch of ticks
+//! and re-simulate, inspect or re-run them ([`replay`]).
 //!
 //! Architecture invariant: the host knows files and the sled store, never sockets; it drives the
 //! sim only through world inputs, `Simulation::step` and checkpoints, so everything it does is
@@ -9,8 +10,10 @@
 pub mod compress;
 pub mod inspect;
 pub mod persistent;
+pub mod recording;
 pub mod replay;
 pub mod rerun;
+pub mod runner;
 pub mod trace;
 
 pub use persistent::{HostError, OpenReport, PersistentWorld, WorldRequest};

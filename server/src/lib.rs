@@ -1,7 +1,8 @@
 //! The online world: accounts and sessions ([`accounts`]), rate limits ([`limits`]), players'
-//! requests carried out against the persistent world by family ([`requests`]), the live
-//! recording ([`recording`]), the backstop that suspends scripts whose runs take far too long
-//! ([`watchdog`]), what each player sees ([`views`]); the I/O-free server core that ties them
+//! requests carried out against the persistent world by family ([`requests`]; the world runs,
+//! persists and is recorded through the host's `WorldRunner`), the backstop that suspends
+//! scripts whose runs take far too long ([`watchdog`]), what each player sees ([`views`]);
+//! the I/O-free server core that ties them
 //! together ([`core`]: events in, effects out, time passed in), and the shells that carry out
 //! its effects on QUIC ([`serve`]: tick thread, connection tasks, password workers, trace
 //! runner), with the TLS identity ([`tls`]) and Prometheus endpoint ([`monitoring`]).
@@ -9,13 +10,11 @@
 //! Architecture invariant: `accounts`, `limits`, `requests`, `watchdog` and `core` take time
 //! as an argument and touch no sockets, threads or clocks; only `serve` and `monitoring` read
 //! clocks and sockets. The tick thread is the only code that touches the world.
-//! `recording` is the one module that writes replay files.
 
 pub mod accounts;
 pub mod core;
 pub mod limits;
 pub mod monitoring;
-pub mod recording;
 pub mod requests;
 pub mod serve;
 pub mod tls;

@@ -23,6 +23,8 @@ use std::time::Duration;
 use astroboids_engine::NetId;
 use astroboids_host::PersistentWorld;
 use astroboids_host::persistent::HostError;
+use astroboids_host::recording::RecordingPlan;
+use astroboids_host::runner::WorldRunner;
 use astroboids_protocol::messages::{Request, RequestError, Response, TickEvents, Token};
 use astroboids_sim::SimTotals;
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
@@ -36,10 +38,10 @@ pub use self::sessions::{PasswordChecked, PasswordJob};
 pub use self::ships::spawn_point;
 use crate::accounts::{AccountError, AccountRules, Accounts, Session};
 use crate::limits::{RateLimits, RateRules};
-use crate::recording::LiveRecorder;
-pub use crate::recording::ReplayRules;
+
 use crate::views::{Owners, PlayerView};
 use crate::watchdog::{ScriptWatchdog, WatchdogRules};
+pub use astroboids_host::recording::ReplayRules;
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,10 +128,10 @@ impl Connection {
 
 /// The persistent world with the rules for players.
 pub struct WorldServer {
-    world: PersistentWorld,
+    /// The world, persisted, and its live recording.
+    world: WorldRunner<PersistentWorld>,
     rules: ServerRules,
     limits: RateLimits,
-    recording: LiveRecorder,
     /// Users kicked since the shell last asked (it closes their connections).
     kicked: Vec<String>,
     watchdog: ScriptWatchdog,
@@ -138,33 +140,34 @@ pub struct WorldServer {
 type Answer = Result<Response, RequestError>;
 
 impl WorldServer {
-    pub fn new(world: PersistentWorld, rules: ServerRules) -> Self {
+    pub fn new(mut world: PersistentWorld, rules: ServerRules) -> Self {
         let limits = RateLimits::new(&rules.rates);
         let watchdog = ScriptWatchdog::new(rules.watchdog);
-        let recording = LiveRecorder::new(rules.replays.clone());
-        let mut server = Self {
-            world,
-            rules,
-            limits,
-            recording,
-            kicked: Vec::new(),
-            watchdog,
-        };
-        server
-            .world
+        world
             .sim_mut()
             .world_mut()
             .resource_mut::<SlowScripts>()
-            .run_wall_ns_max = Some(server.watchdog.run_wall_ns_max());
+            .run_wall_ns_max = Some(watchdog.run_wall_ns_max());
+        let plan = rules
+            .replays
+            .clone()
+            .map_or(RecordingPlan::Off, RecordingPlan::Rotating);
         // A world opened at a checkpoint tick starts recording at once.
-        server
-            .recording
-            .rotate(server.world.sim_mut(), &mut Default::default());
-        server
+        let (world, started) = WorldRunner::new(world, plan);
+        if let Some(error) = started.error {
+            eprintln!("warning: the live recording did not start: {error}");
+        }
+        Self {
+            world,
+            rules,
+            limits,
+            kicked: Vec::new(),
+            watchdog,
+        }
     }
 
     pub fn world(&self) -> &PersistentWorld {
-        &self.world
+        self.world.world()
     }
 
     pub fn vitals(&self) -> Vitals {
@@ -184,7 +187,7 @@ impl WorldServer {
     /// request).
     pub fn commit(&mut self) -> Result<(), HostError> {
         if self.world.commit()?.is_none() {
-            self.world.store().flush()?;
+            self.world.world().store().flush()?;
         }
         Ok(())
     }
@@ -193,8 +196,11 @@ impl WorldServer {
     /// recorded, and at checkpoint ticks the replay file may rotate. Then the watchdog's
     /// suspensions for this tick are submitted (logged with the next tick).
     pub fn step(&mut self) -> Result<StepReport, HostError> {
+        let stepped = self.world.step()?;
         let mut report = StepReport {
-            checkpoint_written: self.world.step()?,
+            checkpoint_written: stepped.checkpoint_written,
+            replay_finished: stepped.recording.finished.map(|written| written.path),
+            recording_error: stepped.recording.error,
             ..StepReport::default()
         };
         let slow = std::mem::take(
@@ -211,25 +217,22 @@ impl WorldServer {
                 report.scripts_suspended += 1;
             }
         }
-        let rotation = self.recording.after_tick(self.world.sim_mut());
-        report.replay_finished = rotation.finished;
-        report.recording_error = rotation.error;
         Ok(report)
     }
 
     /// Whether the world is at a tick where it can stop without changing its future: a
     /// checkpoint tick (see [`Self::close`]).
     pub fn at_checkpoint_tick(&self) -> bool {
-        is_checkpoint_tick(self.world.config(), self.world.tick())
+        is_checkpoint_tick(self.world.world().config(), self.world.tick())
     }
 
     /// A clean shutdown: finishes the recording and makes everything durable. Called at a
     /// checkpoint tick (the shell runs the world to one first), the checkpoint written there
     /// is what a restart resumes from and the recording ends on a tick any replay reaches.
-    pub fn close(mut self) -> Result<Option<PathBuf>, HostError> {
-        let finished = self.recording.close(self.world.sim_mut());
-        self.world.close()?;
-        Ok(finished)
+    pub fn close(self) -> Result<Option<PathBuf>, HostError> {
+        let (world, finished) = self.world.finish();
+        world.close()?;
+        Ok(finished.ok().flatten().map(|written| written.path))
     }
 
     /// What each of `users` sees now and what happened to their ships this tick (for the
@@ -305,7 +308,7 @@ impl WorldServer {
     }
 
     fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(self.world.store(), self.rules.accounts.clone())
+        Accounts::new(self.world.world().store(), self.rules.accounts.clone())
     }
 
     fn answer(&mut self, connection: &mut Connection, request: Request, now: u64) -> Answer {
@@ -350,7 +353,7 @@ impl WorldServer {
             )),
             Request::Subscribe { .. } => {
                 // The core keeps the subscription; here it is only allowed.
-                let config = self.world.config();
+                let config = self.world.world().config();
                 Ok(Response::Subscribed {
                     sector_size: config.simulation.sector_size,
                     tick_rate_hz: self.world.sim().tick_rate().hz,
@@ -370,12 +373,10 @@ impl WorldServer {
 
     /// Applies `input` for the next tick (logged with the next commit, and recorded).
     fn submit(&mut self, input: WorldInput) -> Result<InputOutcome, RequestError> {
-        let outcome = self.world.submit(input.clone()).map_err(|e| match e {
+        self.world.submit(input).map_err(|e| match e {
             HostError::Input(refused) => RequestError::Rejected(refused.to_string()),
             other => RequestError::Unavailable(other.to_string()),
-        })?;
-        self.recording.input(&input);
-        Ok(outcome)
+        })
     }
 }
 

@@ -131,6 +131,16 @@ impl WorldServer {
 
     /// Finished recordings, oldest first.
     pub(super) fn replays(&self) -> Vec<ReplayListing> {
-        self.recording.finished()
+        self.world
+            .recording()
+            .finished_files()
+            .into_iter()
+            .map(|f| ReplayListing {
+                name: f.name,
+                first_tick: f.first_tick,
+                last_tick: f.last_tick,
+                bytes: f.bytes,
+            })
+            .collect()
     }
 }

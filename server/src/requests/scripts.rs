@@ -27,7 +27,7 @@ impl WorldServer {
             .engine()
             .load_for_upload(wasm)
             .map_err(|e| RequestError::Rejected(format!("script rejected: {e}")))?;
-        let store = self.world.store();
+        let store = self.world.world().store();
         let hash = store.put_script(wasm).map_err(storage_error)?;
         debug_assert_eq!(hash, compiled.hash());
         let version = store.name_script(user, name, hash).map_err(storage_error)?;
@@ -39,7 +39,7 @@ impl WorldServer {
     }
 
     pub(super) fn list_scripts(&self, user: &str) -> Answer {
-        let store = self.world.store();
+        let store = self.world.world().store();
         let mut listings = Vec::new();
         for name in store.script_names(user).map_err(storage_error)? {
             if let Some(latest) = store
@@ -58,7 +58,7 @@ impl WorldServer {
     }
 
     pub(super) fn assign(&mut self, user: &str, ship: u64, name: &str) -> Answer {
-        let store = self.world.store();
+        let store = self.world.world().store();
         let latest = store
             .script_versions(user, name)
             .map_err(storage_error)?
@@ -96,7 +96,7 @@ impl WorldServer {
         &self,
         user: &str,
     ) -> Result<Vec<(u128, String)>, RequestError> {
-        let store = self.world.store();
+        let store = self.world.world().store();
         let mut out = Vec::new();
         for name in store.script_names(user).map_err(storage_error)? {
             for v in store.script_versions(user, &name).map_err(storage_error)? {
