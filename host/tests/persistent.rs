@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
+use astroboids_test_kit::TempDir;
 use common::*;
 
 fn request() -> WorldRequest {
@@ -34,7 +35,7 @@ fn run_until(world: &mut PersistentWorld, until: u64) {
 #[test]
 fn a_world_dropped_without_shutdown_resumes_with_the_uninterrupted_hash() {
     let reference = reference_hashes(100);
-    let dir = fresh_dir("persist-resume");
+    let dir = TempDir::new("persist-resume");
     {
         let (mut world, report) = open(&dir);
         assert!(report.created);
@@ -72,7 +73,7 @@ fn a_world_dropped_without_shutdown_resumes_with_the_uninterrupted_hash() {
 #[test]
 fn inputs_acknowledged_before_a_crash_apply_after_the_restart() {
     let reference = reference_hashes(45);
-    let dir = fresh_dir("persist-ack");
+    let dir = TempDir::new("persist-ack");
     {
         let (mut world, _) = open(&dir);
         run_until(&mut world, 44);
@@ -95,7 +96,7 @@ fn inputs_acknowledged_before_a_crash_apply_after_the_restart() {
 #[test]
 fn a_second_open_continues_where_the_first_closed() {
     let reference = reference_hashes(60);
-    let dir = fresh_dir("persist-close");
+    let dir = TempDir::new("persist-close");
     {
         let (mut world, _) = open(&dir);
         run_until(&mut world, 30);
@@ -118,7 +119,7 @@ fn a_second_open_continues_where_the_first_closed() {
 
 #[test]
 fn another_seed_config_or_foreign_directory_is_refused_and_nothing_is_changed() {
-    let dir = fresh_dir("persist-mismatch");
+    let dir = TempDir::new("persist-mismatch");
     {
         let (mut world, _) = open(&dir);
         run_until(&mut world, 21);
@@ -156,7 +157,7 @@ fn another_seed_config_or_foreign_directory_is_refused_and_nothing_is_changed() 
     );
     // A bad config file is reported by field before the directory is touched.
     let err = PersistentWorld::open(
-        &fresh_dir("persist-bad-config"),
+        &TempDir::new("persist-bad-config"),
         WorldRequest {
             config: Some((
                 config_toml().replace("checkpoint_every_ticks = 20", "checkpoint_every_ticks = 0"),
@@ -177,8 +178,7 @@ fn another_seed_config_or_foreign_directory_is_refused_and_nothing_is_changed() 
     let (world, report) = open(&dir);
     assert_eq!((report.checkpoint_tick, world.tick()), (Some(20), 21));
 
-    let foreign = fresh_dir("persist-foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
+    let foreign = TempDir::new("persist-foreign");
     std::fs::write(foreign.join("notes.txt"), "my files").unwrap();
     let err = PersistentWorld::open(&foreign, request()).unwrap_err();
     assert!(
@@ -193,7 +193,7 @@ fn another_seed_config_or_foreign_directory_is_refused_and_nothing_is_changed() 
 
 #[test]
 fn a_refused_input_is_not_logged() {
-    let dir = fresh_dir("persist-refused");
+    let dir = TempDir::new("persist-refused");
     let (mut world, _) = open(&dir);
     run_until(&mut world, 2);
     let err = world

@@ -4,12 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use astroboids_engine::Simulation;
 use astroboids_host::replay::{REPLAY_FORMAT, Recorder, Replay, ReplayError, verify};
 use astroboids_sim::build_simulation_with;
 use astroboids_sim::inputs::{WorldInput, apply_input};
+use astroboids_test_kit::TempDir;
 use common::*;
 
 /// Records `ticks` ticks of the scenario to `path`, keyframes every 2nd checkpoint (40 ticks).
@@ -32,15 +33,10 @@ fn record(path: &Path, ticks: u64) -> (Vec<u64>, Simulation) {
     (hashes, sim)
 }
 
-fn replay_path(name: &str) -> PathBuf {
-    let dir = fresh_dir(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("run.abreplay")
-}
-
 #[test]
 fn a_recording_verifies_and_matches_the_live_run() {
-    let path = replay_path("replay-verify");
+    let dir = TempDir::new("replay-verify");
+    let path = dir.join("run.abreplay");
     let (hashes, mut sim_after) = record(&path, 90);
     let replay = Replay::open(&path).unwrap();
     assert_eq!((replay.start_tick(), replay.last_tick()), (0, 90));
@@ -79,7 +75,8 @@ fn a_recording_verifies_and_matches_the_live_run() {
 
 #[test]
 fn a_modified_byte_or_a_cut_off_file_is_refused_by_name() {
-    let path = replay_path("replay-tamper");
+    let dir = TempDir::new("replay-tamper");
+    let path = dir.join("run.abreplay");
     record(&path, 45);
     let good = std::fs::read(&path).unwrap();
     // Every byte past the magic and format is covered by a chunk checksum or a length.
@@ -131,10 +128,11 @@ fn a_modified_byte_or_a_cut_off_file_is_refused_by_name() {
 
 #[test]
 fn a_recording_that_no_longer_matches_names_the_first_divergent_tick_and_what_differs() {
-    let path = replay_path("replay-diverge");
+    let dir = TempDir::new("replay-diverge");
+    let path = dir.join("run.abreplay");
     record(&path, 90);
     let mut replay = Replay::open(&path).unwrap();
-    let edited = dir_of(&path).join("edited.abreplay");
+    let edited = dir.join("edited.abreplay");
     // Drop the input the world really had at tick 45 (tick % 7 == 3): replaying the edited
     // recording departs from the recorded hashes there.
     let record45 = replay.ticks.iter_mut().find(|t| t.tick == 45).unwrap();
@@ -166,13 +164,10 @@ fn a_recording_that_no_longer_matches_names_the_first_divergent_tick_and_what_di
     );
 }
 
-fn dir_of(path: &Path) -> PathBuf {
-    path.parent().unwrap().to_path_buf()
-}
-
 #[test]
 fn script_memory_is_checked_at_checkpoint_ticks() {
-    let path = replay_path("replay-memory");
+    let dir = TempDir::new("replay-memory");
+    let path = dir.join("run.abreplay");
     record(&path, 45);
     let mut replay = Replay::open(&path).unwrap();
     assert_eq!(
@@ -183,7 +178,7 @@ fn script_memory_is_checked_at_checkpoint_ticks() {
     // computes: verify names the tick and the part.
     let record40 = replay.ticks.iter_mut().find(|t| t.tick == 40).unwrap();
     record40.heavy[0] ^= 1;
-    let edited = dir_of(&path).join("edited.abreplay");
+    let edited = dir.join("edited.abreplay");
     replay.save(&edited).unwrap();
     let report = verify(&Replay::open(&edited).unwrap(), options(), |_| {}).unwrap();
     let divergence = report.divergence.expect("diverges");

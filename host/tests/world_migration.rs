@@ -16,6 +16,7 @@ use astroboids_sim::checkpoint::{self, CHECKPOINT_FORMAT, WorldCheckpoint};
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::{UniverseConfig, build_simulation_with};
 use astroboids_storage::{StoreLimits, WorldStore};
+use astroboids_test_kit::TempDir;
 use common::*;
 
 /// The world description as format-1 builds wrote it.
@@ -192,7 +193,7 @@ fn owner(world: &mut PersistentWorld, ship: u64) -> Option<String> {
 
 #[test]
 fn a_format_1_world_opens_with_its_state_and_is_written_in_the_current_formats() {
-    let dir = fresh_dir("migrate-format-1");
+    let dir = TempDir::new("migrate-format-1");
     write_format_1_world(&dir, debug_text_digest(&config()));
 
     let mut reference = reference_after(scenario_at_20(), 26);
@@ -243,7 +244,7 @@ fn a_format_1_world_opens_with_its_state_and_is_written_in_the_current_formats()
 
 #[test]
 fn a_format_3_checkpoint_whose_digest_this_build_cannot_reproduce_is_refused_with_what_to_do() {
-    let dir = fresh_dir("migrate-refused");
+    let dir = TempDir::new("migrate-refused");
     // What a build compiled by a Rust whose Debug output differs would see.
     write_format_1_world(&dir, debug_text_digest(&config()) ^ 1);
 
@@ -274,7 +275,7 @@ fn a_format_3_checkpoint_whose_digest_this_build_cannot_reproduce_is_refused_wit
 
 #[test]
 fn a_world_description_from_a_newer_build_is_refused_with_what_to_do() {
-    let dir = fresh_dir("migrate-newer");
+    let dir = TempDir::new("migrate-newer");
     let store = WorldStore::open(&dir, StoreLimits::default()).unwrap();
     let info = WorldInfoV1 {
         format: 9,

@@ -7,23 +7,13 @@ use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
     ArtifactDir, CompilerKind, LoadStats, ScriptEngine, ScriptInstance, ScriptLimits,
 };
+use astroboids_test_kit::{TempDir, WatBot};
 
 /// Counts ticks at address 0 and uses a little fuel.
 fn counter() -> Vec<u8> {
-    let wat = r#"(module
-        (memory (export "memory") 1 16)
-        (func (export "astroboids_abi") (result i32) i32.const 1)
-        (func (export "sensor_ptr") (result i32) i32.const 1024)
-        (func (export "command_ptr") (result i32) i32.const 4096)
-        (func (export "tick")
-          (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))))"#;
-    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    WatBot::new()
+        .tick("(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))")
+        .wasm()
 }
 
 fn engine_in(dir: &Path, limits: ScriptLimits) -> ScriptEngine {
@@ -56,7 +46,7 @@ fn artifact_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_restart_loads_the_artifact_instead_of_compiling() {
-    let dir = fresh_dir("artifacts-restart");
+    let dir = TempDir::new("artifacts-restart");
     let first = engine_in(&dir, ScriptLimits::default());
     let before = run(&first);
     assert_eq!(
@@ -81,7 +71,7 @@ fn a_restart_loads_the_artifact_instead_of_compiling() {
 
 #[test]
 fn a_damaged_artifact_is_recompiled_and_replaced() {
-    let dir = fresh_dir("artifacts-damaged");
+    let dir = TempDir::new("artifacts-damaged");
     let before = run(&engine_in(&dir, ScriptLimits::default()));
     let file = artifact_files(&dir).remove(0);
     let mut bytes = std::fs::read(&file).unwrap();
@@ -108,7 +98,7 @@ fn a_damaged_artifact_is_recompiled_and_replaced() {
 
 #[test]
 fn other_limits_or_compilers_never_reuse_an_artifact() {
-    let dir = fresh_dir("artifacts-config");
+    let dir = TempDir::new("artifacts-config");
     run(&engine_in(&dir, ScriptLimits::default()));
     let more_start_fuel = engine_in(
         &dir,
@@ -120,7 +110,7 @@ fn other_limits_or_compilers_never_reuse_an_artifact() {
     run(&more_start_fuel);
     assert_eq!(more_start_fuel.load_stats().compiled, 1);
     let singlepass = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass)
-        .with_artifact_dir(ArtifactDir::new(&dir).unwrap());
+        .with_artifact_dir(ArtifactDir::new(dir.path()).unwrap());
     run(&singlepass);
     assert_eq!(singlepass.load_stats().compiled, 1);
     assert_eq!(artifact_files(&dir).len(), 3);
@@ -128,7 +118,7 @@ fn other_limits_or_compilers_never_reuse_an_artifact() {
 
 #[test]
 fn rejected_modules_leave_nothing_on_disk() {
-    let dir = fresh_dir("artifacts-rejected");
+    let dir = TempDir::new("artifacts-rejected");
     let engine = engine_in(&dir, ScriptLimits::default());
     let wat = r#"(module (import "env" "seed" (func (result f64)))
         (memory (export "memory") 1)

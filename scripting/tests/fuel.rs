@@ -9,27 +9,21 @@ use astroboids_scripting::metering::{
 use astroboids_scripting::{
     CompilerKind, FaultKind, RunReport, ScriptEngine, ScriptError, ScriptInstance, ScriptLimits,
 };
+use astroboids_test_kit::WatBot;
 
 fn engine(compiler: CompilerKind) -> ScriptEngine {
     ScriptEngine::new(ScriptLimits::default(), compiler)
 }
 
-/// A module with the ABI exports; `extra` adds fields, `tick` is the tick body.
+/// A module with the ABI exports, importing `$log` and `$random`; `extra` adds fields, `tick`
+/// is the tick body.
 fn script(extra: &str, tick: &str) -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-            (import "astroboids" "log" (func $log (param i32 i32)))
-            (import "astroboids" "random" (func $random (result i32)))
-            (memory (export "memory") 1 16)
-            {extra}
-            (func (export "astroboids_abi") (result i32) i32.const 1)
-            (func (export "sensor_ptr") (result i32) i32.const 1024)
-            (func (export "command_ptr") (result i32) i32.const 4096)
-            (func (export "tick") {tick}))"#
-    );
-    wasmer::wat2wasm(wat.as_bytes())
-        .expect("test WAT is valid")
-        .into_owned()
+    WatBot::new()
+        .import_log()
+        .import_random()
+        .field(extra)
+        .tick(tick)
+        .wasm()
 }
 
 /// One tick of `tick` with a large budget, on both compilers (they must charge alike).

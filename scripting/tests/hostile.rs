@@ -8,25 +8,15 @@ use astroboids_scripting::{
     CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError, ScriptInstance,
     ScriptLimits,
 };
+use astroboids_test_kit::WatBot;
 
 fn engine() -> ScriptEngine {
     ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass)
 }
 
-/// A module with the ABI exports; `extra` adds fields, `tick` is the tick body.
+/// A module with the ABI exports and no imports; `extra` adds fields, `tick` is the tick body.
 fn script(extra: &str, tick: &str) -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-            (memory (export "memory") 1 16)
-            {extra}
-            (func (export "astroboids_abi") (result i32) i32.const 1)
-            (func (export "sensor_ptr") (result i32) i32.const 1024)
-            (func (export "command_ptr") (result i32) i32.const 4096)
-            (func (export "tick") {tick}))"#
-    );
-    wasmer::wat2wasm(wat.as_bytes())
-        .expect("test WAT is valid")
-        .into_owned()
+    WatBot::new().field(extra).tick(tick).wasm()
 }
 
 /// Sensors of a ship alone in empty space.

@@ -6,6 +6,7 @@ use astroboids_scripting::{
     CompilerKind, FaultKind, RunReport, ScriptEngine, ScriptInstance, ScriptJob, ScriptLimits,
     ScriptResult, ScriptWorkers, WorkerError,
 };
+use astroboids_test_kit::wasm;
 
 /// Bumps a counter at 8 and sets thrust to ((sensed cargo + counter) ^ random) % 256 / 256:
 /// the command depends on the sensors, the persistent memory and the random stream.
@@ -33,10 +34,6 @@ const SPIN: &str = r#"(module
     (func (export "sensor_ptr") (result i32) i32.const 1024)
     (func (export "command_ptr") (result i32) i32.const 4096)
     (func (export "tick") (loop $l (br $l))))"#;
-
-fn wasm(wat: &str) -> Vec<u8> {
-    wasmer::wat2wasm(wat.as_bytes()).unwrap().into_owned()
-}
 
 fn job(ship: u64, tick: u64) -> ScriptJob {
     ScriptJob {

@@ -1,15 +1,10 @@
 //! The world store as the server and the CLI rely on it: what is written survives a reopen,
 //! foreign, newer or damaged data is refused with a clear error (never reset), and limits hold.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use astroboids_storage::{ScriptVersion, StorageError, StoreLimits, WorldStore};
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use astroboids_test_kit::TempDir;
 
 fn open(dir: &Path) -> WorldStore {
     WorldStore::open(dir, StoreLimits::default()).expect("store opens")
@@ -17,7 +12,7 @@ fn open(dir: &Path) -> WorldStore {
 
 #[test]
 fn everything_written_survives_a_reopen() {
-    let dir = fresh_dir("store-reopen");
+    let dir = TempDir::new("store-reopen");
     let (hash, other) = {
         let store = open(&dir);
         let hash = store.put_script(b"\0asm miner").unwrap();
@@ -61,7 +56,8 @@ fn everything_written_survives_a_reopen() {
 
 #[test]
 fn the_same_script_is_stored_once_and_unknown_ones_cannot_be_named() {
-    let store = open(&fresh_dir("store-scripts"));
+    let dir = TempDir::new("store-scripts");
+    let store = open(&dir);
     let a = store.put_script(b"\0asm same").unwrap();
     assert_eq!(store.put_script(b"\0asm same").unwrap(), a);
     assert_eq!(store.script(a ^ 1).unwrap(), None);
@@ -76,7 +72,8 @@ fn the_same_script_is_stored_once_and_unknown_ones_cannot_be_named() {
 
 #[test]
 fn latest_checkpoint_moves_and_pruning_keeps_what_a_restart_needs() {
-    let store = open(&fresh_dir("store-checkpoints"));
+    let dir = TempDir::new("store-checkpoints");
+    let store = open(&dir);
     assert_eq!(store.latest_checkpoint().unwrap(), None);
     for tick in 1..=9 {
         store.append_input(tick, &[tick as u8]).unwrap();
@@ -108,8 +105,7 @@ fn latest_checkpoint_moves_and_pruning_keeps_what_a_restart_needs() {
 #[test]
 fn foreign_newer_and_damaged_data_is_refused_and_left_alone() {
     // A directory with someone else's files.
-    let dir = fresh_dir("store-foreign");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("store-foreign");
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
     let err = WorldStore::open(&dir, StoreLimits::default()).unwrap_err();
     assert!(matches!(err, StorageError::Foreign { .. }));
@@ -125,8 +121,8 @@ fn foreign_newer_and_damaged_data_is_refused_and_left_alone() {
     );
 
     // A file where the directory should be.
-    let file = fresh_dir("store-file");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let holder = TempDir::new("store-file");
+    let file = holder.join("store");
     std::fs::write(&file, "x").unwrap();
     let err = WorldStore::open(&file, StoreLimits::default()).unwrap_err();
     assert!(
@@ -135,7 +131,7 @@ fn foreign_newer_and_damaged_data_is_refused_and_left_alone() {
     );
 
     // A sled database that is not a world.
-    let other = fresh_dir("store-other-sled");
+    let other = TempDir::new("store-other-sled");
     {
         let db = sled::open(&other).unwrap();
         db.insert("k", "v").unwrap();
@@ -145,7 +141,7 @@ fn foreign_newer_and_damaged_data_is_refused_and_left_alone() {
     assert!(err.to_string().contains("not an AstroBoids world"), "{err}");
 
     // A world written by a newer build.
-    let newer = fresh_dir("store-newer");
+    let newer = TempDir::new("store-newer");
     drop(open(&newer));
     {
         let db = sled::open(&newer).unwrap();
@@ -160,7 +156,7 @@ fn foreign_newer_and_damaged_data_is_refused_and_left_alone() {
 
 #[test]
 fn damaged_records_are_reported_not_returned() {
-    let dir = fresh_dir("store-damaged");
+    let dir = TempDir::new("store-damaged");
     let hash = {
         let store = open(&dir);
         let hash = store.put_script(b"\0asm good").unwrap();
@@ -196,8 +192,9 @@ fn damaged_records_are_reported_not_returned() {
 
 #[test]
 fn limits_and_names_are_enforced_with_clear_errors() {
+    let dir = TempDir::new("store-limits");
     let store = WorldStore::open(
-        &fresh_dir("store-limits"),
+        &dir,
         StoreLimits {
             max_script_bytes: 8,
             max_input_bytes: 4,

@@ -2,8 +2,6 @@
 //! persisted, resumed, recorded, or plainly.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
 use astroboids_engine::Simulation;
 use astroboids_sim::checkpoint::CommandRecord;
 use astroboids_sim::config::EMBEDDED_CONFIG_TOML;
@@ -116,10 +114,4 @@ pub fn options() -> SimOptions {
         script_workers: 2,
         script_artifacts: None,
     }
-}
-
-pub fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }

@@ -5,6 +5,7 @@ use astroboids_engine::{NetId, Simulation};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::spawn::spawn_fleet;
 use astroboids_sim::{SimTotals, build_simulation};
+use astroboids_test_kit::WatBot;
 
 /// A world with `ships` autopilot ships.
 pub fn fleet_world(config: UniverseConfig, seed: u64, ships: u32) -> (Simulation, Vec<NetId>) {
@@ -49,19 +50,11 @@ pub fn empty_universe() -> UniverseConfig {
 /// sensor block at 1024 (the tick number is its first 8 bytes), command block at 4096;
 /// `extra` adds fields, `tick` is the tick body.
 pub fn script(extra: &str, tick: &str) -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-            (import "astroboids" "random" (func $random (result i32)))
-            (import "astroboids" "log" (func $log (param i32 i32)))
-            (memory (export "memory") 1 16)
-            (data (i32.const 200) "hello")
-            {extra}
-            (func (export "astroboids_abi") (result i32) i32.const 1)
-            (func (export "sensor_ptr") (result i32) i32.const 1024)
-            (func (export "command_ptr") (result i32) i32.const 4096)
-            (func (export "tick") {tick}))"#
-    );
-    wasmer::wat2wasm(wat.as_bytes())
-        .expect("test WAT is valid")
-        .into_owned()
+    WatBot::new()
+        .import_random()
+        .import_log()
+        .field(r#"(data (i32.const 200) "hello")"#)
+        .field(extra)
+        .tick(tick)
+        .wasm()
 }
