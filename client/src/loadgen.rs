@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use astroboids_net::client::{Client, Update};
-use astroboids_net::messages::{Request, Response};
+use astroboids_net::calls::{self, Call};
+use astroboids_net::client::{Client, ClientError, Update};
 use astroboids_net::quic::Fingerprint;
 
 /// What to run.
@@ -140,57 +140,51 @@ async fn set_up(plan: &LoadPlan, i: usize) -> Result<Client, String> {
         .map_err(|e| e.to_string())?;
     let user = format!("{}{i}", plan.name_prefix);
     let password = format!("{user} load password");
-    let steps = [
-        Request::Register {
-            user: user.clone(),
-            password: password.clone(),
-        },
-        Request::Login {
-            user: user.clone(),
-            password,
-        },
-        Request::UploadScript {
-            name: "bot".into(),
-            wasm: bot_script(),
-        },
-        Request::SpawnShip,
-    ];
-    let mut ship = None;
-    for request in steps {
-        let kind = request.kind();
-        match client.request(request).await.map_err(|e| e.to_string())? {
-            Response::Error(e) => return Err(format!("{user}: {kind}: {e}")),
-            Response::ShipSpawned { ship: id } => ship = Some(id),
-            _ => {}
-        }
-    }
-    let ship = ship.ok_or("no ship spawned")?;
-    let assign = Request::AssignScript {
+    let register = calls::Register {
+        user: user.clone(),
+        password: password.clone(),
+    };
+    step(&mut client, &user, register).await?;
+    let login = calls::Login {
+        user: user.clone(),
+        password,
+    };
+    step(&mut client, &user, login).await?;
+    let upload = calls::UploadScript {
+        name: "bot".into(),
+        wasm: bot_script(),
+    };
+    step(&mut client, &user, upload).await?;
+    let ship = step(&mut client, &user, calls::SpawnShip).await?;
+    let assign = calls::AssignScript {
         ship,
         name: "bot".into(),
     };
-    if let Response::Error(e) = client.request(assign).await.map_err(|e| e.to_string())? {
-        return Err(format!("{user}: assign: {e}"));
-    }
+    step(&mut client, &user, assign).await?;
     Ok(client)
+}
+
+/// One set-up step of `user`'s bot. Its error names the bot and the step, because the report
+/// keeps only a few error samples and they must say where things went wrong.
+async fn step<C: Call>(client: &mut Client, user: &str, call: C) -> Result<C::Answer, String> {
+    client
+        .call(call)
+        .await
+        .map_err(|e| format!("{user}: {}: {e}", C::KIND))
 }
 
 async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) -> BotResult {
     let mut result = BotResult::default();
     // Subscribed only now that every bot is set up: snapshots queued while a bot waited for
     // the others would count as late.
-    match client.subscribe().await {
-        Ok(Response::Subscribed { .. }) => {}
-        Ok(other) => {
-            progress.errors.fetch_add(1, Ordering::Relaxed);
-            result.errors.push(format!("subscribe: {other:?}"));
-            return result;
-        }
-        Err(e) => {
-            progress.errors.fetch_add(1, Ordering::Relaxed);
-            result.errors.push(format!("subscribe: {e}"));
-            return result;
-        }
+    let subscribed = match client.subscribe().await {
+        Ok(response) => calls::Subscribe::answer(response).map_err(ClientError::from),
+        Err(e) => Err(ClientError::from(e)),
+    };
+    if let Err(e) = subscribed {
+        progress.errors.fetch_add(1, Ordering::Relaxed);
+        result.errors.push(format!("subscribe: {e}"));
+        return result;
     }
     let period = Duration::from_secs(1) / client.tick_rate_hz.max(1);
     let bytes_before = client.datagram_bytes_received();

@@ -2,14 +2,16 @@
 //! snapshots, events and status reports into a [`WatchApp`], reads keys and redraws at
 //! 20 frames per second with positions interpolated between ticks.
 
+use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use astroboids_net::client::{Client, Update};
-use astroboids_net::messages::{Request, RequestError, Response, Token};
-use astroboids_net::quic::{Fingerprint, QuicError};
+use astroboids_net::calls::{self, Call, CallError};
+use astroboids_net::client::{Client, ClientError, Update};
+use astroboids_net::messages::{RequestError, Token};
+use astroboids_net::quic::Fingerprint;
 
 use crate::watch::{Key, KeyAction, Trouble, WatchApp};
 
@@ -100,7 +102,7 @@ async fn watch(
     }
 }
 
-fn unreachable(target: &WatchTarget, e: &QuicError) -> Trouble {
+fn unreachable(target: &WatchTarget, e: &impl Display) -> Trouble {
     Trouble::Unreachable {
         server: target.server.to_string(),
         reason: e.to_string(),
@@ -121,28 +123,27 @@ async fn session(
             return Ok(Outcome::Reconnect);
         }
     };
-    let authenticated = client
-        .request(Request::Authenticate {
-            token: target.token.clone(),
-        })
-        .await;
-    match authenticated {
-        Ok(Response::Authenticated { .. }) => {}
-        Ok(_) => {
+    let authenticate = calls::Authenticate {
+        token: target.token.clone(),
+    };
+    match client.call(authenticate).await {
+        Ok(_) => {}
+        Err(ClientError::Call(CallError::Refused(RequestError::NotAuthenticated))) => {
             app.trouble = Some(Trouble::LoginExpired);
             return wait_for_quit(app, terminal, keys).await;
         }
+        // Any other refusal (the server busy or its storage failing) passes: try again later.
         Err(e) => {
             app.trouble = Some(unreachable(target, &e));
             return Ok(Outcome::Reconnect);
         }
     }
-    match client.subscribe().await {
-        Ok(Response::Subscribed { .. }) => {}
-        Ok(other) => {
+    match client.subscribe().await.map(calls::Subscribe::answer) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
             app.trouble = Some(Trouble::Unreachable {
                 server: target.server.to_string(),
-                reason: format!("the server refused live snapshots: {other:?}"),
+                reason: format!("the server refused live snapshots: {e}"),
             });
             return Ok(Outcome::Reconnect);
         }
@@ -176,14 +177,16 @@ async fn session(
                     return Ok(Outcome::Quit);
                 }
             }
-            _ = status.tick() => match client.request(Request::ShipStatus { ship: None }).await {
-                Ok(Response::Ships(ships)) => app.status(ships),
-                Ok(Response::Error(RequestError::NotAuthenticated)) => {
+            _ = status.tick() => match client.call(calls::ShipStatus { ship: None }).await {
+                Ok(ships) => app.status(ships),
+                Err(ClientError::Call(CallError::Refused(RequestError::NotAuthenticated))) => {
                     app.trouble = Some(Trouble::LoginExpired);
                     return wait_for_quit(app, terminal, keys).await;
                 }
-                Ok(_) => {}
-                Err(e) => {
+                // Another refusal (rate limited, say) keeps the last status on screen; the
+                // next one is asked for a second later.
+                Err(ClientError::Call(_)) => {}
+                Err(ClientError::Quic(e)) => {
                     app.trouble = Some(unreachable(target, &e));
                     return Ok(Outcome::Reconnect);
                 }

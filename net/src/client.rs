@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::calls::{Call, CallError};
 use crate::live_view::LiveView;
-use crate::messages::{Request, Response, TickEvents};
+use crate::messages::{Request, RequestError, Response, TickEvents};
 use crate::quic::{CLOSE_NORMAL, QuicError, SERVER_NAME, client_config, closed_error};
 use crate::quic::{Fingerprint, describe_close};
 use crate::session::{ClientEvent, ClientSession};
@@ -47,6 +48,28 @@ pub enum Update {
         tick: u64,
     },
     Events(TickEvents),
+}
+
+/// Why [`Client::call`] yielded no answer. Both kinds show as the error they wrap, so a
+/// message reads the same whether it went through this type or not.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No response: the connection failed, timed out or was refused.
+    #[error(transparent)]
+    Quic(#[from] QuicError),
+    /// A response that is not the answer: a refusal, or one that belongs to another request.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+impl ClientError {
+    /// The server's reason, when it refused the request.
+    pub fn refusal(&self) -> Option<&RequestError> {
+        match self {
+            Self::Call(e) => e.refusal(),
+            Self::Quic(_) => None,
+        }
+    }
 }
 
 /// One connection's streams.
@@ -299,6 +322,13 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Sends `call`'s request and waits for its answer (across reconnects), typed: a refusal
+    /// or a response that does not answer it is an error.
+    pub async fn call<C: Call>(&mut self, call: C) -> Result<C::Answer, ClientError> {
+        let response = self.request(call.request()).await?;
+        Ok(C::answer(response)?)
     }
 
     /// Asks for snapshots and events (the datagram size is what this path carries now).

@@ -10,5 +10,5 @@ pub mod client;
 pub mod quic;
 
 pub use astroboids_protocol::{
-    ALPN, PROTOCOL_VERSION, frame, live_view, messages, session, snapshot, text,
+    ALPN, PROTOCOL_VERSION, calls, frame, live_view, messages, session, snapshot, text,
 };

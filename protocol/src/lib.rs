@@ -8,6 +8,7 @@
 //! rand); every limit (frame size, in-flight requests, protocol errors, queued events) is
 //! enforced here, so it is tested without a network.
 
+pub mod calls;
 pub mod frame;
 pub mod live_view;
 pub mod messages;

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use astroboids_net::client::Client;
-use astroboids_net::messages::{MoveCommand, Request, RequestError, Response, Token};
+use astroboids_net::calls::{self, Call, CallError};
+use astroboids_net::client::{Client, ClientError};
+use astroboids_net::messages::{MoveCommand, RequestError, Token};
 use astroboids_net::quic::Fingerprint;
 use astroboids_net::text::escape_control;
 
@@ -136,14 +137,14 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
     match command {
         ClientCommand::Register(credentials) => {
             let (mut client, password) = connect_with_password(config, credentials).await?;
-            expect(
-                client
-                    .request(Request::Register {
-                        user: credentials.user.clone(),
-                        password: password.clone(),
-                    })
-                    .await?,
-            )?;
+            call(
+                &mut client,
+                calls::Register {
+                    user: credentials.user.clone(),
+                    password: password.clone(),
+                },
+            )
+            .await?;
             println!("registered {}", credentials.user);
             login(&mut client, config, &credentials.user, password).await
         }
@@ -153,7 +154,7 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Logout => {
             let mut client = session(config).await?;
-            expect(client.request(Request::Logout).await?)?;
+            call(&mut client, calls::Logout).await?;
             config.config.token = None;
             config.save()?;
             println!("logged out");
@@ -167,10 +168,7 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Scripts => {
             let mut client = session(config).await?;
-            let Response::Scripts(scripts) = expect(client.request(Request::ListScripts).await?)?
-            else {
-                bail!("the server answered something else");
-            };
+            let scripts = call(&mut client, calls::ListScripts).await?;
             if scripts.is_empty() {
                 println!("no scripts yet: astroboids client upload FILE");
             }
@@ -181,14 +179,12 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Spawn { for_user } => {
             let mut client = session(config).await?;
-            let request = match for_user {
-                Some(owner) => Request::AdminSpawn {
-                    owner: owner.clone(),
-                },
-                None => Request::SpawnShip,
-            };
-            let Response::ShipSpawned { ship } = expect(client.request(request).await?)? else {
-                bail!("the server answered something else");
+            let ship = match for_user {
+                Some(owner) => {
+                    let owner = owner.clone();
+                    call(&mut client, calls::AdminSpawn { owner }).await?
+                }
+                None => call(&mut client, calls::SpawnShip).await?,
             };
             println!("ship {ship} spawned");
             Ok(())
@@ -199,11 +195,7 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Status { ship, json } => {
             let mut client = session(config).await?;
-            let Response::Ships(ships) =
-                expect(client.request(Request::ShipStatus { ship: *ship }).await?)?
-            else {
-                bail!("the server answered something else");
-            };
+            let ships = call(&mut client, calls::ShipStatus { ship: *ship }).await?;
             if *json {
                 let rows: Vec<serde_json::Value> = ships
                     .iter()
@@ -248,11 +240,8 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Logs { ship } => {
             let mut client = session(config).await?;
-            let Response::Logs { lines, faults } =
-                expect(client.request(Request::ShipLogs { ship: *ship }).await?)?
-            else {
-                bail!("the server answered something else");
-            };
+            let calls::Logs { lines, faults } =
+                call(&mut client, calls::ShipLogs { ship: *ship }).await?;
             for (tick, line) in lines {
                 println!("tick {tick}: {}", escape_control(&line));
             }
@@ -275,27 +264,15 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
                 mine: *mine,
                 stop: *stop,
             };
-            let Response::MoveQueued { tick } = expect(
-                client
-                    .request(Request::MoveShip {
-                        ship: *ship,
-                        command,
-                    })
-                    .await?,
-            )?
-            else {
-                bail!("the server answered something else");
-            };
+            let ship = *ship;
+            let tick = call(&mut client, calls::MoveShip { ship, command }).await?;
             println!("ship {ship}: command queued for tick {tick}");
             Ok(())
         }
         ClientCommand::Sync(args) => sync(config, args).await,
         ClientCommand::Replays => {
             let mut client = session(config).await?;
-            let Response::Replays(replays) = expect(client.request(Request::ListReplays).await?)?
-            else {
-                bail!("the server answered something else");
-            };
+            let replays = call(&mut client, calls::ListReplays).await?;
             if replays.is_empty() {
                 println!("no finished recordings yet");
             }
@@ -314,18 +291,12 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
             out,
         } => {
             let mut client = session(config).await?;
-            let Response::Trace { json, .. } = expect(
-                client
-                    .request(Request::DownloadTrace {
-                        ship: *ship,
-                        from_tick: *from,
-                        to_tick: *to,
-                    })
-                    .await?,
-            )?
-            else {
-                bail!("the server answered something else");
+            let download = calls::DownloadTrace {
+                ship: *ship,
+                from_tick: *from,
+                to_tick: *to,
             };
+            let calls::Trace { json, .. } = call(&mut client, download).await?;
             let out = out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("ship-{ship}-{from}-{to}.trace.json")));
@@ -341,41 +312,24 @@ async fn run_command(command: &ClientCommand, config: &mut ConfigFile) -> Result
         }
         ClientCommand::Despawn { ship } => {
             let mut client = session(config).await?;
-            expect(
-                client
-                    .request(Request::AdminDespawn { ship: *ship })
-                    .await?,
-            )?;
+            call(&mut client, calls::AdminDespawn { ship: *ship }).await?;
             println!("ship {ship} will be destroyed at the next tick");
             Ok(())
         }
         ClientCommand::ShipLimit { user, ships } => {
             let max_ships = parse_ship_limit(ships)?;
             let mut client = session(config).await?;
-            let Response::ShipLimitSet { max_ships, .. } = expect(
-                client
-                    .request(Request::AdminSetShipLimit {
-                        user: user.clone(),
-                        max_ships,
-                    })
-                    .await?,
-            )?
-            else {
-                bail!("the server answered something else");
-            };
+            let user = user.clone();
+            let calls::ShipLimit { user, max_ships } =
+                call(&mut client, calls::AdminSetShipLimit { user, max_ships }).await?;
             println!("{user} may own {max_ships} ships");
             Ok(())
         }
         ClientCommand::Kick { user } => {
             let mut client = session(config).await?;
-            let Response::Kicked { connections, .. } = expect(
-                client
-                    .request(Request::AdminKick { user: user.clone() })
-                    .await?,
-            )?
-            else {
-                bail!("the server answered something else");
-            };
+            let user = user.clone();
+            let calls::Kicked { user, connections } =
+                call(&mut client, calls::AdminKick { user }).await?;
             println!("{user}: sessions revoked, {connections} connections closed");
             Ok(())
         }
@@ -392,15 +346,21 @@ pub fn parse_ship_limit(text: &str) -> Result<Option<u32>> {
     })
 }
 
-/// An error response as an error; anything else as is.
-fn expect(response: Response) -> Result<Response> {
-    match response {
-        Response::Error(RequestError::NotAuthenticated) => bail!(
+/// Carries out `request` on `client`, its failure as [`explain`] puts it.
+async fn call<C: Call>(client: &mut Client, request: C) -> Result<C::Answer> {
+    client.call(request).await.map_err(explain)
+}
+
+/// A failed call as the player reads it: a refused session becomes what to do about it; a
+/// connection failure stays a `QuicError`, which `sync` looks for to reconnect.
+fn explain(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::Call(CallError::Refused(RequestError::NotAuthenticated)) => anyhow::anyhow!(
             "the server does not know this session (expired, revoked or never made): run \
              `astroboids client login --user NAME`"
         ),
-        Response::Error(e) => bail!("{e}"),
-        other => Ok(other),
+        ClientError::Quic(e) => e.into(),
+        ClientError::Call(e) => e.into(),
     }
 }
 
@@ -428,20 +388,17 @@ async fn login(
     user: &str,
     password: String,
 ) -> Result<()> {
-    let Response::LoggedIn {
+    let calls::LoggedIn {
         token,
         expires_in_s,
-    } = expect(
-        client
-            .request(Request::Login {
-                user: user.to_string(),
-                password,
-            })
-            .await?,
-    )?
-    else {
-        bail!("the server answered something else");
-    };
+    } = call(
+        client,
+        calls::Login {
+            user: user.to_string(),
+            password,
+        },
+    )
+    .await?;
     config.config.user = Some(user.to_string());
     config.config.token = Some(token.0);
     config.save()?;
@@ -462,45 +419,30 @@ async fn session(config: &mut ConfigFile) -> Result<Client> {
         .clone()
         .context("not logged in: run `astroboids client login --user NAME` first")?;
     let mut client = connect(config, &ServerArgs::default()).await?;
-    expect(
-        client
-            .request(Request::Authenticate {
-                token: Token(token),
-            })
-            .await?,
-    )?;
+    call(
+        &mut client,
+        calls::Authenticate {
+            token: Token(token),
+        },
+    )
+    .await?;
     Ok(client)
 }
 
 async fn upload(client: &mut Client, name: &str, wasm: Vec<u8>) -> Result<u32> {
     let bytes = wasm.len();
-    let Response::ScriptUploaded { version, hash, .. } = expect(
-        client
-            .request(Request::UploadScript {
-                name: name.to_string(),
-                wasm,
-            })
-            .await?,
-    )?
-    else {
-        bail!("the server answered something else");
+    let upload = calls::UploadScript {
+        name: name.to_string(),
+        wasm,
     };
+    let calls::Uploaded { version, hash, .. } = call(client, upload).await?;
     println!("uploaded {name} v{version} ({bytes} bytes, {hash})");
     Ok(version)
 }
 
 async fn assign(client: &mut Client, ship: u64, script: &str) -> Result<()> {
-    let Response::ScriptAssigned { version, .. } = expect(
-        client
-            .request(Request::AssignScript {
-                ship,
-                name: script.to_string(),
-            })
-            .await?,
-    )?
-    else {
-        bail!("the server answered something else");
-    };
+    let name = script.to_string();
+    let calls::Assigned { version, .. } = call(client, calls::AssignScript { ship, name }).await?;
     println!("ship {ship} now flies {script} v{version}");
     Ok(())
 }
@@ -642,14 +584,11 @@ async fn sync_round(
             };
             let ships = match targets {
                 Targets::Ships(ships) => ships.clone(),
-                Targets::AllShips => {
-                    let Response::Ships(ships) =
-                        expect(client.request(Request::ShipStatus { ship: None }).await?)?
-                    else {
-                        bail!("the server answered something else");
-                    };
-                    ships.iter().map(|s| s.ship).collect()
-                }
+                Targets::AllShips => call(client, calls::ShipStatus { ship: None })
+                    .await?
+                    .iter()
+                    .map(|s| s.ship)
+                    .collect(),
             };
             for ship in ships {
                 assign(client, ship, &name).await?;
@@ -668,4 +607,49 @@ async fn sync_round(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use astroboids_net::quic::QuicError;
+
+    use super::*;
+
+    #[test]
+    fn a_refused_session_tells_the_player_to_log_in_again() {
+        let refused = CallError::Refused(RequestError::NotAuthenticated);
+        let message = explain(ClientError::Call(refused)).to_string();
+        assert!(message.contains("does not know this session"), "{message}");
+        assert!(message.contains("astroboids client login"), "{message}");
+    }
+
+    #[test]
+    fn other_refusals_show_the_servers_reason_alone() {
+        let reason = RequestError::Forbidden("admins only".into());
+        let error = explain(ClientError::Call(CallError::Refused(reason)));
+        assert_eq!(error.to_string(), "not allowed: admins only");
+        assert!(error.downcast_ref::<QuicError>().is_none());
+    }
+
+    #[test]
+    fn a_connection_failure_stays_one_so_sync_reconnects() {
+        let lost = QuicError::Lost("the server closed the stream".into());
+        let message = lost.to_string();
+        let error = explain(ClientError::Quic(lost));
+        assert!(error.downcast_ref::<QuicError>().is_some(), "{error}");
+        assert_eq!(error.to_string(), message);
+    }
+
+    #[test]
+    fn a_foreign_answer_names_the_request() {
+        let unexpected = CallError::Unexpected {
+            request: "ship_status",
+            answer: "Scripts".into(),
+        };
+        let message = explain(ClientError::Call(unexpected)).to_string();
+        assert!(
+            message.contains("ship_status") && message.contains("Scripts"),
+            "{message}"
+        );
+    }
 }
