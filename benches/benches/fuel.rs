@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 
+use astroboids_engine::stats::nearest_rank;
 use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
     ArtifactDir, CompiledScript, CompilerKind, FaultKind, ScriptEngine, ScriptError,
@@ -185,7 +186,7 @@ fn median(runs: usize, limit: Duration, mut f: impl FnMut()) -> Duration {
         times.push(time(&mut f));
     }
     times.sort_unstable();
-    times[times.len() / 2]
+    nearest_rank(&times, 0.5).expect("at least one run")
 }
 
 /// The fuel, at most `target`, for which `run` stays within `max_run`: runs with 1,000 fuel,
@@ -374,7 +375,7 @@ impl<'a> StartProbe<'a> {
             })
             .collect();
         loads.sort_unstable();
-        let twin = loads[loads.len() / 2];
+        let twin = nearest_rank(&loads, 0.5).expect("at least five loads");
         Self {
             class,
             kind,

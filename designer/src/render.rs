@@ -11,6 +11,7 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::text::Text;
 use image::{Rgb, RgbImage};
 
+use astroboids_engine::stats::nearest_rank;
 use astroboids_sim::sectors::SectorGenerator;
 
 use crate::region::RegionSummary;
@@ -83,9 +84,8 @@ impl MapStyle {
                 .flat_map(|r| r.sectors.iter().map(value))
                 .collect();
             values.sort_unstable();
-            // Nearest rank, as the statistics table's p99.
-            let at = (values.len() * 99).div_ceil(100).saturating_sub(1);
-            nice_ceiling(values.get(at).copied().unwrap_or(0).max(1))
+            // The statistics table's p99.
+            nice_ceiling(nearest_rank(&values, 0.99).unwrap_or(0).max(1))
         };
         Self {
             pixels_per_sector: (AUTO_MAP_SIDE / side).clamp(1, 32),

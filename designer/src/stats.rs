@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use astroboids_engine::stats::nearest_rank;
+
 use crate::region::RegionSummary;
 
 /// How a per-sector quantity is distributed over a region (nearest-rank percentiles).
@@ -24,13 +26,7 @@ impl Distribution {
     /// Of `values` (sorted here).
     pub fn of(mut values: Vec<f64>) -> Self {
         values.sort_by(f64::total_cmp);
-        let rank = |q: f64| {
-            if values.is_empty() {
-                return 0.0;
-            }
-            let n = values.len();
-            values[((q * n as f64).ceil() as usize).clamp(1, n) - 1]
-        };
+        let rank = |q: f64| nearest_rank(&values, q).unwrap_or(0.0);
         Self {
             min: values.first().copied().unwrap_or(0.0),
             p10: rank(0.10),

@@ -9,13 +9,15 @@
 //! - [`rng`]: seeded, named random streams derived from (universe seed, stream, keys);
 //! - [`hash`]: the state hash, built from per-plugin contributions in stable order;
 //! - [`driver`]: [`driver::Simulation`] runs ticks as fast as possible or paced against a clock
-//!   that the caller passes in; the sim itself never reads the wall clock.
+//!   that the caller passes in; the sim itself never reads the wall clock;
+//! - [`stats`]: nearest-rank percentiles, for whatever measures or reports (never the tick).
 
 pub mod driver;
 pub mod hash;
 pub mod ids;
 pub mod rng;
 pub mod schedule;
+pub mod stats;
 
 pub use driver::{Pacer, Simulation};
 pub use hash::{HashCost, StateHash, StateHashExt, StateHasher};

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use astroboids_engine::stats::nearest_rank;
 use astroboids_engine::{NetId, Pacer, Simulation, UniverseSeed};
 use astroboids_host::persistent::DEFAULT_SEED;
 use astroboids_host::replay::Recorder;
@@ -686,13 +687,9 @@ fn script_artifact_dir(args: &SimArgs) -> Option<ArtifactDir> {
     }
 }
 
-/// Nearest-rank percentile of sorted durations, in milliseconds.
+/// Nearest-rank percentile of sorted durations, in milliseconds (0 for none).
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
+    nearest_rank(sorted, p).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 fn print_summary(s: &Summary) {
