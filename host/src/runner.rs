@@ -154,3 +154,64 @@ impl<W: RunnableWorld> WorldRunner<W> {
         (self.world, written)
     }
 }
+
+/// A world chosen at run time: in memory, or persisted to a data directory.
+pub enum AnyWorld {
+    InMemory(Box<Simulation>),
+    Persistent(Box<PersistentWorld>),
+}
+
+impl std::fmt::Debug for AnyWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InMemory(sim) => write!(f, "AnyWorld::InMemory(tick {})", sim.tick()),
+            Self::Persistent(world) => write!(f, "AnyWorld::{world:?}"),
+        }
+    }
+}
+
+impl AnyWorld {
+    pub fn persistent(&self) -> Option<&PersistentWorld> {
+        match self {
+            Self::InMemory(_) => None,
+            Self::Persistent(world) => Some(world),
+        }
+    }
+}
+
+impl RunnableWorld for AnyWorld {
+    fn sim(&self) -> &Simulation {
+        match self {
+            Self::InMemory(sim) => sim,
+            Self::Persistent(world) => world.sim(),
+        }
+    }
+
+    fn sim_mut(&mut self) -> &mut Simulation {
+        match self {
+            Self::InMemory(sim) => sim,
+            Self::Persistent(world) => world.sim_mut(),
+        }
+    }
+
+    fn submit(&mut self, input: WorldInput) -> Result<InputOutcome, HostError> {
+        match self {
+            Self::InMemory(sim) => RunnableWorld::submit(sim.as_mut(), input),
+            Self::Persistent(world) => RunnableWorld::submit(world.as_mut(), input),
+        }
+    }
+
+    fn commit(&mut self) -> Result<Option<u64>, HostError> {
+        match self {
+            Self::InMemory(_) => Ok(None),
+            Self::Persistent(world) => world.commit(),
+        }
+    }
+
+    fn step(&mut self) -> Result<bool, HostError> {
+        match self {
+            Self::InMemory(sim) => RunnableWorld::step(sim.as_mut()),
+            Self::Persistent(world) => RunnableWorld::step(world.as_mut()),
+        }
+    }
+}

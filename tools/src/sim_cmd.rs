@@ -1,6 +1,6 @@
 //! `astroboids sim`: a headless run with a progress bar and a summary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use astroboids_engine::stats::nearest_rank;
 use astroboids_engine::{NetId, Pacer, Simulation, UniverseSeed};
 use astroboids_host::persistent::DEFAULT_SEED;
-use astroboids_host::replay::Recorder;
+use astroboids_host::recording::{RecordingPlan, Written};
+use astroboids_host::runner::{AnyWorld, RunnableWorld, WorldRunner};
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
 use astroboids_net::text::escape_control;
 use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::UniverseConfig;
-use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
-use astroboids_sim::physics::is_checkpoint_tick;
+use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError};
 use astroboids_sim::scripts::{
     InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptLibrary, ScriptLog, ScriptRuntime,
     ScriptTickReport,
@@ -207,54 +207,15 @@ const DEFAULT_SHIPS: u32 = 1000;
 /// Refused `--inputs` lines reported one by one; the rest are only counted.
 const MAX_REFUSALS_SHOWN: u64 = 20;
 
-/// The world being run: in memory only, or persisted to a data directory.
-enum World {
-    Plain(Box<Simulation>),
-    Persistent(Box<PersistentWorld>),
-}
-
-impl World {
-    fn sim(&self) -> &Simulation {
-        match self {
-            World::Plain(sim) => sim,
-            World::Persistent(world) => world.sim(),
-        }
-    }
-
-    fn sim_mut(&mut self) -> &mut Simulation {
-        match self {
-            World::Plain(sim) => sim,
-            World::Persistent(world) => world.sim_mut(),
-        }
-    }
-
-    /// Applies an input for the next tick; the inner error is a refusal (world unchanged).
-    fn submit(&mut self, input: &WorldInput) -> Result<Result<InputOutcome, WorldInputError>> {
-        match self {
-            World::Plain(sim) => Ok(apply_input(sim.world_mut(), input)),
-            World::Persistent(world) => match world.submit(input.clone()) {
-                Ok(outcome) => Ok(Ok(outcome)),
-                Err(HostError::Input(refused)) => Ok(Err(refused)),
-                Err(e) => Err(e.into()),
-            },
-        }
-    }
-
-    /// Runs one tick; a persisted world logs (acknowledges) the inputs first. Returns whether
-    /// a checkpoint was written.
-    fn step(&mut self) -> Result<bool> {
-        match self {
-            World::Plain(sim) => {
-                sim.step();
-                Ok(false)
-            }
-            World::Persistent(world) => {
-                if let Some(tick) = world.commit()? {
-                    eprintln!("acknowledged: inputs for tick {tick} are logged");
-                }
-                Ok(world.step()?)
-            }
-        }
+/// Applies `input` for the next tick; the inner error is a refusal (world unchanged).
+fn submit(
+    runner: &mut WorldRunner<AnyWorld>,
+    input: &WorldInput,
+) -> Result<Result<InputOutcome, WorldInputError>> {
+    match runner.submit(input.clone()) {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(HostError::Input(refused)) => Ok(Err(refused)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -266,7 +227,7 @@ fn simulate(
     script: Option<Vec<u8>>,
     timed_inputs: &[TimedInput],
 ) -> Result<(Summary, Option<NoStart>)> {
-    let (mut world, opened) = match &args.data {
+    let (world, opened) = match &args.data {
         Some(dir) => {
             let request = WorldRequest {
                 seed: args.seed,
@@ -274,7 +235,7 @@ fn simulate(
                 script_workers: rayon::current_num_threads(),
             };
             let (world, report) = PersistentWorld::open(dir, request)?;
-            (World::Persistent(Box::new(world)), Some(report))
+            (AnyWorld::Persistent(Box::new(world)), Some(report))
         }
         None => {
             let options = SimOptions {
@@ -283,7 +244,7 @@ fn simulate(
             };
             let seed = args.seed.unwrap_or(DEFAULT_SEED);
             (
-                World::Plain(Box::new(build_simulation_with(config, seed, options))),
+                AnyWorld::InMemory(Box::new(build_simulation_with(config, seed, options))),
                 None,
             )
         }
@@ -303,13 +264,26 @@ fn simulate(
             eprintln!("note: --ships and --script only apply when the data directory is new");
         }
     }
+    // `--record` starts at the first checkpoint tick of the run (capturing anywhere else would
+    // change the run) and records every tick after it.
+    let plan = match &args.record {
+        Some(path) => RecordingPlan::File {
+            path: path.clone(),
+            recorded_by: std::env::args().collect::<Vec<_>>().join(" "),
+            keyframe_every_checkpoints: args.keyframe_every,
+        },
+        None => RecordingPlan::Off,
+    };
+    let (mut world, started) = WorldRunner::new(world, plan);
+    if let Some(error) = started.error {
+        anyhow::bail!("cannot record: {error}");
+    }
     let start_tick = world.sim().tick();
     let end_tick = args.until_tick.unwrap_or(start_tick + args.ticks);
     if end_tick <= start_tick {
         anyhow::bail!("--until-tick {end_tick}: the world is already at tick {start_tick}");
     }
 
-    let mut recording = Recording::new(args, world.sim_mut())?;
     let mut inputs_applied = 0u64;
     let mut inputs_refused = 0u64;
     let ships_spawned = if fresh {
@@ -325,12 +299,11 @@ fn simulate(
             script: script_id,
         });
         for input in &setup {
-            world.submit(input)?.with_context(|| {
+            submit(&mut world, input)?.with_context(|| {
                 args.script
                     .as_ref()
                     .map_or("setting up the world".into(), |p| p.display().to_string())
             })?;
-            recording.input(input);
             inputs_applied += 1;
         }
         count
@@ -366,11 +339,8 @@ fn simulate(
         let tick = world.sim().tick() + 1;
         while let Some(timed) = timed_inputs.get(next_input).filter(|t| t.tick <= tick) {
             next_input += 1;
-            match world.submit(&timed.input)? {
-                Ok(_) => {
-                    recording.input(&timed.input);
-                    inputs_applied += 1;
-                }
+            match submit(&mut world, &timed.input)? {
+                Ok(_) => inputs_applied += 1,
                 Err(refused) => {
                     inputs_refused += 1;
                     if inputs_refused == MAX_REFUSALS_SHOWN + 1 {
@@ -393,9 +363,15 @@ fn simulate(
             pacer.wait_for_tick(|| started.elapsed(), std::thread::sleep);
         }
         let t0 = Instant::now();
-        checkpoints_written += u64::from(world.step()?);
+        let stepped = world.step()?;
         durations.push(t0.elapsed());
-        recording.after_tick(world.sim_mut())?;
+        if let Some(tick) = stepped.committed {
+            eprintln!("acknowledged: inputs for tick {tick} are logged");
+        }
+        checkpoints_written += u64::from(stepped.checkpoint_written);
+        if let Some(error) = stepped.recording.error {
+            anyhow::bail!("the recording failed: {error}");
+        }
         let script_tick = world.sim().world().resource::<ScriptTickReport>();
         script_runs += u64::from(script_tick.ran);
         runs_cut += u64::from(script_tick.budget_cut);
@@ -421,9 +397,10 @@ fn simulate(
         script_statuses(world.sim_mut());
 
     let hash = world.sim_mut().state_hash();
-    let record = recording.finish(world.sim_mut())?;
-    let data = match (&world, opened) {
-        (World::Persistent(w), Some(report)) => Some(DataSummary {
+    let (world, written) = world.finish();
+    let record = record_summary(args, written.map_err(anyhow::Error::msg)?);
+    let data = match (world.persistent(), opened) {
+        (Some(w), Some(report)) => Some(DataSummary {
             dir: w.path().display().to_string(),
             created: report.created,
             resumed_from_checkpoint: report.checkpoint_tick,
@@ -494,91 +471,36 @@ fn simulate(
         data,
         record,
     };
-    if let World::Persistent(w) = world {
+    if let AnyWorld::Persistent(w) = world {
         w.close()?;
     }
     Ok((summary, no_start))
 }
 
-/// `--record`: starts at the first checkpoint tick of the run (capturing anywhere else would
-/// change the run) and records every tick after it.
-struct Recording {
-    path: Option<PathBuf>,
-    keyframe_every: u64,
-    recorded_by: String,
-    recorder: Option<Recorder>,
-    start_tick: u64,
-}
-
-impl Recording {
-    fn new(args: &SimArgs, sim: &mut Simulation) -> Result<Self> {
-        let mut recording = Self {
-            path: args.record.clone(),
-            keyframe_every: args.keyframe_every,
-            recorded_by: std::env::args().collect::<Vec<_>>().join(" "),
-            recorder: None,
-            start_tick: 0,
-        };
-        recording.start_if_due(sim)?;
-        Ok(recording)
-    }
-
-    fn start_if_due(&mut self, sim: &mut Simulation) -> Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let config = sim.world().resource::<UniverseConfig>();
-        if self.recorder.is_none() && is_checkpoint_tick(config, sim.tick()) {
-            self.start_tick = sim.tick();
-            self.recorder = Some(Recorder::start(
-                sim,
-                path,
-                &self.recorded_by,
-                self.keyframe_every,
-            )?);
-        }
-        Ok(())
-    }
-
-    fn input(&mut self, input: &WorldInput) {
-        if let Some(recorder) = &mut self.recorder {
-            recorder.input(input);
-        }
-    }
-
-    fn after_tick(&mut self, sim: &mut Simulation) -> Result<()> {
-        match &mut self.recorder {
-            Some(recorder) => Ok(recorder.after_tick(sim)?),
-            None => self.start_if_due(sim),
-        }
-    }
-
-    fn finish(self, sim: &mut Simulation) -> Result<Option<RecordSummary>> {
-        let Some(path) = self.path else {
-            return Ok(None);
-        };
-        let Some(recorder) = self.recorder else {
-            eprintln!(
-                "warning: no replay written to {}: the run reached no checkpoint tick to start \
-                 recording at (persistence.checkpoint_every_ticks)",
-                path.display()
-            );
-            return Ok(None);
-        };
-        let stats = recorder.finish(sim)?;
-        let per_tick = |bytes: u64| bytes as f64 / stats.ticks.max(1) as f64;
-        Ok(Some(RecordSummary {
-            file: path.display().to_string(),
-            start_tick: self.start_tick,
-            ticks: stats.ticks,
-            keyframes: stats.keyframes,
-            file_bytes: stats.file_bytes,
-            input_bytes_per_tick: per_tick(stats.input_bytes),
-            tick_record_bytes_per_tick: per_tick(stats.tick_record_bytes),
-            keyframe_bytes: stats.keyframe_bytes,
-            file_bytes_per_tick: per_tick(stats.file_bytes),
-        }))
-    }
+/// What `--record` wrote, for the summary (a warning when nothing could be).
+fn record_summary(args: &SimArgs, written: Option<Written>) -> Option<RecordSummary> {
+    let path = args.record.as_ref()?;
+    let Some(written) = written else {
+        eprintln!(
+            "warning: no replay written to {}: the run reached no checkpoint tick to start \
+             recording at (persistence.checkpoint_every_ticks)",
+            path.display()
+        );
+        return None;
+    };
+    let stats = written.stats;
+    let per_tick = |bytes: u64| bytes as f64 / stats.ticks.max(1) as f64;
+    Some(RecordSummary {
+        file: written.path.display().to_string(),
+        start_tick: written.start_tick,
+        ticks: stats.ticks,
+        keyframes: stats.keyframes,
+        file_bytes: stats.file_bytes,
+        input_bytes_per_tick: per_tick(stats.input_bytes),
+        tick_record_bytes_per_tick: per_tick(stats.tick_record_bytes),
+        keyframe_bytes: stats.keyframe_bytes,
+        file_bytes_per_tick: per_tick(stats.file_bytes),
+    })
 }
 
 /// One line of an `--inputs` file.
