@@ -19,26 +19,14 @@ use crate::live_view::LiveView;
 use crate::messages::{Request, RequestError, Response, TickEvents};
 use crate::quic::{CLOSE_NORMAL, QuicError, SERVER_NAME, client_config, closed_error};
 use crate::quic::{Fingerprint, describe_close};
-use crate::session::{ClientEvent, ClientSession};
+pub use crate::session::REQUEST_TIMEOUT;
+use crate::session::{ClientEvent, ClientSession, RECONNECT_DELAYS};
 
 /// Largest response a client accepts (a downloaded trace is the largest).
 pub const CLIENT_MAX_FRAME_BYTES: usize = 16 << 20;
 
 /// Largest piece read from the stream at once.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// How long a client waits for an answer (or anything else from the server).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Waits before each reconnection attempt after a lost connection; then the loss is reported.
-const RECONNECT_DELAYS: [Duration; 6] = [
-    Duration::from_millis(50),
-    Duration::from_millis(200),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
 
 /// What arrived for a subscribed client.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,7 +256,7 @@ impl Client {
             return Err(error);
         }
         let mut last = error;
-        for delay in RECONNECT_DELAYS {
+        for delay in RECONNECT_DELAYS.iter().copied() {
             tokio::time::sleep(delay).await;
             match open_link(&self.endpoint, self.addr).await {
                 Ok(link) => {

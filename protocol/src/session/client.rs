@@ -21,6 +21,22 @@ use crate::snapshot::{SnapshotDecoder, SnapshotLimits, encode_ack};
 /// one's `dropped_before`), so a caller that stops reading cannot grow memory.
 pub const MAX_PENDING_EVENTS: usize = 256;
 
+/// How long a client waits for an answer (or anything else from the server) before it gives
+/// up on the connection.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a client waits before each attempt to replace a lost connection; after the last
+/// attempt fails the loss is reported to the caller (about 8 s in all: long enough to ride out
+/// a server restart, short enough for a person waiting on a command).
+pub const RECONNECT_DELAYS: [Duration; 6] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
 /// What the client learned from received bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {

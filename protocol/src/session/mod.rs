@@ -3,5 +3,8 @@
 mod client;
 mod server;
 
-pub use client::{ClientEvent, ClientSession, DatagramOutcome, MAX_PENDING_EVENTS};
+pub use client::{
+    ClientEvent, ClientSession, DatagramOutcome, MAX_PENDING_EVENTS, RECONNECT_DELAYS,
+    REQUEST_TIMEOUT,
+};
 pub use server::{ServerEvent, ServerSession, SessionLimits};

@@ -21,14 +21,9 @@ pub struct TickTimes {
 
 /// (p50, p99, max) of `samples` (nearest rank); zeros when empty.
 fn percentiles(samples: &[f64]) -> (f64, f64, f64) {
-    if samples.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank =
-        |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
-    (rank(0.5), rank(0.99), sorted[sorted.len() - 1])
+    let [p50, p99, max] =
+        astroboids_engine::stats::percentiles(samples, [0.5, 0.99, 1.0]).unwrap_or_default();
+    (p50, p99, max)
 }
 
 impl TickTimes {
