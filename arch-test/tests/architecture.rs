@@ -211,6 +211,18 @@ struct ApiRule {
 
 const WALL_CLOCK: [Banned; 2] = [Banned::Name("Instant"), Banned::Name("SystemTime")];
 
+/// What the server's core and request families must not use (`std::net` stays allowed for
+/// `IpAddr` values).
+const SERVER_CORE_BANNED: &[Banned] = &[
+    WALL_CLOCK[0],
+    WALL_CLOCK[1],
+    Banned::Std("thread"),
+    Banned::Name("tokio"),
+    Banned::Name("quinn"),
+    Banned::Name("UdpSocket"),
+    Banned::Name("TcpStream"),
+];
+
 const API_RULES: &[ApiRule] = &[
     ApiRule {
         dir: "engine/src",
@@ -275,32 +287,16 @@ const API_RULES: &[ApiRule] = &[
     },
     ApiRule {
         // The server's core and its request families are driven with explicit time by the
-        // shells in `serve`; `std::net` stays allowed for `IpAddr` values.
+        // shells in `serve`.
         dir: "server/src/core",
-        banned: &[
-            WALL_CLOCK[0],
-            WALL_CLOCK[1],
-            Banned::Std("thread"),
-            Banned::Name("tokio"),
-            Banned::Name("quinn"),
-            Banned::Name("UdpSocket"),
-            Banned::Name("TcpStream"),
-        ],
+        banned: SERVER_CORE_BANNED,
         allow: &[],
         invariant: "`core`, `requests`, `accounts` and `limits` take time as an argument and \
                     start no threads, open no sockets and read no clock",
     },
     ApiRule {
         dir: "server/src/requests",
-        banned: &[
-            WALL_CLOCK[0],
-            WALL_CLOCK[1],
-            Banned::Std("thread"),
-            Banned::Name("tokio"),
-            Banned::Name("quinn"),
-            Banned::Name("UdpSocket"),
-            Banned::Name("TcpStream"),
-        ],
+        banned: SERVER_CORE_BANNED,
         allow: &[],
         invariant: "`core`, `requests`, `accounts` and `limits` take time as an argument and \
                     start no threads, open no sockets and read no clock",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fresh_dir, repo};
+use common::{astroboids, fresh_dir, repo};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -33,19 +33,9 @@ const IDLE_SCRIPT: &str = r#"(module
   (func (export "command_ptr") (result i32) i32.const 4096)
   (func (export "tick")))"#;
 
-fn command(config_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_astroboids"));
-    command
-        .current_dir(repo())
-        .env("ASTROBOIDS_CONFIG_DIR", config_dir)
-        .env("ASTROBOIDS_PASSWORD", "correct horse battery")
-        .env_remove("ASTROBOIDS_SDK");
-    command
-}
-
 /// Runs a command to its end, giving up (and killing it) after [`DEADLINE`].
 fn run(config_dir: &Path, args: &[&str]) -> Output {
-    let child = command(config_dir)
+    let child = astroboids(config_dir)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,7 +96,7 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, config: &Path) -> Self {
-        let mut child = command(data)
+        let mut child = astroboids(data)
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--no-metrics", "--config"])

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{fresh_dir, repo};
+use common::{astroboids, fresh_dir, repo};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -17,18 +17,8 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn command(config_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_astroboids"));
-    command
-        .current_dir(repo())
-        .env("ASTROBOIDS_CONFIG_DIR", config_dir)
-        .env("ASTROBOIDS_PASSWORD", "correct horse battery")
-        .env_remove("ASTROBOIDS_SDK");
-    command
-}
-
 fn run(config_dir: &Path, args: &[&str]) -> Output {
-    command(config_dir)
+    astroboids(config_dir)
         .args(args)
         .output()
         .expect("run astroboids")
@@ -90,7 +80,7 @@ struct Server {
 }
 
 fn start_server(data: &Path, config: &Path) -> Server {
-    let mut child = command(data)
+    let mut child = astroboids(data)
         .args(["serve", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0", "--no-metrics", "--config"])
@@ -223,7 +213,7 @@ fn serve_register_sync_edit_and_admin() {
     // sync: uploads and assigns the one script to every ship, then follows edits.
     let source = scripts.join("pilot.ts");
     std::fs::write(&source, SCRIPT_V1).unwrap();
-    let mut sync = command(&config_dir)
+    let mut sync = astroboids(&config_dir)
         .args(["client", "sync"])
         .arg(&scripts)
         .stdout(Stdio::piped())
