@@ -15,5 +15,6 @@ pub mod replay;
 pub mod rerun;
 pub mod runner;
 pub mod trace;
+mod world_info;
 
 pub use persistent::{HostError, OpenReport, PersistentWorld, WorldRequest};
