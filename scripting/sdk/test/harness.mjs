@@ -36,7 +36,7 @@ after(() => fs.rmSync(OUT, { recursive: true, force: true }));
 const ALLOWED_IMPORTS = ["astroboids.log", "astroboids.random", "env.abort"];
 const REQUIRED_EXPORTS = { memory: "memory", astroboids_abi: "function", tick: "function", sensor_ptr: "function", command_ptr: "function" };
 const MAX_FUEL_PER_TICK = 500_000;
-const START_FUEL = 250_000; // ScriptLimits::start_fuel (scripting/src/engine.rs; assets/universe.toml sets the same)
+const START_FUEL = 250_000; // ScriptLimits::start_fuel (scripting/src/limits.rs; assets/universe.toml sets the same)
 
 const modules = new Map(); // name -> wasm bytes, filled by the build
 
@@ -175,7 +175,7 @@ function rustArms(body) {
 }
 
 describe("meter.mjs", () => {
-  test("prices match scripting/src/metering.rs (and the memory limit scripting/src/engine.rs)", () => {
+  test("prices match scripting/src/metering.rs (and the memory limit scripting/src/limits.rs)", () => {
     const rs = fs.readFileSync(path.join(REPO, "scripting", "src", "metering.rs"), "utf8");
     const consts = Object.fromEntries([...rs.matchAll(/pub const (\w+): \w+ = ([\d_]+);/g)]
       .map((m) => [m[1], Number(m[2].replaceAll("_", ""))]));
@@ -234,12 +234,12 @@ describe("meter.mjs", () => {
     assert.match(rs, /locals\.len\(\) as u64 \/ LOCALS_PER_FUEL/, "the locals charge changed");
     assert.match(rs, /self\.segment_cost\.saturating_add\(SEGMENT_COST\)/, "the segment charge changed");
 
-    const engine = fs.readFileSync(path.join(REPO, "scripting", "src", "engine.rs"), "utf8");
-    const pages = engine.match(/max_memory_pages:\s*([\d_]+),/);
-    assert.ok(pages, "scripting/src/engine.rs: no default max_memory_pages");
-    assert.equal(MAX_MEMORY_PAGES, Number(pages[1].replaceAll("_", "")), `engine.rs's max_memory_pages: ${fix}`);
-    const start = engine.match(/start_fuel:\s*([\d_]+),/);
-    assert.equal(START_FUEL, Number(start?.[1].replaceAll("_", "")), "engine.rs's start_fuel: update START_FUEL in harness.mjs");
+    const limits = fs.readFileSync(path.join(REPO, "scripting", "src", "limits.rs"), "utf8");
+    const pages = limits.match(/max_memory_pages:\s*([\d_]+),/);
+    assert.ok(pages, "scripting/src/limits.rs: no default max_memory_pages");
+    assert.equal(MAX_MEMORY_PAGES, Number(pages[1].replaceAll("_", "")), `limits.rs's max_memory_pages: ${fix}`);
+    const start = limits.match(/start_fuel:\s*([\d_]+),/);
+    assert.equal(START_FUEL, Number(start?.[1].replaceAll("_", "")), "limits.rs's start_fuel: update START_FUEL in harness.mjs");
   });
 
   test("counts a hand-made module as the server charges it", () => {

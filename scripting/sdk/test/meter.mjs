@@ -37,7 +37,7 @@ export const METERING = {
   LOCALS_PER_FUEL: 4,
   GROW_PAGE_COST: 65536,
 };
-/** `ScriptLimits::max_memory_pages` (scripting/src/engine.rs): memory.grow is priced for at most this many pages. */
+/** `ScriptLimits::max_memory_pages` (scripting/src/limits.rs): memory.grow is priced for at most this many pages. */
 export const MAX_MEMORY_PAGES = 16;
 
 const M = METERING;
