@@ -16,7 +16,7 @@ mod events;
 mod live;
 mod passwords;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ use astroboids_protocol::resume::{Begin, ResumeCache, ResumeKey};
 pub use self::events::{ConnId, CoreRules, Effect, Event};
 use crate::requests::{Connection, StepReport, WorldServer};
 use live::Subscription;
+
+/// How often remembered answers past their time are forgotten.
+const RESUME_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// An answer waiting for the next commit.
 struct HeldAnswer {
@@ -56,9 +59,11 @@ pub struct ServerCore {
     connections: BTreeMap<ConnId, ConnectionState>,
     resume: ResumeCache,
     held: Vec<HeldAnswer>,
-    /// Held answers per connection: a connection's later answers queue behind them, so each
+    /// Connections with a held answer: their later answers queue behind it, so each
     /// connection's answers keep the order of its requests.
-    held_per_conn: HashMap<ConnId, usize>,
+    holding: HashSet<ConnId>,
+    /// When the resume cache was last swept of expired answers.
+    resume_expired_at: Duration,
     /// Password jobs out, per address.
     password_jobs: HashMap<IpAddr, usize>,
     /// The trace being made (one at a time: it re-simulates).
@@ -82,7 +87,8 @@ impl ServerCore {
             rules,
             connections: BTreeMap::new(),
             held: Vec::new(),
-            held_per_conn: HashMap::new(),
+            holding: HashSet::new(),
+            resume_expired_at: Duration::ZERO,
             password_jobs: HashMap::new(),
             trace: None,
             pacer: Pacer::new(rate, Duration::ZERO, 4),
@@ -328,8 +334,8 @@ impl ServerCore {
         now: Duration,
         effects: &mut Vec<Effect>,
     ) {
-        if writes || self.held_per_conn.contains_key(&conn) {
-            *self.held_per_conn.entry(conn).or_default() += 1;
+        if writes || self.holding.contains(&conn) {
+            self.holding.insert(conn);
             self.held.push(HeldAnswer {
                 conn,
                 id,
@@ -372,7 +378,7 @@ impl ServerCore {
             return Ok(());
         }
         self.server.commit()?;
-        self.held_per_conn.clear();
+        self.holding.clear();
         for held in std::mem::take(&mut self.held) {
             self.release(held.conn, held.id, held.response, held.resume, now, effects);
         }
@@ -394,7 +400,12 @@ impl ServerCore {
         let report = self.server.step()?;
         report_step(&report, &mut effects);
         self.live_updates(&mut effects);
-        self.resume.expire(now);
+        // Answers are kept for minutes: a sweep every few seconds is enough, and keeps a walk
+        // over every remembered client instance off most ticks.
+        if now.saturating_sub(self.resume_expired_at) >= RESUME_SWEEP_EVERY {
+            self.resume.expire(now);
+            self.resume_expired_at = now;
+        }
         Ok(Some(effects))
     }
 
