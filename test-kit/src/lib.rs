@@ -11,10 +11,12 @@
 
 mod clock;
 mod dir;
+pub mod infra;
 #[cfg(feature = "wat")]
 mod wat;
 
 pub use clock::ManualClock;
 pub use dir::TempDir;
+pub use infra::{Etcd, InfraError, NatsServer};
 #[cfg(feature = "wat")]
 pub use wat::{COMMAND_PTR, SENSOR_PTR, WatBot, wasm};
