@@ -411,76 +411,7 @@ pub fn restore(
     }
 
     for ship in &checkpoint.ships {
-        let id = NetId(ship.id);
-        let pos = SpacePos::new(
-            SectorCoord::new(ship.sector.0, ship.sector.1),
-            Vec2::new(ship.local.0, ship.local.1),
-        );
-        spawn_ship_as(world, Some(id), pos, ship.heading)
-            .map_err(|e| damaged(format!("ship {id}: {e}")))?;
-        let entity = world
-            .resource::<crate::ships::ShipIndex>()
-            .entity(id)
-            .expect("just spawned");
-        let mut e = world.entity_mut(entity);
-        e.insert((
-            Velocity(Vec2::new(ship.velocity.0, ship.velocity.1)),
-            Heading(ship.heading),
-            Hull(ship.hull),
-            Energy(ship.energy),
-            Cargo { ore: ship.cargo },
-        ));
-        if let Some(owner) = &ship.owner {
-            e.insert(Owner(owner.clone()));
-        }
-        if ship.autopilot {
-            e.insert(Autopilot);
-        }
-        if let Some(s) = &ship.script {
-            let status = match s.status {
-                0 => InstanceStatus::Pending,
-                1 => InstanceStatus::Running,
-                2 => InstanceStatus::Failed,
-                3 => InstanceStatus::Suspended,
-                other => return Err(damaged(format!("ship {id}: script status {other}"))),
-            };
-            e.insert((
-                ShipScript(ScriptId(s.script)),
-                ScriptRuntime {
-                    status: status.clone(),
-                    fuel: FuelBucket {
-                        stored: s.fuel_stored,
-                    },
-                    streak: FaultStreak {
-                        faults: s.faults,
-                        clean_runs: s.clean_runs,
-                        resume_at_tick: s.resume_at_tick,
-                    },
-                    fuel_used_last: s.fuel_used_last,
-                    fuel_used_total: s.fuel_used_total,
-                    faults_total: s.faults_total,
-                },
-                ScriptLog {
-                    lines: s
-                        .log
-                        .iter()
-                        .map(|(tick, text)| LogLine {
-                            tick: *tick,
-                            text: text.clone(),
-                        })
-                        .collect(),
-                    dropped: s.log_dropped,
-                },
-            ));
-            if status == InstanceStatus::Running {
-                let state = astroboids_scripting::InstanceState {
-                    memory: s.memory.clone(),
-                    globals: s.globals.clone(),
-                };
-                crate::scripts::restore_instance(world, id, ScriptId(s.script), state)
-                    .map_err(|e| damaged(format!("ship {id}: {e}")))?;
-            }
-        }
+        restore_ship(world, ship)?;
     }
 
     {
@@ -507,6 +438,83 @@ pub fn restore(
         })
         .collect();
     Ok(sim)
+}
+
+/// Puts one recorded ship (script instance included) into `world` under its own id: a
+/// checkpoint's ships, or a ship handed over by another shard.
+pub fn restore_ship(world: &mut World, ship: &ShipRecord) -> Result<(), CheckpointError> {
+    let damaged = |what: String| CheckpointError::Damaged(what);
+    let id = NetId(ship.id);
+    let pos = SpacePos::new(
+        SectorCoord::new(ship.sector.0, ship.sector.1),
+        Vec2::new(ship.local.0, ship.local.1),
+    );
+    spawn_ship_as(world, Some(id), pos, ship.heading)
+        .map_err(|e| damaged(format!("ship {id}: {e}")))?;
+    let entity = world
+        .resource::<crate::ships::ShipIndex>()
+        .entity(id)
+        .expect("just spawned");
+    let mut e = world.entity_mut(entity);
+    e.insert((
+        Velocity(Vec2::new(ship.velocity.0, ship.velocity.1)),
+        Heading(ship.heading),
+        Hull(ship.hull),
+        Energy(ship.energy),
+        Cargo { ore: ship.cargo },
+    ));
+    if let Some(owner) = &ship.owner {
+        e.insert(Owner(owner.clone()));
+    }
+    if ship.autopilot {
+        e.insert(Autopilot);
+    }
+    if let Some(s) = &ship.script {
+        let status = match s.status {
+            0 => InstanceStatus::Pending,
+            1 => InstanceStatus::Running,
+            2 => InstanceStatus::Failed,
+            3 => InstanceStatus::Suspended,
+            other => return Err(damaged(format!("ship {id}: script status {other}"))),
+        };
+        e.insert((
+            ShipScript(ScriptId(s.script)),
+            ScriptRuntime {
+                status: status.clone(),
+                fuel: FuelBucket {
+                    stored: s.fuel_stored,
+                },
+                streak: FaultStreak {
+                    faults: s.faults,
+                    clean_runs: s.clean_runs,
+                    resume_at_tick: s.resume_at_tick,
+                },
+                fuel_used_last: s.fuel_used_last,
+                fuel_used_total: s.fuel_used_total,
+                faults_total: s.faults_total,
+            },
+            ScriptLog {
+                lines: s
+                    .log
+                    .iter()
+                    .map(|(tick, text)| LogLine {
+                        tick: *tick,
+                        text: text.clone(),
+                    })
+                    .collect(),
+                dropped: s.log_dropped,
+            },
+        ));
+        if status == InstanceStatus::Running {
+            let state = astroboids_scripting::InstanceState {
+                memory: s.memory.clone(),
+                globals: s.globals.clone(),
+            };
+            crate::scripts::restore_instance(world, id, ScriptId(s.script), state)
+                .map_err(|e| damaged(format!("ship {id}: {e}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Encodes a checkpoint (postcard).

@@ -179,19 +179,21 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
                 Vec2::new(local.0, local.1),
             );
             let id = spawn_ship(world, pos, *heading)?;
-            let entity = world.resource::<ShipIndex>().entity(id).expect("spawned");
-            let mut ship = world.entity_mut(entity);
-            if *autopilot {
-                ship.insert(Autopilot);
-            }
-            if let Some(name) = owner {
-                ship.insert(Owner(name.clone()));
+            // A shard that does not hold the sector only counts the ship.
+            if let Some(entity) = world.resource::<ShipIndex>().entity(id) {
+                let mut ship = world.entity_mut(entity);
+                if *autopilot {
+                    ship.insert(Autopilot);
+                }
+                if let Some(name) = owner {
+                    ship.insert(Owner(name.clone()));
+                }
             }
             Ok(InputOutcome::Spawned(vec![id]))
         }
         WorldInput::SpawnFleet { count, script } => {
             let limit = world.resource::<UniverseConfig>().limits.max_ships;
-            let alive = world.resource::<ShipIndex>().len();
+            let alive = crate::shard::ships_alive(world) as usize;
             if alive.saturating_add(*count as usize) > limit as usize {
                 return Err(WorldInputError::FleetTooLarge {
                     count: *count,
@@ -209,6 +211,9 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
             let ids = spawn_fleet(world, *count)?;
             if let Some(script) = script {
                 for &ship in &ids {
+                    if !world.resource::<ShipIndex>().contains(ship) {
+                        continue; // held by another shard, which assigns it there
+                    }
                     assign_script(world, ship, ScriptId(*script))
                         .expect("the script is in the library and the ship was just spawned");
                 }

@@ -19,6 +19,7 @@ mod script_stage;
 pub mod scripts;
 pub mod sectors;
 pub mod sensors;
+pub mod shard;
 pub mod ships;
 pub mod space;
 pub mod spawn;
@@ -26,7 +27,8 @@ pub mod spawn;
 use bevy_app::{App, Plugin, PluginGroup, PluginGroupBuilder};
 use bevy_ecs::prelude::*;
 
-use astroboids_engine::{EnginePlugin, StateHasher, TickSchedule};
+use astroboids_engine::hash::HashScope;
+use astroboids_engine::{EnginePlugin, HashCost, TickSchedule};
 
 pub use config::UniverseConfig;
 
@@ -108,7 +110,7 @@ impl Plugin for CorePlugin {
             .add_systems(TickSchedule, begin_tick.in_set(SimSet::Begin));
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register("totals", hash_totals);
+            .register_scoped("totals", HashScope::Summed(hashed_totals), HashCost::Cheap);
     }
 }
 
@@ -116,10 +118,20 @@ fn begin_tick(mut report: ResMut<TickReport>) {
     *report = TickReport::default();
 }
 
-fn hash_totals(world: &mut World, h: &mut StateHasher) {
-    for v in world.resource::<SimTotals>().to_values() {
-        h.write_u64(v);
-    }
+/// The counters that say what happened in the world, summed over shards. Sector generation
+/// and unloading are left out: they count cache work, which differs with how the world is
+/// split (a shard also loads its neighbours' border sectors).
+fn hashed_totals(world: &World) -> Vec<u64> {
+    let t = world.resource::<SimTotals>();
+    vec![
+        t.ore_mined,
+        t.ore_lost_in_wrecks,
+        t.ships_destroyed,
+        t.collision_contacts,
+        t.inputs_for_unknown_ships,
+        t.script_fuel_used,
+        t.script_faults,
+    ]
 }
 
 // A script suspension refused for a ship that is missing or runs no script is an input error

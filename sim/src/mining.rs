@@ -2,6 +2,10 @@
 //!
 //! Ore is conserved: every unit leaving an asteroid lands in exactly one cargo hold. Ships mine
 //! in id order, so when two ships empty the same asteroid the lower id is served first.
+//!
+//! A ship mines only asteroids of its own sector (one across the border is out of reach until
+//! the ship crosses): every ship that can touch an asteroid then sits in the asteroid's
+//! sector, so a sector's ore is changed by one shard only, in id order, whatever the split.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -12,6 +16,7 @@ use crate::config::UniverseConfig;
 use crate::physics::DepletedAsteroids;
 use crate::sectors::Sectors;
 use crate::sensors::{ContactTarget, Sensors};
+use crate::space::SpacePos;
 use crate::ships::{Cargo, Energy, ShipCommand};
 use crate::{SimSet, SimTotals, TickReport};
 
@@ -31,7 +36,14 @@ fn mine(
     mut depleted: ResMut<DepletedAsteroids>,
     mut totals: ResMut<SimTotals>,
     mut report: ResMut<TickReport>,
-    mut ships: Query<(&NetId, &ShipCommand, &Sensors, &mut Cargo, &mut Energy)>,
+    mut ships: Query<(
+        &NetId,
+        &ShipCommand,
+        &SpacePos,
+        &Sensors,
+        &mut Cargo,
+        &mut Energy,
+    )>,
 ) {
     let m = &config.mining;
     let (ship_radius, capacity) = (config.ships.radius, config.ships.cargo_capacity);
@@ -40,7 +52,7 @@ fn mine(
         .filter(|(_, command, ..)| command.mine)
         .collect();
     miners.sort_unstable_by_key(|(id, ..)| **id);
-    for (_, _, sensors, mut cargo, mut energy) in miners {
+    for (_, _, pos, sensors, mut cargo, mut energy) in miners {
         let space = capacity.saturating_sub(cargo.ore).min(m.ore_per_tick);
         if space == 0 || energy.0 < m.energy_per_tick {
             continue;
@@ -52,6 +64,9 @@ fn mine(
             };
             if contact.distance - contact.radius - ship_radius > m.reach {
                 break;
+            }
+            if sector != pos.sector {
+                continue;
             }
             let taken = sectors.take_ore(sector, index, space);
             if taken.amount == 0 {

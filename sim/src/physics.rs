@@ -2,8 +2,9 @@
 //!
 //! Each sector that holds a ship gets its own [`SectorWorld`]; the worlds are stepped in
 //! parallel (rayon) and their events merged in sector order, so results do not depend on the
-//! thread count. A ship that leaves its sector is handed off explicitly, in id order: removed
-//! from the old world, inserted into the new one with its local position shifted. A world is
+//! thread count. A ship that leaves its sector is handed off explicitly, in (source sector,
+//! id) order: removed from the old world now, given a body in the new one (local position
+//! shifted) at the next physics stage, with every other new ship, in id order. A world is
 //! dropped as soon as its last ship leaves, so an empty sector's physics is always in its
 //! canonical (freshly built) state.
 //!
@@ -364,21 +365,26 @@ fn step_physics(
     };
 
     // Write back, in sector order; collect ships that left their sector.
-    let mut handoffs: Vec<(NetId, Entity)> = Vec::new();
+    let mut handoffs: Vec<(SectorCoord, NetId, Entity)> = Vec::new();
     for outcome in &outcomes {
         for &(entity, local, v) in &outcome.moved {
             let (_, id, _, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
             pos.local = local;
             velocity.0 = v;
             if !(0.0..size).contains(&local.x) || !(0.0..size).contains(&local.y) {
-                handoffs.push((*id, entity));
+                handoffs.push((pos.sector, *id, entity));
             }
         }
     }
 
-    // Handoffs, in id order: the explicit, ordered crossing of a sector boundary.
-    handoffs.sort_unstable_by_key(|h| h.0);
-    for (id, entity) in handoffs {
+    // Handoffs, in (source sector, id) order: the explicit, ordered crossing of a sector
+    // border. The ship leaves its old sector's world now and gets a body in its new sector at
+    // the next physics stage, with the other new ships in id order. Nothing here touches the
+    // destination's world, so a sector held by another shard is not touched either: the
+    // shard hands the ship over at the end of the tick (see `shard`), and the result is the
+    // same.
+    handoffs.sort_unstable_by_key(|&(from, id, _)| (from, id));
+    for (_, id, entity) in handoffs {
         let (_, _, mut body, mut pos, mut velocity, _) = ships.get_mut(entity).expect("live ship");
         let from = pos.sector;
         let new_pos = match rehome(*pos, size) {
@@ -392,13 +398,9 @@ fn step_physics(
         if let Some(world) = worlds.get_mut(&from) {
             world.remove_ship(id);
         }
-        let world = worlds.entry(new_pos.sector).or_insert_with(|| {
-            let contents = sectors
-                .get(new_pos.sector)
-                .expect("the load radius covers every neighbour of an occupied sector");
-            SectorWorld::new(contents, dt, &params)
-        });
-        body.0 = Some(world.insert_ship(id, entity, new_pos.local, velocity.0, &params));
+        // (A ship stopped at the edge of the universe stays in its sector, but is rebuilt the
+        // same way at its clamped position.)
+        body.0 = None;
         *pos = new_pos;
         if from != new_pos.sector {
             index.relocate(id, from, new_pos.sector);

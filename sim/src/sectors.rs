@@ -17,7 +17,8 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use astroboids_engine::rng::{coord_key, derive_seed, stream_rng};
-use astroboids_engine::{RngStream, StateHasher, TickSchedule};
+use astroboids_engine::hash::{HashScope, PartitionHashers};
+use astroboids_engine::{HashCost, RngStream, StateHasher, TickSchedule};
 
 use crate::config::{GenerationConfig, UniverseConfig};
 use crate::ships::ShipIndex;
@@ -230,6 +231,9 @@ pub struct Sectors {
     generator: SectorGenerator,
     loaded: BTreeMap<SectorCoord, LoadedSector>,
     deltas: BTreeMap<SectorCoord, SectorDelta>,
+    /// Sectors whose delta changed since the start of the tick (what a shard tells the shards
+    /// that see into them).
+    changed: std::collections::BTreeSet<SectorCoord>,
 }
 
 /// Ore actually removed from an asteroid.
@@ -246,6 +250,7 @@ impl Sectors {
             generator,
             loaded: BTreeMap::new(),
             deltas: BTreeMap::new(),
+            changed: Default::default(),
         }
     }
 
@@ -348,6 +353,7 @@ impl Sectors {
         }
         asteroids[i].ore -= amount;
         let remaining = asteroids[i].ore;
+        self.changed.insert(coord);
         self.deltas
             .entry(coord)
             .or_default()
@@ -358,6 +364,26 @@ impl Sectors {
             asteroids.remove(i);
         }
         OreTaken { amount, depleted }
+    }
+
+    /// The sectors whose delta changed this tick, with their deltas now, in coordinate order.
+    pub fn changed_deltas(&self) -> Vec<(SectorCoord, SectorDelta)> {
+        self.changed
+            .iter()
+            .map(|c| (*c, self.deltas.get(c).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Replaces a sector's delta with its owner's copy (a shard hearing from a neighbour),
+    /// refreshing the sector's contents if it is loaded.
+    pub fn replace_delta(&mut self, coord: SectorCoord, delta: SectorDelta) {
+        self.deltas.insert(coord, delta);
+        if self.loaded.contains_key(&coord) {
+            let contents = self.materialize(coord);
+            if let Some(sector) = self.loaded.get_mut(&coord) {
+                sector.contents = contents;
+            }
+        }
     }
 
     /// Sets a sector's delta (restoring a checkpoint; before the sector is loaded).
@@ -393,7 +419,11 @@ impl Plugin for SectorsPlugin {
             .add_systems(TickSchedule, stream_sectors.in_set(SimSet::Streaming));
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register("sectors", hash_sectors);
+            .register_scoped(
+                "sectors",
+                HashScope::Partitioned(hash_sectors),
+                HashCost::Cheap,
+            );
     }
 }
 
@@ -405,6 +435,7 @@ fn stream_sectors(
     config: Res<UniverseConfig>,
     mut totals: ResMut<SimTotals>,
 ) {
+    sectors.changed.clear();
     let radius = config.sectors.load_radius as i32;
     let mut wanted: Vec<SectorCoord> = index
         .occupied_sectors()
@@ -438,18 +469,16 @@ fn stream_sectors(
     }
 }
 
-fn hash_sectors(world: &mut World, h: &mut StateHasher) {
-    let sectors = world.resource::<Sectors>();
-    h.write_u64(sectors.loaded.len() as u64);
-    for (coord, sector) in &sectors.loaded {
-        h.write_i32(coord.x);
-        h.write_i32(coord.y);
-        h.write_u32(sector.idle_ticks);
-    }
-    h.write_u64(sectors.deltas.len() as u64);
-    for (coord, delta) in &sectors.deltas {
-        h.write_i32(coord.x);
-        h.write_i32(coord.y);
+/// Each sector's deltas in its own partition. Which sectors are loaded is a cache (contents
+/// are a function of seed and coordinates, plus the deltas), so it is not hashed; a shard
+/// hashes only the sectors it owns (it may hold copies of its neighbours').
+fn hash_sectors(world: &mut World, h: &mut PartitionHashers) {
+    let scope = world.get_resource::<crate::shard::ShardScope>();
+    for (coord, delta) in &world.resource::<Sectors>().deltas {
+        if scope.is_some_and(|s| !s.owns(*coord)) {
+            continue;
+        }
+        let h = h.partition(coord.partition_key());
         for (&index, &left) in &delta.remaining_ore {
             h.write_u32(u32::from(index));
             h.write_u32(left);

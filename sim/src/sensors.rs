@@ -16,6 +16,7 @@ use astroboids_engine::{NetId, TickSchedule};
 use crate::SimSet;
 use crate::config::UniverseConfig;
 use crate::sectors::Sectors;
+use crate::shard::HaloShips;
 use crate::ships::{Ship, Velocity};
 use crate::space::{SectorCoord, SpacePos, Vec2, sector_offset};
 
@@ -83,6 +84,12 @@ pub struct SensorGrid {
     sector_tables: FxHashMap<SectorCoord, Box<[(u32, u32)]>>,
 }
 
+/// How many grid cells span a sector on each axis: as many as fit with a side of at least
+/// `max_range`.
+pub fn cells_per_sector(max_range: f32, sector_size: f32) -> i64 {
+    ((sector_size / max_range) as i64).max(1)
+}
+
 impl SensorGrid {
     fn cell_of(&self, pos: &SpacePos) -> (i64, i64) {
         let cx = ((pos.local.x / self.cell_size) as i64).min(self.cells_per_sector - 1);
@@ -94,7 +101,7 @@ impl SensorGrid {
     }
 
     fn build(max_range: f32, sector_size: f32, items: Vec<GridEntry>) -> Self {
-        let cells_per_sector = ((sector_size / max_range) as i64).max(1);
+        let cells_per_sector = cells_per_sector(max_range, sector_size);
         let mut grid = Self {
             cells_per_sector,
             cell_size: sector_size / cells_per_sector as f32,
@@ -361,12 +368,18 @@ pub fn build_grid(
 fn sense(
     config: Res<UniverseConfig>,
     sectors: Res<Sectors>,
+    halo: Option<Res<HaloShips>>,
     mut ships: Query<(&NetId, &SpacePos, &Velocity, &mut Sensors)>,
 ) {
+    // A shard's grid also holds its neighbours' border ships: they are sensed, never sense.
+    let halo = halo.iter().flat_map(|h| h.0.iter()).map(|s| {
+        let (vx, vy) = s.velocity;
+        (NetId(s.id), s.pos(), Vec2::new(vx, vy))
+    });
     let grid = build_grid(
         &config,
         &sectors,
-        ships.iter().map(|(id, pos, v, _)| (*id, *pos, v.0)),
+        ships.iter().map(|(id, pos, v, _)| (*id, *pos, v.0)).chain(halo),
     );
     let limit = config.limits.max_contacts as usize;
     let (range, nebula_factor) = (config.sensors.range, config.sensors.nebula_range_factor);

@@ -11,7 +11,8 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use rayon::prelude::*;
 
-use astroboids_engine::{NetId, NetIdAllocator, StateHasher, TickRate, TickSchedule};
+use astroboids_engine::hash::{HashScope, PartitionHashers};
+use astroboids_engine::{HashCost, NetId, NetIdAllocator, TickRate, TickSchedule};
 
 use crate::config::UniverseConfig;
 use crate::space::{SectorCoord, SpacePos, Vec2};
@@ -184,6 +185,10 @@ pub enum SpawnError {
 /// Spawns one ship. Bodies are added to physics at the next tick, in id order. What other
 /// stages keep per ship (its body handle, its sensor contacts) those plugins attach as
 /// components required by [`Ship`], so spawning knows nothing of them.
+///
+/// In a shard ([`crate::shard::ShardScope`]) that does not hold `pos.sector`, the id is used
+/// up and the ship counted as remote, but no entity is made: the shard that holds the sector
+/// makes it under the same id.
 pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetId, SpawnError> {
     spawn_ship_as(world, None, pos, heading)
 }
@@ -198,7 +203,7 @@ pub(crate) fn spawn_ship_as(
     let config = world.resource::<UniverseConfig>();
     let (limit, size) = (config.limits.max_ships, config.simulation.sector_size);
     let (hull, energy) = (config.ships.hull, config.ships.energy_max);
-    if world.resource::<ShipIndex>().len() >= limit as usize {
+    if crate::shard::ships_alive(world) >= u64::from(limit) {
         return Err(SpawnError::ShipLimit { limit });
     }
     let inside = |v: f32| v.is_finite() && (0.0..size).contains(&v);
@@ -209,6 +214,12 @@ pub(crate) fn spawn_ship_as(
         });
     }
     let id = id.unwrap_or_else(|| world.resource_mut::<NetIdAllocator>().allocate());
+    if !crate::shard::holds(world, pos.sector) {
+        // Another shard holds the sector: it spawns the ship under the same id (every shard
+        // applies every input, so their allocators agree); here it only counts.
+        crate::shard::note_remote_spawn(world, id, pos);
+        return Ok(id);
+    }
     let entity = world
         .spawn((
             Ship,
@@ -251,7 +262,11 @@ impl Plugin for ShipsPlugin {
             .add_systems(TickSchedule, move_ships.in_set(SimSet::Movement));
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register("ships", hash_ships);
+            .register_scoped(
+                "ships",
+                HashScope::Partitioned(hash_ships),
+                HashCost::Cheap,
+            );
     }
 }
 
@@ -326,15 +341,14 @@ pub type ShipState = (
     &'static Cargo,
 );
 
-fn hash_ships(world: &mut World, h: &mut StateHasher) {
-    let mut query = world.query::<ShipState>();
+/// Each ship in its sector's partition, in id order; a shard hashes only the ships it holds.
+fn hash_ships(world: &mut World, h: &mut PartitionHashers) {
+    let mut query = world.query::<(ShipState, Option<&Owner>)>();
     let mut ships: Vec<_> = query.iter(world).collect();
-    ships.sort_unstable_by_key(|s| *s.0);
-    h.write_u64(ships.len() as u64);
-    for (id, pos, vel, heading, hull, energy, cargo) in ships {
+    ships.sort_unstable_by_key(|s| *s.0.0);
+    for ((id, pos, vel, heading, hull, energy, cargo), owner) in ships {
+        let h = h.partition(pos.sector.partition_key());
         h.write_u64(id.0);
-        h.write_i32(pos.sector.x);
-        h.write_i32(pos.sector.y);
         h.write_f32(pos.local.x);
         h.write_f32(pos.local.y);
         h.write_f32(vel.0.x);
@@ -343,14 +357,10 @@ fn hash_ships(world: &mut World, h: &mut StateHasher) {
         h.write_f32(hull.0);
         h.write_f32(energy.0);
         h.write_u32(cargo.ore);
-    }
-    let mut owners = world.query::<(&NetId, &Owner)>();
-    let mut owned: Vec<_> = owners.iter(world).collect();
-    owned.sort_unstable_by_key(|o| *o.0);
-    h.write_u64(owned.len() as u64);
-    for (id, owner) in owned {
-        h.write_u64(id.0);
-        h.write_bytes(owner.0.as_bytes());
+        match owner {
+            Some(owner) => h.write_bytes(owner.0.as_bytes()),
+            None => h.write_u64(u64::MAX),
+        }
     }
 }
 

@@ -37,6 +37,20 @@ impl SectorCoord {
             .flat_map(move |dx| (-radius..=radius).map(move |dy| (dx, dy)))
             .filter_map(move |(dx, dy)| self.offset(dx, dy))
     }
+
+    /// The sector as a state-hash partition key: keys order exactly like coordinates do
+    /// (x, then y), so a hash folded in key order is folded in sector order.
+    pub const fn partition_key(self) -> u64 {
+        (((self.x as u32 ^ 0x8000_0000) as u64) << 32) | (self.y as u32 ^ 0x8000_0000) as u64
+    }
+
+    /// The inverse of [`Self::partition_key`].
+    pub const fn from_partition_key(key: u64) -> Self {
+        Self::new(
+            ((key >> 32) as u32 ^ 0x8000_0000) as i32,
+            (key as u32 ^ 0x8000_0000) as i32,
+        )
+    }
 }
 
 impl std::fmt::Display for SectorCoord {

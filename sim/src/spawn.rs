@@ -55,11 +55,10 @@ pub fn spawn_fleet(world: &mut World, count: u32) -> Result<Vec<NetId>, SpawnErr
         }
         let heading = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
         let id = spawn_ship(world, SpacePos::new(sector, local), heading)?;
-        let entity = world
-            .resource::<crate::ships::ShipIndex>()
-            .entity(id)
-            .expect("just spawned");
-        world.entity_mut(entity).insert(Autopilot);
+        // (A shard that does not hold the sector only counts the ship.)
+        if let Some(entity) = world.resource::<crate::ships::ShipIndex>().entity(id) {
+            world.entity_mut(entity).insert(Autopilot);
+        }
         ids.push(id);
     }
     Ok(ids)

@@ -1,0 +1,20 @@
+//! One AstroBoids world spread over several shard processes, with the same state hash, tick
+//! for tick, as the world in one process.
+//!
+//! - [`assignment`]: which shard holds which sector (a rule over the infinite grid).
+//! - [`messages`]: what the leader and the shards say each tick.
+//! - [`shard_node`]: one shard's piece of the world and its side of the tick protocol, with no
+//!   I/O (the shell passes messages in and carries out what comes back).
+//! - [`leader`]: the leader's side: sequences inputs, starts ticks, folds the shards' hash
+//!   shares into the world's hash.
+//! - [`local`]: a whole cluster in one process, messages passed by value: the reference the
+//!   networked shell is tested against, and the quickest way to check that a rule is
+//!   shard-safe.
+
+pub mod assignment;
+pub mod leader;
+pub mod local;
+pub mod messages;
+pub mod shard_node;
+
+pub use assignment::{SectorAssignment, ShardId};

@@ -1,0 +1,87 @@
+//! A whole cluster in one process: a leader and N shards passing the protocol's messages by
+//! value, in a fixed order. Same rules and messages as the networked cluster, none of the
+//! I/O: what the tests compare a single-process world against, and the reference the
+//! networked shell must agree with.
+
+use astroboids_sim::SimOptions;
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::inputs::WorldInput;
+
+use crate::assignment::SectorAssignment;
+use crate::leader::{Leader, LeaderError, TickOutcome};
+use crate::shard_node::{ShardError, ShardNode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalClusterError {
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error("tick {0} ended without every shard's report")]
+    Incomplete(u64),
+}
+
+/// A leader and its shards in one process.
+pub struct LocalCluster {
+    leader: Leader,
+    shards: Vec<ShardNode>,
+}
+
+impl LocalCluster {
+    /// A fresh world (tick 0) spread over `assignment`'s shards; `options` gives each shard's
+    /// script workers.
+    pub fn new(
+        config: UniverseConfig,
+        seed: u64,
+        assignment: SectorAssignment,
+        options: impl Fn() -> SimOptions,
+    ) -> Self {
+        let shards = (0..assignment.shards())
+            .map(|id| ShardNode::new(id, assignment, config.clone(), seed, options()))
+            .collect();
+        Self {
+            leader: Leader::new(assignment, 1, 0, 0),
+            shards,
+        }
+    }
+
+    pub fn submit(&mut self, input: WorldInput) -> Result<(), LeaderError> {
+        self.leader.submit(input)
+    }
+
+    pub fn shards(&self) -> &[ShardNode] {
+        &self.shards
+    }
+
+    pub fn shards_mut(&mut self) -> &mut [ShardNode] {
+        &mut self.shards
+    }
+
+    /// Runs one tick across all shards.
+    pub fn step(&mut self, full_hash: bool) -> Result<TickOutcome, LocalClusterError> {
+        let start = self.leader.start_next(full_hash)?;
+        let tick = start.tick;
+        let mut mail = Vec::new();
+        for shard in &mut self.shards {
+            mail.extend(shard.start_tick(start.clone())?);
+        }
+        let mut outcome = None;
+        let mut report = |done, leader: &mut Leader| -> Result<(), LocalClusterError> {
+            if let Some(o) = leader.on_done(done)? {
+                outcome = Some(o);
+            }
+            Ok(())
+        };
+        for shard in &mut self.shards {
+            if let Some(done) = shard.finish_alone()? {
+                report(done, &mut self.leader)?;
+            }
+        }
+        for (to, exchange) in mail {
+            if let Some(done) = self.shards[to as usize].receive(exchange)? {
+                report(done, &mut self.leader)?;
+            }
+        }
+        outcome.ok_or(LocalClusterError::Incomplete(tick))
+    }
+}

@@ -1,0 +1,69 @@
+//! What the leader and the shards say to each other each tick. Transport-neutral values: the
+//! in-process cluster passes them by value, the NATS shell encodes them with postcard.
+
+use serde::{Deserialize, Serialize};
+
+use astroboids_engine::hash::HashShares;
+use astroboids_sim::checkpoint::{SectorDeltaRecord, ShipRecord};
+use astroboids_sim::inputs::WorldInput;
+use astroboids_sim::shard::HaloShip;
+
+use crate::assignment::ShardId;
+
+/// The leader's go for one tick: every shard applies `inputs` (in order) and runs the tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickStart {
+    /// The tick to run (the world's tick after it).
+    pub tick: u64,
+    /// The leader's election revision: a shard ignores a start fenced lower than one it has
+    /// already obeyed (a deposed leader that has not noticed yet).
+    pub fence: u64,
+    /// Ships alive in the whole world before `inputs` (what world-wide limits count).
+    pub ships_alive: u64,
+    /// World inputs for this tick, in the order the leader sequenced them.
+    pub inputs: Vec<WorldInput>,
+    /// Report the heavy hash parts too (script memory): at checkpoint ticks and when asked.
+    pub full_hash: bool,
+}
+
+/// What one shard sends another after a tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Exchange {
+    pub tick: u64,
+    pub from: ShardId,
+    /// Ships that ended the tick in the receiver's sectors, in id order.
+    pub handoffs: Vec<ShipRecord>,
+    /// Ships the receiver's ships may sense at the next tick, in id order.
+    pub halo: Vec<HaloShip>,
+    /// Sector deltas that changed this tick, of sectors next to the receiver's.
+    pub deltas: Vec<SectorDeltaRecord>,
+}
+
+/// A shard's report of a finished tick (after its handoffs are in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickDone {
+    pub tick: u64,
+    pub shard: ShardId,
+    /// Ships this shard holds now.
+    pub ships: u64,
+    /// Its shares of the state hash (cheap parts; heavy ones too when asked).
+    pub hash: HashShares,
+    /// How each input of the tick fared here: `None` where this shard could not judge (a
+    /// command for a ship it does not hold), else the verdict.
+    pub verdicts: Vec<Option<Result<(), String>>>,
+    pub figures: ShardFigures,
+}
+
+/// What a tick cost one shard, for status pages and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ShardFigures {
+    /// Applying inputs and running the tick.
+    pub tick_us: u64,
+    /// Gathering departures, halo and deltas and taking in the others'.
+    pub exchange_us: u64,
+    pub handoffs_out: u32,
+    pub halo_out: u32,
+    /// Encoded bytes of what this shard sent the others (postcard).
+    pub exchange_bytes_out: u64,
+    pub exchange_messages_out: u32,
+}

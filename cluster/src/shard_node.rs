@@ -1,0 +1,359 @@
+//! One shard's piece of the world and its side of the tick protocol, without I/O: the shell
+//! (in-process or over NATS) hands it the leader's [`TickStart`] and the other shards'
+//! [`Exchange`]s, and carries out what it returns.
+
+use std::collections::BTreeMap;
+
+use astroboids_engine::{HashCost, NetId, Simulation, StateHashExt};
+use astroboids_sim::checkpoint::ShipRecord;
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::inputs::{WorldInput, WorldInputError, apply_input};
+use astroboids_sim::shard::{self, ArrivalError, HaloShip, ShardScope};
+use astroboids_sim::ships::ShipIndex;
+use astroboids_sim::space::{SectorCoord, SpacePos, Vec2};
+use astroboids_sim::{SimOptions, build_simulation_with};
+
+use crate::assignment::{SectorAssignment, ShardId};
+use crate::messages::{Exchange, ShardFigures, TickDone, TickStart};
+
+/// Where a shard is in the tick protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Between ticks: waiting for the leader's start of `next`.
+    Idle { next: u64 },
+    /// Ran `tick`; waiting for every other shard's exchange.
+    Exchanging { tick: u64 },
+}
+
+/// A protocol message that does not fit where the shard is.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("shard {shard} expected {expected}, got {got}")]
+    OutOfOrder {
+        shard: ShardId,
+        expected: String,
+        got: String,
+    },
+    #[error("shard {shard}: start of tick {tick} fenced {fence}, below {seen} already obeyed")]
+    Fenced {
+        shard: ShardId,
+        tick: u64,
+        fence: u64,
+        seen: u64,
+    },
+    #[error("shard {shard}: handoff refused: {source}")]
+    Arrival {
+        shard: ShardId,
+        source: ArrivalError,
+    },
+}
+
+/// One shard of a world.
+pub struct ShardNode {
+    id: ShardId,
+    assignment: SectorAssignment,
+    sim: Simulation,
+    config: UniverseConfig,
+    phase: Phase,
+    fence_seen: u64,
+    /// This tick's start (kept for the report) and what is known so far of the exchange.
+    current: Option<TickStart>,
+    verdicts: Vec<Option<Result<(), String>>>,
+    received: BTreeMap<ShardId, Exchange>,
+    /// Departed ships this shard's own sectors can still sense.
+    own_halo: Vec<HaloShip>,
+    figures: ShardFigures,
+}
+
+impl ShardNode {
+    /// A fresh world's shard (tick 0).
+    pub fn new(
+        id: ShardId,
+        assignment: SectorAssignment,
+        config: UniverseConfig,
+        seed: u64,
+        options: SimOptions,
+    ) -> Self {
+        let sim = build_simulation_with(config.clone(), seed, options);
+        Self::from_sim(id, assignment, config, sim)
+    }
+
+    /// A shard around a world restored from a checkpoint that holds only this shard's ships
+    /// (see [`crate::checkpoint`]); `remote_ships` counts the others.
+    pub fn from_sim(
+        id: ShardId,
+        assignment: SectorAssignment,
+        config: UniverseConfig,
+        mut sim: Simulation,
+    ) -> Self {
+        let owns = move |sector: SectorCoord| assignment.shard_of(sector) == id;
+        shard::install(sim.world_mut(), ShardScope::new(owns));
+        let next = sim.tick() + 1;
+        Self {
+            id,
+            assignment,
+            sim,
+            config,
+            phase: Phase::Idle { next },
+            fence_seen: 0,
+            current: None,
+            verdicts: Vec::new(),
+            received: BTreeMap::new(),
+            own_halo: Vec::new(),
+            figures: ShardFigures::default(),
+        }
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn sim(&self) -> &Simulation {
+        &self.sim
+    }
+
+    pub fn sim_mut(&mut self) -> &mut Simulation {
+        &mut self.sim
+    }
+
+    pub fn ships(&self) -> u64 {
+        self.sim.world().resource::<ShipIndex>().len() as u64
+    }
+
+    /// Applies the leader's inputs, runs the tick, and returns what goes to each other shard
+    /// (one exchange per shard, empty or not: it doubles as "done with tick T" for the
+    /// receiver).
+    pub fn start_tick(&mut self, start: TickStart) -> Result<Vec<(ShardId, Exchange)>, ShardError> {
+        let Phase::Idle { next } = self.phase else {
+            return Err(self.out_of_order("an exchange", format!("start of tick {}", start.tick)));
+        };
+        if start.fence < self.fence_seen {
+            return Err(ShardError::Fenced {
+                shard: self.id,
+                tick: start.tick,
+                fence: start.fence,
+                seen: self.fence_seen,
+            });
+        }
+        if start.tick != next {
+            return Err(self.out_of_order(
+                &format!("start of tick {next}"),
+                format!("start of tick {}", start.tick),
+            ));
+        }
+        self.fence_seen = start.fence;
+        let world = self.sim.world_mut();
+        let local = world.resource::<ShipIndex>().len() as u64;
+        shard::set_remote_ships(world, start.ships_alive.saturating_sub(local));
+        self.verdicts = start
+            .inputs
+            .iter()
+            .map(|input| {
+                let result = apply_input(world, input);
+                verdict(world, input, result)
+            })
+            .collect();
+        self.sim.step();
+        let outgoing = self.gather_exchange(start.tick);
+        self.current = Some(start);
+        self.received.clear();
+        self.phase = Phase::Exchanging { tick: next };
+        Ok(outgoing)
+    }
+
+    /// After the tick: departures, halo and sector deltas, sorted by receiver.
+    fn gather_exchange(&mut self, tick: u64) -> Vec<(ShardId, Exchange)> {
+        let shards = self.assignment.shards();
+        let mut out: BTreeMap<ShardId, Exchange> = (0..shards)
+            .filter(|s| *s != self.id)
+            .map(|s| {
+                let exchange = Exchange {
+                    tick,
+                    from: self.id,
+                    ..Exchange::default()
+                };
+                (s, exchange)
+            })
+            .collect();
+        let world = self.sim.world_mut();
+        let departures: Vec<ShipRecord> = shard::take_departures(world);
+        let mut halo = shard::border_ships(world);
+        halo.extend(departures.iter().map(shard::halo_of));
+        let deltas = shard::changed_deltas(world);
+
+        self.figures = ShardFigures {
+            handoffs_out: departures.len() as u32,
+            ..ShardFigures::default()
+        };
+        for ship in departures {
+            let to = self.holder(ship.sector);
+            out.get_mut(&to)
+                .expect("a departure goes to another shard")
+                .handoffs
+                .push(ship);
+        }
+        self.own_halo.clear();
+        halo.sort_unstable_by_key(|h| h.id);
+        for ship in halo {
+            let holder = self.holder(ship.sector);
+            let mut seen_by: Vec<ShardId> = shard::sensed_from(&self.config, &ship.pos())
+                .into_iter()
+                .map(|s| self.assignment.shard_of(s))
+                .filter(|s| *s != holder)
+                .collect();
+            seen_by.sort_unstable();
+            seen_by.dedup();
+            for shard in seen_by {
+                self.figures.halo_out += 1;
+                if shard == self.id {
+                    self.own_halo.push(ship);
+                } else {
+                    out.get_mut(&shard).expect("another shard").halo.push(ship);
+                }
+            }
+        }
+        for delta in deltas {
+            let sector = SectorCoord::new(delta.x, delta.y);
+            let mut near: Vec<ShardId> = sector
+                .neighbourhood(1)
+                .map(|s| self.assignment.shard_of(s))
+                .filter(|s| *s != self.id)
+                .collect();
+            near.sort_unstable();
+            near.dedup();
+            for shard in near {
+                out.get_mut(&shard)
+                    .expect("another shard")
+                    .deltas
+                    .push(delta.clone());
+            }
+        }
+        self.figures.exchange_messages_out = out.len() as u32;
+        self.figures.exchange_bytes_out = out
+            .values()
+            .map(|e| postcard::to_allocvec(e).map_or(0, |b| b.len() as u64))
+            .sum();
+        out.into_iter().collect()
+    }
+
+    fn holder(&self, sector: (i32, i32)) -> ShardId {
+        self.assignment
+            .shard_of(SectorCoord::new(sector.0, sector.1))
+    }
+
+    /// Takes in another shard's exchange; once all are in, finishes the tick and returns the
+    /// report for the leader.
+    pub fn receive(&mut self, exchange: Exchange) -> Result<Option<TickDone>, ShardError> {
+        let Phase::Exchanging { tick } = self.phase else {
+            return Err(self.out_of_order(
+                "a start",
+                format!("exchange of tick {} from {}", exchange.tick, exchange.from),
+            ));
+        };
+        if exchange.tick != tick || exchange.from == self.id || exchange.from >= self.assignment.shards() {
+            return Err(self.out_of_order(
+                &format!("an exchange of tick {tick} from another shard"),
+                format!("exchange of tick {} from {}", exchange.tick, exchange.from),
+            ));
+        }
+        // A repeat (redelivery) replaces nothing: the first copy stands.
+        self.received.entry(exchange.from).or_insert(exchange);
+        if self.received.len() + 1 < self.assignment.shards() as usize {
+            return Ok(None);
+        }
+        self.finish_tick(tick).map(Some)
+    }
+
+    /// With only one shard there is nobody to hear from: the tick finishes at once.
+    pub fn finish_alone(&mut self) -> Result<Option<TickDone>, ShardError> {
+        match self.phase {
+            Phase::Exchanging { tick } if self.assignment.shards() == 1 => {
+                self.finish_tick(tick).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn finish_tick(&mut self, tick: u64) -> Result<TickDone, ShardError> {
+        let received = std::mem::take(&mut self.received);
+        let mut arrivals = Vec::new();
+        let mut halo = std::mem::take(&mut self.own_halo);
+        let world = self.sim.world_mut();
+        for exchange in received.into_values() {
+            arrivals.extend(exchange.handoffs);
+            halo.extend(exchange.halo);
+            shard::apply_deltas(world, &exchange.deltas);
+        }
+        shard::accept_arrivals(world, arrivals).map_err(|source| ShardError::Arrival {
+            shard: self.id,
+            source,
+        })?;
+        halo.sort_unstable_by_key(|h| h.id);
+        shard::set_halo(world, halo);
+        let start = self.current.take().expect("a tick is running");
+        let cost = if start.full_hash {
+            None
+        } else {
+            Some(HashCost::Cheap)
+        };
+        let hash = world.hash_shares(cost);
+        self.phase = Phase::Idle { next: tick + 1 };
+        Ok(TickDone {
+            tick,
+            shard: self.id,
+            ships: self.ships(),
+            hash,
+            verdicts: std::mem::take(&mut self.verdicts),
+            figures: self.figures,
+        })
+    }
+
+    fn out_of_order(&self, expected: &str, got: String) -> ShardError {
+        ShardError::OutOfOrder {
+            shard: self.id,
+            expected: expected.to_owned(),
+            got,
+        }
+    }
+}
+
+/// How an input fared on this shard: `None` when it names a ship this shard does not hold
+/// (that ship's holder judges it).
+fn verdict(
+    world: &bevy_ecs::world::World,
+    input: &WorldInput,
+    result: Result<astroboids_sim::inputs::InputOutcome, WorldInputError>,
+) -> Option<Result<(), String>> {
+    match result {
+        Ok(_) => Some(Ok(())),
+        Err(WorldInputError::UnknownShip(ship))
+            if !world.resource::<ShipIndex>().contains(ship) && names_ship(input, ship) =>
+        {
+            None
+        }
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+fn names_ship(input: &WorldInput, ship: NetId) -> bool {
+    match input {
+        WorldInput::Command { ship: s, .. }
+        | WorldInput::AssignScript { ship: s, .. }
+        | WorldInput::SetOwner { ship: s, .. }
+        | WorldInput::Scrap { ship: s }
+        | WorldInput::SuspendScript { ship: s, .. } => *s == ship.0,
+        _ => false,
+    }
+}
+
+/// Where a ship record says its ship is.
+pub fn record_pos(record: &ShipRecord) -> SpacePos {
+    SpacePos::new(
+        SectorCoord::new(record.sector.0, record.sector.1),
+        Vec2::new(record.local.0, record.local.1),
+    )
+}
