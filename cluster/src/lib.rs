@@ -5,6 +5,8 @@
 //! - [`messages`]: what the leader and the shards say each tick.
 //! - [`shard_node`]: one shard's piece of the world and its side of the tick protocol, with no
 //!   I/O (the shell passes messages in and carries out what comes back).
+//! - [`checkpoint`]: shards' pieces of a checkpoint, merged into the whole world's and split
+//!   again under any assignment (recovery and rebalancing).
 //! - [`leader`]: the leader's side: sequences inputs, starts ticks, folds the shards' hash
 //!   shares into the world's hash.
 //! - [`local`]: a whole cluster in one process, messages passed by value: the reference the
@@ -12,6 +14,7 @@
 //!   shard-safe.
 
 pub mod assignment;
+pub mod checkpoint;
 pub mod leader;
 pub mod local;
 pub mod messages;

@@ -7,7 +7,10 @@ use astroboids_sim::SimOptions;
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::WorldInput;
 
+use astroboids_sim::checkpoint::{CheckpointError, WorldCheckpoint};
+
 use crate::assignment::SectorAssignment;
+use crate::checkpoint::{self, ShardCheckpoint};
 use crate::leader::{Leader, LeaderError, TickOutcome};
 use crate::shard_node::{ShardError, ShardNode};
 
@@ -43,6 +46,29 @@ impl LocalCluster {
             leader: Leader::new(assignment, 1, 0, 0),
             shards,
         }
+    }
+
+    /// A cluster of `assignment`'s shards restored from the whole world's checkpoint, led by a
+    /// leader elected with `fence`.
+    pub fn restore(
+        config: &UniverseConfig,
+        world: &WorldCheckpoint,
+        assignment: SectorAssignment,
+        fence: u64,
+        options: impl Fn() -> SimOptions,
+    ) -> Result<Self, CheckpointError> {
+        let shards = (0..assignment.shards())
+            .map(|id| checkpoint::restore_shard(config, world, assignment, id, options()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            leader: Leader::new(assignment, fence, world.tick, world.ships.len() as u64),
+            shards,
+        })
+    }
+
+    /// Every shard's piece, between ticks.
+    pub fn capture(&mut self) -> Vec<ShardCheckpoint> {
+        self.shards.iter_mut().map(checkpoint::capture).collect()
     }
 
     pub fn submit(&mut self, input: WorldInput) -> Result<(), LeaderError> {

@@ -108,6 +108,14 @@ impl ShardNode {
         self.id
     }
 
+    pub fn assignment(&self) -> SectorAssignment {
+        self.assignment
+    }
+
+    pub fn config(&self) -> &UniverseConfig {
+        &self.config
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -174,3 +174,105 @@ fn a_small_world_across_a_checkpoint_tick_on_two_and_three_shards() {
         assert_same(&expected, &hashes, &assignment.to_string());
     }
 }
+
+#[test]
+fn moving_sectors_between_shards_at_a_checkpoint_changes_no_result() {
+    let config = UniverseConfig::default();
+    let inputs = setup(600, 150);
+    let every = config.persistence.checkpoint_every_ticks;
+    let ticks = every + 40;
+    let expected = single_process(&config, &inputs, ticks);
+
+    let before = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    let mut cluster = LocalCluster::new(config.clone(), SEED, before, options);
+    for input in &inputs {
+        cluster.submit(input.clone()).unwrap();
+    }
+    let mut hashes = Vec::new();
+    for _ in 1..=every {
+        hashes.push(cluster.step(false).unwrap().hash);
+    }
+    let pieces = cluster.capture();
+    let world = astroboids_cluster::checkpoint::merge(&pieces).unwrap();
+    assert_eq!(world.ships.len(), 600);
+    drop(cluster);
+
+    // Three shards in blocks now: every sector may have moved.
+    let after = SectorAssignment::Blocks { shards: 3, side: 1 };
+    let mut cluster = LocalCluster::restore(&config, &world, after, 2, options).unwrap();
+    for tick in every + 1..=ticks {
+        hashes.push(cluster.step(tick == ticks).unwrap().hash);
+    }
+    assert_same(&expected, &hashes, "2 stripes, then 3 blocks from the checkpoint");
+}
+
+/// Turns towards +x while in sector x = 0 and towards -x elsewhere, at full thrust: it
+/// crosses the border between sectors 0 and 1 (or -1 and 0) again and again.
+fn border_bouncer() -> Vec<u8> {
+    WatBot::new()
+        .tick(format!(
+            "(local $heading f32)
+             (local.set $heading (f32.load (i32.const {heading})))
+             (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
+             (f32.store (i32.const {turn})
+               (if (result f32) (i32.eqz (i32.load (i32.const {sector_x})))
+                 (then (f32.neg (f32.copysign (f32.const 1) (local.get $heading))))
+                 (else (f32.copysign (f32.const 1) (local.get $heading)))))",
+            heading = SENSOR_PTR + 40,
+            sector_x = SENSOR_PTR + 16,
+            turn = COMMAND_PTR + 4,
+        ))
+        .wasm()
+}
+
+#[test]
+fn a_ship_bouncing_across_a_shard_border_is_never_lost_or_duplicated() {
+    let config = UniverseConfig::default();
+    let wasm = border_bouncer();
+    let script = astroboids_scripting::module_hash(&wasm);
+    let size = config.simulation.sector_size;
+    let inputs = vec![
+        WorldInput::AddScript { wasm },
+        WorldInput::SpawnShip {
+            sector: (0, 0),
+            local: (size - 5.0, size / 2.0),
+            heading: 0.0,
+            autopilot: false,
+            owner: None,
+        },
+        WorldInput::AssignScript { ship: 1, script },
+    ];
+    let ticks = 400;
+    let expected = single_process(&config, &inputs, ticks);
+    let assignment = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    let mut cluster = LocalCluster::new(config.clone(), SEED, assignment, options);
+    for input in &inputs {
+        cluster.submit(input.clone()).unwrap();
+    }
+    let mut hashes = Vec::new();
+    let mut crossings = 0;
+    for tick in 1..=ticks {
+        let outcome = cluster.step(tick == ticks).unwrap();
+        let holders: Vec<u64> = outcome.shards.iter().map(|s| s.1).collect();
+        assert_eq!(outcome.ships, 1, "tick {tick}: one ship in the world");
+        assert_eq!(
+            holders.iter().filter(|&&n| n == 1).count(),
+            1,
+            "tick {tick}: exactly one shard holds it ({holders:?})"
+        );
+        crossings += outcome
+            .shards
+            .iter()
+            .map(|s| s.2.handoffs_out)
+            .sum::<u32>();
+        hashes.push(outcome.hash);
+    }
+    assert!(crossings >= 6, "it bounced ({crossings} handoffs)");
+    assert_same(&expected, &hashes, "the bouncing ship");
+}
