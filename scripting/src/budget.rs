@@ -11,9 +11,9 @@
 //! script cannot dodge back-off by alternating a faulting tick with a clean one. Skipped ticks
 //! earn no fuel: back-off must not save up a bigger burst for the next fault.
 //!
-//! Budgets add up: [`water_fill`] shares a cap among requests (each account's ships share the
-//! account's cap, accounts share the world's), so every script bursting at once still fits
-//! the tick.
+//! Budgets add up: [`water_fill`] shares a cap among requests (the sim shares fuel per sector:
+//! each account's ships in a sector share the account's cap, accounts share the sector's), so
+//! every script of a sector bursting at once still fits the tick.
 
 /// Fuel limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -107,8 +107,11 @@ pub struct ScriptsConfig {
     pub fuel_per_tick: u64,
     pub fuel_bucket_max: u64,
     pub fuel_burst_max: u64,
+    /// What one account's ships in one sector may use per tick, together.
     pub account_fuel_per_tick_max: u64,
-    pub world_fuel_per_tick_max: u64,
+    /// What all scripts in one sector (runs and starts) may use per tick. Fuel is shared per
+    /// sector so that no sector's results depend on anything outside it (see `script_budget`).
+    pub sector_fuel_per_tick_max: u64,
     pub faults_before_backoff: u32,
     pub backoff_first_skip_ticks: u64,
     pub backoff_max_skip_ticks: u64,
@@ -232,6 +235,33 @@ impl Check<'_> {
     }
 }
 
+/// Fields older configurations may still have: (table, field, full name, why it is refused).
+const RETIRED_FIELDS: &[(&str, &str, &str, &str)] = &[(
+    "scripts",
+    "world_fuel_per_tick_max",
+    "scripts.world_fuel_per_tick_max",
+    "replaced by `scripts.sector_fuel_per_tick_max` (per sector now): it caps the fuel of all \
+     scripts in one sector per tick, no longer of the whole world",
+)];
+
+/// The first retired field `text` (which failed to parse) still has, as an error naming it.
+fn retired_field(text: &str, origin: &str) -> Option<ConfigError> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    RETIRED_FIELDS
+        .iter()
+        .find(|(section, field, ..)| {
+            table
+                .get(*section)
+                .and_then(toml::Value::as_table)
+                .is_some_and(|t| t.contains_key(*field))
+        })
+        .map(|&(_, _, field, reason)| ConfigError::Field {
+            origin: origin.to_string(),
+            field,
+            reason: reason.to_string(),
+        })
+}
+
 /// The highest generator version this build knows how to generate.
 pub const GENERATOR_VERSION_SUPPORTED: u32 = 1;
 
@@ -243,9 +273,13 @@ impl UniverseConfig {
 
     /// Parses and validates `text`; `origin` (usually the file path) prefixes every error.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: UniverseConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        let config: UniverseConfig = toml::from_str(text).map_err(|e| {
+            // A field this build no longer reads is named with what replaced it, rather than
+            // as an unknown field (or its replacement as a missing one).
+            retired_field(text, origin).unwrap_or_else(|| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string().trim_end().to_string(),
+            })
         })?;
         config.validate(origin)?;
         Ok(config)
@@ -464,16 +498,16 @@ impl UniverseConfig {
             1_000_000_000_000,
         );
         c.range_u64(
-            "scripts.world_fuel_per_tick_max",
-            sp.world_fuel_per_tick_max,
+            "scripts.sector_fuel_per_tick_max",
+            sp.sector_fuel_per_tick_max,
             1,
             1_000_000_000_000,
         );
         c.ordered(
             "scripts.account_fuel_per_tick_max",
             sp.account_fuel_per_tick_max,
-            "scripts.world_fuel_per_tick_max",
-            sp.world_fuel_per_tick_max,
+            "scripts.sector_fuel_per_tick_max",
+            sp.sector_fuel_per_tick_max,
         );
         c.range_u32(
             "scripts.backoff_clean_runs_to_forgive",
@@ -612,6 +646,30 @@ mod tests {
             .to_string();
         assert!(msg.starts_with("c.toml: "), "{msg}");
         assert!(msg.contains("tick_rate_hz"), "{msg}");
+    }
+
+    #[test]
+    fn the_retired_world_fuel_cap_is_refused_with_its_replacement() {
+        // An old configuration: the world-wide cap under its old name.
+        let text = EMBEDDED_CONFIG_TOML
+            .replace("sector_fuel_per_tick_max = ", "world_fuel_per_tick_max = ");
+        let err = UniverseConfig::from_toml_str(&text, "old.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "old.toml: field `scripts.world_fuel_per_tick_max`: replaced by \
+             `scripts.sector_fuel_per_tick_max` (per sector now): it caps the fuel of all \
+             scripts in one sector per tick, no longer of the whole world"
+        );
+        // With both fields, the old one is still refused by name.
+        let text = EMBEDDED_CONFIG_TOML.replace(
+            "sector_fuel_per_tick_max = ",
+            "world_fuel_per_tick_max = 1\nsector_fuel_per_tick_max = ",
+        );
+        let err = UniverseConfig::from_toml_str(&text, "both.toml").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Field { field, .. } if *field == "scripts.world_fuel_per_tick_max"),
+            "{err}"
+        );
     }
 
     #[test]

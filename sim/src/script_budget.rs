@@ -1,12 +1,21 @@
 //! How a tick's fuel is shared, so that budgets add up.
 //!
 //! A ship's own bucket says what it may ask for (`FuelPolicy::earn`); this module decides what
-//! it gets. Three caps hold at once: a ship's burst, its account's `account_fuel_per_tick_max`
-//! and the world's `world_fuel_per_tick_max`. Instance starts count against the world's cap
-//! at their full `start_fuel`, and take at most half of it in one tick. When a cap binds it is
-//! shared by water-filling (everyone gets the same ceiling; small requests are met in full),
-//! first among accounts, then among one account's ships. All of it is integer arithmetic over
-//! inputs in a fixed order, so every machine grants the same fuel.
+//! it gets. Fuel is shared per sector: the scripted ships in one sector (where they are at the
+//! Behaviour stage) share that sector's fuel, and nothing outside the sector changes what they
+//! get. A sector's contents and the rules that touch them must not depend on anything outside
+//! it, so that a world spread over several shards, each owning some sectors, gives the same
+//! results whatever the split.
+//!
+//! In each sector three caps hold at once: a ship's burst, its account's
+//! `account_fuel_per_tick_max` (for that account's ships in this sector; the same account's
+//! ships elsewhere count against the other sectors' caps) and the sector's
+//! `sector_fuel_per_tick_max`. Instance starts count against the sector's cap at their full
+//! `start_fuel`, and take at most half of it in one tick (at least one start per sector). When a
+//! cap binds it is shared by water-filling (everyone gets the same ceiling; small requests are
+//! met in full), first among accounts, then among one account's ships. All of it is integer
+//! arithmetic over inputs in a fixed order (sectors by coordinates, ships by id), so every
+//! machine grants the same fuel.
 
 use std::collections::BTreeMap;
 
@@ -20,32 +29,35 @@ pub(crate) struct FuelClaim<'a> {
     pub request: u64,
 }
 
-/// The world's fuel caps for one tick.
+/// The fuel caps of one sector for one tick (the same for every sector).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FuelCaps {
+    /// What one account's ships in the sector may use together.
     pub account_max: u64,
-    pub world_max: u64,
+    /// What all runs and starts in the sector may use together.
+    pub sector_max: u64,
     pub start_fuel: u64,
 }
 
 impl FuelCaps {
-    /// How many of `pending` instance starts (taken in ship-id order) begin this tick: as many
-    /// as fit in half the world's fuel, and always at least one, so every start happens.
+    /// How many of a sector's `pending` instance starts (taken in ship-id order) begin this
+    /// tick: as many as fit in half the sector's fuel, and always at least one, so every start
+    /// happens.
     pub(crate) fn admitted_starts(&self, pending: usize) -> usize {
-        let fit = (self.world_max / 2) / self.start_fuel.max(1);
+        let fit = (self.sector_max / 2) / self.start_fuel.max(1);
         (fit.max(1) as usize).min(pending)
     }
 
-    /// The fuel left for runs after `starts` instance starts.
+    /// The fuel left for a sector's runs after its `starts` instance starts.
     pub(crate) fn run_fuel(&self, starts: usize) -> u64 {
-        self.world_max
+        self.sector_max
             .saturating_sub(self.start_fuel.saturating_mul(starts as u64))
     }
 }
 
-/// What each claim is granted (same order as `claims`), within `account_max` per account and
-/// `world_fuel` in all. Grants never exceed requests.
-pub(crate) fn grant_fuel(claims: &[FuelClaim], account_max: u64, world_fuel: u64) -> Vec<u64> {
+/// What each claim of one sector is granted (same order as `claims`), within `account_max` per
+/// account and `sector_fuel` in all. Grants never exceed requests.
+pub(crate) fn grant_fuel(claims: &[FuelClaim], account_max: u64, sector_fuel: u64) -> Vec<u64> {
     // Accounts in name order, then ownerless ships in claim order.
     let mut owned: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -69,7 +81,7 @@ pub(crate) fn grant_fuel(claims: &[FuelClaim], account_max: u64, world_fuel: u64
                 .min(account_max)
         })
         .collect();
-    let account_shares = water_fill(&account_requests, world_fuel);
+    let account_shares = water_fill(&account_requests, sector_fuel);
 
     let mut grants = vec![0; claims.len()];
     for (group, share) in ordered.iter().zip(account_shares) {
@@ -109,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn the_world_cap_is_shared_evenly_among_accounts_first() {
+    fn the_sector_cap_is_shared_evenly_among_accounts_first() {
         let mut claims: Vec<_> = (0..10).map(|_| claim(Some("many"), 1_000)).collect();
         claims.push(claim(Some("one"), 1_000));
         claims.push(claim(None, 1_000));
@@ -117,7 +129,7 @@ mod tests {
         assert_eq!(
             grants.iter().sum::<u64>(),
             3_000,
-            "never more than the world cap"
+            "never more than the sector cap"
         );
         assert_eq!(grants[10], 1_000, "an account of one ship gets a third");
         assert_eq!(grants[11], 1_000, "an ownerless ship counts as an account");
@@ -125,10 +137,10 @@ mod tests {
     }
 
     #[test]
-    fn starts_take_at_most_half_the_world_but_at_least_one_per_tick() {
+    fn starts_take_at_most_half_the_sector_but_at_least_one_per_tick() {
         let caps = FuelCaps {
             account_max: 10,
-            world_max: 10_000,
+            sector_max: 10_000,
             start_fuel: 1_000,
         };
         assert_eq!(caps.admitted_starts(100), 5);

@@ -1,6 +1,7 @@
-//! The script stage of a tick: start pending instances, share the tick's fuel, run every
-//! scripted ship's job on the workers, and apply what came back in ship-id order (see the
-//! `scripts` module for the components and resources it works on).
+//! The script stage of a tick: start pending instances, share the tick's fuel sector by sector,
+//! run every scripted ship's job on the workers, and apply what came back in ship-id order (see
+//! the `scripts` module for the components and resources it works on, `script_budget` for how
+//! fuel is shared).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::scripts::{
 };
 use crate::sensors::{ContactTarget, Sensors};
 use crate::ships::{Cargo, Energy, Heading, Hull, Owner, ShipCommand, Velocity};
-use crate::space::SpacePos;
+use crate::space::{SectorCoord, SpacePos};
 use crate::{SimSet, SimTotals};
 
 /// Runs player scripts in the Behaviour stage, on what `ScriptsPlugin` installs (the library,
@@ -89,15 +90,34 @@ pub(crate) fn run_scripts(
     let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
     drop_orphans(&mut workers, &scripted_ids);
 
-    // Start pending instances in id order, as many as the world's start share allows, in one
-    // batch (all workers in parallel).
-    let pending: Vec<usize> = (0..scripted.len())
-        .filter(|&i| scripted[i].2.status == InstanceStatus::Pending)
-        .collect();
-    let admitted = caps.admitted_starts(pending.len());
-    report.starts_deferred = (pending.len() - admitted) as u32;
-    let mut starts = Vec::with_capacity(admitted);
-    for &index in &pending[..admitted] {
+    // Fuel is shared per sector: what a ship's script gets depends only on the scripted ships
+    // of its own sector (ships change sectors only in the physics stage), so a world spread
+    // over several shards gives the same results. Sectors in coordinate order, each one's
+    // ships in id order.
+    let mut sectors: BTreeMap<SectorCoord, Vec<usize>> = BTreeMap::new();
+    for (index, (.., (_, pos, ..))) in scripted.iter().enumerate() {
+        sectors.entry(pos.sector).or_default().push(index);
+    }
+
+    // Start pending instances: in each sector, in id order, as many as the sector's start
+    // share allows; then all sectors' starts in one batch, in id order (all workers in
+    // parallel).
+    let mut sector_starts = Vec::with_capacity(sectors.len());
+    let mut starting = Vec::new();
+    for ships in sectors.values() {
+        let pending: Vec<usize> = ships
+            .iter()
+            .copied()
+            .filter(|&i| scripted[i].2.status == InstanceStatus::Pending)
+            .collect();
+        let admitted = caps.admitted_starts(pending.len());
+        report.starts_deferred += (pending.len() - admitted) as u32;
+        starting.extend_from_slice(&pending[..admitted]);
+        sector_starts.push(admitted);
+    }
+    starting.sort_unstable();
+    let mut starts = Vec::with_capacity(starting.len());
+    for &index in &starting {
         let (id, (script, _), ..) = &scripted[index];
         // A ship that got a new script drops its old instance first.
         if workers.is_attached(id.0) {
@@ -135,31 +155,44 @@ pub(crate) fn run_scripts(
         }
     }
 
-    // Who runs, and what each asks for; then the grants under the account and world caps.
-    let mut running = Vec::with_capacity(scripted.len());
-    let mut claims = Vec::with_capacity(scripted.len());
-    for (index, (_, (_, owner), runtime, _, command, _)) in scripted.iter_mut().enumerate() {
-        **command = ShipCommand::default();
-        if runtime.status != InstanceStatus::Running {
-            continue;
+    // Who runs, and what each asks for; then, sector by sector, the grants under the account
+    // and sector caps: (request, grant) by index in `scripted`.
+    let mut asks: Vec<Option<(u64, u64)>> = vec![None; scripted.len()];
+    for (ships, &admitted) in sectors.values().zip(&sector_starts) {
+        let mut running = Vec::with_capacity(ships.len());
+        let mut claims = Vec::with_capacity(ships.len());
+        for &index in ships {
+            let (_, (_, owner), runtime, _, command, _) = &mut scripted[index];
+            let owner: Option<&Owner> = *owner;
+            **command = ShipCommand::default();
+            if runtime.status != InstanceStatus::Running {
+                continue;
+            }
+            if !backoff.may_run(&runtime.streak, tick) {
+                report.skipped_in_backoff += 1;
+                continue;
+            }
+            claims.push(FuelClaim {
+                account: owner.map(|o| o.0.as_str()),
+                request: fuel_policy.earn(&mut runtime.fuel),
+            });
+            running.push(index);
         }
-        if !backoff.may_run(&runtime.streak, tick) {
-            report.skipped_in_backoff += 1;
-            continue;
+        let grants = grant_fuel(&claims, caps.account_max, caps.run_fuel(admitted));
+        for ((&index, claim), grant) in running.iter().zip(&claims).zip(grants) {
+            asks[index] = Some((claim.request, grant));
         }
-        claims.push(FuelClaim {
-            account: owner.map(|o| o.0.as_str()),
-            request: fuel_policy.earn(&mut runtime.fuel),
-        });
-        running.push(index);
     }
-    let grants = grant_fuel(&claims, caps.account_max, caps.run_fuel(admitted));
 
-    let mut jobs = Vec::with_capacity(running.len());
-    let mut ran = Vec::with_capacity(running.len());
+    // Jobs in id order, as the workers return their results.
+    let mut jobs = Vec::with_capacity(scripted.len());
+    let mut ran = Vec::with_capacity(scripted.len());
     let mut traced_jobs = BTreeMap::new();
-    for ((&index, claim), budget) in running.iter().zip(&claims).zip(grants) {
-        let cut = budget < claim.request;
+    for (index, ask) in asks.into_iter().enumerate() {
+        let Some((request, budget)) = ask else {
+            continue;
+        };
+        let cut = budget < request;
         if budget == 0 {
             report.budget_cut += 1;
             continue;

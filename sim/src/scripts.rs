@@ -113,7 +113,7 @@ pub struct ScriptFaults {
     pub recent: VecDeque<ScriptFault>,
 }
 
-/// What scripts did in the last tick.
+/// What scripts did in the last tick, all sectors together.
 #[derive(Resource, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScriptTickReport {
     pub ran: u32,
@@ -123,10 +123,11 @@ pub struct ScriptTickReport {
     /// Instances started this tick, and those that failed to start.
     pub started: u32,
     pub start_failures: u32,
-    /// Pending starts left for later ticks (starts take at most half the world's fuel).
+    /// Pending starts left for later ticks (a sector's starts take at most half its fuel),
+    /// summed over sectors.
     pub starts_deferred: u32,
-    /// Runs a cap held back: granted less than their bucket allowed (by an account or world
-    /// cap) and then out of fuel, or granted nothing at all.
+    /// Runs a cap held back: granted less than their bucket allowed (by an account's or their
+    /// sector's cap) and then out of fuel, or granted nothing at all.
     pub budget_cut: u32,
 }
 
@@ -480,7 +481,7 @@ impl ScriptsConfig {
     pub(crate) fn fuel_caps(&self) -> FuelCaps {
         FuelCaps {
             account_max: self.account_fuel_per_tick_max,
-            world_max: self.world_fuel_per_tick_max,
+            sector_max: self.sector_fuel_per_tick_max,
             start_fuel: self.start_fuel,
         }
     }

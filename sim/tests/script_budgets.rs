@@ -1,8 +1,11 @@
-//! Budgets that add up: accounts and the world share capped fuel, starts are spread over
-//! ticks, back-off cannot be gamed, the host can suspend a script through a world input, and
-//! hostile neighbours never change the state hash across thread counts.
+//! Budgets that add up: fuel is shared per sector (accounts and all scripts of a sector share
+//! capped fuel, and nothing outside a sector changes what its ships get), starts are spread
+//! over ticks sector by sector, back-off cannot be gamed, the host can suspend a script through
+//! a world input, and hostile neighbours never change the state hash across thread counts.
 
 mod common;
+
+use std::collections::BTreeMap;
 
 use astroboids_engine::{NetId, Simulation};
 use astroboids_sim::config::UniverseConfig;
@@ -12,6 +15,7 @@ use astroboids_sim::scripts::{
     add_script, assign_script,
 };
 use astroboids_sim::ships::{Owner, ShipIndex};
+use astroboids_sim::space::{SectorCoord, SpacePos};
 use common::{fleet_world, hashes, script, with_threads};
 
 /// Burns whatever fuel it gets.
@@ -29,7 +33,19 @@ fn component<C: bevy_ecs::component::Component + Clone>(sim: &Simulation, ship: 
     sim.world().get::<C>(entity).unwrap().clone()
 }
 
-/// `ships` ships, each given `wasm` and, when named, an owner.
+fn sector_of(sim: &Simulation, ship: NetId) -> SectorCoord {
+    component::<SpacePos>(sim, ship).sector
+}
+
+/// A configuration in which spinners never back off, so every tick's grants can be seen.
+fn no_backoff() -> UniverseConfig {
+    let mut config = UniverseConfig::default();
+    config.scripts.faults_before_backoff = 1_000;
+    config
+}
+
+/// `ships` ships, each given `wasm` and, when named, an owner; `ships.spawn_per_sector` to a
+/// sector, in id order.
 fn scripted_world(
     config: UniverseConfig,
     scripts: &[(&[u8], Option<&str>)],
@@ -74,26 +90,160 @@ fn an_account_shares_its_cap_and_cannot_take_fuel_from_another() {
 }
 
 #[test]
-fn every_script_bursting_at_once_stays_within_the_world_cap() {
+fn every_script_of_a_sector_bursting_at_once_stays_within_the_sector_cap() {
     let mut config = UniverseConfig::default();
-    config.scripts.world_fuel_per_tick_max = 3_000_000;
+    config.scripts.account_fuel_per_tick_max = 3_000_000;
+    config.scripts.sector_fuel_per_tick_max = 3_000_000;
     config.scripts.start_fuel = 100_000;
+    config.ships.spawn_per_sector = 40;
     let spin = spinner();
+    // 40, 40 and 20 ships in three sectors.
     let ships: Vec<(&[u8], Option<&str>)> = vec![(&spin, None); 100];
-    let (mut sim, _) = scripted_world(config, &ships);
+    let (mut sim, ids) = scripted_world(config, &ships);
+    let sectors: Vec<SectorCoord> = ids.iter().map(|&id| sector_of(&sim, id)).collect();
+    let runtimes = |sim: &Simulation| -> Vec<ScriptRuntime> {
+        ids.iter().map(|&id| component(sim, id)).collect()
+    };
     let mut started = 0;
+    let mut over_one_cap = false;
     for _ in 0..30 {
+        let before = runtimes(&sim);
         sim.step();
+        let after = runtimes(&sim);
+        // Per sector: (fuel its runs used, instances it started).
+        let mut per_sector: BTreeMap<SectorCoord, (u64, u64)> = BTreeMap::new();
+        for (i, (was, is)) in before.iter().zip(&after).enumerate() {
+            assert_eq!(sector_of(&sim, ids[i]), sectors[i], "spinners stay put");
+            let entry = per_sector.entry(sectors[i]).or_default();
+            entry.0 += is.fuel_used_total - was.fuel_used_total;
+            if was.status == InstanceStatus::Pending && is.status != InstanceStatus::Pending {
+                entry.1 += 1;
+            }
+        }
+        assert_eq!(per_sector.len(), 3);
+        for (sector, &(runs, starts)) in &per_sector {
+            assert!(
+                runs + starts * 100_000 <= 3_000_000,
+                "runs and starts of {sector} within its cap: {per_sector:?}"
+            );
+            assert!(starts <= 15, "starts take at most half: {per_sector:?}");
+            started += starts;
+        }
         let report = sim.world().resource::<ScriptTickReport>().clone();
-        started += report.started;
-        let starts_fuel = u64::from(report.started) * 100_000;
-        assert!(
-            report.fuel_used + starts_fuel <= 3_000_000,
-            "runs and starts within the cap: {report:?}"
+        assert_eq!(
+            report.fuel_used,
+            per_sector.values().map(|s| s.0).sum::<u64>(),
+            "the report adds up the sectors"
         );
-        assert!(report.started <= 15, "starts take at most half: {report:?}");
+        over_one_cap |= report.fuel_used > 3_000_000;
     }
     assert_eq!(started, 100, "every ship starts, over several ticks");
+    assert!(
+        over_one_cap,
+        "three sectors together use more than one sector's cap"
+    );
+}
+
+#[test]
+fn an_accounts_cap_holds_in_each_sector_on_its_own() {
+    let mut config = no_backoff();
+    config.scripts.account_fuel_per_tick_max = 200_000;
+    config.ships.spawn_per_sector = 10;
+    let spin = spinner();
+    let ships: Vec<(&[u8], Option<&str>)> = vec![(&spin, Some("swarm")); 20];
+    let (mut sim, ids) = scripted_world(config, &ships);
+    let (first, second) = (sector_of(&sim, ids[0]), sector_of(&sim, ids[10]));
+    assert_ne!(first, second);
+    assert!(ids[..10].iter().all(|&id| sector_of(&sim, id) == first));
+    assert!(ids[10..].iter().all(|&id| sector_of(&sim, id) == second));
+    sim.run_ticks(2);
+    let used = |id: NetId| component::<ScriptRuntime>(&sim, id).fuel_used_last;
+    for half in [&ids[..10], &ids[10..]] {
+        assert_eq!(
+            half.iter().map(|&id| used(id)).sum::<u64>(),
+            200_000,
+            "one account's ten ships in one sector share the whole account cap"
+        );
+        assert!(half.iter().all(|&id| used(id) == 20_000), "evenly");
+    }
+    let report = sim.world().resource::<ScriptTickReport>().clone();
+    assert_eq!(report.fuel_used, 400_000, "the account cap twice over");
+    assert_eq!(report.budget_cut, 20, "every ship got less than it asked");
+}
+
+/// 30 spinners crowding one sector (ids 0 to 29) and one alone in the next (id 30), under a
+/// sector cap of 1,000,000 that lets 5 instances start per sector and tick.
+fn crowded_and_lone() -> (Simulation, Vec<NetId>) {
+    let mut config = no_backoff();
+    config.scripts.account_fuel_per_tick_max = 1_000_000;
+    config.scripts.sector_fuel_per_tick_max = 1_000_000;
+    config.scripts.start_fuel = 100_000;
+    config.ships.spawn_per_sector = 30;
+    let spin = spinner();
+    let ships: Vec<(&[u8], Option<&str>)> = vec![(&spin, None); 31];
+    let (sim, ids) = scripted_world(config, &ships);
+    let crowded = sector_of(&sim, ids[0]);
+    assert!(ids[..30].iter().all(|&id| sector_of(&sim, id) == crowded));
+    assert_ne!(sector_of(&sim, ids[30]), crowded);
+    (sim, ids)
+}
+
+#[test]
+fn a_crowded_sector_cuts_no_fuel_of_ships_in_another() {
+    let (mut sim, ids) = crowded_and_lone();
+    let fuel_per_tick = UniverseConfig::default().scripts.fuel_per_tick;
+    for tick in 1..=10 {
+        sim.step();
+        let lone: ScriptRuntime = component(&sim, ids[30]);
+        assert_eq!(
+            lone.fuel_used_last, fuel_per_tick,
+            "tick {tick}: the lone ship gets all it asks for"
+        );
+    }
+    // By now every crowded ship runs, and asks for more than its share.
+    let crowd: Vec<u64> = ids[..30]
+        .iter()
+        .map(|&id| component::<ScriptRuntime>(&sim, id).fuel_used_last)
+        .collect();
+    assert!(crowd.iter().sum::<u64>() <= 1_000_000, "{crowd:?}");
+    assert!(
+        crowd.iter().all(|&used| used < fuel_per_tick / 2),
+        "the crowded sector's cap cuts its own ships: {crowd:?}"
+    );
+    let report = sim.world().resource::<ScriptTickReport>().clone();
+    assert_eq!(report.budget_cut, 30, "only the crowded ships are cut");
+}
+
+#[test]
+fn starts_are_admitted_per_sector() {
+    let (mut sim, ids) = crowded_and_lone();
+    sim.step();
+    let status = |sim: &Simulation, id: NetId| component::<ScriptRuntime>(sim, id).status;
+    assert_eq!(
+        status(&sim, ids[30]),
+        InstanceStatus::Running,
+        "the lone ship starts at once, although 30 lower ids wait elsewhere"
+    );
+    let running = |sim: &Simulation| {
+        ids[..30]
+            .iter()
+            .filter(|&&id| status(sim, id) == InstanceStatus::Running)
+            .count()
+    };
+    assert_eq!(running(&sim), 5, "half the crowded sector's cap");
+    let report = sim.world().resource::<ScriptTickReport>().clone();
+    assert_eq!(report.started, 6, "both sectors' starts, added up");
+    assert_eq!(report.starts_deferred, 25);
+    // The crowded sector starts its ships five a tick, lowest ids first.
+    sim.step();
+    assert_eq!(running(&sim), 10);
+    assert!(
+        ids[..10]
+            .iter()
+            .all(|&id| status(&sim, id) == InstanceStatus::Running)
+    );
+    sim.run_ticks(4);
+    assert_eq!(running(&sim), 30);
 }
 
 #[test]
@@ -246,11 +396,16 @@ fn hostile_neighbours_keep_the_hash_independent_of_threads() {
         ships.push((wasm, Some(if i % 2 == 0 { "mallory" } else { "trudy" })));
         ships.push((&cruise, Some("ada")));
     }
-    let run = |threads: usize| {
-        with_threads(threads, || {
-            let (mut sim, _) = scripted_world(UniverseConfig::default(), &ships);
-            hashes(&mut sim, 25)
-        })
-    };
-    assert_eq!(run(1), run(2));
+    // All in one sector, then spread over three (sharing fuel sector by sector).
+    for spawn_per_sector in [40, 5] {
+        let mut config = UniverseConfig::default();
+        config.ships.spawn_per_sector = spawn_per_sector;
+        let run = |threads: usize| {
+            with_threads(threads, || {
+                let (mut sim, _) = scripted_world(config.clone(), &ships);
+                hashes(&mut sim, 25)
+            })
+        };
+        assert_eq!(run(1), run(2), "{spawn_per_sector} ships to a sector");
+    }
 }

@@ -646,7 +646,7 @@ fn print_summary(s: &Summary) {
         );
         println!("  script faults    {} while running", s.script_faults);
         println!(
-            "  script budgets   {} runs held back by the account or world cap, {} skipped in back-off",
+            "  script budgets   {} runs held back by the account or sector cap, {} skipped in back-off",
             s.script_runs_cut_by_caps, s.script_runs_skipped_in_backoff
         );
         println!(

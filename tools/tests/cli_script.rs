@@ -166,14 +166,16 @@ fn check_prints_the_interface_and_limits() {
 
 #[test]
 fn hostile_scripts_fault_back_off_and_share_capped_fuel() {
-    // Every ship spins until its fuel runs out: all of them fault, back off, and with 80 ships
-    // asking for their whole bucket the world's cap cuts runs.
+    // Every ship spins until its fuel runs out: all of them fault, back off, and with 40 ships
+    // to a sector (80 ships spawn into two sectors) asking for their whole bucket, each
+    // sector's cap cuts runs.
     let config = scratch("hostile-caps").join("universe.toml");
     let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/universe.toml");
     let text = std::fs::read_to_string(default).unwrap().replace(
-        "world_fuel_per_tick_max = 40000000",
-        "world_fuel_per_tick_max = 6000000",
+        "sector_fuel_per_tick_max = 40000000",
+        "sector_fuel_per_tick_max = 6000000",
     );
+    assert!(text.contains("sector_fuel_per_tick_max = 6000000"));
     std::fs::write(&config, text).unwrap();
     let summary = sim_json_with(
         "assets/hostile/spin.wat",
@@ -191,8 +193,8 @@ fn hostile_scripts_fault_back_off_and_share_capped_fuel() {
     );
     let fuel = summary["script_fuel_used"].as_u64().unwrap();
     assert!(
-        fuel <= 80 * 6_000_000,
-        "never more than the cap per tick: {fuel}"
+        fuel <= 80 * 2 * 6_000_000,
+        "never more than the cap per sector and tick: {fuel}"
     );
 }
 
