@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
-use astroboids_engine::{NetId, StateHasher, Tick};
+use astroboids_engine::hash::{HashScope, PartitionHashers};
+use astroboids_engine::{HashCost, NetId, Tick};
 use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
 use astroboids_scripting::{
     ArtifactDir, CompiledScript, CompilerKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
@@ -30,6 +31,7 @@ use crate::autopilot::Autopilot;
 use crate::config::{ScriptsConfig, UniverseConfig};
 use crate::script_budget::FuelCaps;
 use crate::ships::{ShipCommand, ShipIndex};
+use crate::space::{SectorCoord, SpacePos};
 
 /// A script's identity: the XXH3-128 hash of its module bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -390,10 +392,18 @@ impl Plugin for ScriptsPlugin {
             .init_resource::<SlowScripts>();
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register("scripts", hash_scripts);
+            .register_scoped(
+                "scripts",
+                HashScope::Partitioned(hash_scripts),
+                HashCost::Cheap,
+            );
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register_heavy("script_memory", hash_script_memory);
+            .register_scoped(
+                "script_memory",
+                HashScope::Partitioned(hash_script_memory),
+                HashCost::Heavy,
+            );
     }
 }
 
@@ -420,12 +430,13 @@ impl FaultLog<'_> {
     }
 }
 
-fn hash_scripts(world: &mut World, h: &mut StateHasher) {
-    let mut query = world.query::<(&NetId, &ShipScript, &ScriptRuntime)>();
+/// Each scripted ship's runtime in its sector's partition, in id order.
+fn hash_scripts(world: &mut World, h: &mut PartitionHashers) {
+    let mut query = world.query::<(&NetId, &SpacePos, &ShipScript, &ScriptRuntime)>();
     let mut ships: Vec<_> = query.iter(world).collect();
     ships.sort_unstable_by_key(|s| *s.0);
-    h.write_u64(ships.len() as u64);
-    for (id, script, runtime) in ships {
+    for (id, pos, script, runtime) in ships {
+        let h = h.partition(pos.sector.partition_key());
         h.write_u64(id.0);
         h.write_u64(script.0.0 as u64);
         h.write_u64((script.0.0 >> 64) as u64);
@@ -449,11 +460,25 @@ fn hash_scripts(world: &mut World, h: &mut StateHasher) {
     }
 }
 
-/// Every instance's memory and globals, in ship order: heavy (all script memory is read).
-fn hash_script_memory(world: &mut World, h: &mut StateHasher) {
+/// Every instance's memory and globals, in its ship's sector partition, in ship order: heavy
+/// (all script memory is read).
+fn hash_script_memory(world: &mut World, h: &mut PartitionHashers) {
     let digests = world.resource::<ScriptHost>().workers().state_digests();
-    h.write_u64(digests.len() as u64);
-    for (ship, digest) in digests {
+    let index = world.resource::<crate::ships::ShipIndex>();
+    let sectors: Vec<Option<SectorCoord>> = digests
+        .iter()
+        .map(|(ship, _)| {
+            index
+                .entity(NetId(*ship))
+                .and_then(|e| world.get::<SpacePos>(e))
+                .map(|p| p.sector)
+        })
+        .collect();
+    for ((ship, digest), sector) in digests.into_iter().zip(sectors) {
+        // An instance always belongs to a live ship (orphans are dropped at the next stage);
+        // one that does not is still hashed, under a key no sector has, so it is not lost.
+        let key = sector.map_or(u64::MAX, SectorCoord::partition_key);
+        let h = h.partition(key);
         h.write_u64(ship);
         h.write_u64(digest as u64);
         h.write_u64((digest >> 64) as u64);
