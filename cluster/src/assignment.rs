@@ -144,7 +144,10 @@ mod tests {
             width: 2,
         };
         let of = |x| a.shard_of(SectorCoord::new(x, 7));
-        assert_eq!([of(-3), of(-2), of(-1), of(0), of(1), of(2)], [0, 1, 1, 0, 0, 1]);
+        assert_eq!(
+            [of(-3), of(-2), of(-1), of(0), of(1), of(2)],
+            [0, 1, 1, 0, 0, 1]
+        );
     }
 
     #[test]

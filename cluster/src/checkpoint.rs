@@ -118,7 +118,9 @@ pub fn merge(pieces: &[ShardCheckpoint]) -> Result<WorldCheckpoint, MergeError> 
         for (sum, v) in totals.iter_mut().zip(&w.totals.values) {
             *sum = sum.wrapping_add(*v);
         }
-        world.pending_inputs.extend(w.pending_inputs.iter().cloned());
+        world
+            .pending_inputs
+            .extend(w.pending_inputs.iter().cloned());
         world.recent_faults.extend(w.recent_faults.iter().cloned());
     }
     world.ships.sort_unstable_by_key(|s| s.id);
@@ -135,10 +137,13 @@ pub fn merge(pieces: &[ShardCheckpoint]) -> Result<WorldCheckpoint, MergeError> 
 /// The piece of `world` that `shard` holds under `assignment`: its ships, every sector delta
 /// (it needs its neighbours' to sense across borders), and the world's running totals on
 /// shard 0 only (the totals' hash is taken over their sum).
-pub fn piece(world: &WorldCheckpoint, assignment: SectorAssignment, shard: ShardId) -> WorldCheckpoint {
-    let holds = |sector: (i32, i32)| {
-        assignment.shard_of(SectorCoord::new(sector.0, sector.1)) == shard
-    };
+pub fn piece(
+    world: &WorldCheckpoint,
+    assignment: SectorAssignment,
+    shard: ShardId,
+) -> WorldCheckpoint {
+    let holds =
+        |sector: (i32, i32)| assignment.shard_of(SectorCoord::new(sector.0, sector.1)) == shard;
     let mut piece = world.clone();
     piece.ships.retain(|s| holds(s.sector));
     piece.pending_inputs.clear();

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use astroboids_engine::hash::{HashShares, MergeError};
 use astroboids_engine::StateHash;
+use astroboids_engine::hash::{HashShares, MergeError};
 use astroboids_sim::inputs::WorldInput;
 
 use crate::assignment::{SectorAssignment, ShardId};

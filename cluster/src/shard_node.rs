@@ -262,7 +262,10 @@ impl ShardNode {
                 format!("exchange of tick {} from {}", exchange.tick, exchange.from),
             ));
         };
-        if exchange.tick != tick || exchange.from == self.id || exchange.from >= self.assignment.shards() {
+        if exchange.tick != tick
+            || exchange.from == self.id
+            || exchange.from >= self.assignment.shards()
+        {
             return Err(self.out_of_order(
                 &format!("an exchange of tick {tick} from another shard"),
                 format!("exchange of tick {} from {}", exchange.tick, exchange.from),

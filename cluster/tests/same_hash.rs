@@ -152,7 +152,10 @@ fn shards_give_the_single_process_hash_tick_for_tick() {
         let (hashes, handoffs) = cluster(&config, &inputs, ticks, assignment);
         assert_same(&expected, &hashes, &assignment.to_string());
         if assignment.shards() > 1 {
-            assert!(handoffs > 100, "{assignment}: ships crossed shard borders ({handoffs})");
+            assert!(
+                handoffs > 100,
+                "{assignment}: ships crossed shard borders ({handoffs})"
+            );
         }
     }
 }
@@ -206,7 +209,11 @@ fn moving_sectors_between_shards_at_a_checkpoint_changes_no_result() {
     for tick in every + 1..=ticks {
         hashes.push(cluster.step(tick == ticks).unwrap().hash);
     }
-    assert_same(&expected, &hashes, "2 stripes, then 3 blocks from the checkpoint");
+    assert_same(
+        &expected,
+        &hashes,
+        "2 stripes, then 3 blocks from the checkpoint",
+    );
 }
 
 /// Turns towards +x while in sector x = 0 and towards -x elsewhere, at full thrust: it
@@ -266,11 +273,7 @@ fn a_ship_bouncing_across_a_shard_border_is_never_lost_or_duplicated() {
             1,
             "tick {tick}: exactly one shard holds it ({holders:?})"
         );
-        crossings += outcome
-            .shards
-            .iter()
-            .map(|s| s.2.handoffs_out)
-            .sum::<u32>();
+        crossings += outcome.shards.iter().map(|s| s.2.handoffs_out).sum::<u32>();
         hashes.push(outcome.hash);
     }
     assert!(crossings >= 6, "it bounced ({crossings} handoffs)");

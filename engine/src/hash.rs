@@ -303,7 +303,10 @@ fn intern(name: &str) -> &'static str {
     if let Some(known) = names.iter().find(|n| **n == name) {
         return known;
     }
-    assert!(names.len() < 1024, "more than 1024 distinct state hash part names");
+    assert!(
+        names.len() < 1024,
+        "more than 1024 distinct state hash part names"
+    );
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     names.push(leaked);
     leaked

@@ -16,8 +16,8 @@ use crate::config::UniverseConfig;
 use crate::physics::DepletedAsteroids;
 use crate::sectors::Sectors;
 use crate::sensors::{ContactTarget, Sensors};
-use crate::space::SpacePos;
 use crate::ships::{Cargo, Energy, ShipCommand};
+use crate::space::SpacePos;
 use crate::{SimSet, SimTotals, TickReport};
 
 #[derive(Debug, Clone, Default)]

@@ -16,8 +16,8 @@ use noise::{Fbm, MultiFractal, NoiseFn, Perlin};
 use rand::Rng;
 use rayon::prelude::*;
 
-use astroboids_engine::rng::{coord_key, derive_seed, stream_rng};
 use astroboids_engine::hash::{HashScope, PartitionHashers};
+use astroboids_engine::rng::{coord_key, derive_seed, stream_rng};
 use astroboids_engine::{HashCost, RngStream, StateHasher, TickSchedule};
 
 use crate::config::{GenerationConfig, UniverseConfig};

@@ -379,7 +379,10 @@ fn sense(
     let grid = build_grid(
         &config,
         &sectors,
-        ships.iter().map(|(id, pos, v, _)| (*id, *pos, v.0)).chain(halo),
+        ships
+            .iter()
+            .map(|(id, pos, v, _)| (*id, *pos, v.0))
+            .chain(halo),
     );
     let limit = config.limits.max_contacts as usize;
     let (range, nebula_factor) = (config.sensors.range, config.sensors.nebula_range_factor);

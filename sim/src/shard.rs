@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use astroboids_engine::NetId;
 
-use crate::checkpoint::{CheckpointError, SectorDeltaRecord, ShipRecord, capture_ship, restore_ship};
+use crate::checkpoint::{
+    CheckpointError, SectorDeltaRecord, ShipRecord, capture_ship, restore_ship,
+};
 use crate::config::UniverseConfig;
 use crate::physics::SectorWorlds;
 use crate::scripts::ScriptHost;
@@ -78,7 +80,10 @@ pub fn holds(world: &World, sector: SectorCoord) -> bool {
 /// Ships alive in the whole world, this process's and everyone else's.
 pub fn ships_alive(world: &World) -> u64 {
     let local = world.resource::<ShipIndex>().len() as u64;
-    local + world.get_resource::<ShardScope>().map_or(0, |s| s.remote_ships)
+    local
+        + world
+            .get_resource::<ShardScope>()
+            .map_or(0, |s| s.remote_ships)
 }
 
 /// A ship held by a neighbouring shard, as this shard's sensors see it.
@@ -281,7 +286,10 @@ pub fn accept_arrivals(world: &mut World, mut ships: Vec<ShipRecord>) -> Result<
             }
         }
         if ships.windows(2).any(|w| w[0].id == w[1].id) {
-            let dup = ships.windows(2).find(|w| w[0].id == w[1].id).expect("found");
+            let dup = ships
+                .windows(2)
+                .find(|w| w[0].id == w[1].id)
+                .expect("found");
             return Err(ArrivalError::Duplicate(dup[0].id));
         }
     }

@@ -262,11 +262,7 @@ impl Plugin for ShipsPlugin {
             .add_systems(TickSchedule, move_ships.in_set(SimSet::Movement));
         app.world_mut()
             .resource_mut::<astroboids_engine::hash::StateHashRegistry>()
-            .register_scoped(
-                "ships",
-                HashScope::Partitioned(hash_ships),
-                HashCost::Cheap,
-            );
+            .register_scoped("ships", HashScope::Partitioned(hash_ships), HashCost::Cheap);
     }
 }
 

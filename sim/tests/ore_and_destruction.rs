@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use astroboids_engine::NetId;
 use astroboids_sim::config::UniverseConfig;
-use astroboids_sim::physics::SectorWorlds;
+use astroboids_sim::physics::{SectorWorlds, ShipBody};
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::sensors::{ContactTarget, Sensors};
 use astroboids_sim::ships::{Cargo, Hull, ShipIndex};
@@ -138,13 +138,32 @@ fn destroyed_ships_leave_every_index() {
     for id in dead {
         assert_gone(&mut sim, id);
     }
-    // Index and physics agree about every living ship.
-    let world = sim.world();
+    // Index and physics agree about every living ship: each has one body, in its sector's
+    // world, except a ship that crossed a border this tick, which gets its body in the new
+    // sector at the next physics stage.
+    let world = sim.world_mut();
+    let crossed: usize = world
+        .query::<&ShipBody>()
+        .iter(world)
+        .filter(|b| b.0.is_none())
+        .count();
+    let crossings = world.resource::<TickReport>().handoffs as usize;
+    assert_eq!(
+        crossed, crossings,
+        "only ships that just crossed wait for a body"
+    );
     let index = world.resource::<ShipIndex>();
     let physics = world.resource::<SectorWorlds>();
     let bodies: usize = index
         .occupied_sectors()
         .map(|s| physics.get(s).map_or(0, |w| w.ship_count()))
         .sum();
-    assert_eq!(bodies, index.len(), "one body per living ship");
+    assert_eq!(bodies + crossed, index.len(), "one body per living ship");
+    for sector in index.occupied_sectors() {
+        for id in index.in_sector(sector) {
+            let has_body = physics.get(sector).is_some_and(|w| w.contains_ship(id));
+            let body = world.get::<ShipBody>(index.entity(id).unwrap()).unwrap();
+            assert_eq!(has_body, body.0.is_some(), "ship {id} in {sector}");
+        }
+    }
 }
