@@ -1,0 +1,607 @@
+//! The transport against real servers: an etcd and a nats-server started per test by test-kit
+//! (a missing binary fails the test with how to install it; nothing is skipped).
+//!
+//! One test binary for both halves: each binary costs a link in CI.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::{Duration, Instant};
+
+use astroboids_cluster_net::bus::{MAX_BLOB_BYTES, MAX_MESSAGE_BYTES};
+use astroboids_cluster_net::coordination::ETCD_CONNECT_TIMEOUT;
+use astroboids_cluster_net::{
+    CasOutcome, Coordination, Delivered, NetError, ShardEvent, ShardInfo, StartAt, Subscription,
+    TickBus, Versioned,
+};
+use astroboids_test_kit::{Etcd, NatsServer, TempDir};
+
+/// How long a test waits for something that should take well under it.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn etcd(dir: &TempDir) -> Etcd {
+    Etcd::start(dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn nats(dir: &TempDir) -> NatsServer {
+    NatsServer::start(dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
+}
+
+fn info(pid: u32) -> ShardInfo {
+    ShardInfo {
+        pid,
+        host: "test-host".into(),
+        started_at_unix_ms: 1_700_000_000_000 + u64::from(pid),
+        version: "test".into(),
+    }
+}
+
+// ---- etcd ----
+
+#[test]
+fn the_next_candidate_leads_with_a_larger_fence_when_the_leader_dies() {
+    let dir = TempDir::new("net-election");
+    let etcd = etcd(&dir);
+    let endpoints = vec![etcd.endpoint()];
+    block_on(async {
+        let first = Coordination::connect(&endpoints, "w1", 1).await.unwrap();
+        let second = Coordination::connect(&endpoints, "w1", 1).await.unwrap();
+        assert_eq!(first.leader().await.unwrap(), None);
+
+        let lead1 = first.campaign("first").await.unwrap();
+        assert!(lead1.fence() > 0);
+        assert_eq!(
+            second.leader().await.unwrap(),
+            Some(("first".to_owned(), lead1.fence()))
+        );
+        assert!(lead1.is_current().await.unwrap());
+        lead1
+            .put_json_if_leader("assignment", "by-first")
+            .await
+            .unwrap();
+
+        let waiting = tokio::spawn(async move {
+            let won = second.campaign("second").await;
+            (second, won)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second candidate was elected while the first leads"
+        );
+
+        // The leader's process dies: its lease is no longer renewed (nor revoked).
+        drop(first);
+        let died = Instant::now();
+        assert!(
+            !lead1.lease_alive(),
+            "the leadership knows its lease is no longer renewed"
+        );
+        let (second, lead2) = within("the second candidate's election", waiting)
+            .await
+            .unwrap();
+        let lead2 = lead2.unwrap();
+        eprintln!(
+            "failover: the second candidate led {:?} after the first stopped renewing a 1 s lease",
+            died.elapsed()
+        );
+        assert!(
+            lead2.fence() > lead1.fence(),
+            "fences {} then {}",
+            lead1.fence(),
+            lead2.fence()
+        );
+        assert_eq!(
+            second.leader().await.unwrap(),
+            Some(("second".to_owned(), lead2.fence()))
+        );
+        assert!(!lead1.is_current().await.unwrap());
+        assert!(matches!(
+            lead1.put_json_if_leader("assignment", "stale").await,
+            Err(NetError::LeaseLost { .. })
+        ));
+        let assignment = second.get_json::<String>("assignment").await.unwrap();
+        assert_eq!(assignment.map(|v| v.value).as_deref(), Some("by-first"));
+
+        // A leader whose key went while it still believes in its lease (paused past its TTL,
+        // say): its fenced writes are refused by etcd itself.
+        let mut raw = etcd_client::Client::connect(&endpoints, None)
+            .await
+            .unwrap();
+        raw.delete(lead2.key(), None).await.unwrap();
+        assert!(lead2.lease_alive());
+        let refused = lead2.put_json_if_leader("assignment", "by-second").await;
+        assert!(
+            matches!(refused, Err(NetError::NotLeader { fence }) if fence == lead2.fence()),
+            "{refused:?}"
+        );
+        let assignment = second.get_json::<String>("assignment").await.unwrap();
+        assert_eq!(assignment.map(|v| v.value).as_deref(), Some("by-first"));
+
+        // Campaign again, then resign: nobody leads.
+        let lead3 = second.campaign("second-again").await.unwrap();
+        assert!(lead3.fence() > lead2.fence());
+        lead3
+            .put_json_if_leader("assignment", "by-second")
+            .await
+            .unwrap();
+        lead3.resign().await.unwrap();
+        assert_eq!(second.leader().await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_dead_shard_leaves_the_live_set_within_its_ttl() {
+    let dir = TempDir::new("net-liveness");
+    let mut etcd = etcd(&dir);
+    let endpoints = vec![etcd.endpoint()];
+    block_on(async {
+        let leader = Coordination::connect(&endpoints, "w2", 5).await.unwrap();
+        let shard3 = Coordination::connect(&endpoints, "w2", 1).await.unwrap();
+        shard3.register_shard(3, &info(3)).await.unwrap();
+        shard3.register_shard(3, &info(33)).await.unwrap(); // the same process: an update
+
+        let set = leader.shards().await.unwrap();
+        assert_eq!(set.shards, BTreeMap::from([(3, info(33))]));
+        let mut watch = leader.watch_shards(set.revision).await.unwrap();
+
+        let other = Coordination::connect(&endpoints, "w2", 1).await.unwrap();
+        let taken = other.register_shard(3, &info(4)).await;
+        assert!(
+            matches!(&taken, Err(NetError::ShardIdTaken { shard: 3, holder_lease, .. })
+                if *holder_lease == shard3.lease_id()),
+            "{taken:?}"
+        );
+        other.register_shard(4, &info(4)).await.unwrap();
+        let joined = within("shard 4 joining", watch.next()).await.unwrap();
+        assert!(
+            matches!(&joined, ShardEvent::Joined { shard: 4, info: i, .. } if *i == info(4)),
+            "{joined:?}"
+        );
+
+        // Shard 3's process dies: its lease is no longer renewed.
+        drop(shard3);
+        let died = Instant::now();
+        let left = within("shard 3 leaving", watch.next()).await.unwrap();
+        let took = died.elapsed();
+        eprintln!("liveness: a shard with a 1 s lease left the live set {took:?} after it died");
+        assert!(
+            matches!(left, ShardEvent::Left { shard: 3, .. }),
+            "{left:?}"
+        );
+        assert!(took < Duration::from_secs(3), "{took:?} for a 1 s TTL");
+        assert_eq!(
+            leader.live_shards().await.unwrap(),
+            BTreeMap::from([(4, info(4))])
+        );
+
+        // A clean exit revokes the lease: the shard goes at once.
+        let closed = Instant::now();
+        other.close().await.unwrap();
+        let left = within("shard 4 leaving", watch.next()).await.unwrap();
+        assert!(
+            matches!(left, ShardEvent::Left { shard: 4, .. }),
+            "{left:?}"
+        );
+        assert!(
+            closed.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            closed.elapsed()
+        );
+        assert!(leader.live_shards().await.unwrap().is_empty());
+
+        // etcd goes away: a live shard learns that its lease is lost, and the leader's watch
+        // ends with an error.
+        let shard5 = Coordination::connect(&endpoints, "w2", 1).await.unwrap();
+        shard5.register_shard(5, &info(5)).await.unwrap();
+        let joined = within("shard 5 joining", watch.next()).await.unwrap();
+        assert_eq!(joined.shard(), 5);
+        assert!(shard5.lease_alive());
+        etcd.kill();
+        let killed = Instant::now();
+        within("the lease loss report", shard5.lease_lost()).await;
+        eprintln!(
+            "liveness: a shard learnt its 1 s lease was lost {:?} after etcd died",
+            killed.elapsed()
+        );
+        assert!(!shard5.lease_alive());
+        assert!(matches!(
+            shard5.register_shard(5, &info(5)).await,
+            Err(NetError::LeaseLost { .. })
+        ));
+        assert!(matches!(
+            shard5.campaign("shard5").await,
+            Err(NetError::LeaseLost { .. })
+        ));
+        let ended = within("the watch's end", watch.next()).await;
+        assert!(
+            matches!(ended, Err(NetError::WatchEnded { .. })),
+            "{ended:?}"
+        );
+    });
+}
+
+#[test]
+fn compare_and_swap_refuses_a_stale_revision() {
+    let dir = TempDir::new("net-cas");
+    let etcd = etcd(&dir);
+    let endpoints = vec![etcd.endpoint()];
+    block_on(async {
+        let c = Coordination::connect(&endpoints, "w3", 5).await.unwrap();
+        let key = "checkpoint/last-tick";
+        assert_eq!(c.get_json::<u64>(key).await.unwrap(), None);
+
+        // Expected revision 0: create only if absent.
+        let CasOutcome::Written { revision: r1 } =
+            c.put_json_if_revision(key, &100u64, 0).await.unwrap()
+        else {
+            panic!("the first write of an absent key was refused");
+        };
+        assert_eq!(
+            c.put_json_if_revision(key, &999u64, 0).await.unwrap(),
+            CasOutcome::Stale {
+                current_revision: r1
+            }
+        );
+        assert_eq!(
+            c.get_json::<u64>(key).await.unwrap(),
+            Some(Versioned {
+                value: 100,
+                mod_revision: r1
+            })
+        );
+
+        let CasOutcome::Written { revision: r2 } =
+            c.put_json_if_revision(key, &200u64, r1).await.unwrap()
+        else {
+            panic!("a write at the current revision was refused");
+        };
+        assert!(r2 > r1);
+        assert_eq!(
+            c.put_json_if_revision(key, &300u64, r1).await.unwrap(),
+            CasOutcome::Stale {
+                current_revision: r2
+            },
+            "a stale revision must be refused"
+        );
+        assert_eq!(c.get_json::<u64>(key).await.unwrap().unwrap().value, 200);
+
+        // Unconditional puts, typed values, another world's keys kept apart.
+        let assignment = BTreeMap::from([("0,0".to_owned(), 1u32), ("0,1".to_owned(), 2)]);
+        let r3 = c.put_json("assignment", &assignment).await.unwrap();
+        let read = c.get_json::<BTreeMap<String, u32>>("assignment").await;
+        assert_eq!(
+            read.unwrap(),
+            Some(Versioned {
+                value: assignment,
+                mod_revision: r3
+            })
+        );
+        let other_world = Coordination::connect(&endpoints, "w3b", 5).await.unwrap();
+        assert_eq!(other_world.get_json::<u64>(key).await.unwrap(), None);
+
+        let wrong_type = c.get_json::<String>(key).await.unwrap_err();
+        assert!(
+            wrong_type
+                .to_string()
+                .contains("astroboids/w3/config/checkpoint/last-tick"),
+            "{wrong_type}"
+        );
+        assert!(matches!(
+            c.put_json("../escape", &1).await,
+            Err(NetError::InvalidName { .. })
+        ));
+    });
+}
+
+#[test]
+fn unreachable_servers_are_named_in_the_error() {
+    // A port nothing listens on.
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    block_on(async {
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let e = Coordination::connect(std::slice::from_ref(&url), "w4", 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::EtcdUnreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains(&url), "{e}");
+        assert!(started.elapsed() < ETCD_CONNECT_TIMEOUT + Duration::from_secs(2));
+
+        let url = format!("nats://127.0.0.1:{port}");
+        let e = TickBus::connect(&url, "w4").await.unwrap_err();
+        assert!(matches!(e, NetError::NatsUnreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains(&url), "{e}");
+
+        let e = TickBus::connect(&url, "no.dots").await.unwrap_err();
+        assert!(matches!(e, NetError::InvalidWorld { .. }), "{e:?}");
+    });
+}
+
+// ---- NATS ----
+
+async fn next(sub: &mut Subscription) -> Delivered {
+    within(&format!("a message on {}", sub.subject()), sub.next())
+        .await
+        .unwrap()
+}
+
+/// Nothing more arrives within a short while.
+async fn assert_quiet(sub: &mut Subscription) {
+    let more = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(more.is_err(), "unexpected: {more:?}");
+}
+
+#[test]
+fn the_tick_log_is_read_in_order_deduplicated_and_replayed() {
+    let dir = TempDir::new("net-bus");
+    let nats = nats(&dir);
+    block_on(async {
+        let bus = TickBus::connect(&nats.url(), "w5").await.unwrap();
+        let mut ticks = bus.subscribe("tick", None, StartAt::All).await.unwrap();
+        let mut exchange1 = bus
+            .subscribe("exchange.1", None, StartAt::New)
+            .await
+            .unwrap();
+        let mut exchanges = bus
+            .subscribe("exchange.*", None, StartAt::All)
+            .await
+            .unwrap();
+
+        let mut published = Vec::new();
+        let mut last = 0;
+        for i in 0..30 {
+            let subject = ["tick", "exchange.1", "exchange.2"][i % 3];
+            let msg_id = format!("{subject}-{i}");
+            let payload = format!("payload {i}").into_bytes();
+            let seq = bus
+                .publish(subject, &msg_id, payload.clone())
+                .await
+                .unwrap();
+            assert!(seq > last, "sequence {seq} after {last}");
+            last = seq;
+            published.push(Delivered {
+                seq,
+                subject: subject.to_owned(),
+                msg_id,
+                payload,
+            });
+        }
+        let on = |filter: &dyn Fn(&str) -> bool| -> Vec<Delivered> {
+            published
+                .iter()
+                .filter(|d| filter(&d.subject))
+                .cloned()
+                .collect()
+        };
+        for (sub, expected) in [
+            (&mut ticks, on(&|s| s == "tick")),
+            (&mut exchange1, on(&|s| s == "exchange.1")),
+            (&mut exchanges, on(&|s| s.starts_with("exchange."))),
+        ] {
+            for want in expected {
+                assert_eq!(next(sub).await, want);
+            }
+            assert_quiet(sub).await;
+        }
+
+        // The same id twice: stored once, both publishes answered with its sequence.
+        let first = bus
+            .publish("tick", "tick-dup", b"first".to_vec())
+            .await
+            .unwrap();
+        let again = bus
+            .publish("tick", "tick-dup", b"second".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        let after = bus
+            .publish("tick", "tick-after-dup", b"after".to_vec())
+            .await
+            .unwrap();
+        let got = next(&mut ticks).await;
+        assert_eq!((got.seq, got.payload), (first, b"first".to_vec()));
+        assert_eq!(next(&mut ticks).await.seq, after);
+        assert_quiet(&mut ticks).await;
+
+        // A restarted reader re-reads from a sequence: the 5th tick on.
+        let ticks_published = on(&|s| s == "tick");
+        let from = ticks_published[4].seq;
+        let mut replay = bus
+            .subscribe("tick", None, StartAt::Sequence(from))
+            .await
+            .unwrap();
+        for want in &ticks_published[4..] {
+            assert_eq!(&next(&mut replay).await, want);
+        }
+        assert_eq!(next(&mut replay).await.msg_id, "tick-dup");
+        assert_eq!(next(&mut replay).await.msg_id, "tick-after-dup");
+        assert_quiet(&mut replay).await;
+
+        // A durable reader resumes after what it finished: a message counts as finished when
+        // the next one is asked for (acknowledged without waiting: after a crash, the last
+        // few may come again), or for sure when `ack` returns.
+        let mut durable = bus
+            .subscribe("tick", Some("shard-7"), StartAt::All)
+            .await
+            .unwrap();
+        for want in &ticks_published[..3] {
+            assert_eq!(&next(&mut durable).await, want);
+        }
+        drop(durable); // handed the 3rd, finished the first two
+        let mut durable = bus
+            .subscribe("tick", Some("shard-7"), StartAt::All)
+            .await
+            .unwrap();
+        let resumed = next(&mut durable).await;
+        let at = ticks_published[..3]
+            .iter()
+            .position(|t| *t == resumed)
+            .unwrap_or_else(|| panic!("resumed at {resumed:?}, not at one of the first three"));
+        for want in &ticks_published[at + 1..4] {
+            assert_eq!(&next(&mut durable).await, want);
+        }
+        durable.ack().await.unwrap(); // the 4th, confirmed by the server
+        drop(durable);
+        let mut durable = bus
+            .subscribe("tick", Some("shard-7"), StartAt::New)
+            .await
+            .unwrap();
+        assert_eq!(&next(&mut durable).await, &ticks_published[4]);
+        durable.ack().await.unwrap();
+        drop(durable);
+        let mismatch = bus
+            .subscribe("exchange.1", Some("shard-7"), StartAt::All)
+            .await;
+        assert!(
+            matches!(mismatch, Err(NetError::DurableMismatch { .. })),
+            "{mismatch:?}"
+        );
+        // A new durable with StartAt::New sees what comes after it was made, also across a
+        // restart before its first message.
+        let durable = bus
+            .subscribe("tick", Some("shard-8"), StartAt::New)
+            .await
+            .unwrap();
+        drop(durable);
+        let late = bus
+            .publish("tick", "tick-late", b"late".to_vec())
+            .await
+            .unwrap();
+        let mut durable = bus
+            .subscribe("tick", Some("shard-8"), StartAt::New)
+            .await
+            .unwrap();
+        assert_eq!(next(&mut durable).await.seq, late);
+
+        // Size limits: ours, and the server's max_payload (1 MiB by default), both named.
+        let e = bus
+            .publish("tick", "too-big", vec![0; MAX_MESSAGE_BYTES + 1])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::MessageTooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("MAX_MESSAGE_BYTES"), "{e}");
+        let fits = bus.max_payload();
+        assert!(fits <= MAX_MESSAGE_BYTES);
+        if fits < MAX_MESSAGE_BYTES {
+            let e = bus
+                .publish("tick", "over-server", vec![0; fits + 300])
+                .await
+                .unwrap_err();
+            assert!(matches!(e, NetError::MessageTooLarge { .. }), "{e:?}");
+            assert!(e.to_string().contains("max_payload"), "{e}");
+        }
+        let seq = bus.publish("tick", "largest", vec![7; fits]).await.unwrap();
+        let got = next(&mut ticks).await;
+        assert_eq!((got.seq, got.payload.len()), (late, 4));
+        let got = next(&mut ticks).await;
+        assert_eq!((got.seq, got.payload.len()), (seq, fits));
+
+        for bad in ["tick.*", "", "a b", "a..b"] {
+            let e = bus.publish(bad, "id", vec![]).await.unwrap_err();
+            assert!(matches!(e, NetError::InvalidName { .. }), "{bad:?}: {e:?}");
+        }
+    });
+}
+
+#[test]
+fn blobs_round_trip_and_a_missing_one_is_none() {
+    let dir = TempDir::new("net-blobs");
+    let nats = nats(&dir);
+    block_on(async {
+        let bus = TickBus::connect(&nats.url(), "w6").await.unwrap();
+        // A second process finds the stream and bucket made.
+        let bus2 = TickBus::connect(&nats.url(), "w6").await.unwrap();
+
+        // Several object store chunks (128 KiB each), not a multiple of the chunk size.
+        let checkpoint: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        bus.put_blob("checkpoints/000120", &checkpoint)
+            .await
+            .unwrap();
+        bus.put_blob("checkpoints/000240", b"later").await.unwrap();
+        bus.put_blob("scripts/abc", b"\0asm").await.unwrap();
+        assert_eq!(
+            bus2.get_blob("checkpoints/000120").await.unwrap(),
+            Some(checkpoint.clone())
+        );
+        assert_eq!(bus2.get_blob("checkpoints/000360").await.unwrap(), None);
+
+        let listed = bus2.list_blobs("checkpoints/").await.unwrap();
+        let names: Vec<(&str, usize)> = listed.iter().map(|b| (b.name.as_str(), b.size)).collect();
+        assert_eq!(
+            names,
+            [
+                ("checkpoints/000120", checkpoint.len()),
+                ("checkpoints/000240", 5)
+            ]
+        );
+        assert_eq!(bus2.list_blobs("").await.unwrap().len(), 3);
+
+        bus.put_blob("checkpoints/000240", b"replaced")
+            .await
+            .unwrap();
+        assert_eq!(
+            bus.get_blob("checkpoints/000240").await.unwrap().as_deref(),
+            Some(&b"replaced"[..])
+        );
+        assert!(bus.delete_blob("checkpoints/000240").await.unwrap());
+        assert!(!bus.delete_blob("checkpoints/000240").await.unwrap());
+        assert_eq!(bus.get_blob("checkpoints/000240").await.unwrap(), None);
+        assert_eq!(bus.list_blobs("checkpoints/").await.unwrap().len(), 1);
+
+        let too_big = vec![0u8; MAX_BLOB_BYTES + 1];
+        let e = bus.put_blob("huge", &too_big).await.unwrap_err();
+        assert!(matches!(e, NetError::BlobTooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("MAX_BLOB_BYTES"), "{e}");
+        let e = bus.put_blob(".hidden", b"x").await.unwrap_err();
+        assert!(matches!(e, NetError::InvalidName { .. }), "{e:?}");
+    });
+}
+
+/// Not a benchmark: a figure to know the order of magnitude of one hop of the tick protocol.
+#[test]
+fn round_trip_of_publish_and_receive() {
+    let dir = TempDir::new("net-rtt");
+    let nats = nats(&dir);
+    block_on(async {
+        let bus = TickBus::connect(&nats.url(), "w7").await.unwrap();
+        let mut sub = bus.subscribe("rtt", None, StartAt::New).await.unwrap();
+        let mut times = Vec::with_capacity(200);
+        for i in 0..200 {
+            let payload = vec![i as u8; 64];
+            let started = Instant::now();
+            let seq = bus
+                .publish("rtt", &format!("rtt-{i}"), payload)
+                .await
+                .unwrap();
+            let got = next(&mut sub).await;
+            times.push(started.elapsed());
+            assert_eq!(got.seq, seq);
+        }
+        times.sort();
+        eprintln!(
+            "round trip (JetStream publish with ack + receive on a subscriber, one subject, \
+             64-byte payloads, 200 messages): median {:?}, p90 {:?}, max {:?}",
+            times[100], times[180], times[199]
+        );
+    });
+}
