@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 use astroboids_engine::{Simulation, StateHash};
 use astroboids_scripting::ArtifactDir;
 use astroboids_sim::checkpoint::{self, CheckpointError, config_digest};
-use astroboids_sim::config::{ConfigError, EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML};
+use astroboids_sim::config::{
+    ConfigError, EMBEDDED_CONFIG_ORIGIN, EMBEDDED_CONFIG_TOML, migrate_stored_config,
+};
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
 use astroboids_sim::{SimOptions, UniverseConfig, build_simulation_with};
@@ -139,7 +141,7 @@ impl PersistentWorld {
         let requested_config = UniverseConfig::from_toml_str(&config_text, &config_origin)?;
         let store = WorldStore::open(dir, store_limits(&requested_config))?;
 
-        let (info, created) = match store.world_info()? {
+        let (mut info, created) = match store.world_info()? {
             Some(bytes) => match read_world_info(&bytes) {
                 Ok(info) => (info, false),
                 Err(InfoError::Corrupt(what)) => return Err(corrupt(what)),
@@ -167,7 +169,21 @@ impl PersistentWorld {
             )));
         }
         let stored_origin = format!("{} (the configuration stored in it)", path.display());
-        let config = UniverseConfig::from_toml_str(&info.config_toml, &stored_origin)?;
+        let config = match UniverseConfig::from_toml_str(&info.config_toml, &stored_origin) {
+            Ok(config) => config,
+            // Written by an older build with a field since renamed: migrate the stored text
+            // (same values, same digest) and keep the world.
+            Err(refused) => {
+                let Some(migrated) = migrate_stored_config(&info.config_toml) else {
+                    return Err(refused.into());
+                };
+                let config = UniverseConfig::from_toml_str(&migrated, &stored_origin)?;
+                info.config_toml = migrated;
+                store.put_world_info(&postcard::to_allocvec(&info).expect("plain data"))?;
+                store.flush()?;
+                config
+            }
+        };
         if request.config.is_some() && config_digest(&config) != config_digest(&requested_config) {
             return Err(mismatch(format!(
                 "this world was created with another universe configuration than {config_origin} \

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use astroboids_engine::Simulation;
+use astroboids_engine::{Simulation, StateHashExt};
 use astroboids_host::compress;
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
 use astroboids_sim::checkpoint::{self, CHECKPOINT_FORMAT, WorldCheckpoint};
@@ -299,4 +299,60 @@ fn a_world_description_from_a_newer_build_is_refused_with_what_to_do() {
             dir.display()
         )
     );
+}
+
+/// The world description as format-2 builds write it (mirrored to edit a stored one).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct WorldInfoV2 {
+    format: u32,
+    universe_seed: u64,
+    config_toml: String,
+    created_by: String,
+    inputs_v1_before_seq: u64,
+}
+
+#[test]
+fn a_world_stored_with_the_world_wide_fuel_cap_opens_with_it_as_the_sector_cap() {
+    let dir = TempDir::new("migrate-fuel-cap");
+    let embedded = UniverseConfig::default();
+    let ticks = embedded.persistence.checkpoint_every_ticks + 5;
+    let hash = {
+        let (mut world, _) = PersistentWorld::open(&dir, request()).unwrap();
+        for _ in 0..ticks {
+            world.step().unwrap();
+        }
+        let hash = world.sim_mut().world_mut().state_hash();
+        world.close().unwrap();
+        hash
+    };
+    // What the previous build stored: the same numbers under the retired name.
+    let store = WorldStore::open(&dir, StoreLimits::default()).unwrap();
+    let mut info: WorldInfoV2 =
+        postcard::from_bytes(&store.world_info().unwrap().unwrap()).unwrap();
+    let old_text = info
+        .config_toml
+        .replace("sector_fuel_per_tick_max", "world_fuel_per_tick_max");
+    assert_ne!(old_text, info.config_toml, "the stored text names the cap");
+    info.config_toml = old_text;
+    store
+        .put_world_info(&postcard::to_allocvec(&info).unwrap())
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let (mut world, _) = PersistentWorld::open(&dir, request()).expect("migrated, not refused");
+    assert_eq!(world.sim().tick(), ticks);
+    assert_eq!(world.sim_mut().world_mut().state_hash(), hash);
+    let cap = world
+        .sim()
+        .world()
+        .resource::<UniverseConfig>()
+        .scripts
+        .sector_fuel_per_tick_max;
+    assert_eq!(cap, embedded.scripts.sector_fuel_per_tick_max);
+    world.close().unwrap();
+    let store = WorldStore::open(&dir, StoreLimits::default()).unwrap();
+    let info: WorldInfoV2 = postcard::from_bytes(&store.world_info().unwrap().unwrap()).unwrap();
+    assert!(info.config_toml.contains("sector_fuel_per_tick_max"));
+    assert!(!info.config_toml.contains("world_fuel_per_tick_max"));
 }

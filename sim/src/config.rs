@@ -262,6 +262,34 @@ fn retired_field(text: &str, origin: &str) -> Option<ConfigError> {
         })
 }
 
+/// The configuration text of a world stored by an older build, with every retired field that
+/// has a same-typed successor renamed to it (`None` when there is nothing to rename). A stored
+/// world keeps its numbers: its `world_fuel_per_tick_max` becomes its per-sector cap, which
+/// lets every sector use what the whole world could before. The configuration digest is taken
+/// over values in field order, not names, so the world's checkpoints still match.
+pub fn migrate_stored_config(text: &str) -> Option<String> {
+    const RENAMED: &[(&str, &str, &str)] = &[(
+        "scripts",
+        "world_fuel_per_tick_max",
+        "sector_fuel_per_tick_max",
+    )];
+    let mut table: toml::Table = toml::from_str(text).ok()?;
+    let mut changed = false;
+    for (section, old, new) in RENAMED {
+        let Some(section) = table.get_mut(*section).and_then(toml::Value::as_table_mut) else {
+            continue;
+        };
+        if section.contains_key(*new) {
+            continue;
+        }
+        if let Some(value) = section.remove(*old) {
+            section.insert((*new).to_owned(), value);
+            changed = true;
+        }
+    }
+    changed.then(|| toml::to_string(&table).expect("a parsed table serializes"))
+}
+
 /// The highest generator version this build knows how to generate.
 pub const GENERATOR_VERSION_SUPPORTED: u32 = 1;
 
