@@ -174,6 +174,12 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         invariant: "the protocol crate opens no sockets, reads no clock and spawns no tasks; \
                     bytes in, bytes out, time as an argument",
     },
+    DependencyRule {
+        krate: "astroboids-cluster",
+        forbidden: &["tokio", "async-nats", "etcd-client", "quinn"],
+        invariant: "the cluster crate is the tick protocol without I/O: no sockets, no clock, no \
+                    tasks",
+    },
 ];
 
 /// Something a crate's sources must not name.
@@ -260,6 +266,20 @@ const API_RULES: &[ApiRule] = &[
         banned: &[Banned::Std("thread")],
         allow: &[],
         invariant: "the only threads the sim owns are the script workers",
+    },
+    ApiRule {
+        paths: &["cluster/src"],
+        banned: &[
+            Banned::Name("tokio"),
+            Banned::Std("net"),
+            Banned::Std("fs"),
+            Banned::Std("thread"),
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+        ],
+        allow: &[],
+        invariant: "the cluster crate is the tick protocol without I/O: no sockets, no clock, no \
+                    tasks",
     },
     ApiRule {
         paths: &["protocol/src"],

@@ -193,7 +193,7 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
         }
         WorldInput::SpawnFleet { count, script } => {
             let limit = world.resource::<UniverseConfig>().limits.max_ships;
-            let alive = crate::shard::ships_alive(world) as usize;
+            let alive = crate::ships::ships_alive(world) as usize;
             if alive.saturating_add(*count as usize) > limit as usize {
                 return Err(WorldInputError::FleetTooLarge {
                     count: *count,

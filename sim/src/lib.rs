@@ -14,6 +14,7 @@ pub mod damage;
 pub mod inputs;
 pub mod mining;
 pub mod physics;
+pub mod scope;
 mod script_budget;
 mod script_stage;
 pub mod scripts;

@@ -473,7 +473,7 @@ fn stream_sectors(
 /// are a function of seed and coordinates, plus the deltas), so it is not hashed; a shard
 /// hashes only the sectors it owns (it may hold copies of its neighbours').
 fn hash_sectors(world: &mut World, h: &mut PartitionHashers) {
-    let scope = world.get_resource::<crate::shard::ShardScope>();
+    let scope = world.get_resource::<crate::scope::ShardScope>();
     for (coord, delta) in &world.resource::<Sectors>().deltas {
         if scope.is_some_and(|s| !s.owns(*coord)) {
             continue;

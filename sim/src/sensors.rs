@@ -15,8 +15,8 @@ use astroboids_engine::{NetId, TickSchedule};
 
 use crate::SimSet;
 use crate::config::UniverseConfig;
+use crate::scope::HaloShips;
 use crate::sectors::Sectors;
-use crate::shard::HaloShips;
 use crate::ships::{Ship, Velocity};
 use crate::space::{SectorCoord, SpacePos, Vec2, sector_offset};
 

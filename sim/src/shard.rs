@@ -21,10 +21,7 @@
 //! sector, fuel is shared per sector, and the state hash folds per-sector parts (see
 //! `astroboids_engine::hash::HashScope`).
 
-use std::sync::Arc;
-
 use bevy_ecs::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use astroboids_engine::NetId;
 
@@ -33,103 +30,11 @@ use crate::checkpoint::{
 };
 use crate::config::UniverseConfig;
 use crate::physics::SectorWorlds;
+pub use crate::scope::{HaloShip, HaloShips, ShardScope, holds};
 use crate::scripts::ScriptHost;
 use crate::sectors::{SectorDelta, Sectors};
 use crate::ships::{ShipIndex, Velocity};
-use crate::space::{SectorCoord, SpacePos, Vec2};
-
-/// Which sectors this process holds, and how many ships live in the rest of the world. Absent
-/// from a world that runs whole.
-#[derive(Resource, Clone)]
-pub struct ShardScope {
-    owns: Arc<dyn Fn(SectorCoord) -> bool + Send + Sync>,
-    /// Ships alive in sectors held elsewhere: with the local ones, what world-wide limits
-    /// (`limits.max_ships`) count. Set by the cluster at each tick start; kept in step here
-    /// by spawns into other shards' sectors and by handoffs.
-    pub remote_ships: u64,
-}
-
-impl ShardScope {
-    pub fn new(owns: impl Fn(SectorCoord) -> bool + Send + Sync + 'static) -> Self {
-        Self {
-            owns: Arc::new(owns),
-            remote_ships: 0,
-        }
-    }
-
-    pub fn owns(&self, sector: SectorCoord) -> bool {
-        (self.owns)(sector)
-    }
-}
-
-impl std::fmt::Debug for ShardScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardScope")
-            .field("remote_ships", &self.remote_ships)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Whether `world` holds `sector` (a whole world holds every sector).
-pub fn holds(world: &World, sector: SectorCoord) -> bool {
-    world
-        .get_resource::<ShardScope>()
-        .is_none_or(|s| s.owns(sector))
-}
-
-/// Ships alive in the whole world, this process's and everyone else's.
-pub fn ships_alive(world: &World) -> u64 {
-    let local = world.resource::<ShipIndex>().len() as u64;
-    local
-        + world
-            .get_resource::<ShardScope>()
-            .map_or(0, |s| s.remote_ships)
-}
-
-/// A ship held by a neighbouring shard, as this shard's sensors see it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct HaloShip {
-    pub id: u64,
-    pub sector: (i32, i32),
-    pub local: (f32, f32),
-    pub velocity: (f32, f32),
-}
-
-impl HaloShip {
-    pub fn pos(&self) -> SpacePos {
-        SpacePos::new(
-            SectorCoord::new(self.sector.0, self.sector.1),
-            Vec2::new(self.local.0, self.local.1),
-        )
-    }
-}
-
-/// The neighbours' border ships for the next sensor stage.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct HaloShips(pub Vec<HaloShip>);
-
-/// A ship spawned (by an input every shard applies) into a sector held elsewhere: counted,
-/// and, when this shard's sectors can sense it, put in the halo of the next tick at once (its
-/// holder's first halo would come a tick late; a new ship's state is known to everyone).
-pub(crate) fn note_remote_spawn(world: &mut World, id: NetId, pos: SpacePos) {
-    let Some(mut scope) = world.get_resource_mut::<ShardScope>() else {
-        return;
-    };
-    scope.remote_ships += 1;
-    let scope = scope.clone();
-    let config = world.resource::<UniverseConfig>();
-    if sensed_from(config, &pos).into_iter().any(|s| scope.owns(s)) {
-        let ship = HaloShip {
-            id: id.0,
-            sector: (pos.sector.x, pos.sector.y),
-            local: (pos.local.x, pos.local.y),
-            velocity: (0.0, 0.0),
-        };
-        let mut halo = world.resource_mut::<HaloShips>();
-        halo.0.push(ship);
-        halo.0.sort_unstable_by_key(|h| h.id);
-    }
-}
+use crate::space::{SectorCoord, SpacePos};
 
 /// Makes `world` the piece of a world that holds the sectors `scope` owns. Call it on a fresh
 /// world (or one restored from the whole world's checkpoint, then [`keep_only_held`]).

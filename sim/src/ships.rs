@@ -186,7 +186,7 @@ pub enum SpawnError {
 /// stages keep per ship (its body handle, its sensor contacts) those plugins attach as
 /// components required by [`Ship`], so spawning knows nothing of them.
 ///
-/// In a shard ([`crate::shard::ShardScope`]) that does not hold `pos.sector`, the id is used
+/// In a shard ([`crate::scope::ShardScope`]) that does not hold `pos.sector`, the id is used
 /// up and the ship counted as remote, but no entity is made: the shard that holds the sector
 /// makes it under the same id.
 pub fn spawn_ship(world: &mut World, pos: SpacePos, heading: f32) -> Result<NetId, SpawnError> {
@@ -203,7 +203,7 @@ pub(crate) fn spawn_ship_as(
     let config = world.resource::<UniverseConfig>();
     let (limit, size) = (config.limits.max_ships, config.simulation.sector_size);
     let (hull, energy) = (config.ships.hull, config.ships.energy_max);
-    if crate::shard::ships_alive(world) >= u64::from(limit) {
+    if ships_alive(world) >= u64::from(limit) {
         return Err(SpawnError::ShipLimit { limit });
     }
     let inside = |v: f32| v.is_finite() && (0.0..size).contains(&v);
@@ -214,10 +214,10 @@ pub(crate) fn spawn_ship_as(
         });
     }
     let id = id.unwrap_or_else(|| world.resource_mut::<NetIdAllocator>().allocate());
-    if !crate::shard::holds(world, pos.sector) {
+    if !crate::scope::holds(world, pos.sector) {
         // Another shard holds the sector: it spawns the ship under the same id (every shard
         // applies every input, so their allocators agree); here it only counts.
-        crate::shard::note_remote_spawn(world, id, pos);
+        crate::scope::note_remote_spawn(world, id.0, pos);
         return Ok(id);
     }
     let entity = world
@@ -237,6 +237,16 @@ pub(crate) fn spawn_ship_as(
         .resource_mut::<ShipIndex>()
         .insert(id, entity, pos.sector);
     Ok(id)
+}
+
+/// Ships alive in the whole world: this process's and, in a shard, everyone else's (what
+/// world-wide limits count).
+pub fn ships_alive(world: &World) -> u64 {
+    let local = world.resource::<ShipIndex>().len() as u64;
+    local
+        + world
+            .get_resource::<crate::scope::ShardScope>()
+            .map_or(0, |s| s.remote_ships)
 }
 
 /// Wraps an angle into `[-pi, pi)` with exact float ops (no trigonometry).
