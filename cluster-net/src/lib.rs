@@ -8,6 +8,8 @@
 //! - [`bus`]: NATS JetStream. One stream per world holding the tick log (publish with a message
 //!   id, deduplicated; in-order subscriptions that can start at any sequence), and one object
 //!   store bucket per world for checkpoints and scripts.
+//! - [`node`]: the shard and leader loops, carrying `astroboids-cluster`'s messages over the
+//!   bus.
 //!
 //! Names, for a world `W` (see each module for why):
 //!
@@ -26,6 +28,7 @@
 pub mod bus;
 pub mod coordination;
 pub mod error;
+pub mod node;
 
 pub use bus::{BlobInfo, Delivered, StartAt, Subscription, TickBus};
 pub use coordination::{

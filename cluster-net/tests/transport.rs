@@ -605,3 +605,138 @@ fn round_trip_of_publish_and_receive() {
         );
     });
 }
+
+mod networked_cluster {
+    //! The cluster's tick protocol over a real nats-server: shards on threads of their own,
+    //! each with its own connection, and a leader; the world's hash must be the single
+    //! process's, tick for tick.
+
+    use super::*;
+
+    use astroboids_cluster::SectorAssignment;
+    use astroboids_cluster::leader::Leader;
+    use astroboids_cluster::shard_node::ShardNode;
+    use astroboids_cluster_net::node::{run_leader, run_shard_blocking};
+    use astroboids_engine::StateHashExt;
+    use astroboids_sim::config::UniverseConfig;
+    use astroboids_sim::inputs::{WorldInput, apply_input};
+    use astroboids_sim::{SimOptions, build_simulation_with};
+    use astroboids_test_kit::{COMMAND_PTR, SENSOR_PTR, WatBot};
+
+    const SEED: u64 = 5;
+
+    fn options() -> SimOptions {
+        SimOptions {
+            script_workers: 1,
+            ..SimOptions::default()
+        }
+    }
+
+    /// Full thrust, turning by the sign of its nearest contact's dy, counting contacts in
+    /// memory: scripted ships whose memory crosses shard borders with them.
+    fn inputs() -> Vec<WorldInput> {
+        let wasm = WatBot::new()
+            .tick(format!(
+                "(f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
+                 (f32.store (i32.const {turn})
+                   (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
+                 (i32.store (i32.const 8192)
+                   (i32.add (i32.load (i32.const 8192)) (i32.load (i32.const {count}))))",
+                turn = COMMAND_PTR + 4,
+                dy = SENSOR_PTR + 64 + 20,
+                count = SENSOR_PTR + 60,
+            ))
+            .wasm();
+        let script = astroboids_scripting::module_hash(&wasm);
+        vec![
+            WorldInput::AddScript { wasm },
+            WorldInput::SpawnFleet {
+                count: 300,
+                script: None,
+            },
+            WorldInput::SpawnFleet {
+                count: 40,
+                script: Some(script),
+            },
+        ]
+    }
+
+    #[test]
+    fn shards_over_nats_give_the_single_process_hash_tick_for_tick() {
+        let dir = TempDir::new("networked-cluster");
+        let nats = NatsServer::start(&dir).unwrap();
+        let config = UniverseConfig::default();
+        let ticks = 80;
+
+        let mut sim = build_simulation_with(config.clone(), SEED, options());
+        for input in inputs() {
+            apply_input(sim.world_mut(), &input).unwrap();
+        }
+        let expected: Vec<_> = (1..=ticks)
+            .map(|tick| {
+                sim.step();
+                if tick == ticks {
+                    sim.world_mut().state_hash()
+                } else {
+                    sim.world_mut().quick_state_hash()
+                }
+            })
+            .collect();
+
+        let assignment = SectorAssignment::Stripes {
+            shards: 3,
+            width: 1,
+        };
+        let outcomes = block_on(async {
+            let mut shards = Vec::new();
+            for id in 0..assignment.shards() {
+                let bus = TickBus::connect(&nats.url(), "samehash").await.unwrap();
+                let config = config.clone();
+                let node = move || ShardNode::new(id, assignment, config, SEED, options());
+                shards.push(run_shard_blocking(bus, node, ticks));
+            }
+            let bus = TickBus::connect(&nats.url(), "samehash").await.unwrap();
+            let mut leader = Leader::new(assignment, 1, 0, 0);
+            for input in inputs() {
+                leader.submit(input).unwrap();
+            }
+            let outcomes = run_leader(&bus, &mut leader, ticks, |t| t == ticks)
+                .await
+                .unwrap();
+            for shard in shards {
+                let end = shard.join().unwrap().unwrap();
+                assert_eq!(end.tick, ticks);
+            }
+            outcomes
+        });
+        assert_eq!(outcomes.len(), ticks as usize);
+        let mut handoffs = 0;
+        let mut bytes = 0;
+        for (tick, (outcome, expected)) in outcomes.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                &outcome.hash,
+                expected,
+                "tick {}: parts {:?}",
+                tick + 1,
+                expected.differing_parts(&outcome.hash)
+            );
+            assert_eq!(outcome.ships, 340);
+            for (_, _, figures) in &outcome.shards {
+                handoffs += figures.handoffs_out;
+                bytes += figures.exchange_bytes_out;
+            }
+        }
+        assert!(handoffs > 0, "ships crossed shard borders");
+        let mut exchange_us: Vec<u64> = outcomes
+            .iter()
+            .flat_map(|o| o.shards.iter().map(|s| s.2.exchange_us))
+            .collect();
+        exchange_us.sort_unstable();
+        eprintln!(
+            "networked cluster: {ticks} ticks, 3 shards, {handoffs} handoffs, {:.0} exchange \
+             bytes per tick, exchange phase median {} us",
+            bytes as f64 / ticks as f64,
+            exchange_us[exchange_us.len() / 2]
+        );
+    }
+}
