@@ -142,12 +142,7 @@ fn shards_give_the_single_process_hash_tick_for_tick() {
             shards: 3,
             width: 2,
         },
-        SectorAssignment::Blocks { shards: 3, side: 1 },
         SectorAssignment::Blocks { shards: 4, side: 1 },
-        SectorAssignment::Stripes {
-            shards: 4,
-            width: 3,
-        },
     ] {
         let (hashes, handoffs) = cluster(&config, &inputs, ticks, assignment);
         assert_same(&expected, &hashes, &assignment.to_string());
