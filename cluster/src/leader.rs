@@ -1,7 +1,7 @@
 //! The leader's side of the tick protocol, without I/O: it sequences world inputs into ticks,
 //! starts each tick, and folds the shards' reports into the world's hash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use astroboids_engine::StateHash;
 use astroboids_engine::hash::{HashShares, MergeError};
@@ -55,6 +55,10 @@ pub struct Leader {
     ships_alive: u64,
     queued: Vec<WorldInput>,
     running: Option<Running>,
+    /// The starts of every tick since the last complete checkpoint: what a rewind re-runs.
+    log: Vec<TickStart>,
+    /// Logged starts to run again after a rewind, in tick order, before any new input.
+    replay: VecDeque<TickStart>,
 }
 
 #[derive(Debug)]
@@ -74,6 +78,8 @@ impl Leader {
             ships_alive,
             queued: Vec::new(),
             running: None,
+            log: Vec::new(),
+            replay: VecDeque::new(),
         }
     }
 
@@ -94,24 +100,75 @@ impl Leader {
         Ok(())
     }
 
-    /// Starts the next tick with the queued inputs (at most [`MAX_INPUTS_PER_TICK`]).
+    /// Starts the next tick: after a rewind, the logged tick with its logged inputs; else
+    /// with the queued inputs (at most [`MAX_INPUTS_PER_TICK`]).
     pub fn start_next(&mut self, full_hash: bool) -> Result<TickStart, LeaderError> {
         if let Some(running) = &self.running {
             return Err(LeaderError::Busy(running.start.tick));
         }
-        let take = self.queued.len().min(MAX_INPUTS_PER_TICK);
-        let start = TickStart {
-            tick: self.tick + 1,
-            fence: self.fence,
-            ships_alive: self.ships_alive,
-            inputs: self.queued.drain(..take).collect(),
-            full_hash,
+        let start = match self.replay.pop_front() {
+            Some(logged) => TickStart {
+                fence: self.fence,
+                ships_alive: self.ships_alive,
+                full_hash,
+                ..logged
+            },
+            None => {
+                let take = self.queued.len().min(MAX_INPUTS_PER_TICK);
+                TickStart {
+                    tick: self.tick + 1,
+                    fence: self.fence,
+                    ships_alive: self.ships_alive,
+                    inputs: self.queued.drain(..take).collect(),
+                    full_hash,
+                }
+            }
         };
         self.running = Some(Running {
             start: start.clone(),
             done: BTreeMap::new(),
         });
         Ok(start)
+    }
+
+    /// Every shard has stored its piece of tick `tick`: the log before it is not needed to
+    /// recover any more.
+    pub fn checkpoint_complete(&mut self, tick: u64) {
+        self.log.retain(|start| start.tick > tick);
+    }
+
+    /// Goes back to the checkpoint of `tick` (after a shard was lost, or to move sectors):
+    /// the cluster's shards were restored from it under `assignment`, holding `ships_alive`
+    /// ships, and this leader, elected with `fence`, re-runs every logged tick after it with
+    /// the same inputs before taking new ones.
+    ///
+    /// # Panics
+    /// When `tick` is older than the last [`Self::checkpoint_complete`] (its log is gone) or
+    /// newer than the last finished tick.
+    pub fn rewind(
+        &mut self,
+        tick: u64,
+        assignment: SectorAssignment,
+        ships_alive: u64,
+        fence: u64,
+    ) {
+        assert!(tick <= self.tick, "a rewind goes back, not forward");
+        let first_logged = self.log.first().map_or(self.tick + 1, |l| l.tick);
+        assert!(
+            tick + 1 >= first_logged,
+            "tick {tick} is before the logged ticks (from {first_logged})"
+        );
+        self.replay = self
+            .log
+            .iter()
+            .filter(|start| start.tick > tick)
+            .cloned()
+            .collect();
+        self.running = None;
+        self.tick = tick;
+        self.assignment = assignment;
+        self.ships_alive = ships_alive;
+        self.fence = fence;
     }
 
     /// Takes a shard's report; when the last one is in, the tick's outcome.
@@ -145,6 +202,9 @@ impl Leader {
             .collect();
         self.tick = running.start.tick;
         self.ships_alive = ships;
+        if self.log.last().is_none_or(|l| l.tick < self.tick) {
+            self.log.push(running.start.clone());
+        }
         Ok(Some(TickOutcome {
             tick: self.tick,
             hash,

@@ -66,6 +66,36 @@ impl LocalCluster {
         })
     }
 
+    /// Recovers from a lost shard (or moves sectors): every shard is restored from the
+    /// whole world's checkpoint `world` under `assignment`, and the leader, re-elected with
+    /// `fence`, re-runs the logged ticks after it. `world` must be the last complete
+    /// checkpoint the leader was told of, or newer.
+    pub fn recover(
+        &mut self,
+        config: &UniverseConfig,
+        world: &WorldCheckpoint,
+        assignment: SectorAssignment,
+        fence: u64,
+        options: impl Fn() -> SimOptions,
+    ) -> Result<(), CheckpointError> {
+        self.shards = (0..assignment.shards())
+            .map(|id| checkpoint::restore_shard(config, world, assignment, id, options()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.leader
+            .rewind(world.tick, assignment, world.ships.len() as u64, fence);
+        Ok(())
+    }
+
+    /// Tells the leader every shard's piece of `tick` is stored.
+    pub fn checkpoint_complete(&mut self, tick: u64) {
+        self.leader.checkpoint_complete(tick);
+    }
+
+    /// Drops a shard, as a crash would (its piece of the world is gone).
+    pub fn lose_shard(&mut self, shard: u32) {
+        self.shards.retain(|s| s.id() != shard);
+    }
+
     /// Every shard's piece, between ticks.
     pub fn capture(&mut self) -> Vec<ShardCheckpoint> {
         self.shards.iter_mut().map(checkpoint::capture).collect()

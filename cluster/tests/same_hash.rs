@@ -61,12 +61,22 @@ fn options() -> SimOptions {
 
 /// Per-tick cheap hashes of the world in one process (the full hash at the last tick).
 fn single_process(config: &UniverseConfig, inputs: &[WorldInput], ticks: u64) -> Vec<StateHash> {
+    let scheduled: Vec<(u64, WorldInput)> = inputs.iter().map(|i| (1, i.clone())).collect();
+    single_process_with(config, &scheduled, ticks)
+}
+
+/// [`single_process`] with each input applied before the tick it names.
+fn single_process_with(
+    config: &UniverseConfig,
+    inputs: &[(u64, WorldInput)],
+    ticks: u64,
+) -> Vec<StateHash> {
     let mut sim = build_simulation_with(config.clone(), SEED, options());
-    for input in inputs {
-        apply_input(sim.world_mut(), input).expect("setup input accepted");
-    }
     (1..=ticks)
         .map(|tick| {
+            for (_, input) in inputs.iter().filter(|(at, _)| *at == tick) {
+                apply_input(sim.world_mut(), input).expect("input accepted");
+            }
             sim.step();
             if tick == ticks {
                 sim.world_mut().state_hash()
@@ -273,4 +283,66 @@ fn a_ship_bouncing_across_a_shard_border_is_never_lost_or_duplicated() {
     }
     assert!(crossings >= 6, "it bounced ({crossings} handoffs)");
     assert_same(&expected, &hashes, "the bouncing ship");
+}
+
+#[test]
+fn a_lost_shard_is_recovered_from_the_last_checkpoint_and_the_logged_inputs() {
+    let config = UniverseConfig::default();
+    let inputs = setup(500, 100);
+    let every = config.persistence.checkpoint_every_ticks;
+    let lost_at = every + 30;
+    let ticks = every + 60;
+    // An input after the checkpoint: the re-run must apply it at the same tick.
+    let late = WorldInput::SpawnShip {
+        sector: (0, 0),
+        local: (500.0, 500.0),
+        heading: 1.0,
+        autopilot: true,
+        owner: Some("late".into()),
+    };
+    let mut scheduled: Vec<(u64, WorldInput)> = inputs.iter().map(|i| (1, i.clone())).collect();
+    scheduled.push((every + 11, late.clone()));
+    let expected = single_process_with(&config, &scheduled, ticks);
+
+    let three = SectorAssignment::Stripes {
+        shards: 3,
+        width: 1,
+    };
+    let mut cluster = LocalCluster::new(config.clone(), SEED, three, options);
+    for input in &inputs {
+        cluster.submit(input.clone()).unwrap();
+    }
+    let mut hashes = Vec::new();
+    let mut stored = None;
+    for tick in 1..=lost_at {
+        hashes.push(cluster.step(false).unwrap().hash);
+        if tick == every {
+            stored = Some(astroboids_cluster::checkpoint::merge(&cluster.capture()).unwrap());
+            cluster.checkpoint_complete(tick);
+        }
+        if tick == every + 10 {
+            cluster.submit(late.clone()).unwrap();
+        }
+    }
+    assert_same(&expected[..lost_at as usize], &hashes, "before the loss");
+
+    // Shard 1 dies. The survivors take its sectors: two shards now, back at the checkpoint,
+    // re-running ticks 101..=130 with the logged inputs, then on to new ticks.
+    cluster.lose_shard(1);
+    let two = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    cluster
+        .recover(&config, stored.as_ref().unwrap(), two, 2, options)
+        .unwrap();
+    let mut rerun = Vec::new();
+    for tick in every + 1..=ticks {
+        rerun.push(cluster.step(tick == ticks).unwrap().hash);
+    }
+    assert_same(
+        &expected[every as usize..],
+        &rerun,
+        "re-run after losing shard 1",
+    );
 }
