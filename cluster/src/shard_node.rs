@@ -333,31 +333,29 @@ impl ShardNode {
 }
 
 /// How an input fared on this shard: `None` when it names a ship this shard does not hold
-/// (that ship's holder judges it).
+/// (that ship's holder judges it; if no shard holds it, the leader answers "no ship").
 fn verdict(
     world: &bevy_ecs::world::World,
     input: &WorldInput,
     result: Result<astroboids_sim::inputs::InputOutcome, WorldInputError>,
 ) -> Option<Result<(), String>> {
-    match result {
-        Ok(_) => Some(Ok(())),
-        Err(WorldInputError::UnknownShip(ship))
-            if !world.resource::<ShipIndex>().contains(ship) && names_ship(input, ship) =>
-        {
-            None
-        }
-        Err(e) => Some(Err(e.to_string())),
+    if let Some(ship) = named_ship(input)
+        && !world.resource::<ShipIndex>().contains(ship)
+    {
+        return None;
     }
+    Some(result.map(|_| ()).map_err(|e| e.to_string()))
 }
 
-fn names_ship(input: &WorldInput, ship: NetId) -> bool {
+/// The ship an input is about, if it is about one.
+fn named_ship(input: &WorldInput) -> Option<NetId> {
     match input {
-        WorldInput::Command { ship: s, .. }
-        | WorldInput::AssignScript { ship: s, .. }
-        | WorldInput::SetOwner { ship: s, .. }
-        | WorldInput::Scrap { ship: s }
-        | WorldInput::SuspendScript { ship: s, .. } => *s == ship.0,
-        _ => false,
+        WorldInput::Command { ship, .. }
+        | WorldInput::AssignScript { ship, .. }
+        | WorldInput::SetOwner { ship, .. }
+        | WorldInput::Scrap { ship }
+        | WorldInput::SuspendScript { ship, .. } => Some(NetId(*ship)),
+        _ => None,
     }
 }
 

@@ -346,3 +346,51 @@ fn a_lost_shard_is_recovered_from_the_last_checkpoint_and_the_logged_inputs() {
         "re-run after losing shard 1",
     );
 }
+
+#[test]
+fn each_input_is_judged_by_the_shard_holding_its_ship() {
+    let config = UniverseConfig::default();
+    let wasm = chaser();
+    let script = astroboids_scripting::module_hash(&wasm);
+    let assignment = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    let mut cluster = LocalCluster::new(config, SEED, assignment, options);
+    let spawn = |x| WorldInput::SpawnShip {
+        sector: (x, 0),
+        local: (500.0, 500.0),
+        heading: 0.0,
+        autopilot: false,
+        owner: None,
+    };
+    let inputs = [
+        WorldInput::AddScript { wasm },
+        spawn(0),
+        spawn(1),
+        WorldInput::AssignScript { ship: 1, script },
+        WorldInput::AssignScript { ship: 2, script },
+        WorldInput::AssignScript { ship: 99, script },
+        WorldInput::SetOwner {
+            ship: 2,
+            owner: Some("not a valid name!".into()),
+        },
+    ];
+    for input in inputs {
+        cluster.submit(input).unwrap();
+    }
+    let outcome = cluster.step(false).unwrap();
+    assert_eq!(outcome.ships, 2);
+    let holders: Vec<u64> = outcome.shards.iter().map(|s| s.1).collect();
+    assert_eq!(holders, vec![1, 1], "one ship on each shard");
+    let verdicts: Vec<Result<(), String>> = outcome.verdicts;
+    assert_eq!(verdicts[..5], [Ok(()), Ok(()), Ok(()), Ok(()), Ok(())]);
+    assert_eq!(verdicts[5], Err("no ship #99".to_string()));
+    assert!(
+        verdicts[6]
+            .as_ref()
+            .is_err_and(|e| e.contains("account name")),
+        "{:?}",
+        verdicts[6]
+    );
+}
