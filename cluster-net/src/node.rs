@@ -79,11 +79,14 @@ pub async fn run_shard(
         let began = Instant::now();
         let outgoing = node.start_tick(start)?;
         let ran = began.elapsed();
+        let mut bytes_out = 0u64;
         for (to, exchange) in &outgoing {
+            let payload = encode(exchange);
+            bytes_out += payload.len() as u64;
             bus.publish(
                 &format!("xchg.{to}"),
                 &format!("x-{tick}-{id}-{to}"),
-                encode(exchange),
+                payload,
             )
             .await?;
         }
@@ -97,6 +100,7 @@ pub async fn run_shard(
         }
         let mut done: TickDone = done.expect("the loop ends with a report");
         done.figures.tick_us = ran.as_micros() as u64;
+        done.figures.exchange_bytes_out = bytes_out;
         done.figures.exchange_us = (began.elapsed() - ran).as_micros() as u64;
         bus.publish("done", &format!("done-{tick}-{id}"), encode(&done))
             .await?;

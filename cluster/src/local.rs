@@ -12,6 +12,7 @@ use astroboids_sim::checkpoint::{CheckpointError, WorldCheckpoint};
 use crate::assignment::SectorAssignment;
 use crate::checkpoint::{self, ShardCheckpoint};
 use crate::leader::{Leader, LeaderError, TickOutcome};
+use crate::messages::TickDone;
 use crate::shard_node::{ShardError, ShardNode};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,16 +119,27 @@ impl LocalCluster {
         let start = self.leader.start_next(full_hash)?;
         let tick = start.tick;
         let mut mail = Vec::new();
+        // What each shard's exchanges would take on the wire (this shell passes them by value,
+        // so it encodes only to count).
+        let mut bytes_out = std::collections::BTreeMap::new();
         for shard in &mut self.shards {
-            mail.extend(shard.start_tick(start.clone())?);
+            let outgoing = shard.start_tick(start.clone())?;
+            let bytes: u64 = outgoing
+                .iter()
+                .map(|(_, e)| postcard::to_allocvec(e).map_or(0, |b| b.len() as u64))
+                .sum();
+            bytes_out.insert(shard.id(), bytes);
+            mail.extend(outgoing);
         }
         let mut outcome = None;
-        let mut report = |done, leader: &mut Leader| -> Result<(), LocalClusterError> {
-            if let Some(o) = leader.on_done(done)? {
-                outcome = Some(o);
-            }
-            Ok(())
-        };
+        let mut report =
+            |mut done: TickDone, leader: &mut Leader| -> Result<(), LocalClusterError> {
+                done.figures.exchange_bytes_out = bytes_out.get(&done.shard).copied().unwrap_or(0);
+                if let Some(o) = leader.on_done(done)? {
+                    outcome = Some(o);
+                }
+                Ok(())
+            };
         for shard in &mut self.shards {
             if let Some(done) = shard.finish_alone()? {
                 report(done, &mut self.leader)?;

@@ -63,7 +63,8 @@ pub struct ShardFigures {
     pub exchange_us: u64,
     pub handoffs_out: u32,
     pub halo_out: u32,
-    /// Encoded bytes of what this shard sent the others (postcard).
+    /// Encoded bytes of what this shard sent the others: filled in by the shell that encodes
+    /// them (the core does not encode, so it does not count them twice).
     pub exchange_bytes_out: u64,
     pub exchange_messages_out: u32,
 }

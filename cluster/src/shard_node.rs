@@ -241,10 +241,6 @@ impl ShardNode {
             }
         }
         self.figures.exchange_messages_out = out.len() as u32;
-        self.figures.exchange_bytes_out = out
-            .values()
-            .map(|e| postcard::to_allocvec(e).map_or(0, |b| b.len() as u64))
-            .sum();
         out.into_iter().collect()
     }
 
