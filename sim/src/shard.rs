@@ -60,24 +60,11 @@ pub fn set_remote_ships(world: &mut World, count: u64) {
 /// with a margin) makes the rule exact: a halo holds precisely the ships another sector's grid
 /// lookups can reach.
 pub fn sensed_from(config: &UniverseConfig, pos: &SpacePos) -> Vec<SectorCoord> {
-    let (size, range) = (config.simulation.sector_size, config.sensors.range);
-    let cells = crate::sensors::cells_per_sector(range, size);
-    let cell = size / cells as f32;
-    let sides = |v: f32| {
-        let c = ((v / cell) as i64).min(cells - 1);
-        let mut steps = vec![0];
-        if c == 0 {
-            steps.push(-1);
-        }
-        if c == cells - 1 {
-            steps.push(1);
-        }
-        steps
-    };
-    let (xs, ys) = (sides(pos.local.x), sides(pos.local.y));
+    let edges = EdgeCells::new(config);
+    let (xs, ys) = (edges.steps(pos.local.x), edges.steps(pos.local.y));
     let mut out = Vec::new();
-    for &dx in &xs {
-        for &dy in &ys {
+    for &dx in xs.iter().flatten() {
+        for &dy in ys.iter().flatten() {
             if (dx, dy) != (0, 0)
                 && let Some(sector) = pos.sector.offset(dx, dy)
             {
@@ -89,14 +76,48 @@ pub fn sensed_from(config: &UniverseConfig, pos: &SpacePos) -> Vec<SectorCoord> 
     out
 }
 
+/// The sensor grid's cells along one axis of a sector (the same arithmetic as the grid's).
+struct EdgeCells {
+    cells: i64,
+    cell: f32,
+}
+
+impl EdgeCells {
+    fn new(config: &UniverseConfig) -> Self {
+        let (size, range) = (config.simulation.sector_size, config.sensors.range);
+        let cells = crate::sensors::cells_per_sector(range, size);
+        Self {
+            cells,
+            cell: size / cells as f32,
+        }
+    }
+
+    /// The sector steps along this axis from which a local coordinate `v` can be sensed:
+    /// always 0, -1 in the first cell, +1 in the last.
+    fn steps(&self, v: f32) -> [Option<i32>; 3] {
+        let c = ((v / self.cell) as i64).min(self.cells - 1);
+        [
+            Some(0),
+            (c == 0).then_some(-1),
+            (c == self.cells - 1).then_some(1),
+        ]
+    }
+
+    /// Whether `v` lies in an edge cell (some neighbour can sense it).
+    fn on_edge(&self, v: f32) -> bool {
+        let c = ((v / self.cell) as i64).min(self.cells - 1);
+        c == 0 || c == self.cells - 1
+    }
+}
+
 /// Local ships that some neighbouring sector's ships may sense ([`sensed_from`] is not empty),
-/// in id order.
+/// in id order. Runs over every ship each tick, so it allocates only for the ships it keeps.
 pub fn border_ships(world: &mut World) -> Vec<HaloShip> {
-    let config = world.resource::<UniverseConfig>().clone();
+    let edges = EdgeCells::new(world.resource::<UniverseConfig>());
     let mut query = world.query::<(&NetId, &SpacePos, &Velocity)>();
     let mut ships: Vec<HaloShip> = query
         .iter(world)
-        .filter(|(_, pos, _)| !sensed_from(&config, pos).is_empty())
+        .filter(|(_, pos, _)| edges.on_edge(pos.local.x) || edges.on_edge(pos.local.y))
         .map(|(id, pos, v)| HaloShip {
             id: id.0,
             sector: (pos.sector.x, pos.sector.y),
