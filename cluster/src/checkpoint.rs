@@ -23,6 +23,11 @@ pub enum MergeError {
     Ticks(u64, u64),
     #[error("pieces disagree on {0}, which every shard holds a copy of")]
     Replicated(&'static str),
+    #[error("{got} pieces for {assignment}: one per shard is needed")]
+    Count {
+        got: usize,
+        assignment: SectorAssignment,
+    },
     #[error("ship #{0} is in two pieces")]
     DuplicateShip(u64),
     #[error("piece of shard {got} where shard {expected} was expected ({assignment})")]
@@ -71,9 +76,8 @@ pub fn merge(pieces: &[ShardCheckpoint]) -> Result<WorldCheckpoint, MergeError> 
         }
     }
     if pieces.len() != assignment.shards() as usize {
-        return Err(MergeError::Pieces {
-            expected: pieces.len() as ShardId,
-            got: pieces.len() as ShardId,
+        return Err(MergeError::Count {
+            got: pieces.len(),
             assignment,
         });
     }

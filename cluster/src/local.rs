@@ -58,12 +58,9 @@ impl LocalCluster {
         fence: u64,
         options: impl Fn() -> SimOptions,
     ) -> Result<Self, CheckpointError> {
-        let shards = (0..assignment.shards())
-            .map(|id| checkpoint::restore_shard(config, world, assignment, id, options()))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             leader: Leader::new(assignment, fence, world.tick, world.ships.len() as u64),
-            shards,
+            shards: restore_shards(config, world, assignment, options)?,
         })
     }
 
@@ -79,9 +76,7 @@ impl LocalCluster {
         fence: u64,
         options: impl Fn() -> SimOptions,
     ) -> Result<(), CheckpointError> {
-        self.shards = (0..assignment.shards())
-            .map(|id| checkpoint::restore_shard(config, world, assignment, id, options()))
-            .collect::<Result<Vec<_>, _>>()?;
+        self.shards = restore_shards(config, world, assignment, options)?;
         self.leader
             .rewind(world.tick, assignment, world.ships.len() as u64, fence);
         Ok(())
@@ -152,4 +147,16 @@ impl LocalCluster {
         }
         outcome.ok_or(LocalClusterError::Incomplete(tick))
     }
+}
+
+/// Every shard of `assignment`, restored from the whole world's checkpoint.
+fn restore_shards(
+    config: &UniverseConfig,
+    world: &WorldCheckpoint,
+    assignment: SectorAssignment,
+    options: impl Fn() -> SimOptions,
+) -> Result<Vec<ShardNode>, CheckpointError> {
+    (0..assignment.shards())
+        .map(|id| checkpoint::restore_shard(config, world, assignment, id, options()))
+        .collect()
 }

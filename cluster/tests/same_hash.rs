@@ -87,16 +87,26 @@ fn single_process_with(
         .collect()
 }
 
+/// A fresh cluster under `assignment` with `inputs` queued for its first tick.
+fn started(
+    config: &UniverseConfig,
+    assignment: SectorAssignment,
+    inputs: &[WorldInput],
+) -> LocalCluster {
+    let mut cluster = LocalCluster::new(config.clone(), SEED, assignment, options);
+    for input in inputs {
+        cluster.submit(input.clone()).unwrap();
+    }
+    cluster
+}
+
 fn cluster(
     config: &UniverseConfig,
     inputs: &[WorldInput],
     ticks: u64,
     assignment: SectorAssignment,
 ) -> (Vec<StateHash>, u64) {
-    let mut cluster = LocalCluster::new(config.clone(), SEED, assignment, options);
-    for input in inputs {
-        cluster.submit(input.clone()).unwrap();
-    }
+    let mut cluster = started(config, assignment, inputs);
     let mut handoffs = 0u64;
     let hashes = (1..=ticks)
         .map(|tick| {
@@ -195,10 +205,7 @@ fn moving_sectors_between_shards_at_a_checkpoint_changes_no_result() {
         shards: 2,
         width: 1,
     };
-    let mut cluster = LocalCluster::new(config.clone(), SEED, before, options);
-    for input in &inputs {
-        cluster.submit(input.clone()).unwrap();
-    }
+    let mut cluster = started(&config, before, &inputs);
     let mut hashes = Vec::new();
     for _ in 1..=every {
         hashes.push(cluster.step(false).unwrap().hash);
@@ -263,10 +270,7 @@ fn a_ship_bouncing_across_a_shard_border_is_never_lost_or_duplicated() {
         shards: 2,
         width: 1,
     };
-    let mut cluster = LocalCluster::new(config.clone(), SEED, assignment, options);
-    for input in &inputs {
-        cluster.submit(input.clone()).unwrap();
-    }
+    let mut cluster = started(&config, assignment, &inputs);
     let mut hashes = Vec::new();
     let mut crossings = 0;
     for tick in 1..=ticks {
@@ -308,10 +312,7 @@ fn a_lost_shard_is_recovered_from_the_last_checkpoint_and_the_logged_inputs() {
         shards: 3,
         width: 1,
     };
-    let mut cluster = LocalCluster::new(config.clone(), SEED, three, options);
-    for input in &inputs {
-        cluster.submit(input.clone()).unwrap();
-    }
+    let mut cluster = started(&config, three, &inputs);
     let mut hashes = Vec::new();
     let mut stored = None;
     for tick in 1..=lost_at {

@@ -211,12 +211,8 @@ pub fn accept_arrivals(world: &mut World, mut ships: Vec<ShipRecord>) -> Result<
                 return Err(ArrivalError::Duplicate(ship.id));
             }
         }
-        if ships.windows(2).any(|w| w[0].id == w[1].id) {
-            let dup = ships
-                .windows(2)
-                .find(|w| w[0].id == w[1].id)
-                .expect("found");
-            return Err(ArrivalError::Duplicate(dup[0].id));
+        if let Some(pair) = ships.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(ArrivalError::Duplicate(pair[0].id));
         }
     }
     let count = ships.len() as u64;
