@@ -15,6 +15,13 @@ pub type ShardId = u32;
 /// The most shards one world may be spread over (a bound on every per-shard table and fan-out).
 pub const MAX_SHARDS: u32 = 256;
 
+/// How far (in sectors, along each axis) a shard's tick can reach into sectors it does not
+/// hold. A ship moves less than a sector per tick and a sensor reads only the sectors around
+/// its own, so one sector is what sensing and handoffs need; but a handed-off ship's halo is
+/// sent by the shard it left (its new holder gets it only at the end of the tick), and the
+/// sectors sensing it lie up to one more sector beyond its new one.
+pub const EXCHANGE_REACH: u32 = 2;
+
 /// How sectors are spread over `shards` shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SectorAssignment {
@@ -100,6 +107,35 @@ impl SectorAssignment {
         }
     }
 
+    /// The shards holding a sector within [`EXCHANGE_REACH`] sectors of one of `shard`'s,
+    /// sorted, `shard` itself left out: the only shards it exchanges with. The relation is
+    /// symmetric and holds for the whole infinite grid (the rule repeats).
+    pub fn neighbours(&self, shard: ShardId) -> Vec<ShardId> {
+        let n = i64::from(self.shards());
+        // How many stripes or blocks away the reach gets.
+        let steps = |size: u32| i64::from(EXCHANGE_REACH.div_ceil(size));
+        let mut near: Vec<ShardId> = match *self {
+            Self::Stripes { width, .. } => {
+                let k = steps(width);
+                (-k..=k)
+                    .map(|d| (i64::from(shard) + d).rem_euclid(n) as ShardId)
+                    .collect()
+            }
+            // A block at (dx, dy) blocks away is (dx + 2 dy) shards away.
+            Self::Blocks { side, .. } => {
+                let k = steps(side);
+                (-k..=k)
+                    .flat_map(|dx| (-k..=k).map(move |dy| dx + 2 * dy))
+                    .map(|d| (i64::from(shard) + d).rem_euclid(n) as ShardId)
+                    .collect()
+            }
+        };
+        near.retain(|s| *s != shard);
+        near.sort_unstable();
+        near.dedup();
+        near
+    }
+
     /// The same rule for a different number of shards (a rebalance at a checkpoint tick).
     pub fn with_shards(self, shards: u32) -> Self {
         match self {
@@ -121,6 +157,61 @@ impl std::fmt::Display for SectorAssignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Brute force over a window of the grid: every pair of sectors within the reach, held by
+    /// two different shards, is a pair of neighbours, and nothing else is.
+    #[test]
+    fn neighbours_are_exactly_the_shards_across_a_border() {
+        for assignment in [
+            SectorAssignment::Stripes {
+                shards: 1,
+                width: 3,
+            },
+            SectorAssignment::Stripes {
+                shards: 2,
+                width: 1,
+            },
+            SectorAssignment::Stripes {
+                shards: 5,
+                width: 2,
+            },
+            SectorAssignment::Stripes {
+                shards: 7,
+                width: 1,
+            },
+            SectorAssignment::Blocks { shards: 2, side: 1 },
+            SectorAssignment::Blocks { shards: 4, side: 2 },
+            SectorAssignment::Blocks { shards: 9, side: 1 },
+            SectorAssignment::Blocks {
+                shards: 13,
+                side: 3,
+            },
+        ] {
+            let n = assignment.shards();
+            let mut touching = vec![std::collections::BTreeSet::new(); n as usize];
+            for x in -60..60 {
+                for y in -60..60 {
+                    let here = assignment.shard_of(SectorCoord::new(x, y));
+                    let r = EXCHANGE_REACH as i32;
+                    for (dx, dy) in (-r..=r).flat_map(|dx| (-r..=r).map(move |dy| (dx, dy))) {
+                        let there = assignment.shard_of(SectorCoord::new(x + dx, y + dy));
+                        if there != here {
+                            touching[here as usize].insert(there);
+                            touching[there as usize].insert(here);
+                        }
+                    }
+                }
+            }
+            for shard in 0..n {
+                let expected: Vec<ShardId> = touching[shard as usize].iter().copied().collect();
+                assert_eq!(
+                    assignment.neighbours(shard),
+                    expected,
+                    "{assignment}, shard {shard}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_sector_has_one_holder_in_range_even_far_out() {

@@ -197,3 +197,54 @@ pub fn restore_shard(
     shard::set_halo(node.sim_mut().world_mut(), halo);
     Ok(node)
 }
+
+/// Why a shard cannot be made for a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanRestoreError {
+    #[error("the pieces of the checkpoint of tick {tick} do not merge: {source}")]
+    Merge { tick: u64, source: MergeError },
+    #[error("the checkpoint of tick {tick} does not restore: {source}")]
+    Restore { tick: u64, source: CheckpointError },
+    #[error("the checkpoint's pieces are of tick {got}, the plan restores tick {expected}")]
+    WrongTick { expected: u64, got: u64 },
+}
+
+/// Shard `shard` of `plan`, ready for the plan's first tick: the world's start when the plan
+/// starts from tick 0, else restored from `pieces` (every piece of the plan's checkpoint, in
+/// shard order).
+pub fn shard_for_plan(
+    spec: &crate::plan::WorldSpec,
+    plan: &crate::plan::Plan,
+    shard: ShardId,
+    pieces: &[ShardCheckpoint],
+    options: SimOptions,
+) -> Result<ShardNode, PlanRestoreError> {
+    let node = match &plan.from {
+        None => ShardNode::new(
+            shard,
+            plan.assignment,
+            spec.config.clone(),
+            spec.seed,
+            options,
+        ),
+        Some(record) => {
+            let world = merge(pieces).map_err(|source| PlanRestoreError::Merge {
+                tick: record.tick,
+                source,
+            })?;
+            if world.tick != record.tick {
+                return Err(PlanRestoreError::WrongTick {
+                    expected: record.tick,
+                    got: world.tick,
+                });
+            }
+            restore_shard(&spec.config, &world, plan.assignment, shard, options).map_err(
+                |source| PlanRestoreError::Restore {
+                    tick: record.tick,
+                    source,
+                },
+            )?
+        }
+    };
+    Ok(node.with_epoch(plan.epoch))
+}

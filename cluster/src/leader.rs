@@ -35,6 +35,8 @@ pub enum LeaderError {
     WrongTick { expected: u64, got: u64 },
     #[error("a report from shard {0}, which this cluster does not have")]
     UnknownShard(ShardId),
+    #[error("a report of epoch {got} while epoch {expected} runs")]
+    WrongEpoch { expected: u64, got: u64 },
     #[error("no tick is running")]
     Idle,
     #[error("a tick is already running (tick {0})")]
@@ -50,21 +52,58 @@ pub enum LeaderError {
 pub struct Leader {
     assignment: SectorAssignment,
     fence: u64,
+    /// The plan the shards run under; a rewind starts a new one.
+    epoch: u64,
     /// The last tick every shard finished.
     tick: u64,
     ships_alive: u64,
-    queued: Vec<WorldInput>,
+    /// Inputs waiting for a tick, with their positions in the input log.
+    queued: VecDeque<(u64, WorldInput)>,
+    /// The position of the last input put in a start (or queued).
+    inputs_through: u64,
+    last_queued: u64,
     running: Option<Running>,
     /// The starts of every tick since the last complete checkpoint: what a rewind re-runs.
-    log: Vec<TickStart>,
+    log: Vec<Logged>,
     /// Logged starts to run again after a rewind, in tick order, before any new input.
-    replay: VecDeque<TickStart>,
+    replay: VecDeque<Logged>,
+}
+
+/// A start and where the shell published it (its position in the start log; 0 when the
+/// shell does not publish, as in the in-process cluster).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub start: TickStart,
+    pub seq: u64,
 }
 
 #[derive(Debug)]
 struct Running {
     start: TickStart,
+    seq: u64,
     done: BTreeMap<ShardId, TickDone>,
+}
+
+/// What a newly elected leader learns from the start log to carry on where the last one
+/// stopped, without skipping or repeating a tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Takeover {
+    pub assignment: SectorAssignment,
+    /// The new leader's election revision.
+    pub fence: u64,
+    /// The current plan's epoch.
+    pub epoch: u64,
+    /// The tick the plan started from and the ships alive then.
+    pub from_tick: u64,
+    pub from_ships: u64,
+    /// One start per tick after `from_tick` (the newest epoch's), in tick order, with where
+    /// each was published.
+    pub log: Vec<Logged>,
+    /// The last tick started under `epoch`, if any: running, or finished without the next
+    /// one started.
+    pub last_started: Option<u64>,
+    /// The last input position any start carried.
+    pub inputs_through: u64,
 }
 
 impl Leader {
@@ -74,17 +113,101 @@ impl Leader {
         Self {
             assignment,
             fence,
+            epoch: 1,
             tick,
             ships_alive,
-            queued: Vec::new(),
+            queued: VecDeque::new(),
+            inputs_through: 0,
+            last_queued: 0,
             running: None,
             log: Vec::new(),
             replay: VecDeque::new(),
         }
     }
 
+    /// A leader carrying on a world another leader ran: the last tick started under the
+    /// current epoch is running again (its shards' reports finish it), and the logged ticks
+    /// after it (a re-run the last leader had not finished) run next.
+    pub fn take_over(t: Takeover) -> Self {
+        let mut log: Vec<Logged> = t.log;
+        log.sort_by_key(|l| l.start.tick);
+        let running_tick = t.last_started;
+        let tick = running_tick.map_or(t.from_tick, |r| r - 1);
+        let running = running_tick.and_then(|r| {
+            log.iter().find(|l| l.start.tick == r).map(|l| Running {
+                start: l.start.clone(),
+                seq: l.seq,
+                done: BTreeMap::new(),
+            })
+        });
+        let ships_alive = running
+            .as_ref()
+            .map_or(t.from_ships, |r| r.start.ships_alive);
+        let replay = log
+            .iter()
+            .filter(|l| l.start.tick > running_tick.unwrap_or(t.from_tick))
+            .cloned()
+            .collect();
+        log.retain(|l| l.start.tick <= tick);
+        Self {
+            assignment: t.assignment,
+            fence: t.fence,
+            epoch: t.epoch,
+            tick,
+            ships_alive,
+            queued: VecDeque::new(),
+            inputs_through: t.inputs_through,
+            last_queued: t.inputs_through,
+            running,
+            log,
+            replay,
+        }
+    }
+
     pub fn tick(&self) -> u64 {
         self.tick
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    pub fn ships_alive(&self) -> u64 {
+        self.ships_alive
+    }
+
+    /// The tick running now, if one is.
+    pub fn running(&self) -> Option<u64> {
+        self.running.as_ref().map(|r| r.start.tick)
+    }
+
+    /// The last input position taken (in a start or the queue): the input log is read on
+    /// from just after it.
+    pub fn inputs_through(&self) -> u64 {
+        self.last_queued
+    }
+
+    /// The earliest start-log position a re-run from the last complete checkpoint needs
+    /// (`None` when nothing is logged).
+    pub fn log_floor(&self) -> Option<u64> {
+        self.log
+            .iter()
+            .chain(&self.replay)
+            .map(|l| l.seq)
+            .chain(self.running.as_ref().map(|r| r.seq))
+            .filter(|seq| *seq > 0)
+            .min()
+    }
+
+    /// The shell published the running start at `seq` of the start log.
+    pub fn start_published(&mut self, seq: u64) {
+        if let Some(running) = &mut self.running {
+            running.seq = seq;
+        }
     }
 
     pub fn assignment(&self) -> SectorAssignment {
@@ -93,11 +216,23 @@ impl Leader {
 
     /// Queues an input for the next tick that has room.
     pub fn submit(&mut self, input: WorldInput) -> Result<(), LeaderError> {
+        let position = self.last_queued + 1;
+        self.submit_at(position, input).map(|_| ())
+    }
+
+    /// Queues the input at `position` of the input log. An input at or before a position
+    /// already taken is a repeat (a redelivery, or one a previous leader sequenced): it is
+    /// dropped, and `Ok(false)` says so.
+    pub fn submit_at(&mut self, position: u64, input: WorldInput) -> Result<bool, LeaderError> {
+        if position <= self.last_queued {
+            return Ok(false);
+        }
         if self.queued.len() >= MAX_QUEUED_INPUTS {
             return Err(LeaderError::QueueFull);
         }
-        self.queued.push(input);
-        Ok(())
+        self.queued.push_back((position, input));
+        self.last_queued = position;
+        Ok(true)
     }
 
     /// Starts the next tick: after a rewind, the logged tick with its logged inputs; else
@@ -106,26 +241,38 @@ impl Leader {
         if let Some(running) = &self.running {
             return Err(LeaderError::Busy(running.start.tick));
         }
-        let start = match self.replay.pop_front() {
-            Some(logged) => TickStart {
-                fence: self.fence,
-                ships_alive: self.ships_alive,
-                full_hash,
-                ..logged
-            },
+        let (start, seq) = match self.replay.pop_front() {
+            Some(logged) => (
+                TickStart {
+                    epoch: self.epoch,
+                    fence: self.fence,
+                    ships_alive: self.ships_alive,
+                    full_hash,
+                    ..logged.start
+                },
+                logged.seq,
+            ),
             None => {
                 let take = self.queued.len().min(MAX_INPUTS_PER_TICK);
-                TickStart {
+                let taken: Vec<(u64, WorldInput)> = self.queued.drain(..take).collect();
+                if let Some((position, _)) = taken.last() {
+                    self.inputs_through = *position;
+                }
+                let start = TickStart {
+                    epoch: self.epoch,
                     tick: self.tick + 1,
                     fence: self.fence,
                     ships_alive: self.ships_alive,
-                    inputs: self.queued.drain(..take).collect(),
+                    inputs: taken.into_iter().map(|(_, input)| input).collect(),
+                    inputs_through: self.inputs_through,
                     full_hash,
-                }
+                };
+                (start, 0)
             }
         };
         self.running = Some(Running {
             start: start.clone(),
+            seq,
             done: BTreeMap::new(),
         });
         Ok(start)
@@ -134,13 +281,13 @@ impl Leader {
     /// Every shard has stored its piece of tick `tick`: the log before it is not needed to
     /// recover any more.
     pub fn checkpoint_complete(&mut self, tick: u64) {
-        self.log.retain(|start| start.tick > tick);
+        self.log.retain(|l| l.start.tick > tick);
     }
 
-    /// Goes back to the checkpoint of `tick` (after a shard was lost, or to move sectors):
-    /// the cluster's shards were restored from it under `assignment`, holding `ships_alive`
-    /// ships, and this leader, elected with `fence`, re-runs every logged tick after it with
-    /// the same inputs before taking new ones.
+    /// Goes back to the checkpoint of `tick` (after a shard was lost, or to move sectors)
+    /// under a new epoch, which it returns: the cluster's shards are restored from it under
+    /// `assignment`, holding `ships_alive` ships, and this leader, elected with `fence`,
+    /// re-runs every logged tick after it with the same inputs before taking new ones.
     ///
     /// # Panics
     /// When `tick` is older than the last [`Self::checkpoint_complete`] (its log is gone) or
@@ -151,29 +298,45 @@ impl Leader {
         assignment: SectorAssignment,
         ships_alive: u64,
         fence: u64,
-    ) {
+    ) -> u64 {
         assert!(tick <= self.tick, "a rewind goes back, not forward");
-        let first_logged = self.log.first().map_or(self.tick + 1, |l| l.tick);
+        let first_logged = self.log.first().map_or(self.tick + 1, |l| l.start.tick);
         assert!(
             tick + 1 >= first_logged,
             "tick {tick} is before the logged ticks (from {first_logged})"
         );
+        // Logged ticks, the one that was running (its inputs are sequenced already), then
+        // what a previous rewind had still to re-run.
+        let pending = std::mem::take(&mut self.replay);
+        let running = self.running.take().map(|r| Logged {
+            start: r.start,
+            seq: r.seq,
+        });
         self.replay = self
             .log
             .iter()
-            .filter(|start| start.tick > tick)
+            .filter(|l| l.start.tick > tick)
             .cloned()
+            .chain(running)
+            .chain(pending)
             .collect();
-        self.running = None;
         self.tick = tick;
         self.assignment = assignment;
         self.ships_alive = ships_alive;
         self.fence = fence;
+        self.epoch += 1;
+        self.epoch
     }
 
     /// Takes a shard's report; when the last one is in, the tick's outcome.
     pub fn on_done(&mut self, done: TickDone) -> Result<Option<TickOutcome>, LeaderError> {
         let running = self.running.as_mut().ok_or(LeaderError::Idle)?;
+        if done.epoch != running.start.epoch {
+            return Err(LeaderError::WrongEpoch {
+                expected: running.start.epoch,
+                got: done.epoch,
+            });
+        }
         if done.tick != running.start.tick {
             return Err(LeaderError::WrongTick {
                 expected: running.start.tick,
@@ -202,8 +365,11 @@ impl Leader {
             .collect();
         self.tick = running.start.tick;
         self.ships_alive = ships;
-        if self.log.last().is_none_or(|l| l.tick < self.tick) {
-            self.log.push(running.start.clone());
+        if self.log.last().is_none_or(|l| l.start.tick < self.tick) {
+            self.log.push(Logged {
+                start: running.start.clone(),
+                seq: running.seq,
+            });
         }
         Ok(Some(TickOutcome {
             tick: self.tick,

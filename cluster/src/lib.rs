@@ -9,15 +9,21 @@
 //!   again under any assignment (recovery and rebalancing).
 //! - [`leader`]: the leader's side: sequences inputs, starts ticks, folds the shards' hash
 //!   shares into the world's hash.
+//! - [`plan`]: what a networked cluster agrees on outside the tick: the world's spec, which
+//!   process runs which shard (each change an epoch), the last complete checkpoint.
+//! - [`conductor`]: the leader process's decisions (plans, readiness, tick starts,
+//!   checkpoints, lost shards) as an I/O-free state machine driven with explicit time.
 //! - [`local`]: a whole cluster in one process, messages passed by value: the reference the
 //!   networked shell is tested against, and the quickest way to check that a rule is
 //!   shard-safe.
 
 pub mod assignment;
 pub mod checkpoint;
+pub mod conductor;
 pub mod leader;
 pub mod local;
 pub mod messages;
+pub mod plan;
 pub mod shard_node;
 
 pub use assignment::{SectorAssignment, ShardId};

@@ -76,9 +76,11 @@ impl LocalCluster {
         fence: u64,
         options: impl Fn() -> SimOptions,
     ) -> Result<(), CheckpointError> {
-        self.shards = restore_shards(config, world, assignment, options)?;
-        self.leader
+        let shards = restore_shards(config, world, assignment, options)?;
+        let epoch = self
+            .leader
             .rewind(world.tick, assignment, world.ships.len() as u64, fence);
+        self.shards = shards.into_iter().map(|s| s.with_epoch(epoch)).collect();
         Ok(())
     }
 
@@ -141,7 +143,12 @@ impl LocalCluster {
             }
         }
         for (to, exchange) in mail {
-            if let Some(done) = self.shards[to as usize].receive(exchange)? {
+            let shard = self
+                .shards
+                .iter_mut()
+                .find(|s| s.id() == to)
+                .ok_or(LocalClusterError::Incomplete(tick))?;
+            if let Some(done) = shard.receive(exchange)? {
                 report(done, &mut self.leader)?;
             }
         }

@@ -13,6 +13,10 @@ use crate::assignment::ShardId;
 /// The leader's go for one tick: every shard applies `inputs` (in order) and runs the tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TickStart {
+    /// The plan this tick runs under (see [`crate::plan::Plan`]): a shard obeys only starts of
+    /// the plan it restored itself for. A re-run after a recovery runs the same ticks again
+    /// under a newer epoch.
+    pub epoch: u64,
     /// The tick to run (the world's tick after it).
     pub tick: u64,
     /// The leader's election revision: a shard ignores a start fenced lower than one it has
@@ -22,6 +26,9 @@ pub struct TickStart {
     pub ships_alive: u64,
     /// World inputs for this tick, in the order the leader sequenced them.
     pub inputs: Vec<WorldInput>,
+    /// The position in the input log up to which inputs are in this start or an earlier one:
+    /// a leader taking over reads inputs after it, so none is applied twice or lost.
+    pub inputs_through: u64,
     /// Report the heavy hash parts too (script memory): at checkpoint ticks and when asked.
     pub full_hash: bool,
 }
@@ -29,6 +36,7 @@ pub struct TickStart {
 /// What one shard sends another after a tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Exchange {
+    pub epoch: u64,
     pub tick: u64,
     pub from: ShardId,
     /// Ships that ended the tick in the receiver's sectors, in id order.
@@ -42,6 +50,7 @@ pub struct Exchange {
 /// A shard's report of a finished tick (after its handoffs are in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TickDone {
+    pub epoch: u64,
     pub tick: u64,
     pub shard: ShardId,
     /// Ships this shard holds now.
@@ -67,4 +76,63 @@ pub struct ShardFigures {
     /// them (the core does not encode, so it does not count them twice).
     pub exchange_bytes_out: u64,
     pub exchange_messages_out: u32,
+}
+
+/// A shard has restored its piece for `epoch` and listens: the leader starts the epoch's first
+/// tick once every shard of the plan said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardReady {
+    pub epoch: u64,
+    pub shard: ShardId,
+    /// The registered process that runs it.
+    pub member: u32,
+    /// The tick its world stands at.
+    pub tick: u64,
+}
+
+/// A shard stored its piece of the checkpoint of `tick` (blob
+/// [`crate::plan::piece_blob_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceStored {
+    pub epoch: u64,
+    pub tick: u64,
+    pub shard: ShardId,
+    pub bytes: u64,
+    /// Ships in the piece.
+    pub ships: u64,
+}
+
+/// What shards report to the leader, on one subject in one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShardReport {
+    Ready(ShardReady),
+    Done(TickDone),
+    Stored(PieceStored),
+}
+
+impl ShardReport {
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Self::Ready(r) => r.epoch,
+            Self::Done(d) => d.epoch,
+            Self::Stored(s) => s.epoch,
+        }
+    }
+}
+
+/// A finished tick as the leader publishes it, for status pages, tools and tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickReport {
+    pub epoch: u64,
+    pub tick: u64,
+    /// The world's state hash (all parts at checkpoint ticks and when asked, else the cheap
+    /// ones), as `astroboids sim` prints it.
+    pub state_hash: u64,
+    pub full_hash: bool,
+    pub ships: u64,
+    /// From the start's publication to the last shard's report: the tick as the cluster
+    /// ran it, barrier included.
+    pub tick_us: u64,
+    /// (shard, ships it holds, what the tick cost it), in shard order.
+    pub shards: Vec<(ShardId, u64, ShardFigures)>,
 }

@@ -41,6 +41,12 @@ pub enum ShardError {
         fence: u64,
         seen: u64,
     },
+    #[error("shard {shard} runs epoch {expected}, got a message of epoch {got}")]
+    Epoch {
+        shard: ShardId,
+        expected: u64,
+        got: u64,
+    },
     #[error("shard {shard}: handoff refused: {source}")]
     Arrival {
         shard: ShardId,
@@ -52,6 +58,10 @@ pub enum ShardError {
 pub struct ShardNode {
     id: ShardId,
     assignment: SectorAssignment,
+    /// The plan this shard was made for; it obeys only that plan's messages.
+    epoch: u64,
+    /// The shards it exchanges with each tick ([`SectorAssignment::neighbours`]).
+    neighbours: Vec<ShardId>,
     sim: Simulation,
     config: UniverseConfig,
     phase: Phase,
@@ -92,6 +102,8 @@ impl ShardNode {
         Self {
             id,
             assignment,
+            epoch: 1,
+            neighbours: assignment.neighbours(id),
             sim,
             config,
             phase: Phase::Idle { next },
@@ -110,6 +122,21 @@ impl ShardNode {
 
     pub fn assignment(&self) -> SectorAssignment {
         self.assignment
+    }
+
+    /// The same shard under plan `epoch` (a new shard starts at epoch 1).
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The shards this one exchanges with each tick, sorted.
+    pub fn neighbours(&self) -> &[ShardId] {
+        &self.neighbours
     }
 
     pub fn config(&self) -> &UniverseConfig {
@@ -132,13 +159,14 @@ impl ShardNode {
         self.sim.world().resource::<ShipIndex>().len() as u64
     }
 
-    /// Applies the leader's inputs, runs the tick, and returns what goes to each other shard
-    /// (one exchange per shard, empty or not: it doubles as "done with tick T" for the
-    /// receiver).
+    /// Applies the leader's inputs, runs the tick, and returns what goes to each neighbouring
+    /// shard (one exchange per neighbour, empty or not: it doubles as "done with tick T" for
+    /// the receiver).
     pub fn start_tick(&mut self, start: TickStart) -> Result<Vec<(ShardId, Exchange)>, ShardError> {
         let Phase::Idle { next } = self.phase else {
             return Err(self.out_of_order("an exchange", format!("start of tick {}", start.tick)));
         };
+        self.check_epoch(start.epoch)?;
         if start.fence < self.fence_seen {
             return Err(ShardError::Fenced {
                 shard: self.id,
@@ -173,13 +201,26 @@ impl ShardNode {
         Ok(outgoing)
     }
 
+    fn check_epoch(&self, got: u64) -> Result<(), ShardError> {
+        if got == self.epoch {
+            Ok(())
+        } else {
+            Err(ShardError::Epoch {
+                shard: self.id,
+                expected: self.epoch,
+                got,
+            })
+        }
+    }
+
     /// After the tick: departures, halo and sector deltas, sorted by receiver.
     fn gather_exchange(&mut self, tick: u64) -> Vec<(ShardId, Exchange)> {
-        let shards = self.assignment.shards();
-        let mut out: BTreeMap<ShardId, Exchange> = (0..shards)
-            .filter(|s| *s != self.id)
-            .map(|s| {
+        let mut out: BTreeMap<ShardId, Exchange> = self
+            .neighbours
+            .iter()
+            .map(|&s| {
                 let exchange = Exchange {
+                    epoch: self.epoch,
                     tick,
                     from: self.id,
                     ..Exchange::default()
@@ -200,7 +241,7 @@ impl ShardNode {
         for ship in departures {
             let to = self.holder(ship.sector);
             out.get_mut(&to)
-                .expect("a departure goes to another shard")
+                .expect("a departure goes to a neighbouring shard")
                 .handoffs
                 .push(ship);
         }
@@ -220,7 +261,10 @@ impl ShardNode {
                 if shard == self.id {
                     self.own_halo.push(ship);
                 } else {
-                    out.get_mut(&shard).expect("another shard").halo.push(ship);
+                    out.get_mut(&shard)
+                        .expect("a neighbouring shard")
+                        .halo
+                        .push(ship);
                 }
             }
         }
@@ -235,7 +279,7 @@ impl ShardNode {
             near.dedup();
             for shard in near {
                 out.get_mut(&shard)
-                    .expect("another shard")
+                    .expect("a neighbouring shard")
                     .deltas
                     .push(delta.clone());
             }
@@ -258,27 +302,25 @@ impl ShardNode {
                 format!("exchange of tick {} from {}", exchange.tick, exchange.from),
             ));
         };
-        if exchange.tick != tick
-            || exchange.from == self.id
-            || exchange.from >= self.assignment.shards()
-        {
+        self.check_epoch(exchange.epoch)?;
+        if exchange.tick != tick || self.neighbours.binary_search(&exchange.from).is_err() {
             return Err(self.out_of_order(
-                &format!("an exchange of tick {tick} from another shard"),
+                &format!("an exchange of tick {tick} from a neighbouring shard"),
                 format!("exchange of tick {} from {}", exchange.tick, exchange.from),
             ));
         }
         // A repeat (redelivery) replaces nothing: the first copy stands.
         self.received.entry(exchange.from).or_insert(exchange);
-        if self.received.len() + 1 < self.assignment.shards() as usize {
+        if self.received.len() < self.neighbours.len() {
             return Ok(None);
         }
         self.finish_tick(tick).map(Some)
     }
 
-    /// With only one shard there is nobody to hear from: the tick finishes at once.
+    /// With no neighbours (one shard) there is nobody to hear from: the tick finishes at once.
     pub fn finish_alone(&mut self) -> Result<Option<TickDone>, ShardError> {
         match self.phase {
-            Phase::Exchanging { tick } if self.assignment.shards() == 1 => {
+            Phase::Exchanging { tick } if self.neighbours.is_empty() => {
                 self.finish_tick(tick).map(Some)
             }
             _ => Ok(None),
@@ -310,6 +352,7 @@ impl ShardNode {
         let hash = world.hash_shares(cost);
         self.phase = Phase::Idle { next: tick + 1 };
         Ok(TickDone {
+            epoch: self.epoch,
             tick,
             shard: self.id,
             ships: self.ships(),

@@ -1,0 +1,180 @@
+//! What a networked cluster agrees on outside the tick: the world's definition, which
+//! process runs which shard (the plan), and the last checkpoint every shard stored. The leader
+//! writes these to the coordination store; shards and tools read them.
+
+use serde::{Deserialize, Serialize};
+
+use astroboids_sim::config::UniverseConfig;
+
+use crate::assignment::{SectorAssignment, ShardId};
+
+/// The most ticks between checkpoints (a bound on the log a recovery re-runs).
+pub const MAX_CHECKPOINT_EVERY: u64 = 100_000;
+
+/// A world as created: fixed for its life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldSpec {
+    pub seed: u64,
+    pub config: UniverseConfig,
+    /// The rule and the number of shards the world is meant to run on (fewer run it while
+    /// some are lost).
+    pub assignment: SectorAssignment,
+    /// Every shard stores its piece at ticks that are multiples of this.
+    pub checkpoint_every: u64,
+    /// The tick period in milliseconds; 0 runs ticks back to back (benchmarks, `cluster sim`).
+    pub tick_ms: u64,
+    /// The last tick to run, if the world is to stop (`cluster sim`).
+    pub last_tick: Option<u64>,
+}
+
+/// A world specification that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("checkpoint_every must be 1 to {MAX_CHECKPOINT_EVERY} ticks, got {0}")]
+    CheckpointEvery(u64),
+    #[error(transparent)]
+    Assignment(#[from] crate::assignment::AssignmentError),
+}
+
+impl WorldSpec {
+    /// Checks the numbers (a spec read from the store is checked before use).
+    pub fn validated(self) -> Result<Self, SpecError> {
+        if !(1..=MAX_CHECKPOINT_EVERY).contains(&self.checkpoint_every) {
+            return Err(SpecError::CheckpointEvery(self.checkpoint_every));
+        }
+        self.assignment.validated()?;
+        Ok(self)
+    }
+
+    /// Whether every shard stores its piece after `tick`: every `checkpoint_every` ticks and
+    /// at the last tick (tick 0 is the world's start, which needs no checkpoint: the seed
+    /// rebuilds it).
+    pub fn is_checkpoint_tick(&self, tick: u64) -> bool {
+        tick > 0 && (tick.is_multiple_of(self.checkpoint_every) || self.last_tick == Some(tick))
+    }
+
+    /// The number of shards the world is meant to run on.
+    pub fn shards(&self) -> u32 {
+        self.assignment.shards()
+    }
+}
+
+/// Which registered process runs which shard, from which state: changed only by the leader,
+/// and each change is a new epoch (shards restore themselves for it; messages of other
+/// epochs are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub epoch: u64,
+    /// The election revision of the leader that made it.
+    pub fence: u64,
+    pub assignment: SectorAssignment,
+    /// `members[shard]` is the registered process that runs `shard`.
+    pub members: Vec<u32>,
+    /// The checkpoint the shards restore from; `None` for the world's start (tick 0).
+    pub from: Option<CheckpointRecord>,
+    /// The bus position when the plan was made: shards' reports for it come after it.
+    pub bus_seq: u64,
+}
+
+impl Plan {
+    /// The shard `member` runs under this plan, if any.
+    pub fn shard_of_member(&self, member: u32) -> Option<ShardId> {
+        self.members
+            .iter()
+            .position(|m| *m == member)
+            .map(|s| s as ShardId)
+    }
+
+    /// The tick the plan's world starts from.
+    pub fn from_tick(&self) -> u64 {
+        self.from.as_ref().map_or(0, |c| c.tick)
+    }
+}
+
+/// A checkpoint every shard of a plan stored: the state a recovery restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// The epoch whose shards stored it (its pieces are named after it).
+    pub epoch: u64,
+    pub tick: u64,
+    /// The assignment the pieces were cut by (one piece per shard).
+    pub assignment: SectorAssignment,
+    /// Ships alive at `tick`.
+    pub ships: u64,
+    /// The start-log position from which every start a re-run from here needs can be read.
+    pub log_from_seq: u64,
+}
+
+impl CheckpointRecord {
+    /// The blob names of its pieces, in shard order.
+    pub fn piece_names(&self) -> Vec<String> {
+        (0..self.assignment.shards())
+            .map(|shard| piece_blob_name(self.epoch, self.tick, shard))
+            .collect()
+    }
+}
+
+/// Where shard `shard` of `epoch` stores its piece of the checkpoint of `tick`.
+pub fn piece_blob_name(epoch: u64, tick: u64, shard: ShardId) -> String {
+    format!("ckpt-{epoch}-{tick}-{shard}")
+}
+
+/// The coordination keys (under the world's config prefix) the cluster keeps.
+pub mod keys {
+    /// The [`super::WorldSpec`].
+    pub const SPEC: &str = "spec";
+    /// The current [`super::Plan`].
+    pub const PLAN: &str = "plan";
+    /// The last complete [`super::CheckpointRecord`].
+    pub const CHECKPOINT: &str = "checkpoint";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(every: u64) -> WorldSpec {
+        WorldSpec {
+            seed: 1,
+            config: UniverseConfig::default(),
+            assignment: SectorAssignment::Stripes {
+                shards: 2,
+                width: 4,
+            },
+            checkpoint_every: every,
+            tick_ms: 0,
+            last_tick: None,
+        }
+    }
+
+    #[test]
+    fn checkpoint_ticks_are_multiples_after_the_start() {
+        let s = spec(50);
+        assert!(!s.is_checkpoint_tick(0));
+        assert!(!s.is_checkpoint_tick(49));
+        assert!(s.is_checkpoint_tick(50));
+        assert!(s.is_checkpoint_tick(100));
+        let e = spec(0).validated().unwrap_err();
+        assert_eq!(e, SpecError::CheckpointEvery(0));
+        assert!(e.to_string().contains("checkpoint_every"), "{e}");
+    }
+
+    #[test]
+    fn a_plan_names_each_members_shard() {
+        let plan = Plan {
+            epoch: 3,
+            fence: 9,
+            assignment: SectorAssignment::Stripes {
+                shards: 2,
+                width: 4,
+            },
+            members: vec![4, 1],
+            from: None,
+            bus_seq: 0,
+        };
+        assert_eq!(plan.shard_of_member(4), Some(0));
+        assert_eq!(plan.shard_of_member(1), Some(1));
+        assert_eq!(plan.shard_of_member(2), None);
+        assert_eq!(plan.from_tick(), 0);
+    }
+}
