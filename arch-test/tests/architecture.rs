@@ -175,8 +175,40 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
                     bytes in, bytes out, time as an argument",
     },
     DependencyRule {
+        krate: "astroboids-infra",
+        // Starts processes and polls a socket until they answer: std (and nix for SIGTERM).
+        // Whoever uses the servers brings the client libraries.
+        forbidden: &[
+            "astroboids-engine",
+            "astroboids-sim",
+            "astroboids-scripting",
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-protocol",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "astroboids-designer",
+            "astroboids-cluster",
+            "astroboids-cluster-net",
+            "astroboids-test-kit",
+            "tokio",
+            "async-nats",
+            "etcd-client",
+        ],
+        invariant: "the infra crate starts, checks and stops server processes and talks to them \
+                    only to see that they are ready: it depends on no other AstroBoids crate, no \
+                    async runtime and no NATS or etcd client library",
+    },
+    DependencyRule {
         krate: "astroboids-cluster",
-        forbidden: &["tokio", "async-nats", "etcd-client", "quinn"],
+        forbidden: &[
+            "tokio",
+            "async-nats",
+            "etcd-client",
+            "quinn",
+            "astroboids-infra",
+        ],
         invariant: "the cluster crate is the tick protocol without I/O: no sockets, no clock, no \
                     tasks",
     },

@@ -5,18 +5,21 @@
 //! - [`WatBot`] (feature `wat`, on by default): a script module with the ABI exports the host
 //!   requires, built from the parts a test cares about (imports, fields, the tick body);
 //! - [`ManualClock`]: time that passes only when a test says so, for code that is handed a
-//!   clock (the engine's `Pacer`, the server's rate limits and sessions).
+//!   clock (the engine's `Pacer`, the server's rate limits and sessions);
+//! - [`NatsServer`] and [`Etcd`]: real servers on free loopback ports, from `astroboids-infra`
+//!   (re-exported whole as [`infra`]), started in a test's [`TempDir`].
 //!
 //! A dev-dependency only: nothing here is compiled into a shipped crate.
 
 mod clock;
 mod dir;
-pub mod infra;
 #[cfg(feature = "wat")]
 mod wat;
 
+/// The launchers of `astroboids-infra`: `astroboids_test_kit::infra::NatsServer` and the rest.
+pub use astroboids_infra as infra;
+pub use astroboids_infra::{Etcd, InfraError, NatsServer};
 pub use clock::ManualClock;
 pub use dir::TempDir;
-pub use infra::{Etcd, InfraError, NatsServer};
 #[cfg(feature = "wat")]
 pub use wat::{COMMAND_PTR, SENSOR_PTR, WatBot, wasm};
