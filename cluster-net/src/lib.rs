@@ -32,7 +32,8 @@ pub mod node;
 
 pub use bus::{BlobInfo, Delivered, StartAt, Subscription, TickBus};
 pub use coordination::{
-    CasOutcome, Coordination, Leadership, ShardEvent, ShardInfo, ShardSet, ShardWatch, Versioned,
+    CasOutcome, Coordination, KeyChange, KeyWatch, Leadership, ShardEvent, ShardInfo, ShardSet,
+    ShardWatch, Versioned,
 };
 pub use error::{NetError, Result};
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use astroboids_cluster_net::bus::{MAX_BLOB_BYTES, MAX_MESSAGE_BYTES};
 use astroboids_cluster_net::coordination::ETCD_CONNECT_TIMEOUT;
 use astroboids_cluster_net::{
-    CasOutcome, Coordination, Delivered, NetError, ShardEvent, ShardInfo, StartAt, Subscription,
-    TickBus, Versioned,
+    CasOutcome, Coordination, Delivered, KeyChange, KeyWatch, NetError, ShardEvent, ShardInfo,
+    StartAt, Subscription, TickBus, Versioned,
 };
 use astroboids_test_kit::{Etcd, NatsServer, TempDir};
 
@@ -309,6 +309,111 @@ fn compare_and_swap_refuses_a_stale_revision() {
     });
 }
 
+async fn next_change<T: serde::de::DeserializeOwned>(watch: &mut KeyWatch<T>) -> KeyChange<T> {
+    within(&format!("a change of {}", watch.key()), watch.next())
+        .await
+        .unwrap()
+}
+
+/// No change comes within a short while.
+async fn assert_no_change<T: serde::de::DeserializeOwned + std::fmt::Debug>(
+    watch: &mut KeyWatch<T>,
+) {
+    let more = tokio::time::timeout(Duration::from_millis(300), watch.next()).await;
+    assert!(more.is_err(), "unexpected: {more:?}");
+}
+
+#[test]
+fn a_config_key_is_watched_in_order() {
+    let dir = TempDir::new("net-key-watch");
+    let etcd = etcd(&dir);
+    let endpoints = vec![etcd.endpoint()];
+    block_on(async {
+        let c = Coordination::connect(&endpoints, "w8", 5).await.unwrap();
+        let leader = Coordination::connect(&endpoints, "w8", 5).await.unwrap();
+        let other_world = Coordination::connect(&endpoints, "w8b", 5).await.unwrap();
+        let key = "checkpoint/last-tick";
+        let full = "astroboids/w8/config/checkpoint/last-tick";
+        let mut watch = c.watch_json::<u64>(key, 0).await.unwrap();
+        assert_eq!(watch.key(), full);
+
+        // Keys next to it (longer, under it, another world's) are not it.
+        c.put_json("checkpoint/last-tick-2", &1u64).await.unwrap();
+        c.put_json("checkpoint/last-tick/x", &2u64).await.unwrap();
+        c.put_json("checkpoint", &3u64).await.unwrap();
+        other_world.put_json(key, &4u64).await.unwrap();
+
+        let r1 = c.put_json(key, &100u64).await.unwrap();
+        let r2 = c.put_json(key, &200u64).await.unwrap();
+        let mut raw = etcd_client::Client::connect(&endpoints, None)
+            .await
+            .unwrap();
+        let deleted = raw.delete(full, None).await.unwrap();
+        let r3 = u64::try_from(deleted.header().unwrap().revision()).unwrap();
+        let lead = leader.campaign("leader").await.unwrap();
+        let r4 = lead.put_json_if_leader(key, &400u64).await.unwrap();
+        assert!(r1 < r2 && r2 < r3 && r3 < r4, "{r1} {r2} {r3} {r4}");
+
+        let expected = [
+            KeyChange::Put(Versioned {
+                value: 100,
+                mod_revision: r1,
+            }),
+            KeyChange::Put(Versioned {
+                value: 200,
+                mod_revision: r2,
+            }),
+            KeyChange::Deleted { revision: r3 },
+            KeyChange::Put(Versioned {
+                value: 400,
+                mod_revision: r4,
+            }),
+        ];
+        for want in &expected {
+            assert_eq!(&next_change(&mut watch).await, want);
+        }
+        assert_no_change(&mut watch).await;
+        assert_eq!(
+            expected.iter().map(KeyChange::revision).collect::<Vec<_>>(),
+            [r1, r2, r3, r4]
+        );
+
+        // From a revision: what came after it, then what comes next.
+        let mut from_r1 = c.watch_json::<u64>(key, r1).await.unwrap();
+        for want in &expected[1..] {
+            assert_eq!(&next_change(&mut from_r1).await, want);
+        }
+        // Watched from the revision a read gave: nothing before it comes again.
+        let read = c.get_json::<u64>(key).await.unwrap().unwrap();
+        assert_eq!(read.mod_revision, r4);
+        let mut from_read = c.watch_json::<u64>(key, read.mod_revision).await.unwrap();
+        assert_no_change(&mut from_read).await;
+
+        // A value that does not decode: an error naming the key, and the watch goes on.
+        c.put_json(key, "not a number").await.unwrap();
+        let r6 = c.put_json(key, &600u64).await.unwrap();
+        for watch in [&mut watch, &mut from_r1, &mut from_read] {
+            let e = within("the undecodable value", watch.next())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, NetError::Json { .. }), "{e:?}");
+            assert!(e.to_string().contains(full), "{e}");
+            assert_eq!(
+                next_change(watch).await,
+                KeyChange::Put(Versioned {
+                    value: 600,
+                    mod_revision: r6
+                })
+            );
+        }
+
+        assert!(matches!(
+            c.watch_json::<u64>("../escape", 0).await,
+            Err(NetError::InvalidName { .. })
+        ));
+    });
+}
+
 #[test]
 fn unreachable_servers_are_named_in_the_error() {
     // A port nothing listens on.
@@ -518,6 +623,89 @@ fn the_tick_log_is_read_in_order_deduplicated_and_replayed() {
 
         for bad in ["tick.*", "", "a b", "a..b"] {
             let e = bus.publish(bad, "id", vec![]).await.unwrap_err();
+            assert!(matches!(e, NetError::InvalidName { .. }), "{bad:?}: {e:?}");
+        }
+    });
+}
+
+#[test]
+fn the_end_of_the_log_is_read_from_the_server() {
+    let dir = TempDir::new("net-log-end");
+    let nats = nats(&dir);
+    block_on(async {
+        let bus = TickBus::connect(&nats.url(), "w9").await.unwrap();
+        // Another process's connection: what it reads was published by the first.
+        let reader = TickBus::connect(&nats.url(), "w9").await.unwrap();
+        assert_eq!(reader.last_seq().await.unwrap(), 0);
+        assert_eq!(reader.last_message("tick").await.unwrap(), None);
+
+        let mut published = BTreeMap::new();
+        let mut last = 0;
+        for (i, subject) in [
+            "tick",
+            "exchange.1",
+            "tick",
+            "ticks",
+            "tick.late",
+            "exchange.1",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let msg_id = format!("{subject}-{i}");
+            let payload = format!("payload {i}").into_bytes();
+            let seq = bus
+                .publish(subject, &msg_id, payload.clone())
+                .await
+                .unwrap();
+            assert!(seq > last, "sequence {seq} after {last}");
+            last = seq;
+            assert_eq!(reader.last_seq().await.unwrap(), seq);
+            published.insert(
+                subject,
+                Delivered {
+                    seq,
+                    subject: subject.to_owned(),
+                    msg_id,
+                    payload,
+                },
+            );
+        }
+        // The last on exactly each subject: not one on a subject that starts like it
+        // (`ticks`), nor under it (`tick.late`), nor the log's last.
+        for (subject, want) in &published {
+            assert_eq!(
+                reader.last_message(subject).await.unwrap().as_ref(),
+                Some(want),
+                "{subject}"
+            );
+        }
+        assert_eq!(published["tick"].msg_id, "tick-2");
+        for empty in ["exchange.2", "tic", "exchange"] {
+            assert_eq!(reader.last_message(empty).await.unwrap(), None, "{empty}");
+        }
+
+        // A duplicate is not stored: the last sequence stays.
+        let again = bus
+            .publish("tick", "tick-2", b"again".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(again, published["tick"].seq);
+        assert_eq!(reader.last_seq().await.unwrap(), last);
+        assert_eq!(
+            reader.last_message("tick").await.unwrap().as_ref(),
+            Some(&published["tick"])
+        );
+
+        // The largest message fits in the answer too.
+        let fits = bus.max_payload();
+        let seq = bus.publish("big", "big-1", vec![7; fits]).await.unwrap();
+        let got = reader.last_message("big").await.unwrap().unwrap();
+        assert_eq!((got.seq, got.payload.len()), (seq, fits));
+        assert_eq!(reader.last_seq().await.unwrap(), seq);
+
+        for bad in ["exchange.*", ">", "", "a..b"] {
+            let e = reader.last_message(bad).await.unwrap_err();
             assert!(matches!(e, NetError::InvalidName { .. }), "{bad:?}: {e:?}");
         }
     });
