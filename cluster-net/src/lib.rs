@@ -29,6 +29,7 @@ pub mod bus;
 pub mod coordination;
 pub mod error;
 pub mod node;
+pub mod process;
 
 pub use bus::{BlobInfo, Delivered, StartAt, Subscription, TickBus};
 pub use coordination::{

@@ -140,7 +140,7 @@ impl Conductor {
 
     /// The last input position taken: the shell reads the input log from just after it.
     pub fn inputs_through(&self) -> u64 {
-        self.leader.inputs_through()
+        self.leader.last_input_taken()
     }
 
     pub fn stage(&self) -> Stage {
@@ -231,6 +231,7 @@ impl Conductor {
             ships: outcome.ships,
             tick_us,
             shards: outcome.shards,
+            verdicts: outcome.verdicts,
         }));
         self.check_checkpoints();
     }

@@ -187,7 +187,7 @@ impl Leader {
 
     /// The last input position taken (in a start or the queue): the input log is read on
     /// from just after it.
-    pub fn inputs_through(&self) -> u64 {
+    pub fn last_input_taken(&self) -> u64 {
         self.last_queued
     }
 

@@ -135,4 +135,6 @@ pub struct TickReport {
     pub tick_us: u64,
     /// (shard, ships it holds, what the tick cost it), in shard order.
     pub shards: Vec<(ShardId, u64, ShardFigures)>,
+    /// Each of the tick's inputs' verdicts, in order.
+    pub verdicts: Vec<Result<(), String>>,
 }

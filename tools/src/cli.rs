@@ -40,6 +40,14 @@ pub enum Command {
     /// Designer tools: map, measure and compare sector generation (no server needed).
     #[command(subcommand)]
     Sectors(SectorsCommand),
+    /// One world over several processes: start a local cluster, run a headless world on one,
+    /// or show one's status.
+    #[command(subcommand)]
+    Cluster(crate::cluster_args::ClusterCommand),
+    /// A shard process of a cluster (started by `cluster up`, or by a process manager).
+    Shard(crate::cluster_args::ShardArgs),
+    /// A leader process of a cluster: campaigns, and leads the world's ticks once elected.
+    Leader(crate::cluster_args::LeaderArgs),
 }
 
 #[derive(Debug, Subcommand)]

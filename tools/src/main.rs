@@ -4,6 +4,8 @@
 mod admin_cmd;
 mod cli;
 mod client_cmd;
+mod cluster_args;
+mod cluster_cmd;
 mod loadgen_cmd;
 mod replay_cmd;
 mod script_cmd;
@@ -28,6 +30,9 @@ fn main() -> std::process::ExitCode {
         cli::Command::Watch(args) => client_cmd::watch(&args),
         cli::Command::Loadgen(args) => loadgen_cmd::run_loadgen(&args),
         cli::Command::Sectors(command) => sectors_cmd::run(&command),
+        cli::Command::Cluster(command) => cluster_cmd::run(&command),
+        cli::Command::Shard(args) => cluster_cmd::roles::shard(&args),
+        cli::Command::Leader(args) => cluster_cmd::roles::leader(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,85 @@
+//! The shard and leader processes of a networked cluster: shells around the I/O-free cores
+//! (`astroboids_cluster::{ShardNode, Conductor}`) that carry their messages over the bus and
+//! their records through etcd, and decide nothing themselves.
+//!
+//! Subjects (after `astroboids.W.`), each message published with an id so that a repeat (a
+//! retry, a redelivery, a new leader re-publishing) is stored once:
+//!
+//! | subject | from -> to | message | id |
+//! | --- | --- | --- | --- |
+//! | `start` | leader -> shards | `TickStart` | `start-<epoch>-<tick>` |
+//! | `xchg.<epoch>.<to>` | shard -> shard | `Exchange` | `x-<epoch>-<tick>-<from>-<to>` |
+//! | `report` | shards -> leader | `ShardReport` (ready, done, stored) | `ready-<epoch>-<shard>`, `done-<epoch>-<tick>-<shard>`, `stored-<epoch>-<tick>-<shard>` |
+//! | `outcome` | leader -> anyone | `TickReport` | `outcome-<epoch>-<tick>` |
+//! | `input` | clients -> leader | `WorldInput` | the client's own |
+//!
+//! The `start` subject is the world's sequenced input log: every start carries the inputs of
+//! its tick, in order, and the input-log position it has read through, so a new leader knows
+//! where to go on. Checkpoint pieces are blobs named by `astroboids_cluster::plan`.
+
+mod forward;
+pub mod leader;
+pub mod shard;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::NetError;
+
+pub use leader::{LeaderProcess, run_leader_process};
+pub use shard::{ShardProcess, run_shard_process};
+
+/// The subject every shard reports on.
+pub const REPORT_SUBJECT: &str = "report";
+/// The subject the leader publishes tick starts on (the input log).
+pub const START_SUBJECT: &str = "start";
+/// The subject the leader publishes finished ticks on.
+pub const OUTCOME_SUBJECT: &str = "outcome";
+/// The subject world inputs are submitted on.
+pub const INPUT_SUBJECT: &str = "input";
+
+/// The subject shard `to` of `epoch` receives exchanges on.
+pub fn exchange_subject(epoch: u64, to: u32) -> String {
+    format!("xchg.{epoch}.{to}")
+}
+
+/// Why a process stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("a {what} message on the bus does not decode: {error}")]
+    Decode { what: &'static str, error: String },
+    #[error(
+        "the world has no spec at config key {key:?}: create it first (`astroboids cluster up` does)"
+    )]
+    NoSpec { key: &'static str },
+    #[error("the world's spec is invalid: {0}")]
+    Spec(#[from] astroboids_cluster::plan::SpecError),
+    #[error(transparent)]
+    Shard(#[from] astroboids_cluster::shard_node::ShardError),
+    #[error(transparent)]
+    Leader(#[from] astroboids_cluster::leader::LeaderError),
+    #[error(transparent)]
+    Restore(#[from] astroboids_cluster::checkpoint::PlanRestoreError),
+    #[error("checkpoint piece {name} is missing from the blob store")]
+    MissingPiece { name: String },
+    #[error("lost leadership (fence {fence}): another leader was elected")]
+    Deposed { fence: u64 },
+    #[error("the {what} stream ended")]
+    Ended { what: &'static str },
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("protocol messages are plain data")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, ProcessError> {
+    postcard::from_bytes(bytes).map_err(|e| ProcessError::Decode {
+        what,
+        error: e.to_string(),
+    })
+}

@@ -1,0 +1,344 @@
+//! A shard process: registers itself, waits for a plan that names it, restores its shard
+//! for the plan (the world's start, or the plan's checkpoint from the blob store), says it is
+//! ready, then runs every tick the leader starts under that plan, storing its piece at
+//! checkpoint ticks. A newer plan (a shard was lost, sectors moved) makes it restore again.
+
+use std::future::Future;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
+use astroboids_cluster::messages::{
+    Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
+};
+use astroboids_cluster::plan::{self, Plan, WorldSpec};
+use astroboids_cluster::shard_node::{Phase, ShardError, ShardNode};
+use astroboids_sim::SimOptions;
+
+use super::{
+    ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward,
+};
+use crate::bus::{Delivered, StartAt, TickBus};
+use crate::coordination::{Coordination, KeyChange, ShardInfo};
+use crate::error::NetError;
+
+/// What a shard process is given.
+pub struct ShardProcess<'a> {
+    pub coordination: &'a Coordination,
+    pub bus: &'a TickBus,
+    /// The id it registers under (a plan names processes by it).
+    pub member: u32,
+    /// Each restored shard's sim options (script workers, artifact cache).
+    pub options: &'a dyn Fn() -> SimOptions,
+}
+
+/// Why a shard process's run ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardExit {
+    /// The world reached its last tick and this shard stored its piece of it.
+    Finished { tick: u64 },
+    /// Asked to stop.
+    Stopped,
+}
+
+enum EpochEnd {
+    NewPlan(Plan),
+    Exit(ShardExit),
+}
+
+/// Runs the shard process until the world finishes, `stop` completes, or an error.
+pub async fn run_shard_process(
+    process: ShardProcess<'_>,
+    stop: impl Future<Output = ()>,
+) -> Result<ShardExit, ProcessError> {
+    let (coordination, member) = (process.coordination, process.member);
+    coordination
+        .register_shard(member, &ShardInfo::this_process())
+        .await?;
+    let spec = coordination
+        .get_json::<WorldSpec>(plan::keys::SPEC)
+        .await?
+        .ok_or(ProcessError::NoSpec {
+            key: plan::keys::SPEC,
+        })?
+        .value
+        .validated()?;
+    // Watch first, then read: no plan written between the two is missed.
+    let mut plans = forward::key_watch(coordination.watch_json::<Plan>(plan::keys::PLAN, 0).await?);
+    let mut latest = coordination
+        .get_json::<Plan>(plan::keys::PLAN)
+        .await?
+        .map(|v| v.value);
+    tokio::pin!(stop);
+    let lease_lost = coordination.lease_lost();
+    tokio::pin!(lease_lost);
+    let mut ran_epoch = 0;
+    loop {
+        let plan = match latest.take() {
+            Some(plan) if plan.epoch > ran_epoch && plan.shard_of_member(member).is_some() => plan,
+            other => {
+                latest = other;
+                tokio::select! {
+                    () = &mut stop => return Ok(ShardExit::Stopped),
+                    () = &mut lease_lost => return Err(lease_error(coordination)),
+                    change = plans.recv() => {
+                        latest = newer(latest.take(), change)?;
+                        continue;
+                    }
+                }
+            }
+        };
+        ran_epoch = plan.epoch;
+        let end = run_epoch(
+            &process,
+            &spec,
+            plan,
+            &mut plans,
+            &mut stop,
+            &mut lease_lost,
+        )
+        .await?;
+        match end {
+            EpochEnd::NewPlan(plan) => latest = Some(plan),
+            EpochEnd::Exit(exit) => {
+                if exit == ShardExit::Stopped {
+                    let _ = coordination.deregister_shard(member).await;
+                }
+                return Ok(exit);
+            }
+        }
+    }
+}
+
+fn lease_error(coordination: &Coordination) -> ProcessError {
+    ProcessError::Net(NetError::LeaseLost {
+        lease_id: coordination.lease_id(),
+        ttl_s: coordination.lease_ttl_s(),
+    })
+}
+
+/// The newer of two plans.
+fn newer(
+    current: Option<Plan>,
+    change: Option<Result<KeyChange<Plan>, NetError>>,
+) -> Result<Option<Plan>, ProcessError> {
+    match change {
+        None => Err(ProcessError::Ended { what: "plan watch" }),
+        Some(Err(NetError::Json { .. })) => Ok(current), // not a plan: keep the last good one
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(KeyChange::Deleted { .. })) => Ok(current),
+        Some(Ok(KeyChange::Put(v))) => Ok(match current {
+            Some(c) if c.epoch >= v.value.epoch => Some(c),
+            _ => Some(v.value),
+        }),
+    }
+}
+
+/// Restores this process's shard for `plan` and runs its ticks until the plan changes or the
+/// process is to exit.
+async fn run_epoch(
+    process: &ShardProcess<'_>,
+    spec: &WorldSpec,
+    plan: Plan,
+    plans: &mut mpsc::Receiver<Result<KeyChange<Plan>, NetError>>,
+    stop: &mut (impl Future<Output = ()> + Unpin),
+    lease_lost: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<EpochEnd, ProcessError> {
+    let bus = process.bus;
+    let epoch = plan.epoch;
+    let shard = plan
+        .shard_of_member(process.member)
+        .expect("the caller checked the plan names this process");
+    let mut pieces = Vec::new();
+    if let Some(record) = &plan.from {
+        for name in record.piece_names() {
+            let bytes = bus
+                .get_blob(&name)
+                .await?
+                .ok_or_else(|| ProcessError::MissingPiece { name: name.clone() })?;
+            pieces.push(decode::<ShardCheckpoint>("checkpoint piece", &bytes)?);
+        }
+    }
+    let mut node = checkpoint::shard_for_plan(spec, &plan, shard, &pieces, (process.options)())?;
+    drop(pieces);
+    // Subscribed before saying ready: the leader starts the epoch only after every shard's
+    // ready, and a shard sends exchanges only after a start.
+    let mut starts = forward::subscription(bus.subscribe(START_SUBJECT, None, StartAt::New).await?);
+    let mut exchanges = forward::subscription(
+        bus.subscribe(&exchange_subject(epoch, shard), None, StartAt::New)
+            .await?,
+    );
+    let ready = ShardReport::Ready(ShardReady {
+        epoch,
+        shard,
+        member: process.member,
+        tick: node.sim().tick(),
+    });
+    bus.publish(
+        REPORT_SUBJECT,
+        &format!("ready-{epoch}-{shard}"),
+        encode(&ready),
+    )
+    .await?;
+    let mut runner = TickRunner {
+        bus,
+        spec,
+        epoch,
+        early: Vec::new(),
+        began: Instant::now(),
+        ran_us: 0,
+        bytes_out: 0,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut *stop => return Ok(EpochEnd::Exit(ShardExit::Stopped)),
+            () = &mut *lease_lost => return Err(lease_error(process.coordination)),
+            change = plans.recv() => {
+                if let Some(newer) = newer(None, change)?.filter(|p| p.epoch > epoch) {
+                    return Ok(EpochEnd::NewPlan(newer));
+                }
+            }
+            message = starts.recv() => {
+                let start: TickStart = decode("start", &received(message, "start")?.payload)?;
+                if let Some(exit) = runner.on_start(&mut node, start).await? {
+                    return Ok(EpochEnd::Exit(exit));
+                }
+            }
+            message = exchanges.recv() => {
+                let exchange: Exchange =
+                    decode("exchange", &received(message, "exchange")?.payload)?;
+                if let Some(exit) = runner.on_exchange(&mut node, exchange).await? {
+                    return Ok(EpochEnd::Exit(exit));
+                }
+            }
+        }
+    }
+}
+
+fn received(
+    message: Option<Result<Delivered, NetError>>,
+    what: &'static str,
+) -> Result<Delivered, ProcessError> {
+    Ok(message.ok_or(ProcessError::Ended { what })??)
+}
+
+/// One epoch's ticks: what arrives is handed to the shard in protocol order, what it returns
+/// is published.
+struct TickRunner<'a> {
+    bus: &'a TickBus,
+    spec: &'a WorldSpec,
+    epoch: u64,
+    /// Exchanges for the next tick that came before its start reached this shard.
+    early: Vec<Exchange>,
+    began: Instant,
+    ran_us: u64,
+    bytes_out: u64,
+}
+
+impl TickRunner<'_> {
+    async fn on_start(
+        &mut self,
+        node: &mut ShardNode,
+        start: TickStart,
+    ) -> Result<Option<ShardExit>, ProcessError> {
+        let Phase::Idle { next } = node.phase() else {
+            return Ok(None); // a repeat of the running tick's start
+        };
+        if start.epoch != self.epoch || start.tick < next {
+            return Ok(None); // another plan's, or already run
+        }
+        let tick = start.tick;
+        self.began = Instant::now();
+        let outgoing = match node.start_tick(start) {
+            Ok(outgoing) => outgoing,
+            // A deposed leader that has not noticed yet: its starts are not obeyed.
+            Err(ShardError::Fenced { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.ran_us = self.began.elapsed().as_micros() as u64;
+        self.bytes_out = 0;
+        let from = node.id();
+        for (to, exchange) in &outgoing {
+            let payload = encode(exchange);
+            self.bytes_out += payload.len() as u64;
+            let subject = exchange_subject(self.epoch, *to);
+            let id = format!("x-{}-{tick}-{from}-{to}", self.epoch);
+            self.bus.publish(&subject, &id, payload).await?;
+        }
+        if let Some(done) = node.finish_alone()? {
+            return self.report(node, done).await;
+        }
+        for exchange in std::mem::take(&mut self.early) {
+            if let Some(exit) = self.on_exchange(node, exchange).await? {
+                return Ok(Some(exit));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn on_exchange(
+        &mut self,
+        node: &mut ShardNode,
+        exchange: Exchange,
+    ) -> Result<Option<ShardExit>, ProcessError> {
+        match node.phase() {
+            Phase::Idle { next } if exchange.tick == next => {
+                self.early.push(exchange);
+                Ok(None)
+            }
+            Phase::Exchanging { tick } if exchange.tick == tick => match node.receive(exchange)? {
+                Some(done) => self.report(node, done).await,
+                None => Ok(None),
+            },
+            _ => Ok(None), // a repeat of an exchange already taken in
+        }
+    }
+
+    /// Reports a finished tick, and stores this shard's piece at checkpoint ticks.
+    async fn report(
+        &mut self,
+        node: &mut ShardNode,
+        mut done: TickDone,
+    ) -> Result<Option<ShardExit>, ProcessError> {
+        let (epoch, tick, shard) = (self.epoch, done.tick, node.id());
+        done.figures.tick_us = self.ran_us;
+        done.figures.exchange_bytes_out = self.bytes_out;
+        done.figures.exchange_us =
+            (self.began.elapsed().as_micros() as u64).saturating_sub(self.ran_us);
+        let report = ShardReport::Done(done);
+        self.bus
+            .publish(
+                REPORT_SUBJECT,
+                &format!("done-{epoch}-{tick}-{shard}"),
+                encode(&report),
+            )
+            .await?;
+        if !self.spec.is_checkpoint_tick(tick) {
+            return Ok(None);
+        }
+        let piece = checkpoint::capture(node);
+        let ships = piece.world.ships.len() as u64;
+        let bytes = encode(&piece);
+        drop(piece);
+        self.bus
+            .put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)
+            .await?;
+        let stored = ShardReport::Stored(PieceStored {
+            epoch,
+            tick,
+            shard,
+            bytes: bytes.len() as u64,
+            ships,
+        });
+        self.bus
+            .publish(
+                REPORT_SUBJECT,
+                &format!("stored-{epoch}-{tick}-{shard}"),
+                encode(&stored),
+            )
+            .await?;
+        Ok((self.spec.last_tick == Some(tick)).then_some(ShardExit::Finished { tick }))
+    }
+}

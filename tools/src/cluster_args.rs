@@ -1,0 +1,144 @@
+//! Command-line arguments of the cluster commands (`shard`, `leader`, `cluster ...`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// Where a cluster's coordination and bus servers are, and which world.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterEndpoints {
+    /// The NATS server (JetStream enabled).
+    #[arg(long, env = "ASTROBOIDS_NATS", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The etcd endpoint.
+    #[arg(long, env = "ASTROBOIDS_ETCD", default_value = "http://127.0.0.1:2379")]
+    pub etcd: String,
+    /// The world's name (1 to 64 of A-Z a-z 0-9 _ -): one cluster can hold several.
+    #[arg(long, env = "ASTROBOIDS_WORLD", default_value = "main")]
+    pub world: String,
+    /// Seconds without a heartbeat before this process counts as gone (its shards are
+    /// reassigned, its leadership passes on).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=60))]
+    pub lease_ttl: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    #[command(flatten)]
+    pub endpoints: ClusterEndpoints,
+    /// This process's id among the world's shard processes (unique while it lives).
+    #[arg(long, env = "ASTROBOIDS_SHARD_MEMBER")]
+    pub member: u32,
+    /// Worker threads for the simulation and scripts [default: every core].
+    #[arg(long)]
+    pub threads: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    #[command(flatten)]
+    pub endpoints: ClusterEndpoints,
+    /// Its name in the election [default: leader-PID].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a local cluster: nats-server and etcd on loopback (unless --nats/--etcd are
+    /// given), a leader and a standby, and N shard processes; Ctrl-C stops all of it.
+    Up(ClusterUpArgs),
+    /// Run a headless world on a fresh local cluster and print the same summary as
+    /// `astroboids sim`, plus per-shard figures.
+    Sim(ClusterSimArgs),
+    /// Show a running cluster: leader, plan, shards, last checkpoint, last tick and timings.
+    Status(ClusterStatusArgs),
+}
+
+/// What a new world is made of (ignored when the world already exists).
+#[derive(Debug, Args, Clone)]
+pub struct WorldArgs {
+    /// Universe seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A universe configuration file (TOML) [default: the embedded one].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// How sectors are spread over the shards: `stripes:WIDTH` or `blocks:SIDE`.
+    #[arg(long, default_value = "stripes:4")]
+    pub assignment: String,
+    /// Ticks between checkpoints (what a lost shard's recovery re-runs at most)
+    /// [default: the configuration's persistence.checkpoint_every_ticks].
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterUpArgs {
+    /// Shard processes to start.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: u32,
+    /// Leader processes to start (one leads, the others stand by).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub leaders: u32,
+    /// Where the servers keep their data and the processes their logs.
+    #[arg(long, default_value = "astroboids-cluster")]
+    pub data: PathBuf,
+    /// Use this NATS server instead of starting one.
+    #[arg(long)]
+    pub nats: Option<String>,
+    /// Use this etcd instead of starting one.
+    #[arg(long)]
+    pub etcd: Option<String>,
+    /// Ports for the servers started here.
+    #[arg(long, default_value_t = 4222)]
+    pub nats_port: u16,
+    #[arg(long, default_value_t = 2379)]
+    pub etcd_port: u16,
+    #[arg(long, default_value = "main")]
+    pub world: String,
+    #[command(flatten)]
+    pub new_world: WorldArgs,
+    /// Milliseconds per tick [default: the configuration's tick rate].
+    #[arg(long)]
+    pub tick_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterSimArgs {
+    /// Shard processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: u32,
+    /// Ships spawned before the first tick.
+    #[arg(long, default_value_t = 1_000)]
+    pub ships: u32,
+    /// Ticks to run.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ticks: u64,
+    /// A script every ship runs (.wasm, .wat, or AssemblyScript .ts).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    #[command(flatten)]
+    pub new_world: WorldArgs,
+    #[command(flatten)]
+    pub sdk: crate::cli::SdkArgs,
+    /// Worker threads per shard process [default: every core / shards, at least 1].
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Keep the servers' data and the processes' logs here (default: a temporary directory,
+    /// removed afterwards).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub endpoints: ClusterEndpoints,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,93 @@
+//! The shard and leader processes a local cluster starts: this same binary, one process per
+//! role, each writing to a log file of its own.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::cluster_args::ClusterEndpoints;
+
+/// A child process of the local cluster.
+pub struct ClusterChild {
+    pub role: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl ClusterChild {
+    /// Starts `astroboids <args...>` with the cluster's endpoints, logging to
+    /// `dir/<role>.log`.
+    pub fn start(
+        role: &str,
+        dir: &Path,
+        endpoints: &ClusterEndpoints,
+        args: &[String],
+    ) -> Result<Self> {
+        let exe = std::env::current_exe().context("cannot find this program to start it again")?;
+        let log = dir.join(format!("{role}.log"));
+        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(exe)
+            .args(args)
+            .args(["--nats", &endpoints.nats, "--etcd", &endpoints.etcd])
+            .args(["--world", &endpoints.world])
+            .args(["--lease-ttl", &endpoints.lease_ttl.to_string()])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start the {role} process"))?;
+        Ok(Self {
+            role: role.to_owned(),
+            log,
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited, and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Asks it to stop (SIGTERM), waits up to `grace`, then kills it.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of its log (for an error message).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ClusterChild {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! `astroboids cluster up | sim | status`, `astroboids shard`, `astroboids leader`: one world
+//! over several processes (see docs/cluster.md).
+
+mod children;
+pub mod roles;
+mod sim;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use astroboids_cluster::SectorAssignment;
+use astroboids_cluster::messages::TickReport;
+use astroboids_cluster::plan::{self, CheckpointRecord, Plan, WorldSpec};
+use astroboids_cluster_net::Coordination;
+use astroboids_cluster_net::process::OUTCOME_SUBJECT;
+use astroboids_infra::{Etcd, NatsServer};
+
+use crate::cluster_args::{
+    ClusterCommand, ClusterEndpoints, ClusterStatusArgs, ClusterUpArgs, WorldArgs,
+};
+use crate::universe_config::load_config;
+use children::ClusterChild;
+
+pub fn run(command: &ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Up(args) => up(args),
+        ClusterCommand::Sim(args) => sim::run(args),
+        ClusterCommand::Status(args) => status(args),
+    }
+}
+
+/// A new world's spec from the command line.
+fn world_spec(
+    args: &WorldArgs,
+    shards: u32,
+    tick_ms: Option<u64>,
+    last_tick: Option<u64>,
+) -> Result<WorldSpec> {
+    let config = load_config(args.config.as_deref())?;
+    let assignment = SectorAssignment::parse(&args.assignment, shards)
+        .with_context(|| format!("--assignment {}", args.assignment))?;
+    let checkpoint_every = args
+        .checkpoint_every
+        .unwrap_or(config.persistence.checkpoint_every_ticks);
+    let tick_ms = tick_ms.unwrap_or(1_000 / u64::from(config.simulation.tick_rate_hz));
+    WorldSpec {
+        seed: args.seed,
+        config,
+        assignment,
+        checkpoint_every,
+        tick_ms,
+        last_tick,
+    }
+    .validated()
+    .context("the world's settings")
+}
+
+/// Writes the spec unless the world has one; returns the one in force.
+async fn ensure_spec(coordination: &Coordination, spec: &WorldSpec) -> Result<WorldSpec> {
+    if let Some(existing) = coordination.get_json::<WorldSpec>(plan::keys::SPEC).await? {
+        return Ok(existing.value);
+    }
+    coordination.put_json(plan::keys::SPEC, spec).await?;
+    Ok(spec.clone())
+}
+
+/// The servers a local cluster runs itself.
+struct Servers {
+    nats: Option<NatsServer>,
+    etcd: Option<Etcd>,
+}
+
+impl Servers {
+    fn stop(&mut self) {
+        if let Some(n) = &mut self.nats {
+            n.stop();
+        }
+        if let Some(e) = &mut self.etcd {
+            e.stop();
+        }
+    }
+}
+
+fn start_servers(
+    dir: &Path,
+    nats: Option<&str>,
+    etcd: Option<&str>,
+    nats_port: u16,
+    etcd_port: u16,
+) -> Result<(Servers, String, String)> {
+    let nats_server = match nats {
+        Some(_) => None,
+        None => Some(
+            NatsServer::start_on(&dir.join("nats"), nats_port)
+                .context("cannot start nats-server")?,
+        ),
+    };
+    let etcd_server = match etcd {
+        Some(_) => None,
+        None => {
+            let peer = if etcd_port == 0 { 0 } else { etcd_port + 1 };
+            Some(Etcd::start_on(&dir.join("etcd"), etcd_port, peer).context("cannot start etcd")?)
+        }
+    };
+    let nats_url = nats.map_or_else(
+        || nats_server.as_ref().expect("started").url(),
+        str::to_owned,
+    );
+    let etcd_url = etcd.map_or_else(
+        || etcd_server.as_ref().expect("started").endpoint(),
+        str::to_owned,
+    );
+    Ok((
+        Servers {
+            nats: nats_server,
+            etcd: etcd_server,
+        },
+        nats_url,
+        etcd_url,
+    ))
+}
+
+fn up(args: &ClusterUpArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
+    let spec = world_spec(&args.new_world, args.shards, args.tick_ms, None)?;
+    let (mut servers, nats, etcd) = start_servers(
+        &args.data,
+        args.nats.as_deref(),
+        args.etcd.as_deref(),
+        args.nats_port,
+        args.etcd_port,
+    )?;
+    let endpoints = ClusterEndpoints {
+        nats,
+        etcd,
+        world: args.world.clone(),
+        lease_ttl: 2,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let spec = runtime.block_on(async {
+        let coordination =
+            Coordination::connect(std::slice::from_ref(&endpoints.etcd), &endpoints.world, 5)
+                .await?;
+        let spec = ensure_spec(&coordination, &spec).await?;
+        let _ = coordination.close().await;
+        anyhow::Ok(spec)
+    })?;
+    println!("nats: {}", endpoints.nats);
+    println!("etcd: {}", endpoints.etcd);
+    println!(
+        "world: {} (seed {}, {}, checkpoint every {} ticks, {} ms per tick)",
+        endpoints.world, spec.seed, spec.assignment, spec.checkpoint_every, spec.tick_ms
+    );
+    let mut children = Vec::new();
+    for i in 0..args.leaders {
+        let role = format!("leader-{i}");
+        let child = ClusterChild::start(
+            &role,
+            &args.data,
+            &endpoints,
+            &["leader".into(), "--name".into(), role.clone()],
+        )?;
+        println!("{role}: pid {}, log {}", child.pid(), child.log.display());
+        children.push(child);
+    }
+    for member in 0..args.shards {
+        let role = format!("shard-{member}");
+        let child = ClusterChild::start(
+            &role,
+            &args.data,
+            &endpoints,
+            &["shard".into(), "--member".into(), member.to_string()],
+        )?;
+        println!("{role}: pid {}, log {}", child.pid(), child.log.display());
+        children.push(child);
+    }
+    println!(
+        "running; `astroboids cluster status --nats {} --etcd {} --world {}` shows it; Ctrl-C stops it",
+        endpoints.nats, endpoints.etcd, endpoints.world
+    );
+    runtime.block_on(async {
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        let mut reported = vec![false; children.len()];
+        loop {
+            tokio::select! {
+                () = roles::stop_signal() => break,
+                _ = check.tick() => {
+                    for (child, reported) in children.iter_mut().zip(&mut reported) {
+                        if !*reported && let Some(status) = child.exited() {
+                            *reported = true;
+                            eprintln!("{} exited ({status}); its log ends:\n{}", child.role, child.log_tail(5));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    eprintln!("stopping");
+    for child in &mut children {
+        child.stop(Duration::from_secs(5));
+    }
+    servers.stop();
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    world: String,
+    leader: Option<String>,
+    leader_fence: Option<u64>,
+    live_processes: Vec<u32>,
+    plan: Option<PlanStatus>,
+    checkpoint: Option<CheckpointRecord>,
+    last_tick: Option<TickStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlanStatus {
+    epoch: u64,
+    assignment: String,
+    /// (shard, process) pairs.
+    members: Vec<(u32, u32)>,
+    from_tick: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct TickStatus {
+    tick: u64,
+    epoch: u64,
+    state_hash: String,
+    ships: u64,
+    tick_ms: f64,
+    shards: Vec<ShardStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct ShardStatus {
+    shard: u32,
+    ships: u64,
+    tick_ms: f64,
+    exchange_ms: f64,
+    exchange_bytes_out: u64,
+    handoffs_out: u32,
+    halo_out: u32,
+}
+
+fn tick_status(report: &TickReport) -> TickStatus {
+    TickStatus {
+        tick: report.tick,
+        epoch: report.epoch,
+        state_hash: format!("{:016x}", report.state_hash),
+        ships: report.ships,
+        tick_ms: report.tick_us as f64 / 1e3,
+        shards: report
+            .shards
+            .iter()
+            .map(|(shard, ships, f)| ShardStatus {
+                shard: *shard,
+                ships: *ships,
+                tick_ms: f.tick_us as f64 / 1e3,
+                exchange_ms: f.exchange_us as f64 / 1e3,
+                exchange_bytes_out: f.exchange_bytes_out,
+                handoffs_out: f.handoffs_out,
+                halo_out: f.halo_out,
+            })
+            .collect(),
+    }
+}
+
+fn status(args: &ClusterStatusArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(async {
+        let (coordination, bus) = roles::connect(&args.endpoints).await?;
+        let leader = coordination.leader().await?;
+        let live = coordination.live_shards().await?;
+        let plan = coordination.get_json::<Plan>(plan::keys::PLAN).await?;
+        let checkpoint = coordination
+            .get_json::<CheckpointRecord>(plan::keys::CHECKPOINT)
+            .await?;
+        let last = match bus.last_message(OUTCOME_SUBJECT).await? {
+            Some(m) => Some(
+                postcard::from_bytes::<TickReport>(&m.payload)
+                    .context("the last tick report does not decode")?,
+            ),
+            None => None,
+        };
+        let _ = coordination.close().await;
+        anyhow::Ok(Status {
+            world: args.endpoints.world.clone(),
+            leader_fence: leader.as_ref().map(|l| l.1),
+            leader: leader.map(|l| l.0),
+            live_processes: live.keys().copied().collect(),
+            plan: plan.map(|p| PlanStatus {
+                epoch: p.value.epoch,
+                assignment: p.value.assignment.to_string(),
+                members: p
+                    .value
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(s, m)| (s as u32, *m))
+                    .collect(),
+                from_tick: p.value.from_tick(),
+            }),
+            checkpoint: checkpoint.map(|c| c.value),
+            last_tick: last.as_ref().map(tick_status),
+        })
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&status)?);
+        return Ok(());
+    }
+    println!("world {}", status.world);
+    match (&status.leader, status.leader_fence) {
+        (Some(name), Some(fence)) => println!("  leader           {name} (fence {fence})"),
+        _ => println!("  leader           none elected"),
+    }
+    println!("  live processes   {:?}", status.live_processes);
+    match &status.plan {
+        Some(p) => println!(
+            "  plan             epoch {}, {}, from tick {}; shard->process {:?}",
+            p.epoch, p.assignment, p.from_tick, p.members
+        ),
+        None => println!("  plan             none yet"),
+    }
+    match &status.checkpoint {
+        Some(c) => println!("  checkpoint       tick {} ({} ships)", c.tick, c.ships),
+        None => println!("  checkpoint       none yet"),
+    }
+    match &status.last_tick {
+        Some(t) => {
+            println!(
+                "  tick             {} (epoch {}), {} ships, hash {}, {:.2} ms",
+                t.tick, t.epoch, t.ships, t.state_hash, t.tick_ms
+            );
+            for s in &t.shards {
+                println!(
+                    "    shard {:<3} {:>7} ships  tick {:>7.2} ms  exchange {:>7.2} ms  {:>8} B out  {} handoffs  {} halo",
+                    s.shard,
+                    s.ships,
+                    s.tick_ms,
+                    s.exchange_ms,
+                    s.exchange_bytes_out,
+                    s.handoffs_out,
+                    s.halo_out
+                );
+            }
+        }
+        None => println!("  tick             none run yet"),
+    }
+    Ok(())
+}
