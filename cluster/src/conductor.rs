@@ -77,7 +77,8 @@ pub struct Conductor {
 impl Conductor {
     /// The leader of a new world (no plan was ever made), elected with `fence`.
     pub fn new_world(spec: WorldSpec, fence: u64) -> Self {
-        let leader = Leader::new(spec.assignment, fence, 0, 0);
+        let mut leader = Leader::new(spec.assignment, fence, 0, 0);
+        leader.queue_setup(spec.setup.iter().cloned());
         Self::with(spec, leader, None, None)
     }
 
@@ -87,14 +88,35 @@ impl Conductor {
         spec: WorldSpec,
         plan: Plan,
         checkpoint: Option<CheckpointRecord>,
-        takeover: Takeover,
+        mut takeover: Takeover,
     ) -> Self {
-        let running = takeover.last_started.is_some();
+        // A checkpoint completed since the plan was made: every tick up to it finished under
+        // the plan, and the start log is read from its `log_from_seq` (the starts before it,
+        // the last tick's included when nothing was started since, may be gone). The leader
+        // carries on from it.
+        let since_plan = checkpoint
+            .as_ref()
+            .filter(|c| c.tick > takeover.from_tick)
+            .cloned();
+        let running = takeover.last_started.is_some() || since_plan.is_some();
+        if let Some(c) = &since_plan {
+            takeover.from_tick = c.tick;
+            takeover.from_ships = c.ships;
+            takeover.log.retain(|l| l.start.tick > c.tick);
+            takeover.last_started = takeover.last_started.filter(|t| *t > c.tick);
+        }
         let leader = Leader::take_over(takeover);
         let mut conductor = Self::with(spec, leader, Some(plan.clone()), checkpoint);
         if running {
             // The shards were ready: the epoch's ticks had begun.
             conductor.ready = (0..plan.assignment.shards()).collect();
+        }
+        if let Some(c) = since_plan
+            && conductor.spec.last_tick == Some(c.tick)
+        {
+            // The last leader finished the world.
+            conductor.finished = true;
+            conductor.actions.push_back(Action::Finished);
         }
         conductor
     }

@@ -214,6 +214,13 @@ impl Leader {
         self.assignment
     }
 
+    /// Queues inputs that come from no input log (a new world's setup): they go into the
+    /// next start, ahead of anything submitted later.
+    pub fn queue_setup(&mut self, inputs: impl IntoIterator<Item = WorldInput>) {
+        self.queued
+            .extend(inputs.into_iter().map(|input| (0, input)));
+    }
+
     /// Queues an input for the next tick that has room.
     pub fn submit(&mut self, input: WorldInput) -> Result<(), LeaderError> {
         let position = self.last_queued + 1;
@@ -255,8 +262,8 @@ impl Leader {
             None => {
                 let take = self.queued.len().min(MAX_INPUTS_PER_TICK);
                 let taken: Vec<(u64, WorldInput)> = self.queued.drain(..take).collect();
-                if let Some((position, _)) = taken.last() {
-                    self.inputs_through = *position;
+                if let Some(position) = taken.iter().map(|(p, _)| *p).max() {
+                    self.inputs_through = self.inputs_through.max(position);
                 }
                 let start = TickStart {
                     epoch: self.epoch,
@@ -312,7 +319,7 @@ impl Leader {
             start: r.start,
             seq: r.seq,
         });
-        self.replay = self
+        let mut replay: Vec<Logged> = self
             .log
             .iter()
             .filter(|l| l.start.tick > tick)
@@ -320,6 +327,11 @@ impl Leader {
             .chain(running)
             .chain(pending)
             .collect();
+        // A rewind during a re-run finds the re-run's ticks both logged (from their first
+        // run) and running or pending: each is re-run once, with the same inputs.
+        replay.sort_by_key(|l| l.start.tick);
+        replay.dedup_by_key(|l| l.start.tick);
+        self.replay = replay.into();
         self.tick = tick;
         self.assignment = assignment;
         self.ships_alive = ships_alive;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::inputs::WorldInput;
 
 use crate::assignment::{SectorAssignment, ShardId};
 
@@ -19,12 +20,19 @@ pub struct WorldSpec {
     /// The rule and the number of shards the world is meant to run on (fewer run it while
     /// some are lost).
     pub assignment: SectorAssignment,
-    /// Every shard stores its piece at ticks that are multiples of this.
+    /// Every shard stores its piece at ticks that are multiples of this: a multiple of the
+    /// configuration's `persistence.checkpoint_every_ticks`, where the world canonicalizes its
+    /// physics (capturing anywhere else would change the run).
     pub checkpoint_every: u64,
     /// The tick period in milliseconds; 0 runs ticks back to back (benchmarks, `cluster sim`).
     pub tick_ms: u64,
     /// The last tick to run, if the world is to stop (`cluster sim`).
     pub last_tick: Option<u64>,
+    /// Inputs applied before the first tick, in order (scripts and fleets of a new world):
+    /// the first leader puts them in tick 1's start, whenever the input log's first entries
+    /// reach it.
+    #[serde(default)]
+    pub setup: Vec<WorldInput>,
 }
 
 /// A world specification that cannot run.
@@ -32,6 +40,12 @@ pub struct WorldSpec {
 pub enum SpecError {
     #[error("checkpoint_every must be 1 to {MAX_CHECKPOINT_EVERY} ticks, got {0}")]
     CheckpointEvery(u64),
+    #[error(
+        "checkpoint_every ({every}) must be a multiple of the configuration's \
+         persistence.checkpoint_every_ticks ({world}): the world canonicalizes its physics at \
+         those ticks, and a checkpoint taken anywhere else would change the run"
+    )]
+    OffCheckpointTick { every: u64, world: u64 },
     #[error(transparent)]
     Assignment(#[from] crate::assignment::AssignmentError),
 }
@@ -42,13 +56,20 @@ impl WorldSpec {
         if !(1..=MAX_CHECKPOINT_EVERY).contains(&self.checkpoint_every) {
             return Err(SpecError::CheckpointEvery(self.checkpoint_every));
         }
+        let world = self.config.persistence.checkpoint_every_ticks;
+        if !self.checkpoint_every.is_multiple_of(world) {
+            return Err(SpecError::OffCheckpointTick {
+                every: self.checkpoint_every,
+                world,
+            });
+        }
         self.assignment.validated()?;
         Ok(self)
     }
 
     /// Whether every shard stores its piece after `tick`: every `checkpoint_every` ticks and
-    /// at the last tick (tick 0 is the world's start, which needs no checkpoint: the seed
-    /// rebuilds it).
+    /// at the last tick, where the world stops (tick 0 is the world's start, which needs no
+    /// checkpoint: the seed rebuilds it).
     pub fn is_checkpoint_tick(&self, tick: u64) -> bool {
         tick > 0 && (tick.is_multiple_of(self.checkpoint_every) || self.last_tick == Some(tick))
     }
@@ -144,12 +165,14 @@ mod tests {
             checkpoint_every: every,
             tick_ms: 0,
             last_tick: None,
+            setup: Vec::new(),
         }
     }
 
     #[test]
     fn checkpoint_ticks_are_multiples_after_the_start() {
-        let s = spec(50);
+        let mut s = spec(50);
+        s.config.persistence.checkpoint_every_ticks = 25;
         assert!(!s.is_checkpoint_tick(0));
         assert!(!s.is_checkpoint_tick(49));
         assert!(s.is_checkpoint_tick(50));
@@ -157,6 +180,13 @@ mod tests {
         let e = spec(0).validated().unwrap_err();
         assert_eq!(e, SpecError::CheckpointEvery(0));
         assert!(e.to_string().contains("checkpoint_every"), "{e}");
+        let e = spec(150).validated().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("persistence.checkpoint_every_ticks (100)"),
+            "{e}"
+        );
+        assert!(spec(200).validated().is_ok());
     }
 
     #[test]

@@ -53,6 +53,7 @@ fn world_spec(
         checkpoint_every,
         tick_ms,
         last_tick,
+        setup: Vec::new(),
     }
     .validated()
     .context("the world's settings")

@@ -13,7 +13,7 @@ use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
 use astroboids_cluster::messages::TickReport;
 use astroboids_cluster::plan::{self, CheckpointRecord};
 use astroboids_cluster_net::process::leader::LeaderExit;
-use astroboids_cluster_net::process::{INPUT_SUBJECT, LeaderProcess, run_leader_process};
+use astroboids_cluster_net::process::{LeaderProcess, run_leader_process};
 use astroboids_engine::UniverseSeed;
 use astroboids_engine::stats::nearest_rank;
 use astroboids_sim::inputs::WorldInput;
@@ -73,7 +73,7 @@ struct ShardSummary {
 }
 
 pub fn run(args: &ClusterSimArgs) -> Result<()> {
-    let spec = world_spec(&args.new_world, args.shards, Some(0), Some(args.ticks))?;
+    let mut spec = world_spec(&args.new_world, args.shards, Some(0), Some(args.ticks))?;
     if args.ships > spec.config.limits.max_ships {
         anyhow::bail!(
             "--ships {} exceeds limits.max_ships ({}) of the universe configuration",
@@ -95,6 +95,7 @@ pub fn run(args: &ClusterSimArgs) -> Result<()> {
         count: args.ships,
         script: script_id,
     });
+    spec.setup = setup;
     let threads = args
         .threads
         .unwrap_or_else(|| (crate::thread_count(None) as u32 / args.shards).max(1));
@@ -103,7 +104,7 @@ pub fn run(args: &ClusterSimArgs) -> Result<()> {
         None => (temp_dir(), true),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let result = run_in(args, spec, setup, threads, &dir);
+    let result = run_in(args, spec, threads, &dir);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
@@ -134,7 +135,6 @@ fn temp_dir() -> PathBuf {
 fn run_in(
     args: &ClusterSimArgs,
     spec: plan::WorldSpec,
-    setup: Vec<WorldInput>,
     threads: u32,
     dir: &std::path::Path,
 ) -> Result<Summary> {
@@ -152,12 +152,6 @@ fn run_in(
     let (coordination, bus) = runtime.block_on(async {
         let (coordination, bus) = roles::connect(&endpoints).await?;
         coordination.put_json(plan::keys::SPEC, &spec).await?;
-        for (i, input) in setup.iter().enumerate() {
-            let payload = postcard::to_allocvec(input).context("encoding a setup input")?;
-            bus.publish(INPUT_SUBJECT, &format!("setup-{i}"), payload)
-                .await
-                .context("submitting the setup inputs")?;
-        }
         anyhow::Ok((coordination, bus))
     })?;
     let mut children = (0..args.shards)

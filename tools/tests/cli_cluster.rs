@@ -1,0 +1,428 @@
+//! One world over several processes, through the `astroboids` binary: `cluster sim` reports
+//! the same state hash as `sim`, and a world whose shard process and leader process are
+//! killed (SIGKILL) mid-run ends exactly as an uninterrupted one, tick for tick.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use astroboids_cluster::SectorAssignment;
+use astroboids_cluster::messages::{TickReport, TickStart};
+use astroboids_cluster::plan::{self, WorldSpec};
+use astroboids_cluster_net::process::{INPUT_SUBJECT, OUTCOME_SUBJECT, START_SUBJECT};
+use astroboids_cluster_net::{Coordination, StartAt, TickBus};
+use astroboids_engine::StateHashExt;
+use astroboids_sim::config::UniverseConfig;
+use astroboids_sim::inputs::{WorldInput, apply_input};
+use astroboids_sim::ships::ShipIndex;
+use astroboids_sim::{SimOptions, build_simulation_with};
+use astroboids_test_kit::{COMMAND_PTR, Etcd, NatsServer, SENSOR_PTR, WatBot};
+
+use common::{astroboids, fresh_dir};
+
+/// Steers towards its nearest contact and sums the ids it has seen into its memory: its
+/// commands and memory depend on every contact, across shard borders too.
+fn chaser() -> WatBot {
+    let contact = SENSOR_PTR + 64;
+    WatBot::new().tick(format!(
+        "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
+           (then
+             (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
+             (f32.store (i32.const {turn})
+               (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
+             (i32.store (i32.const {flags}) (i32.const 1))
+             (i64.store (i32.const 8192)
+               (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
+        count = SENSOR_PTR + 60,
+        turn = COMMAND_PTR + 4,
+        flags = COMMAND_PTR + 8,
+        dy = contact + 20,
+        id = contact + 8,
+    ))
+}
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("JSON summary")
+}
+
+#[test]
+fn cluster_sim_reports_the_same_world_as_sim() {
+    let dir = fresh_dir("cluster-sim");
+    let script = dir.join("chaser.wat");
+    std::fs::write(&script, chaser().wat()).unwrap();
+    let script = script.to_str().unwrap();
+    let common = [
+        "--ships", "400", "--ticks", "90", "--seed", "5", "--script", script,
+    ];
+    let single = json(
+        &astroboids(&dir)
+            .args(["sim", "--json"])
+            .args(common)
+            .output()
+            .unwrap(),
+    );
+    for (shards, assignment) in [("1", "stripes:4"), ("2", "stripes:1"), ("3", "blocks:1")] {
+        let cluster = json(
+            &astroboids(&dir)
+                .args(["cluster", "sim", "--json", "--shards", shards])
+                .args(["--assignment", assignment])
+                .args(common)
+                .output()
+                .unwrap(),
+        );
+        for field in [
+            "state_hash",
+            "ships",
+            "ore_mined",
+            "script_fuel_used",
+            "tick",
+        ] {
+            assert_eq!(
+                cluster[field], single[field],
+                "{field} on {shards} shards ({assignment})"
+            );
+        }
+        let per_shard = cluster["per_shard"].as_array().unwrap();
+        assert_eq!(per_shard.len(), shards.parse::<usize>().unwrap());
+        let held: u64 = per_shard.iter().map(|s| s["ships"].as_u64().unwrap()).sum();
+        assert_eq!(held, 400, "every ship is held by exactly one shard");
+    }
+}
+
+#[test]
+fn cluster_sim_names_what_is_wrong_with_its_settings() {
+    let dir = fresh_dir("cluster-sim-bad");
+    for (args, named) in [
+        (&["--assignment", "rings:3"][..], "rings:3"),
+        (
+            &["--checkpoint-every", "150"][..],
+            "persistence.checkpoint_every_ticks",
+        ),
+    ] {
+        let out = astroboids(&dir)
+            .args(["cluster", "sim"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{stderr}");
+    }
+}
+
+const SEED: u64 = 11;
+const SHIPS: u32 = 300;
+const SCRIPTED: u32 = 30;
+const LAST_TICK: u64 = 240;
+const CHECKPOINT_EVERY: u64 = 25;
+
+fn spec(setup: Vec<WorldInput>) -> WorldSpec {
+    let mut config = UniverseConfig::default();
+    config.persistence.checkpoint_every_ticks = CHECKPOINT_EVERY;
+    WorldSpec {
+        seed: SEED,
+        config,
+        assignment: SectorAssignment::Stripes {
+            shards: 3,
+            width: 1,
+        },
+        checkpoint_every: CHECKPOINT_EVERY,
+        tick_ms: 15,
+        last_tick: Some(LAST_TICK),
+        setup,
+    }
+}
+
+fn setup() -> Vec<WorldInput> {
+    let wasm = chaser().wasm();
+    let script = astroboids_scripting::module_hash(&wasm);
+    vec![
+        WorldInput::AddScript { wasm },
+        WorldInput::SpawnFleet {
+            count: SHIPS - SCRIPTED,
+            script: None,
+        },
+        WorldInput::SpawnFleet {
+            count: SCRIPTED,
+            script: Some(script),
+        },
+    ]
+}
+
+/// The same world in one process, with each input applied before the tick it ran at: what
+/// each tick's report must say (the full hash at checkpoint ticks, the cheap one elsewhere).
+fn reference(spec: &WorldSpec, inputs: &BTreeMap<u64, Vec<WorldInput>>) -> (Vec<u64>, u64) {
+    let options = SimOptions {
+        script_workers: 1,
+        ..SimOptions::default()
+    };
+    let mut sim = build_simulation_with(spec.config.clone(), spec.seed, options);
+    let hashes = (1..=LAST_TICK)
+        .map(|tick| {
+            for input in inputs.get(&tick).into_iter().flatten() {
+                let _ = apply_input(sim.world_mut(), input);
+            }
+            sim.step();
+            if spec.is_checkpoint_tick(tick) {
+                sim.world_mut().state_hash().total
+            } else {
+                sim.world_mut().quick_state_hash().total
+            }
+        })
+        .collect();
+    let ships = sim.world().resource::<ShipIndex>().len() as u64;
+    (hashes, ships)
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(name: &str, args: &[&str], nats: &str, etcd: &str, dir: &std::path::Path) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args(args)
+        .args(["--nats", nats, "--etcd", etcd, "--world", "faults"])
+        .args(["--lease-ttl", "1"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc {
+        name: name.to_owned(),
+        child,
+    }
+}
+
+/// Reads tick reports until `until` says stop, or fails after `limit` with the logs' tails.
+async fn reports_until(
+    outcomes: &mut astroboids_cluster_net::Subscription,
+    seen: &mut Vec<TickReport>,
+    dir: &std::path::Path,
+    mut until: impl FnMut(&TickReport) -> bool,
+) {
+    let limit = Duration::from_secs(300);
+    loop {
+        let next = tokio::time::timeout(limit, outcomes.next()).await;
+        let Ok(message) = next else {
+            let mut logs = String::new();
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(6).collect();
+                    logs.push_str(&format!("\n{}:\n{}", path.display(), tail.join("\n")));
+                }
+            }
+            panic!("no tick report for {limit:?}; logs:{logs}");
+        };
+        let report: TickReport = postcard::from_bytes(&message.unwrap().payload).unwrap();
+        let stop = until(&report);
+        seen.push(report);
+        if stop {
+            return;
+        }
+    }
+}
+
+/// kill -9 of a shard process: the leader sees its lease expire, makes a new plan over the
+/// two processes left from the last complete checkpoint, and the world re-runs from it with
+/// the logged inputs. kill -9 of the leader: the standby takes over and goes on from the tick
+/// that was running, none skipped or started twice. Every tick's final report matches the
+/// uninterrupted single-process world, and an input submitted mid-run is applied once.
+#[test]
+fn killed_shard_and_leader_processes_change_no_result() {
+    let dir = fresh_dir("cluster-faults");
+    let mut nats_server = NatsServer::start(&dir).unwrap();
+    let mut etcd_server = Etcd::start(&dir).unwrap();
+    let (nats, etcd) = (nats_server.url(), etcd_server.endpoint());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = spec(setup());
+    let (coordination, bus) = runtime.block_on(async {
+        let coordination = Coordination::connect(std::slice::from_ref(&etcd), "faults", 5)
+            .await
+            .unwrap();
+        coordination
+            .put_json(plan::keys::SPEC, &spec)
+            .await
+            .unwrap();
+        let bus = TickBus::connect(&nats, "faults").await.unwrap();
+        (coordination, bus)
+    });
+    let mut leaders: Vec<Proc> = (0..2)
+        .map(|i| {
+            let name = format!("leader-{i}");
+            start(&name, &["leader", "--name", &name], &nats, &etcd, &dir)
+        })
+        .collect();
+    let mut shards: Vec<Proc> = (0..3)
+        .map(|i| {
+            let member = i.to_string();
+            let name = format!("shard-{i}");
+            start(
+                &name,
+                &["shard", "--member", &member, "--threads", "1"],
+                &nats,
+                &etcd,
+                &dir,
+            )
+        })
+        .collect();
+
+    let mut seen = Vec::new();
+    let late_input = WorldInput::SpawnFleet {
+        count: 7,
+        script: None,
+    };
+    let (killed_at, leader_killed_at) = runtime.block_on(async {
+        let mut outcomes = bus
+            .subscribe(OUTCOME_SUBJECT, None, StartAt::All)
+            .await
+            .unwrap();
+        // An input from a client, mid-run: applied once, whatever happens after.
+        reports_until(&mut outcomes, &mut seen, &dir, |r| r.tick >= 40).await;
+        bus.publish(
+            INPUT_SUBJECT,
+            "late-fleet",
+            postcard::to_allocvec(&late_input).unwrap(),
+        )
+        .await
+        .unwrap();
+        // kill -9 of a shard between checkpoints.
+        reports_until(&mut outcomes, &mut seen, &dir, |r| r.tick >= 62).await;
+        let killed_at = seen.last().unwrap().tick;
+        shards[1].child.kill().unwrap();
+        shards[1].child.wait().unwrap();
+        // The re-run from the checkpoint, then some ticks beyond the kill.
+        reports_until(&mut outcomes, &mut seen, &dir, |r| {
+            r.epoch >= 2 && r.tick >= 110
+        })
+        .await;
+        // kill -9 of the leader.
+        let (name, _) = coordination.leader().await.unwrap().expect("a leader");
+        let leader = leaders.iter_mut().find(|p| p.name == name).unwrap();
+        let leader_killed_at = seen.last().unwrap().tick;
+        leader.child.kill().unwrap();
+        leader.child.wait().unwrap();
+        reports_until(&mut outcomes, &mut seen, &dir, |r| r.tick >= LAST_TICK).await;
+        (killed_at, leader_killed_at)
+    });
+
+    // The start log: which inputs ran at which tick, and no (epoch, tick) started twice or
+    // skipped within an epoch.
+    let starts: Vec<TickStart> = runtime.block_on(async {
+        let last = bus.last_message(START_SUBJECT).await.unwrap().unwrap().seq;
+        let mut sub = bus
+            .subscribe(START_SUBJECT, None, StartAt::All)
+            .await
+            .unwrap();
+        let mut starts = Vec::new();
+        loop {
+            let m = sub.next().await.unwrap();
+            starts.push(postcard::from_bytes(&m.payload).unwrap());
+            if m.seq >= last {
+                return starts;
+            }
+        }
+    });
+    let mut by_epoch: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for s in &starts {
+        by_epoch.entry(s.epoch).or_default().push(s.tick);
+    }
+    assert!(
+        by_epoch.len() >= 2,
+        "the lost shard made a new plan: {by_epoch:?}"
+    );
+    for (epoch, ticks) in &by_epoch {
+        for pair in ticks.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "epoch {epoch}: ticks {ticks:?}");
+        }
+    }
+    let second = &by_epoch[&2];
+    let resumed_from = second[0] - 1;
+    assert!(
+        resumed_from.is_multiple_of(CHECKPOINT_EVERY) && resumed_from < killed_at,
+        "epoch 2 re-ran from a checkpoint before the kill at {killed_at}: from {resumed_from}"
+    );
+    // The inputs of each tick as the final run applied them (the newest epoch's start).
+    let mut inputs: BTreeMap<u64, (u64, Vec<WorldInput>)> = BTreeMap::new();
+    for s in starts {
+        if inputs.get(&s.tick).is_none_or(|(e, _)| *e <= s.epoch) {
+            inputs.insert(s.tick, (s.epoch, s.inputs));
+        }
+    }
+    let inputs: BTreeMap<u64, Vec<WorldInput>> =
+        inputs.into_iter().map(|(t, (_, i))| (t, i)).collect();
+    let late_ticks: Vec<u64> = inputs
+        .iter()
+        .filter(|(_, i)| i.contains(&late_input))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(
+        late_ticks.len(),
+        1,
+        "the late input ran once: {late_ticks:?}"
+    );
+
+    // Every tick's last report matches the uninterrupted world.
+    let (expected, ships) = reference(&spec, &inputs);
+    let mut last_report: BTreeMap<u64, &TickReport> = BTreeMap::new();
+    for r in &seen {
+        last_report.insert(r.tick, r);
+    }
+    assert_eq!(
+        last_report.keys().copied().collect::<BTreeSet<_>>(),
+        (1..=LAST_TICK).collect(),
+        "a report for every tick"
+    );
+    for (tick, report) in &last_report {
+        assert_eq!(
+            report.state_hash,
+            expected[*tick as usize - 1],
+            "tick {tick} (epoch {}); shard killed after {killed_at}, leader after {leader_killed_at}",
+            report.epoch
+        );
+    }
+    let final_report = last_report[&LAST_TICK];
+    assert_eq!(final_report.ships, ships);
+    assert!(ships > u64::from(SHIPS), "the late fleet joined the world");
+    assert_eq!(
+        final_report.shards.len(),
+        2,
+        "two shard processes were left"
+    );
+
+    // The leader's failover went on in the same plan: one epoch's ticks span both leaders.
+    let epoch_at_kill = seen
+        .iter()
+        .find(|r| r.tick == leader_killed_at && r.epoch >= 2)
+        .map(|r| r.epoch)
+        .unwrap();
+    assert!(by_epoch[&epoch_at_kill].contains(&(leader_killed_at + 3)));
+
+    drop(shards);
+    drop(leaders);
+    runtime.block_on(async { coordination.close().await.unwrap() });
+    nats_server.kill();
+    etcd_server.kill();
+}
