@@ -8,8 +8,8 @@
 //! - [`bus`]: NATS JetStream. One stream per world holding the tick log (publish with a message
 //!   id, deduplicated; in-order subscriptions that can start at any sequence), and one object
 //!   store bucket per world for checkpoints and scripts.
-//! - [`node`]: the shard and leader loops, carrying `astroboids-cluster`'s messages over the
-//!   bus.
+//! - [`process`]: the shard and leader processes, carrying `astroboids-cluster`'s messages
+//!   over the bus and its records through etcd; they decide nothing themselves.
 //!
 //! Names, for a world `W` (see each module for why):
 //!
@@ -28,7 +28,6 @@
 pub mod bus;
 pub mod coordination;
 pub mod error;
-pub mod node;
 pub mod process;
 
 pub use bus::{BlobInfo, Delivered, StartAt, Subscription, TickBus};
