@@ -273,6 +273,7 @@ impl Leader {
                     inputs: taken.into_iter().map(|(_, input)| input).collect(),
                     inputs_through: self.inputs_through,
                     full_hash,
+                    scripts: Vec::new(),
                 };
                 (start, 0)
             }

@@ -13,6 +13,8 @@
 //!   process runs which shard (each change an epoch), the last complete checkpoint.
 //! - [`conductor`]: the leader process's decisions (plans, readiness, tick starts,
 //!   checkpoints, lost shards) as an I/O-free state machine driven with explicit time.
+//! - [`scripts`]: script modules travel through the blob store by content hash, not in
+//!   starts.
 //! - [`local`]: a whole cluster in one process, messages passed by value: the reference the
 //!   networked shell is tested against, and the quickest way to check that a rule is
 //!   shard-safe.
@@ -24,6 +26,7 @@ pub mod leader;
 pub mod local;
 pub mod messages;
 pub mod plan;
+pub mod scripts;
 pub mod shard_node;
 
 pub use assignment::{SectorAssignment, ShardId};

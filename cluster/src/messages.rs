@@ -31,6 +31,10 @@ pub struct TickStart {
     pub inputs_through: u64,
     /// Report the heavy hash parts too (script memory): at checkpoint ticks and when asked.
     pub full_hash: bool,
+    /// `AddScript` inputs whose module travels in the blob store (see [`crate::scripts`]);
+    /// empty in the start the leader and the shards' cores work with.
+    #[serde(default)]
+    pub scripts: Vec<crate::scripts::ScriptRef>,
 }
 
 /// What one shard sends another after a tick.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use astroboids_cluster::SectorAssignment;
 use astroboids_cluster::messages::{TickReport, TickStart};
 use astroboids_cluster::plan::{self, WorldSpec};
+use astroboids_cluster::scripts;
 use astroboids_cluster_net::process::{INPUT_SUBJECT, OUTCOME_SUBJECT, START_SUBJECT};
 use astroboids_cluster_net::{Coordination, StartAt, TickBus};
 use astroboids_engine::StateHashExt;
@@ -337,9 +338,26 @@ fn killed_shard_and_leader_processes_change_no_result() {
             .await
             .unwrap();
         let mut starts = Vec::new();
+        let mut modules = std::collections::HashMap::new();
         loop {
             let m = sub.next().await.unwrap();
-            starts.push(postcard::from_bytes(&m.payload).unwrap());
+            let start: TickStart = postcard::from_bytes(&m.payload).unwrap();
+            // Modules travel by reference, through the blob store.
+            for hash in scripts::missing_scripts(&start, &modules) {
+                let blob = bus
+                    .get_blob(&scripts::script_blob_name(hash))
+                    .await
+                    .unwrap();
+                modules.insert(hash, blob.expect("the script's blob"));
+            }
+            if start.tick == 1 {
+                assert_eq!(
+                    start.scripts.len(),
+                    1,
+                    "tick 1 adds the chaser by reference"
+                );
+            }
+            starts.push(scripts::attach_scripts(start, &modules).unwrap());
             if m.seq >= last {
                 return starts;
             }

@@ -10,6 +10,7 @@ use astroboids_cluster::conductor::{Action, Conductor, Micros};
 use astroboids_cluster::leader::{Logged, Takeover};
 use astroboids_cluster::messages::{ShardReport, TickReport, TickStart};
 use astroboids_cluster::plan::{self, CheckpointRecord, Plan, WorldSpec};
+use astroboids_cluster::scripts;
 use astroboids_sim::inputs::WorldInput;
 
 use super::{
@@ -104,7 +105,12 @@ pub async fn run_leader_process(
                 }
                 Action::PublishStart(start) => {
                     let id = format!("start-{}-{}", start.epoch, start.tick);
-                    let seq = bus.publish(START_SUBJECT, &id, encode(&start)).await?;
+                    let (published, modules) = scripts::detach_scripts(&start);
+                    for (hash, wasm) in modules {
+                        bus.put_blob(&scripts::script_blob_name(hash), &wasm)
+                            .await?;
+                    }
+                    let seq = bus.publish(START_SUBJECT, &id, encode(&published)).await?;
                     conductor.start_published(seq, now());
                 }
                 Action::WriteCheckpoint {

@@ -15,7 +15,9 @@
 //!
 //! The `start` subject is the world's sequenced input log: every start carries the inputs of
 //! its tick, in order, and the input-log position it has read through, so a new leader knows
-//! where to go on. Checkpoint pieces are blobs named by `astroboids_cluster::plan`.
+//! where to go on. Checkpoint pieces are blobs named by `astroboids_cluster::plan`; script
+//! modules are blobs named by their hash (`astroboids_cluster::scripts`), put by the leader
+//! before the start that adds them and fetched by each shard that lacks them.
 
 mod forward;
 pub mod leader;
@@ -62,6 +64,8 @@ pub enum ProcessError {
     Leader(#[from] astroboids_cluster::leader::LeaderError),
     #[error(transparent)]
     Restore(#[from] astroboids_cluster::checkpoint::PlanRestoreError),
+    #[error(transparent)]
+    Scripts(#[from] astroboids_cluster::scripts::ScriptRefError),
     #[error("checkpoint piece {name} is missing from the blob store")]
     MissingPiece { name: String },
     #[error("lost leadership (fence {fence}): another leader was elected")]

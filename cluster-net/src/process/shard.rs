@@ -3,6 +3,7 @@
 //! ready, then runs every tick the leader starts under that plan, storing its piece at
 //! checkpoint ticks. A newer plan (a shard was lost, sectors moved) makes it restore again.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use astroboids_cluster::messages::{
     Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
 };
 use astroboids_cluster::plan::{self, Plan, WorldSpec};
+use astroboids_cluster::scripts;
 use astroboids_cluster::shard_node::{Phase, ShardError, ShardNode};
 use astroboids_sim::SimOptions;
 
@@ -185,6 +187,7 @@ async fn run_epoch(
         bus,
         spec,
         epoch,
+        modules: HashMap::new(),
         early: Vec::new(),
         began: Instant::now(),
         ran_us: 0,
@@ -230,6 +233,8 @@ struct TickRunner<'a> {
     bus: &'a TickBus,
     spec: &'a WorldSpec,
     epoch: u64,
+    /// Script modules fetched from the blob store, by hash.
+    modules: HashMap<u128, Vec<u8>>,
     /// Exchanges for the next tick that came before its start reached this shard.
     early: Vec<Exchange>,
     began: Instant,
@@ -250,6 +255,13 @@ impl TickRunner<'_> {
             return Ok(None); // another plan's, or already run
         }
         let tick = start.tick;
+        for hash in scripts::missing_scripts(&start, &self.modules) {
+            let name = scripts::script_blob_name(hash);
+            if let Some(wasm) = self.bus.get_blob(&name).await? {
+                self.modules.insert(hash, wasm);
+            }
+        }
+        let start = scripts::attach_scripts(start, &self.modules)?;
         self.began = Instant::now();
         let outgoing = match node.start_tick(start) {
             Ok(outgoing) => outgoing,
