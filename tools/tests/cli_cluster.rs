@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use astroboids_cluster::SectorAssignment;
 use astroboids_cluster::messages::{TickReport, TickStart};
@@ -443,4 +443,108 @@ fn killed_shard_and_leader_processes_change_no_result() {
     runtime.block_on(async { coordination.close().await.unwrap() });
     nats_server.kill();
     etcd_server.kill();
+}
+
+/// `cluster up` starts the servers, a leader and a standby, and the shard processes, and says
+/// where everything listens; `cluster status` shows the world running; Ctrl-C (SIGINT) stops
+/// all of it.
+#[test]
+fn cluster_up_runs_a_world_that_status_shows_and_ctrl_c_stops() {
+    let dir = fresh_dir("cluster-up");
+    let data = dir.join("data");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args([
+            "cluster",
+            "up",
+            "--shards",
+            "2",
+            "--nats-port",
+            "0",
+            "--etcd-port",
+            "0",
+        ])
+        .args(["--tick-ms", "50", "--data", data.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut printed = Vec::new();
+    let (mut nats, mut etcd) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("nats: ") {
+            nats = url.to_owned();
+        }
+        if let Some(url) = line.strip_prefix("etcd: ") {
+            etcd = url.to_owned();
+        }
+        let running = line.starts_with("running");
+        printed.push(line);
+        if running {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    assert!(nats.starts_with("nats://127.0.0.1:"), "{printed}");
+    assert!(etcd.starts_with("http://127.0.0.1:"), "{printed}");
+    for role in ["leader-0", "leader-1", "shard-0", "shard-1"] {
+        assert!(printed.contains(&format!("{role}: pid ")), "{printed}");
+    }
+    let status = |dir: &std::path::Path| {
+        json(
+            &astroboids(dir)
+                .args([
+                    "cluster", "status", "--json", "--nats", &nats, "--etcd", &etcd,
+                ])
+                .output()
+                .unwrap(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = loop {
+        let s = status(&dir);
+        if s["last_tick"]["tick"].as_u64().is_some_and(|t| t >= 5) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no ticks: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        first["leader"].as_str().unwrap().starts_with("leader-"),
+        "{first}"
+    );
+    assert_eq!(
+        first["plan"]["members"].as_array().unwrap().len(),
+        2,
+        "{first}"
+    );
+    assert_eq!(
+        first["live_processes"],
+        serde_json::json!([0, 1]),
+        "{first}"
+    );
+    assert_eq!(
+        first["last_tick"]["shards"].as_array().unwrap().len(),
+        2,
+        "{first}"
+    );
+    // Paced at 50 ms a tick: it keeps going.
+    std::thread::sleep(Duration::from_millis(600));
+    let later = status(&dir);
+    assert!(
+        later["last_tick"]["tick"].as_u64() > first["last_tick"]["tick"].as_u64(),
+        "{first}\n{later}"
+    );
+
+    let _ = Command::new("kill")
+        .args(["-INT", &up.id().to_string()])
+        .status();
+    let exit = up.wait().unwrap();
+    assert!(exit.success(), "cluster up exited with {exit}");
+    for role in ["leader-0", "shard-0", "shard-1"] {
+        let log = std::fs::read_to_string(data.join(format!("{role}.log"))).unwrap();
+        assert!(log.contains("stopped"), "{role} stopped cleanly:\n{log}");
+    }
 }
