@@ -818,6 +818,7 @@ mod networked_cluster {
 
     const SEED: u64 = 5;
     const WORLD: &str = "samehash";
+    const FRAME_LIMIT: usize = 600;
 
     fn options() -> SimOptions {
         SimOptions {
@@ -872,6 +873,8 @@ mod networked_cluster {
                     bus: &bus,
                     member,
                     options: &options,
+                    // Small frames: exchanges with handoffs travel in several.
+                    frame_limit: Some(FRAME_LIMIT),
                 };
                 run_shard_process(process, std::future::pending())
                     .await
@@ -956,6 +959,16 @@ mod networked_cluster {
             }
         }
         assert!(handoffs > 0, "ships crossed shard borders");
+        // Each shard has two neighbours: more messages than that were frames of one exchange.
+        let most = reports
+            .iter()
+            .flat_map(|r| r.shards.iter().map(|s| s.2.exchange_messages_out))
+            .max()
+            .unwrap();
+        assert!(
+            most > 2,
+            "some exchange travelled in several frames ({most} messages)"
+        );
         let mut exchange_us: Vec<u64> = reports
             .iter()
             .flat_map(|r| r.shards.iter().map(|s| s.2.exchange_us))

@@ -105,7 +105,12 @@ impl Conductor {
             takeover.log.retain(|l| l.start.tick > c.tick);
             takeover.last_started = takeover.last_started.filter(|t| *t > c.tick);
         }
-        let leader = Leader::take_over(takeover);
+        // No start of tick 1 was ever published: the world's setup is still to go in one.
+        let fresh = takeover.from_tick == 0 && !takeover.log.iter().any(|l| l.start.tick == 1);
+        let mut leader = Leader::take_over(takeover);
+        if fresh {
+            leader.queue_setup(spec.setup.iter().cloned());
+        }
         let mut conductor = Self::with(spec, leader, Some(plan.clone()), checkpoint);
         if running {
             // The shards were ready: the epoch's ticks had begun.

@@ -15,6 +15,8 @@
 //!   checkpoints, lost shards) as an I/O-free state machine driven with explicit time.
 //! - [`scripts`]: script modules travel through the blob store by content hash, not in
 //!   starts.
+//! - [`frames`]: an exchange larger than one bus message, cut into frames and put back
+//!   together.
 //! - [`local`]: a whole cluster in one process, messages passed by value: the reference the
 //!   networked shell is tested against, and the quickest way to check that a rule is
 //!   shard-safe.
@@ -22,6 +24,7 @@
 pub mod assignment;
 pub mod checkpoint;
 pub mod conductor;
+pub mod frames;
 pub mod leader;
 pub mod local;
 pub mod messages;

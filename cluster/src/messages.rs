@@ -79,6 +79,8 @@ pub struct ShardFigures {
     /// Encoded bytes of what this shard sent the others: filled in by the shell that encodes
     /// them (the core does not encode, so it does not count them twice).
     pub exchange_bytes_out: u64,
+    /// Exchanges this shard sent (one per neighbour); the networked shell counts the bus
+    /// messages they took instead (an exchange larger than a message travels in frames).
     pub exchange_messages_out: u32,
 }
 

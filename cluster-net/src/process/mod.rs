@@ -8,7 +8,7 @@
 //! | subject | from -> to | message | id |
 //! | --- | --- | --- | --- |
 //! | `start` | leader -> shards | `TickStart` | `start-<epoch>-<tick>` |
-//! | `xchg.<epoch>.<to>` | shard -> shard | `Exchange` | `x-<epoch>-<tick>-<from>-<to>` |
+//! | `xchg.<epoch>.<to>` | shard -> shard | `ExchangeFrame` (an `Exchange`, cut to fit) | `x-<epoch>-<tick>-<from>-<to>-<frame>` |
 //! | `report` | shards -> leader | `ShardReport` (ready, done, stored) | `ready-<epoch>-<shard>`, `done-<epoch>-<tick>-<shard>`, `stored-<epoch>-<tick>-<shard>` |
 //! | `outcome` | leader -> anyone | `TickReport` | `outcome-<epoch>-<tick>` |
 //! | `input` | clients -> leader | `WorldInput` | the client's own |
@@ -64,6 +64,8 @@ pub enum ProcessError {
     Leader(#[from] astroboids_cluster::leader::LeaderError),
     #[error(transparent)]
     Restore(#[from] astroboids_cluster::checkpoint::PlanRestoreError),
+    #[error(transparent)]
+    Frames(#[from] astroboids_cluster::frames::FrameError),
     #[error(transparent)]
     Scripts(#[from] astroboids_cluster::scripts::ScriptRefError),
     #[error("checkpoint piece {name} is missing from the blob store")]

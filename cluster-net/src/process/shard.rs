@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
+use astroboids_cluster::frames::{self, ExchangeFrame, Reassembly};
 use astroboids_cluster::messages::{
     Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
 };
@@ -33,6 +34,9 @@ pub struct ShardProcess<'a> {
     pub member: u32,
     /// Each restored shard's sim options (script workers, artifact cache).
     pub options: &'a dyn Fn() -> SimOptions,
+    /// The largest exchange frame to publish (`None`: as large as the bus allows). An
+    /// exchange larger than this travels as several frames.
+    pub frame_limit: Option<usize>,
 }
 
 /// Why a shard process's run ended without an error.
@@ -183,15 +187,21 @@ async fn run_epoch(
         encode(&ready),
     )
     .await?;
+    let message_bytes = process
+        .frame_limit
+        .map_or(bus.max_payload(), |limit| limit.min(bus.max_payload()));
     let mut runner = TickRunner {
         bus,
         spec,
         epoch,
+        frame_bytes: frames::frame_payload(message_bytes),
+        reassembly: Reassembly::default(),
         modules: HashMap::new(),
         early: Vec::new(),
         began: Instant::now(),
         ran_us: 0,
         bytes_out: 0,
+        frames_out: 0,
     };
     loop {
         tokio::select! {
@@ -210,9 +220,11 @@ async fn run_epoch(
                 }
             }
             message = exchanges.recv() => {
-                let exchange: Exchange =
-                    decode("exchange", &received(message, "exchange")?.payload)?;
-                if let Some(exit) = runner.on_exchange(&mut node, exchange).await? {
+                let frame: ExchangeFrame =
+                    decode("exchange frame", &received(message, "exchange")?.payload)?;
+                if let Some(exchange) = runner.reassembly.push(frame)?
+                    && let Some(exit) = runner.on_exchange(&mut node, exchange).await?
+                {
                     return Ok(EpochEnd::Exit(exit));
                 }
             }
@@ -233,6 +245,9 @@ struct TickRunner<'a> {
     bus: &'a TickBus,
     spec: &'a WorldSpec,
     epoch: u64,
+    /// The most payload bytes one exchange frame carries.
+    frame_bytes: usize,
+    reassembly: Reassembly,
     /// Script modules fetched from the blob store, by hash.
     modules: HashMap<u128, Vec<u8>>,
     /// Exchanges for the next tick that came before its start reached this shard.
@@ -240,6 +255,8 @@ struct TickRunner<'a> {
     began: Instant,
     ran_us: u64,
     bytes_out: u64,
+    /// Bus messages this tick's exchanges took (frames).
+    frames_out: u32,
 }
 
 impl TickRunner<'_> {
@@ -271,13 +288,17 @@ impl TickRunner<'_> {
         };
         self.ran_us = self.began.elapsed().as_micros() as u64;
         self.bytes_out = 0;
+        self.frames_out = 0;
         let from = node.id();
         for (to, exchange) in &outgoing {
-            let payload = encode(exchange);
-            self.bytes_out += payload.len() as u64;
             let subject = exchange_subject(self.epoch, *to);
-            let id = format!("x-{}-{tick}-{from}-{to}", self.epoch);
-            self.bus.publish(&subject, &id, payload).await?;
+            for frame in frames::split(exchange, self.frame_bytes)? {
+                let payload = encode(&frame);
+                self.bytes_out += payload.len() as u64;
+                self.frames_out += 1;
+                let id = format!("x-{}-{tick}-{from}-{to}-{}", self.epoch, frame.index);
+                self.bus.publish(&subject, &id, payload).await?;
+            }
         }
         if let Some(done) = node.finish_alone()? {
             return self.report(node, done).await;
@@ -315,8 +336,10 @@ impl TickRunner<'_> {
         mut done: TickDone,
     ) -> Result<Option<ShardExit>, ProcessError> {
         let (epoch, tick, shard) = (self.epoch, done.tick, node.id());
+        self.reassembly.forget_before(tick + 1);
         done.figures.tick_us = self.ran_us;
         done.figures.exchange_bytes_out = self.bytes_out;
+        done.figures.exchange_messages_out = self.frames_out;
         done.figures.exchange_us =
             (self.began.elapsed().as_micros() as u64).saturating_sub(self.ran_us);
         let report = ShardReport::Done(done);

@@ -64,6 +64,7 @@ pub fn shard(args: &ShardArgs) -> Result<()> {
                 bus: &bus,
                 member: args.member,
                 options: &options,
+                frame_limit: None,
             };
             let exit = run_shard_process(process, stop_signal()).await;
             if matches!(exit, Ok(ShardExit::Stopped)) {
