@@ -314,6 +314,24 @@ const API_RULES: &[ApiRule] = &[
                     tasks",
     },
     ApiRule {
+        // The Leader's deciding calls and plan-making belong to the Conductor; a shell that
+        // named them would be deciding.
+        paths: &["cluster-net/src/process"],
+        banned: &[
+            Banned::Name("start_next"),
+            Banned::Name("on_done"),
+            Banned::Name("rewind"),
+            Banned::Name("replan"),
+            Banned::Name("with_shards"),
+            Banned::Name("SectorAssignment"),
+        ],
+        allow: &[],
+        invariant: "the cluster's processes decide nothing: plans, tick starts, checkpoints, \
+                    recoveries and rebalances are the `Conductor`'s, the tick's work the \
+                    `ShardNode`'s; the shells in `cluster-net::process` carry out what those \
+                    return and hand them what arrives",
+    },
+    ApiRule {
         paths: &["protocol/src"],
         banned: &[
             Banned::Name("tokio"),

@@ -34,7 +34,16 @@ pub struct TickStart {
     /// `AddScript` inputs whose module travels in the blob store (see [`crate::scripts`]);
     /// empty in the start the leader and the shards' cores work with.
     #[serde(default)]
-    pub scripts: Vec<crate::scripts::ScriptRef>,
+    pub scripts: Vec<ScriptRef>,
+}
+
+/// A start's `AddScript` input whose module is in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptRef {
+    /// The input's index in the start.
+    pub input: u32,
+    /// The module's XXH3-128.
+    pub hash: u128,
 }
 
 /// What one shard sends another after a tick.

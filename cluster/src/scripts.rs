@@ -5,24 +5,13 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use astroboids_sim::inputs::WorldInput;
 
-use crate::messages::TickStart;
+use crate::messages::{ScriptRef, TickStart};
 
 /// The blob a script module is stored as.
 pub fn script_blob_name(hash: u128) -> String {
     format!("script-{hash:032x}")
-}
-
-/// A start's `AddScript` input whose module is in the blob store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScriptRef {
-    /// The input's index in the start.
-    pub input: u32,
-    /// The module's XXH3-128.
-    pub hash: u128,
 }
 
 /// Why a start's scripts cannot be put back.

@@ -4,7 +4,6 @@
 mod admin_cmd;
 mod cli;
 mod client_cmd;
-mod cluster_args;
 mod cluster_cmd;
 mod loadgen_cmd;
 mod replay_cmd;

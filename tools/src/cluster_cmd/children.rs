@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::cluster_args::ClusterEndpoints;
+use crate::cli::cluster::ClusterEndpoints;
 
 /// A child process of the local cluster.
 pub struct ClusterChild {

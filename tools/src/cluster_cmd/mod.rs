@@ -18,7 +18,7 @@ use astroboids_cluster_net::Coordination;
 use astroboids_cluster_net::process::OUTCOME_SUBJECT;
 use astroboids_infra::{Etcd, NatsServer};
 
-use crate::cluster_args::{
+use crate::cli::cluster::{
     ClusterCommand, ClusterEndpoints, ClusterStatusArgs, ClusterUpArgs, WorldArgs,
 };
 use crate::universe_config::load_config;

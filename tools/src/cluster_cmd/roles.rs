@@ -11,7 +11,7 @@ use astroboids_cluster_net::process::{
 use astroboids_cluster_net::{Coordination, TickBus};
 use astroboids_sim::SimOptions;
 
-use crate::cluster_args::{ClusterEndpoints, LeaderArgs, ShardArgs};
+use crate::cli::cluster::{ClusterEndpoints, LeaderArgs, ShardArgs};
 
 /// Ctrl-C or SIGTERM (how `cluster up` and process managers ask a process to stop).
 pub async fn stop_signal() {

@@ -23,7 +23,7 @@ use astroboids_sim::{SimOptions, SimTotals};
 
 use super::children::ClusterChild;
 use super::{roles, start_servers, world_spec};
-use crate::cluster_args::{ClusterEndpoints, ClusterSimArgs};
+use crate::cli::cluster::{ClusterEndpoints, ClusterSimArgs};
 use crate::script_cmd::load_script_argument;
 
 #[derive(Debug, Serialize)]

@@ -121,7 +121,7 @@ pub struct ClusterSimArgs {
     #[command(flatten)]
     pub new_world: WorldArgs,
     #[command(flatten)]
-    pub sdk: crate::cli::SdkArgs,
+    pub sdk: super::SdkArgs,
     /// Worker threads per shard process [default: every core / shards, at least 1].
     #[arg(long)]
     pub threads: Option<u32>,

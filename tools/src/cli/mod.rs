@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod cluster;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "astroboids",
@@ -43,11 +45,11 @@ pub enum Command {
     /// One world over several processes: start a local cluster, run a headless world on one,
     /// or show one's status.
     #[command(subcommand)]
-    Cluster(crate::cluster_args::ClusterCommand),
+    Cluster(crate::cli::cluster::ClusterCommand),
     /// A shard process of a cluster (started by `cluster up`, or by a process manager).
-    Shard(crate::cluster_args::ShardArgs),
+    Shard(crate::cli::cluster::ShardArgs),
     /// A leader process of a cluster: campaigns, and leads the world's ticks once elected.
-    Leader(crate::cluster_args::LeaderArgs),
+    Leader(crate::cli::cluster::LeaderArgs),
 }
 
 #[derive(Debug, Subcommand)]
