@@ -90,11 +90,16 @@ pub fn split(exchange: &Exchange, frame_bytes: usize) -> Result<Vec<ExchangeFram
         .collect())
 }
 
+/// (epoch, tick, sender): one exchange.
+type ExchangeKey = (u64, u64, ShardId);
+/// An exchange's frames received so far, by index.
+type Slots = Vec<Option<Vec<u8>>>;
+
 /// Frames received, put back into exchanges as each one completes. A repeated frame (a
 /// redelivery) changes nothing.
 #[derive(Debug, Default)]
 pub struct Reassembly {
-    partial: BTreeMap<(u64, u64, ShardId), Vec<Option<Vec<u8>>>>,
+    partial: BTreeMap<ExchangeKey, Slots>,
 }
 
 impl Reassembly {
