@@ -859,6 +859,15 @@ mod networked_cluster {
     /// A shard process's loop on a thread of its own (the sim's tick blocks it), with its
     /// own connections.
     fn shard_thread(nats: String, etcd: String, member: u32) -> std::thread::JoinHandle<ShardExit> {
+        shard_thread_in(nats, etcd, WORLD.to_owned(), member)
+    }
+
+    fn shard_thread_in(
+        nats: String,
+        etcd: String,
+        world: String,
+        member: u32,
+    ) -> std::thread::JoinHandle<ShardExit> {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -866,8 +875,8 @@ mod networked_cluster {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let coordination = Coordination::connect(&[etcd], WORLD, 2).await.unwrap();
-                let bus = TickBus::connect(&nats, WORLD).await.unwrap();
+                let coordination = Coordination::connect(&[etcd], &world, 2).await.unwrap();
+                let bus = TickBus::connect(&nats, &world).await.unwrap();
                 let process = ShardProcess {
                     coordination: &coordination,
                     bus: &bus,
@@ -980,5 +989,152 @@ mod networked_cluster {
             bytes as f64 / ticks as f64,
             exchange_us[exchange_us.len() / 2]
         );
+    }
+
+    /// Steers towards its nearest contact (turning by the sign of its dy), mines, and sums
+    /// the ids it has seen into its memory: its commands and memory depend on every contact
+    /// it is given, neighbours' ships across a shard border included.
+    fn chaser() -> Vec<u8> {
+        let contact = SENSOR_PTR + 64;
+        WatBot::new()
+            .tick(format!(
+                "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
+                   (then
+                     (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
+                     (f32.store (i32.const {turn})
+                       (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
+                     (i32.store (i32.const {flags}) (i32.const 1))
+                     (i64.store (i32.const 8192)
+                       (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
+                count = SENSOR_PTR + 60,
+                turn = COMMAND_PTR + 4,
+                flags = COMMAND_PTR + 8,
+                dy = contact + 20,
+                id = contact + 8,
+            ))
+            .wasm()
+    }
+
+    /// The promise at scale, over real servers: 500 ticks of 3,000 ships, 300 of them
+    /// scripted, give `astroboids sim`'s hash every tick on 1, 2, 3 and 4 shard processes'
+    /// loops, under stripes and under blocks.
+    #[test]
+    fn three_thousand_ships_on_one_to_four_shards_under_two_assignments() {
+        let dir = TempDir::new("networked-matrix");
+        let etcd = Etcd::start(&dir).unwrap();
+        let config = UniverseConfig::default();
+        let (ships, scripted, ticks) = (3_000, 300, 500);
+        let wasm = chaser();
+        let script = astroboids_scripting::module_hash(&wasm);
+        let setup = vec![
+            WorldInput::AddScript { wasm },
+            WorldInput::SpawnFleet {
+                count: ships - scripted,
+                script: None,
+            },
+            WorldInput::SpawnFleet {
+                count: scripted,
+                script: Some(script),
+            },
+        ];
+        let mut sim = build_simulation_with(config.clone(), SEED, options());
+        for input in &setup {
+            apply_input(sim.world_mut(), input).unwrap();
+        }
+        // Reports carry the full hash at checkpoint ticks (every 100) and the last tick.
+        let expected: Vec<u64> = (1..=ticks)
+            .map(|tick| {
+                sim.step();
+                if tick == ticks || tick % 100 == 0 {
+                    sim.world_mut().state_hash().total
+                } else {
+                    sim.world_mut().quick_state_hash().total
+                }
+            })
+            .collect();
+        let layouts = [
+            SectorAssignment::Stripes {
+                shards: 1,
+                width: 1,
+            },
+            SectorAssignment::Stripes {
+                shards: 2,
+                width: 1,
+            },
+            SectorAssignment::Blocks { shards: 2, side: 2 },
+            SectorAssignment::Stripes {
+                shards: 3,
+                width: 2,
+            },
+            SectorAssignment::Blocks { shards: 3, side: 1 },
+            SectorAssignment::Stripes {
+                shards: 4,
+                width: 1,
+            },
+            SectorAssignment::Blocks { shards: 4, side: 1 },
+        ];
+        for (i, assignment) in layouts.into_iter().enumerate() {
+            let world = format!("matrix-{i}");
+            // A nats-server per world: each world's stream and blob bucket reserve their
+            // limits in JetStream's storage, more than a few worlds' worth on a small disk.
+            let nats = NatsServer::start(&dir).unwrap();
+            let spec = WorldSpec {
+                seed: SEED,
+                config: config.clone(),
+                assignment,
+                checkpoint_every: 100,
+                tick_ms: 0,
+                last_tick: Some(ticks),
+                setup: setup.clone(),
+            };
+            let reports = block_on(async {
+                let coordination = Coordination::connect(&[etcd.endpoint()], &world, 2)
+                    .await
+                    .unwrap();
+                coordination
+                    .put_json(plan::keys::SPEC, &spec)
+                    .await
+                    .unwrap();
+                let shards: Vec<_> = (0..assignment.shards())
+                    .map(|m| shard_thread_in(nats.url(), etcd.endpoint(), world.clone(), m))
+                    .collect();
+                let bus = TickBus::connect(&nats.url(), &world).await.unwrap();
+                let mut reports: Vec<TickReport> = Vec::new();
+                let process = LeaderProcess {
+                    coordination: &coordination,
+                    bus: &bus,
+                    name: "matrix-leader",
+                };
+                run_leader_process(process, |r| reports.push(r.clone()), std::future::pending())
+                    .await
+                    .unwrap();
+                for shard in shards {
+                    shard.join().unwrap();
+                }
+                reports
+            });
+            assert_eq!(reports.len(), ticks as usize, "{assignment}");
+            let mut handoffs = 0u64;
+            for (report, expected) in reports.iter().zip(&expected) {
+                assert_eq!(
+                    report.state_hash, *expected,
+                    "{assignment}, tick {}",
+                    report.tick
+                );
+                let held: u64 = report.shards.iter().map(|s| s.1).sum();
+                assert_eq!(held, report.ships, "{assignment}, tick {}", report.tick);
+                handoffs += report
+                    .shards
+                    .iter()
+                    .map(|s| u64::from(s.2.handoffs_out))
+                    .sum::<u64>();
+            }
+            if assignment.shards() > 1 {
+                assert!(
+                    handoffs > 100,
+                    "{assignment}: ships crossed borders ({handoffs})"
+                );
+            }
+        }
     }
 }
