@@ -137,7 +137,32 @@ impl CheckpointRecord {
 
 /// Where shard `shard` of `epoch` stores its piece of the checkpoint of `tick`.
 pub fn piece_blob_name(epoch: u64, tick: u64, shard: ShardId) -> String {
-    format!("ckpt-{epoch}-{tick}-{shard}")
+    format!("{PIECE_BLOB_PREFIX}{epoch}-{tick}-{shard}")
+}
+
+/// The prefix every checkpoint piece's blob name starts with.
+pub const PIECE_BLOB_PREFIX: &str = "ckpt-";
+
+/// Whether the blob `name` is a checkpoint piece no recovery can need once `record` is the
+/// last complete checkpoint: a piece of an older tick, or of the same tick from an older
+/// epoch (a checkpoint that never completed). Pieces of newer ticks may belong to the next
+/// checkpoint and are kept.
+pub fn is_stale_piece(name: &str, record: &CheckpointRecord) -> bool {
+    let Some(rest) = name.strip_prefix(PIECE_BLOB_PREFIX) else {
+        return false;
+    };
+    let mut numbers = rest.split('-').map(str::parse::<u64>);
+    match (
+        numbers.next(),
+        numbers.next(),
+        numbers.next(),
+        numbers.next(),
+    ) {
+        (Some(Ok(epoch)), Some(Ok(tick)), Some(Ok(_shard)), None) => {
+            tick < record.tick || (tick == record.tick && epoch < record.epoch)
+        }
+        _ => false,
+    }
 }
 
 /// The coordination keys (under the world's config prefix) the cluster keeps.
@@ -187,6 +212,28 @@ mod tests {
             "{e}"
         );
         assert!(spec(200).validated().is_ok());
+    }
+
+    #[test]
+    fn pieces_older_than_the_last_complete_checkpoint_are_stale() {
+        let record = CheckpointRecord {
+            epoch: 3,
+            tick: 200,
+            assignment: SectorAssignment::Stripes {
+                shards: 2,
+                width: 4,
+            },
+            ships: 10,
+            log_from_seq: 1,
+        };
+        for name in record.piece_names() {
+            assert!(!is_stale_piece(&name, &record), "{name}");
+        }
+        assert!(is_stale_piece(&piece_blob_name(3, 100, 0), &record));
+        assert!(is_stale_piece(&piece_blob_name(2, 200, 1), &record));
+        assert!(!is_stale_piece(&piece_blob_name(3, 300, 0), &record));
+        assert!(!is_stale_piece("script-00ff", &record));
+        assert!(!is_stale_piece("ckpt-1-2", &record));
     }
 
     #[test]

@@ -438,6 +438,29 @@ fn killed_shard_and_leader_processes_change_no_result() {
         .unwrap();
     assert!(by_epoch[&epoch_at_kill].contains(&(leader_killed_at + 3)));
 
+    // Only the last complete checkpoint's pieces are kept: older ones and those of the plan
+    // the lost shard left incomplete are deleted.
+    runtime.block_on(async {
+        let record = coordination
+            .get_json::<plan::CheckpointRecord>(plan::keys::CHECKPOINT)
+            .await
+            .unwrap()
+            .unwrap()
+            .value;
+        assert_eq!(record.tick, LAST_TICK);
+        let mut kept: Vec<String> = bus
+            .list_blobs(plan::PIECE_BLOB_PREFIX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        kept.sort();
+        let mut expected = record.piece_names();
+        expected.sort();
+        assert_eq!(kept, expected);
+    });
+
     drop(shards);
     drop(leaders);
     runtime.block_on(async { coordination.close().await.unwrap() });

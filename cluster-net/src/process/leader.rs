@@ -124,6 +124,13 @@ pub async fn run_leader_process(
                     for name in superseded.iter().flat_map(CheckpointRecord::piece_names) {
                         bus.delete_blob(&name).await?;
                     }
+                    // And pieces of checkpoints that never completed (a plan replaced
+                    // before every shard stored its piece).
+                    for blob in bus.list_blobs(plan::PIECE_BLOB_PREFIX).await? {
+                        if plan::is_stale_piece(&blob.name, &record) {
+                            bus.delete_blob(&blob.name).await?;
+                        }
+                    }
                 }
                 Action::Report(report) => {
                     let id = format!("outcome-{}-{}", report.epoch, report.tick);
@@ -206,8 +213,16 @@ async fn take_over(
     let mut newest: BTreeMap<u64, Logged> = BTreeMap::new();
     let mut inputs_through = 0;
     let mut last_started: Option<(u64, u64)> = None; // (tick, seq) under the plan's epoch
-    if let Some(last) = bus.last_message(START_SUBJECT).await? {
-        let from_seq = checkpoint.as_ref().map_or(1, |c| c.log_from_seq.max(1));
+    let last = bus.last_message(START_SUBJECT).await?;
+    if let Some(last) = &last {
+        // Every start carries the input position read through so far: the last one says
+        // where the input log goes on, even when no start is read below.
+        let start: TickStart = decode("start", &last.payload)?;
+        inputs_through = start.inputs_through;
+    }
+    let from_seq = checkpoint.as_ref().map_or(1, |c| c.log_from_seq.max(1));
+    // Nothing was started since the checkpoint when its log begins after the last start.
+    if let Some(last) = last.filter(|last| last.seq >= from_seq) {
         let mut starts = bus
             .subscribe(START_SUBJECT, None, StartAt::Sequence(from_seq))
             .await?;
