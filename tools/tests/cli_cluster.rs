@@ -246,8 +246,9 @@ async fn reports_until(
 /// kill -9 of a shard process: the leader sees its lease expire, makes a new plan over the
 /// two processes left from the last complete checkpoint, and the world re-runs from it with
 /// the logged inputs. kill -9 of the leader: the standby takes over and goes on from the tick
-/// that was running, none skipped or started twice. Every tick's final report matches the
-/// uninterrupted single-process world, and an input submitted mid-run is applied once.
+/// that was running, none skipped or started twice. The lost shard's process, started again,
+/// gets shards back at the next checkpoint (a rebalance). Every tick's final report matches
+/// the uninterrupted single-process world, and an input submitted mid-run is applied once.
 #[test]
 fn killed_shard_and_leader_processes_change_no_result() {
     let dir = fresh_dir("cluster-faults");
@@ -327,6 +328,18 @@ fn killed_shard_and_leader_processes_change_no_result() {
         let leader_killed = Instant::now();
         leader.child.kill().unwrap();
         leader.child.wait().unwrap();
+        // The lost process comes back: it takes a shard again at the next checkpoint.
+        reports_until(&mut outcomes, &mut seen, &dir, |r| {
+            r.tick >= leader_killed_at + 5
+        })
+        .await;
+        shards.push(start(
+            "shard-1-again",
+            &["shard", "--member", "1", "--threads", "1"],
+            &nats,
+            &etcd,
+            &dir,
+        ));
         reports_until(&mut outcomes, &mut seen, &dir, |r| r.tick >= LAST_TICK).await;
         // Figures, not assertions (shared machines are noisy): how long the world stood.
         let first_after = |at: Instant, epoch: u64| {
@@ -440,8 +453,15 @@ fn killed_shard_and_leader_processes_change_no_result() {
     assert!(ships > u64::from(SHIPS), "the late fleet joined the world");
     assert_eq!(
         final_report.shards.len(),
-        2,
-        "two shard processes were left"
+        3,
+        "the restarted process runs a shard again"
+    );
+    let rebalanced = by_epoch.keys().max().unwrap();
+    assert!(*rebalanced >= 3, "a plan after the rebalance: {by_epoch:?}");
+    let from = by_epoch[rebalanced][0] - 1;
+    assert!(
+        from.is_multiple_of(CHECKPOINT_EVERY) && from > leader_killed_at,
+        "the rebalance starts from a checkpoint after the process came back: {from}"
     );
 
     // The leader's failover went on in the same plan: one epoch's ticks span both leaders.
