@@ -12,7 +12,7 @@ use crate::binary::is_bare_name;
 pub enum InfraError {
     /// The binary does not exist (not on `PATH`, or not at the path given).
     MissingBinary {
-        /// `nats-server` or `etcd`.
+        /// `nats-server`, `etcd`, `postgres` or `initdb`.
         name: &'static str,
         /// What was looked for: a name on `PATH` or a path.
         binary: PathBuf,
@@ -25,6 +25,16 @@ pub enum InfraError {
         binary: PathBuf,
         version: String,
         minimum: String,
+        install: &'static str,
+    },
+    /// The server refuses to run as root, this process is root, and the user it would run as
+    /// instead does not exist.
+    NoServerUser {
+        /// `postgres`.
+        name: &'static str,
+        /// The user looked for.
+        user: &'static str,
+        /// How to get that user.
         install: &'static str,
     },
     /// The binary exists but could not be run (permissions, not an executable...).
@@ -68,6 +78,15 @@ impl fmt::Display for InfraError {
                 f,
                 "{name} at {} is version {version}, AstroBoids needs {minimum} or newer: {install}",
                 binary.display()
+            ),
+            Self::NoServerUser {
+                name,
+                user,
+                install,
+            } => write!(
+                f,
+                "{name} refuses to run as root, and there is no `{user}` user to run it as: \
+                 {install}, or run as another user than root"
             ),
             Self::Spawn { binary, source } => {
                 write!(f, "cannot run {}: {source}", binary.display())

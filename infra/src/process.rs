@@ -1,6 +1,6 @@
-//! What both servers share: a child process with its own directory and log, started, checked
-//! for exit, stopped (gracefully or not) and killed on drop; free ports; a TCP connection
-//! with timeouts for the readiness checks.
+//! What the servers share: a child process with its own directory and log, started (as another
+//! user if need be), checked for exit, stopped (gracefully or not) and killed on drop; free
+//! ports; a TCP connection with timeouts for the readiness checks.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -17,7 +17,8 @@ use crate::error::InfraError;
 /// How long `start`, `start_on` and `restart` wait for a server to answer before giving up.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long `stop` waits after SIGTERM before it kills the server (SIGKILL).
+/// How long `stop` waits after its signal (SIGTERM; SIGINT for PostgreSQL) before it kills the
+/// server (SIGKILL).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -31,18 +32,32 @@ const LOG_TAIL_BYTES: u64 = 8 * 1024;
 pub enum Stopped {
     /// It was not running (never started, killed, stopped already, or it failed to restart).
     NotRunning,
-    /// It exited by itself: after SIGTERM, or before it was asked to. After SIGTERM the status
-    /// need not be a success: etcd, its shutdown done, ends by the signal it was sent.
+    /// It exited by itself: after the stop signal, or before it was asked to. After SIGTERM the
+    /// status need not be a success: etcd, its shutdown done, ends by the signal it was sent.
     Exited(ExitStatus),
     /// It did not exit within the time it was given and was killed (SIGKILL).
     Killed,
 }
 
-/// A server binary: its name in messages, how to install it.
+/// A server binary: its name in messages, how to install it, how to ask it to stop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Program {
     pub name: &'static str,
     pub install: &'static str,
+    pub stop_signal: StopSignal,
+    /// Whether killing the server kills its child processes too (PostgreSQL's backends and
+    /// workers, which would otherwise outlive it until they notice, holding its shared memory).
+    pub kill_children: bool,
+}
+
+/// The signal that asks a server to shut down cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopSignal {
+    /// SIGTERM.
+    Terminate,
+    /// SIGINT (PostgreSQL's "fast" shutdown; SIGTERM is its "smart" one, which waits for every
+    /// client to disconnect).
+    Interrupt,
 }
 
 /// A child process with its directory and log; killed and waited for on drop.
@@ -53,6 +68,9 @@ pub(crate) struct Process {
     pub dir: PathBuf,
     pub log: PathBuf,
     pub child: Option<Child>,
+    /// The user and group id to run as instead of this process's own (PostgreSQL, started by
+    /// root).
+    pub run_as: Option<(u32, u32)>,
 }
 
 impl Process {
@@ -91,11 +109,21 @@ impl Process {
             dir,
             log,
             child: None,
+            run_as: None,
         }
     }
 
     /// Starts the binary with `args`, stdout and stderr appended to the log; returns when.
     pub fn spawn(&mut self, args: &[OsString]) -> Result<Instant, InfraError> {
+        let command = self.command(&self.binary, args)?;
+        self.spawn_command(command)
+    }
+
+    /// A command for `binary` (the server's or a helper such as PostgreSQL's `initdb`) run like
+    /// the server: in its directory, as [`Self::run_as`], without stdin, stdout and stderr
+    /// appended to the log after a line with the command, without the caller's `ETCD_*` and
+    /// `PG*` variables.
+    pub fn command(&self, binary: &Path, args: &[OsString]) -> Result<Command, InfraError> {
         let io_error = |what: &str, source| InfraError::Io {
             what: format!("{what} {}", self.log.display()),
             source,
@@ -105,7 +133,7 @@ impl Process {
             .append(true)
             .open(&self.log)
             .map_err(|e| io_error("cannot open the log", e))?;
-        let mut line = format!("=== {}", self.binary.display());
+        let mut line = format!("=== {}", binary.display());
         for arg in args {
             line.push(' ');
             line.push_str(&arg.to_string_lossy());
@@ -114,32 +142,50 @@ impl Process {
         let stderr = log
             .try_clone()
             .map_err(|e| io_error("cannot share the log", e))?;
-        let mut command = Command::new(&self.binary);
+        let mut command = Command::new(binary);
         command
             .args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr);
-        // etcd reads its flags from ETCD_* variables too: none of the caller's may leak in.
+        // etcd reads its flags from ETCD_* variables too, PostgreSQL its defaults from PG*
+        // ones (PGDATA, PGPORT...): none of the caller's may leak in.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ETCD_") {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("ETCD_") || key_text.starts_with("PG") {
                 command.env_remove(key);
             }
         }
+        #[cfg(unix)]
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            // std drops the supplementary groups too when root changes the user.
+            command.uid(uid).gid(gid);
+        }
+        Ok(command)
+    }
+
+    /// Spawns `command` (from [`Self::command`]) as the server's process; returns when.
+    pub fn spawn_command(&mut self, mut command: Command) -> Result<Instant, InfraError> {
         let started = Instant::now();
-        let child = command.spawn().map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                missing(self.program, &self.binary)
-            } else {
-                InfraError::Spawn {
-                    binary: self.binary.clone(),
-                    source,
-                }
-            }
-        })?;
+        let child = command
+            .spawn()
+            .map_err(|source| self.spawn_error(Path::new(command.get_program()), source))?;
         self.child = Some(child);
         Ok(started)
+    }
+
+    /// Why `binary` could not be run: missing, or another reason.
+    pub fn spawn_error(&self, binary: &Path, source: io::Error) -> InfraError {
+        if source.kind() == io::ErrorKind::NotFound {
+            missing(self.program, binary)
+        } else {
+            InfraError::Spawn {
+                binary: binary.to_owned(),
+                source,
+            }
+        }
     }
 
     /// The process id while it runs.
@@ -165,16 +211,25 @@ impl Process {
         }
     }
 
-    /// SIGKILL, and waits for the exit.
+    /// SIGKILL (to its children too, for a program that has them), and waits for the exit.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // Fails only if it has exited already; wait reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
+            self.kill_child(&mut child);
         }
     }
 
-    /// SIGTERM, then waits up to `timeout` for the exit; SIGKILL if it does not come.
+    fn kill_child(&self, child: &mut Child) {
+        #[cfg(unix)]
+        if self.program.kill_children {
+            kill_children_of(child);
+        }
+        // Fails only if it has exited already; wait reaps it either way.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The program's stop signal, then waits up to `timeout` for the exit; SIGKILL if it does
+    /// not come.
     pub fn stop(&mut self, timeout: Duration) -> Stopped {
         let Some(mut child) = self.child.take() else {
             return Stopped::NotRunning;
@@ -183,15 +238,14 @@ impl Process {
             return Stopped::Exited(status);
         }
         // Not yet waited for, so its pid cannot have been reused by another process.
-        terminate(&child);
+        terminate(&child, self.program.stop_signal);
         let deadline = Instant::now() + timeout;
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Stopped::Exited(status),
                 Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
                 _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    self.kill_child(&mut child);
                     return Stopped::Killed;
                 }
             }
@@ -232,18 +286,53 @@ impl Drop for Process {
 }
 
 #[cfg(unix)]
-fn terminate(child: &Child) {
+fn terminate(child: &Child, signal: StopSignal) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
+    let signal = match signal {
+        StopSignal::Terminate => Signal::SIGTERM,
+        StopSignal::Interrupt => Signal::SIGINT,
+    };
     if let Ok(pid) = i32::try_from(child.id()) {
         // Fails only if it has exited already, which the caller's wait then sees.
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(pid), signal);
     }
 }
 
-/// No SIGTERM here: the wait that follows finds it still running and kills it.
+/// SIGKILL to every child of `child` (Linux: found in /proc), `child` itself stopped first
+/// (SIGSTOP) so that it starts no new one meanwhile; the caller then kills it.
+#[cfg(unix)]
+fn kill_children_of(child: &Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return;
+    };
+    if kill(Pid::from_raw(pid), Signal::SIGSTOP).is_err() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Some(candidate) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // "PID (COMM) STATE PPID ...", where COMM may hold spaces and parentheses.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            let _ = kill(Pid::from_raw(candidate), Signal::SIGKILL);
+        }
+    }
+}
+
+/// No signals here: the wait that follows finds it still running and kills it.
 #[cfg(not(unix))]
-fn terminate(_child: &Child) {}
+fn terminate(_child: &Child, _signal: StopSignal) {}
 
 fn missing(program: Program, binary: &Path) -> InfraError {
     InfraError::MissingBinary {
@@ -335,6 +424,8 @@ mod tests {
     const SH: Program = Program {
         name: "sh",
         install: "it comes with the system",
+        stop_signal: StopSignal::Terminate,
+        kill_children: false,
     };
 
     fn sh(dir: &Path, script: &str) -> Process {

@@ -6,8 +6,8 @@
 //!   requires, built from the parts a test cares about (imports, fields, the tick body);
 //! - [`ManualClock`]: time that passes only when a test says so, for code that is handed a
 //!   clock (the engine's `Pacer`, the server's rate limits and sessions);
-//! - [`NatsServer`] and [`Etcd`]: real servers on free loopback ports, from `astroboids-infra`
-//!   (re-exported whole as [`infra`]), started in a test's [`TempDir`].
+//! - [`NatsServer`], [`Etcd`] and [`Postgres`]: real servers on free loopback ports, from
+//!   `astroboids-infra` (re-exported whole as [`infra`]), started in a test's [`TempDir`].
 //!
 //! A dev-dependency only: nothing here is compiled into a shipped crate.
 
@@ -18,7 +18,7 @@ mod wat;
 
 /// The launchers of `astroboids-infra`: `astroboids_test_kit::infra::NatsServer` and the rest.
 pub use astroboids_infra as infra;
-pub use astroboids_infra::{Etcd, InfraError, NatsServer};
+pub use astroboids_infra::{Etcd, InfraError, NatsServer, Postgres};
 pub use clock::ManualClock;
 pub use dir::TempDir;
 #[cfg(feature = "wat")]
