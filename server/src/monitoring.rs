@@ -5,6 +5,10 @@
 //! `ships`, `script_fuel_used_total`, `script_faults_total`, `connections`,
 //! `connections_refused_total`, `requests_total{kind}`, `requests_rejected_total{kind,reason}`,
 //! `checkpoints_written_total`, `replay_files_finished_total`.
+//!
+//! The cluster's processes (`astroboids shard|leader --metrics ADDR`) install the same recorder
+//! and serve it the same way; their metrics (`astroboids_shard_*`, `astroboids_leader_*`) are
+//! named and described in `astroboids_cluster_net::process::metrics`.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -19,6 +23,13 @@ const TICK_BUCKETS_S: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5,
 ];
 
+/// The cluster processes' durations (`astroboids_shard_*_seconds`, `astroboids_leader_*`):
+/// from a tenth of a millisecond (an exchange wait on a quiet shard) to seconds (a recovery's
+/// first tick).
+const CLUSTER_BUCKETS_S: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// The process-wide recorder (the `metrics` facade has one recorder per process; several
 /// servers in one test process share it).
 pub fn recorder() -> &'static PrometheusHandle {
@@ -28,6 +39,16 @@ pub fn recorder() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 Matcher::Full("astroboids_tick_duration_seconds".into()),
                 &TICK_BUCKETS_S,
+            )
+            .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                Matcher::Prefix("astroboids_shard_".into()),
+                &CLUSTER_BUCKETS_S,
+            )
+            .expect("non-empty buckets")
+            .set_buckets_for_metric(
+                Matcher::Prefix("astroboids_leader_".into()),
+                &CLUSTER_BUCKETS_S,
             )
             .expect("non-empty buckets")
             .build_recorder();

@@ -6,6 +6,7 @@ mod cli;
 mod client_cmd;
 mod cluster_cmd;
 mod loadgen_cmd;
+mod logging;
 mod replay_cmd;
 mod script_cmd;
 mod sectors_cmd;
@@ -18,6 +19,15 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // Server processes log through `tracing`; the other commands print as they always did.
+    let log = server_log_args(&cli.command);
+    if let Some(log) = log
+        && let Err(e) = logging::init(log)
+    {
+        eprintln!("error: {}", error_chain(&e));
+        return std::process::ExitCode::FAILURE;
+    }
+    let json_log = log.is_some_and(|l| l.log_format == cli::LogFormat::Json);
     let result = match cli.command {
         cli::Command::Sim(args) => sim_cmd::run(&args),
         cli::Command::Script(cli::ScriptCommand::Build(args)) => script_cmd::build(&args),
@@ -35,10 +45,26 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if json_log => {
+            // Every line of a JSON log is an object, the last one too.
+            tracing::error!(error = %error_chain(&e), "the process failed");
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The logging flags of a server process's command; `None` for the other commands.
+fn server_log_args(command: &cli::Command) -> Option<&cli::LogArgs> {
+    match command {
+        cli::Command::Serve(args) => Some(&args.log),
+        cli::Command::Shard(args) => Some(&args.log),
+        cli::Command::Leader(args) => Some(&args.log),
+        cli::Command::Cluster(cli::cluster::ClusterCommand::Up(args)) => Some(&args.log),
+        _ => None,
     }
 }
 

@@ -12,7 +12,9 @@ use astroboids_cluster::messages::{ShardReport, TickReport, TickStart};
 use astroboids_cluster::plan::{self, CheckpointRecord, Plan, WorldSpec};
 use astroboids_cluster::scripts;
 use astroboids_sim::inputs::WorldInput;
+use tracing::{debug, info, warn};
 
+use super::metrics::{self, PlanWhy};
 use super::{
     INPUT_SUBJECT, OUTCOME_SUBJECT, ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode,
     forward,
@@ -56,6 +58,8 @@ pub async fn run_leader_process(
         elected = coordination.campaign(name) => elected?,
     };
     let fence = leadership.fence();
+    info!(leader = %name, fence, "leadership won");
+    metrics::leader_elected(fence);
     let spec = coordination
         .get_json::<WorldSpec>(plan::keys::SPEC)
         .await?
@@ -72,8 +76,13 @@ pub async fn run_leader_process(
         .get_json::<CheckpointRecord>(plan::keys::CHECKPOINT)
         .await?
         .map(|v| v.value);
+    // What the last plan's members were: what a new plan is told apart by in the log.
+    let mut plan_members = plan.as_ref().map(|p| p.members.clone());
     let (mut conductor, reports_from) = match plan {
-        None => (Conductor::new_world(spec, fence), 1),
+        None => {
+            info!(leader = %name, fence, "a new world: no plan yet");
+            (Conductor::new_world(spec, fence), 1)
+        }
         Some(plan) => take_over(bus, spec, plan, checkpoint, fence).await?,
     };
     let mut reports = forward::subscription(
@@ -90,6 +99,8 @@ pub async fn run_leader_process(
     );
     let set = coordination.shards().await?;
     let mut live: BTreeSet<u32> = set.shards.keys().copied().collect();
+    info!(fence, processes = ?live, "registered shard processes");
+    metrics::leader_shard_processes(live.len());
     let mut shard_events = forward::shard_watch(coordination.watch_shards(set.revision).await?);
     conductor.members_changed(live.clone());
     let deposed = leadership.lost();
@@ -102,6 +113,18 @@ pub async fn run_leader_process(
                 Action::WritePlan(mut plan) => {
                     plan.bus_seq = bus.last_seq().await?;
                     write(&leadership, plan::keys::PLAN, &plan).await?;
+                    let why = PlanWhy::of(plan_members.as_deref(), &plan.members);
+                    info!(
+                        fence,
+                        epoch = plan.epoch,
+                        why = why.as_str(),
+                        from_tick = plan.from_tick(),
+                        members = ?plan.members,
+                        bus_seq = plan.bus_seq,
+                        "new plan"
+                    );
+                    metrics::leader_plan(plan.epoch, why);
+                    plan_members = Some(plan.members.clone());
                 }
                 Action::PublishStart(start) => {
                     let id = format!("start-{}-{}", start.epoch, start.tick);
@@ -111,6 +134,13 @@ pub async fn run_leader_process(
                             .await?;
                     }
                     let seq = bus.publish(START_SUBJECT, &id, encode(&published)).await?;
+                    debug!(
+                        epoch = start.epoch,
+                        tick = start.tick,
+                        inputs = start.inputs.len(),
+                        seq,
+                        "start published"
+                    );
                     conductor.start_published(seq, now());
                 }
                 Action::WriteCheckpoint {
@@ -131,13 +161,34 @@ pub async fn run_leader_process(
                             bus.delete_blob(&blob.name).await?;
                         }
                     }
+                    info!(
+                        fence,
+                        epoch = record.epoch,
+                        tick = record.tick,
+                        ships = record.ships,
+                        log_from_seq = record.log_from_seq,
+                        superseded_tick = superseded.as_ref().map(|c| c.tick),
+                        "checkpoint complete"
+                    );
+                    metrics::leader_checkpoint();
                 }
                 Action::Report(report) => {
                     let id = format!("outcome-{}-{}", report.epoch, report.tick);
                     bus.publish(OUTCOME_SUBJECT, &id, encode(&report)).await?;
+                    metrics::leader_tick(&report);
+                    debug!(
+                        epoch = report.epoch,
+                        tick = report.tick,
+                        ships = report.ships,
+                        tick_us = report.tick_us,
+                        state_hash = %format_args!("{:016x}", report.state_hash),
+                        "tick finished"
+                    );
                     on_tick(&report);
                 }
                 Action::Finished => {
+                    info!(fence, tick = conductor.tick(), "the world finished");
+                    metrics::leader_left();
                     return Ok(LeaderExit::Finished {
                         tick: conductor.tick(),
                     });
@@ -151,15 +202,33 @@ pub async fn run_leader_process(
         tokio::select! {
             biased;
             () = &mut stop => {
+                info!(
+                    leader = %name,
+                    fence,
+                    tick = conductor.tick(),
+                    "stopping: resigning leadership"
+                );
+                metrics::leader_left();
                 let _ = leadership.resign().await;
                 return Ok(LeaderExit::Stopped);
             }
-            () = &mut deposed => return Err(ProcessError::Deposed { fence }),
+            () = &mut deposed => {
+                warn!(leader = %name, fence, "deposed: another leader was elected");
+                metrics::leader_left();
+                return Err(ProcessError::Deposed { fence });
+            }
             event = shard_events.recv() => {
                 match event.ok_or(ProcessError::Ended { what: "shard watch" })?? {
-                    ShardEvent::Joined { shard, .. } => live.insert(shard),
-                    ShardEvent::Left { shard, .. } => live.remove(&shard),
+                    ShardEvent::Joined { shard, .. } => {
+                        info!(fence, member = shard, "shard process registered");
+                        live.insert(shard)
+                    }
+                    ShardEvent::Left { shard, .. } => {
+                        info!(fence, member = shard, "shard process gone");
+                        live.remove(&shard)
+                    }
                 };
+                metrics::leader_shard_processes(live.len());
                 conductor.members_changed(live.clone());
             }
             message = reports.recv() => {
@@ -172,7 +241,15 @@ pub async fn run_leader_process(
                 // An input that does not decode is refused here, once: it never reaches a
                 // shard.
                 if let Ok(input) = postcard::from_bytes::<WorldInput>(&message.payload) {
-                    conductor.submit(message.seq, input)?;
+                    if conductor.submit(message.seq, input)? {
+                        metrics::leader_input_sequenced();
+                    }
+                } else {
+                    warn!(
+                        seq = message.seq,
+                        bytes = message.payload.len(),
+                        "an input that does not decode: refused"
+                    );
                 }
             }
             () = sleep_until(deadline) => {}
@@ -258,6 +335,16 @@ async fn take_over(
         inputs_through,
     };
     let reports_from = last_started.map_or(plan.bus_seq + 1, |(_, seq)| seq + 1);
+    info!(
+        fence,
+        epoch = plan.epoch,
+        from_tick,
+        last_started = takeover.last_started,
+        starts_read = takeover.log.len(),
+        inputs_through,
+        reports_from,
+        "took over"
+    );
     Ok((
         Conductor::take_over(spec, plan, checkpoint, takeover),
         reports_from,

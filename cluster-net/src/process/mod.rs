@@ -18,9 +18,14 @@
 //! where to go on. Checkpoint pieces are blobs named by `astroboids_cluster::plan`; script
 //! modules are blobs named by their hash (`astroboids_cluster::scripts`), put by the leader
 //! before the start that adds them and fetched by each shard that lacks them.
+//!
+//! Both processes log what happens to them through `tracing` (registration, plans, restores,
+//! leadership, takeovers, checkpoints, stopping; every tick at debug level) and count it
+//! through `metrics` ([`metrics`] names and describes every figure).
 
 mod forward;
 pub mod leader;
+pub mod metrics;
 pub mod shard;
 
 use serde::Serialize;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use tracing::{debug, info};
 
 use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
 use astroboids_cluster::frames::{self, ExchangeFrame, Reassembly};
@@ -20,7 +21,7 @@ use astroboids_cluster::shard_node::{Phase, ShardError, ShardNode};
 use astroboids_sim::SimOptions;
 
 use super::{
-    ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward,
+    ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward, metrics,
 };
 use crate::bus::{Delivered, StartAt, TickBus};
 use crate::coordination::{Coordination, KeyChange, ShardInfo};
@@ -62,6 +63,13 @@ pub async fn run_shard_process(
     coordination
         .register_shard(member, &ShardInfo::this_process())
         .await?;
+    info!(
+        member,
+        world = %coordination.world(),
+        lease = coordination.lease_id(),
+        lease_ttl_s = coordination.lease_ttl_s(),
+        "registered"
+    );
     let spec = coordination
         .get_json::<WorldSpec>(plan::keys::SPEC)
         .await?
@@ -70,6 +78,15 @@ pub async fn run_shard_process(
         })?
         .value
         .validated()?;
+    debug!(
+        member,
+        shards = spec.shards(),
+        seed = spec.seed,
+        tick_ms = spec.tick_ms,
+        checkpoint_every = spec.checkpoint_every,
+        last_tick = ?spec.last_tick,
+        "world spec read"
+    );
     // Watch first, then read: no plan written between the two is missed.
     let mut plans = forward::key_watch(coordination.watch_json::<Plan>(plan::keys::PLAN, 0).await?);
     let mut latest = coordination
@@ -86,15 +103,32 @@ pub async fn run_shard_process(
             other => {
                 latest = other;
                 tokio::select! {
-                    () = &mut stop => return Ok(ShardExit::Stopped),
+                    () = &mut stop => {
+                        info!(member, "stopping");
+                        return Ok(ShardExit::Stopped);
+                    }
                     () = &mut lease_lost => return Err(lease_error(coordination)),
                     change = plans.recv() => {
                         latest = newer(latest.take(), change)?;
+                        if let Some(plan) = &latest
+                            && plan.shard_of_member(member).is_none()
+                        {
+                            debug!(member, epoch = plan.epoch, "a plan without this process");
+                        }
                         continue;
                     }
                 }
             }
         };
+        info!(
+            member,
+            epoch = plan.epoch,
+            shard = plan.shard_of_member(member),
+            from_tick = plan.from_tick(),
+            shards = plan.members.len(),
+            fence = plan.fence,
+            "plan received"
+        );
         ran_epoch = plan.epoch;
         let end = run_epoch(
             &process,
@@ -166,8 +200,19 @@ async fn run_epoch(
             pieces.push(decode::<ShardCheckpoint>("checkpoint piece", &bytes)?);
         }
     }
+    let restoring = Instant::now();
     let mut node = checkpoint::shard_for_plan(spec, &plan, shard, &pieces, (process.options)())?;
     drop(pieces);
+    info!(
+        member = process.member,
+        epoch,
+        shard,
+        tick = node.sim().tick(),
+        ships = node.ships(),
+        took_ms = restoring.elapsed().as_millis() as u64,
+        "restored"
+    );
+    metrics::shard_restored(epoch, shard, node.sim().tick(), node.ships());
     // Subscribed before saying ready: the leader starts the epoch only after every shard's
     // ready, and a shard sends exchanges only after a start.
     let mut starts = forward::subscription(bus.subscribe(START_SUBJECT, None, StartAt::New).await?);
@@ -187,6 +232,7 @@ async fn run_epoch(
         encode(&ready),
     )
     .await?;
+    debug!(member = process.member, epoch, shard, "ready");
     let message_bytes = process
         .frame_limit
         .map_or(bus.max_payload(), |limit| limit.min(bus.max_payload()));
@@ -206,10 +252,21 @@ async fn run_epoch(
     loop {
         tokio::select! {
             biased;
-            () = &mut *stop => return Ok(EpochEnd::Exit(ShardExit::Stopped)),
+            () = &mut *stop => {
+                info!(member = process.member, epoch, shard, "stopping");
+                return Ok(EpochEnd::Exit(ShardExit::Stopped));
+            }
             () = &mut *lease_lost => return Err(lease_error(process.coordination)),
             change = plans.recv() => {
                 if let Some(newer) = newer(None, change)?.filter(|p| p.epoch > epoch) {
+                    info!(
+                        member = process.member,
+                        epoch,
+                        shard,
+                        tick = node.sim().tick(),
+                        new_epoch = newer.epoch,
+                        "a newer plan: leaving this epoch"
+                    );
                     return Ok(EpochEnd::NewPlan(newer));
                 }
             }
@@ -279,11 +336,18 @@ impl TickRunner<'_> {
             }
         }
         let start = scripts::attach_scripts(start, &self.modules)?;
+        let fence = start.fence;
         self.began = Instant::now();
         let outgoing = match node.start_tick(start) {
             Ok(outgoing) => outgoing,
             // A deposed leader that has not noticed yet: its starts are not obeyed.
-            Err(ShardError::Fenced { .. }) => return Ok(None),
+            Err(ShardError::Fenced { .. }) => {
+                debug!(
+                    epoch = self.epoch,
+                    tick, fence, "a start from a deposed leader: not obeyed"
+                );
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         self.ran_us = self.began.elapsed().as_micros() as u64;
@@ -342,6 +406,20 @@ impl TickRunner<'_> {
         done.figures.exchange_messages_out = self.frames_out;
         done.figures.exchange_us =
             (self.began.elapsed().as_micros() as u64).saturating_sub(self.ran_us);
+        metrics::shard_tick_done(&done);
+        debug!(
+            epoch,
+            tick,
+            shard,
+            ships = done.ships,
+            tick_us = done.figures.tick_us,
+            exchange_us = done.figures.exchange_us,
+            handoffs_out = done.figures.handoffs_out,
+            halo_out = done.figures.halo_out,
+            exchange_bytes_out = done.figures.exchange_bytes_out,
+            exchange_frames_out = done.figures.exchange_messages_out,
+            "tick done"
+        );
         let report = ShardReport::Done(done);
         self.bus
             .publish(
@@ -374,6 +452,15 @@ impl TickRunner<'_> {
                 encode(&stored),
             )
             .await?;
+        metrics::shard_piece_stored(bytes.len() as u64);
+        info!(
+            epoch,
+            tick,
+            shard,
+            ships,
+            bytes = bytes.len() as u64,
+            "checkpoint piece stored"
+        );
         Ok((self.spec.last_tick == Some(tick)).then_some(ShardExit::Finished { tick }))
     }
 }

@@ -10,6 +10,7 @@ use astroboids_net::quic::CLOSE_REFUSED;
 use astroboids_protocol::messages::{Request, RequestError, Response};
 use astroboids_protocol::session::{ServerEvent, ServerSession};
 use astroboids_protocol::snapshot::decode_ack;
+use tracing::{debug, warn};
 
 use super::Shared;
 use super::tick_thread::{LIVE_QUEUE, LiveChannel, LiveUpdate, TickEvent, ToConnection};
@@ -20,13 +21,20 @@ const CLOSE_FAULT: u32 = 2;
 
 /// One connection: handshake, then bytes <-> session <-> tick thread.
 pub(super) async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
-    let Ok(connection) = incoming.await else {
-        return; // Handshake failed (wrong ALPN, unknown certificate...): quinn told the peer.
+    let peer = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            // Wrong ALPN, unknown certificate...: quinn told the peer.
+            debug!(%peer, %error, "handshake failed");
+            return;
+        }
     };
     let ip = connection.remote_address().ip();
     let _slot = match shared.admit(ip) {
         Ok(slot) => slot,
         Err(reason) => {
+            warn!(%peer, %reason, "connection refused");
             metrics::counter!("astroboids_connections_refused_total").increment(1);
             connection.close(CLOSE_REFUSED.into(), reason.as_bytes());
             return;
@@ -34,6 +42,7 @@ pub(super) async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shar
     };
     let streams = tokio::time::timeout(Duration::from_secs(10), connection.accept_bi()).await;
     let Ok(Ok((mut send, mut recv))) = streams else {
+        debug!(%peer, "no request stream within 10 s: closed");
         connection.close(
             CLOSE_REFUSED.into(),
             b"no request stream opened within 10 s",
@@ -41,6 +50,7 @@ pub(super) async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shar
         return;
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::SeqCst);
+    debug!(conn, %peer, "connection opened");
     // Answers are bounded by the session's in-flight cap, plus one close.
     let (to_conn, mut from_tick) = tokio::sync::mpsc::unbounded_channel();
     let (live_tx, mut live_rx) = tokio::sync::mpsc::channel(LIVE_QUEUE);
@@ -149,6 +159,7 @@ pub(super) async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shar
         }
     }
     shared.send(TickEvent::Core(Event::Closed { conn }));
+    debug!(conn, %peer, reason = close_reason.as_deref(), "connection closed");
     if let Some(reason) = close_reason {
         // Let the Refused frame reach the client, then close saying the same.
         let _ = send.finish();
@@ -196,6 +207,7 @@ fn forward_request(
         None
     };
     let reason = refusal?;
+    debug!(conn, id, reason, "request refused before the tick thread");
     shared.queued.fetch_sub(1, Ordering::SeqCst);
     metrics::counter!("astroboids_requests_rejected_total", "kind" => "any", "reason" => "busy")
         .increment(1);

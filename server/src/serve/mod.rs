@@ -38,6 +38,7 @@ use astroboids_protocol::resume::ResumeLimits;
 use astroboids_protocol::session::SessionLimits;
 use astroboids_scripting::ScriptEngine;
 use astroboids_sim::scripts::ScriptLibrary;
+use tracing::info;
 
 use crate::core::{CoreRules, ServerCore};
 use crate::monitoring;
@@ -249,6 +250,9 @@ pub struct ShutdownHandle(Arc<Shared>);
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
+        if !self.0.shutting_down.load(Ordering::SeqCst) {
+            info!("shutting down: running to the next checkpoint tick");
+        }
         self.0.shutting_down.store(true, Ordering::SeqCst);
         self.0.send(TickEvent::Core(crate::core::Event::Shutdown));
     }
@@ -309,6 +313,15 @@ impl RunningServer {
                 ));
             }
         };
+        info!(
+            data = %options.data.display(),
+            created = opened.created,
+            universe_seed = opened.universe_seed,
+            tick = opened.tick,
+            checkpoint_tick = opened.checkpoint_tick,
+            replayed_inputs = opened.replayed_inputs,
+            "world opened"
+        );
         let (identity, identity_created) = ServerIdentity::load_or_create(&options.data)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -369,6 +382,13 @@ impl RunningServer {
                 ),
             },
         });
+        info!(
+            addr = %addr,
+            fingerprint = %identity.fingerprint(),
+            identity_created,
+            metrics = metrics_addr.map(|a| a.to_string()),
+            "listening"
+        );
         go_tx
             .send(shared.clone())
             .map_err(|_| ServeError::TickThread("it ended before the world started".into()))?;

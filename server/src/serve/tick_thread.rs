@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use astroboids_host::persistent::HostError;
 use astroboids_protocol::messages::{Response, TickEvents};
+use tracing::{info, warn};
 
 use super::passwords::PasswordWorkers;
 use super::tick_times::TickSamples;
@@ -68,7 +69,12 @@ pub(super) struct TickThread {
     connections: HashMap<ConnId, ConnectionHandle>,
     passwords: PasswordWorkers,
     started: Instant,
+    /// The world's tick, as of the last tick run (for log events).
+    tick: u64,
 }
+
+/// Ticks over their budget are logged at most this often (with how many there were).
+const OVERRUN_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl TickThread {
     pub(super) fn new(core: ServerCore, shared: Arc<Shared>) -> Self {
@@ -79,6 +85,7 @@ impl TickThread {
             connections: HashMap::new(),
             passwords,
             started: Instant::now(),
+            tick: 0,
         }
     }
 
@@ -92,6 +99,13 @@ impl TickThread {
         events: mpsc::Receiver<TickEvent>,
     ) -> Result<ShutdownReport, HostError> {
         self.record_vitals();
+        info!(
+            tick = self.tick,
+            tick_rate_hz = self.shared.tick_rate_hz,
+            "ticking"
+        );
+        let budget = Duration::from_secs(1) / self.shared.tick_rate_hz.max(1);
+        let mut overruns = Overruns::default();
         let mut previous_start: Option<Instant> = None;
         while !self.core.is_shutting_down() {
             self.handle_events_until(&events, self.core.next_due());
@@ -108,6 +122,9 @@ impl TickThread {
             let took = started.elapsed();
             metrics::histogram!("astroboids_tick_duration_seconds").record(took.as_secs_f64());
             self.record_vitals();
+            if took > budget {
+                overruns.count(self.tick, took, budget);
+            }
             self.carry_out(effects);
             let mut samples = self.shared.tick_samples.lock().expect("not poisoned");
             TickSamples::push(&mut samples.durations_ms, took.as_secs_f64() * 1000.0);
@@ -131,8 +148,17 @@ impl TickThread {
         let done = core.shut_down(now)?;
         let mut connections = connections;
         for effect in done.effects {
-            carry_out_io(&mut connections, effect);
+            carry_out_io(&mut connections, effect, done.tick);
         }
+        info!(
+            tick = done.tick,
+            ticks_to_checkpoint = done.ticks_to_checkpoint,
+            replay = done
+                .replay_finished
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            "stopped at a checkpoint tick; checkpoint written"
+        );
         Ok(ShutdownReport {
             tick: done.tick,
             ticks_to_checkpoint: done.ticks_to_checkpoint,
@@ -230,13 +256,14 @@ impl TickThread {
                             tick_tx.send(TickEvent::Core(Event::TraceReady { conn, id, response }));
                     });
                 }
-                other => carry_out_io(&mut self.connections, other),
+                other => carry_out_io(&mut self.connections, other, self.tick),
             }
         }
     }
 
-    fn record_vitals(&self) {
+    fn record_vitals(&mut self) {
         let vitals = self.core.server().vitals();
+        self.tick = vitals.tick;
         metrics::gauge!("astroboids_tick").set(vitals.tick as f64);
         metrics::gauge!("astroboids_ships").set(vitals.ships as f64);
         metrics::counter!("astroboids_script_fuel_used_total")
@@ -274,8 +301,45 @@ fn take_events_until<T>(
     }
 }
 
-/// Effects that go to a connection task, or to the operator's log.
-fn carry_out_io(connections: &mut HashMap<ConnId, ConnectionHandle>, effect: Effect) {
+/// Ticks that took longer than their budget, logged at most every [`OVERRUN_LOG_EVERY`].
+#[derive(Default)]
+struct Overruns {
+    since_logged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Overruns {
+    fn count(&mut self, tick: u64, took: Duration, budget: Duration) {
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < OVERRUN_LOG_EVERY)
+        {
+            return;
+        }
+        warn!(
+            tick,
+            took_ms = took.as_secs_f64() * 1e3,
+            budget_ms = budget.as_secs_f64() * 1e3,
+            overruns = self.since_logged,
+            "ticks took longer than their budget"
+        );
+        self.since_logged = 0;
+        self.logged_at = Some(Instant::now());
+    }
+}
+
+/// A line of the core's for the operator's log, as a log event (`warning: ...` lines as
+/// warnings).
+fn notice(tick: u64, line: &str) {
+    match line.strip_prefix("warning: ") {
+        Some(warning) => warn!(tick, "{warning}"),
+        None => info!(tick, "{line}"),
+    }
+}
+
+/// Effects that go to a connection task, or to the operator's log (`tick`: the world's).
+fn carry_out_io(connections: &mut HashMap<ConnId, ConnectionHandle>, effect: Effect, tick: u64) {
     match effect {
         Effect::Answer { conn, id, response } => {
             if let Some(handle) = connections.get(&conn) {
@@ -306,7 +370,7 @@ fn carry_out_io(connections: &mut HashMap<ConnId, ConnectionHandle>, effect: Eff
                 }
             }
         }
-        Effect::Notice(line) => eprintln!("{line}"),
+        Effect::Notice(line) => notice(tick, &line),
         Effect::HashPassword { .. } | Effect::RunTrace { .. } => {
             unreachable!("jobs are started by the tick thread")
         }

@@ -32,6 +32,12 @@ pub struct ShardArgs {
     /// Worker threads for the simulation and scripts [default: every core].
     #[arg(long)]
     pub threads: Option<u32>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only, e.g.
+    /// 127.0.0.1:9101; port 0 picks one, logged) [default: not served].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +47,12 @@ pub struct LeaderArgs {
     /// Its name in the election [default: leader-PID].
     #[arg(long)]
     pub name: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only, e.g.
+    /// 127.0.0.1:9102; port 0 picks one, logged) [default: not served].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +114,8 @@ pub struct ClusterUpArgs {
     /// Milliseconds per tick [default: the configuration's tick rate].
     #[arg(long)]
     pub tick_ms: Option<u64>,
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }
 
 #[derive(Debug, Args)]

@@ -222,6 +222,34 @@ pub struct ServeArgs {
     /// Registrations and logins one address may have waiting for password hashing at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub password_jobs_per_ip: u64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How a server process (`serve`, `shard`, `leader`, `cluster up`) logs: events on stderr,
+/// filtered by level, as text or JSON lines (what a command prints for its user stays on
+/// stdout).
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    /// What to log: a level (error, warn, info, debug, trace) or tracing filter directives
+    /// such as `info,astroboids_cluster_net=debug`. The flag wins over RUST_LOG.
+    #[arg(long, env = "RUST_LOG", default_value = "info", value_name = "FILTER")]
+    pub log_level: String,
+    /// `text` (one readable line per event) or `json` (one object per line: timestamp,
+    /// level, target, message, fields).
+    #[arg(
+        long,
+        env = "ASTROBOIDS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

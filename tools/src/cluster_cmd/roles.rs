@@ -1,14 +1,21 @@
 //! `astroboids shard` and `astroboids leader`: one cluster process each, until the world
-//! finishes, Ctrl-C / SIGTERM, or an error.
+//! finishes, Ctrl-C / SIGTERM, or an error. They log through `tracing` (set up in `main`)
+//! and, with `--metrics ADDR`, serve their Prometheus metrics there
+//! (`astroboids_cluster_net::process::metrics`).
+
+use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
+use tracing::info;
 
 use astroboids_cluster_net::process::leader::LeaderExit;
+use astroboids_cluster_net::process::metrics;
 use astroboids_cluster_net::process::shard::ShardExit;
 use astroboids_cluster_net::process::{
     LeaderProcess, ShardProcess, run_leader_process, run_shard_process,
 };
 use astroboids_cluster_net::{Coordination, TickBus};
+use astroboids_server::monitoring;
 use astroboids_sim::SimOptions;
 
 use crate::cli::cluster::{ClusterEndpoints, LeaderArgs, ShardArgs};
@@ -44,10 +51,32 @@ pub async fn connect(endpoints: &ClusterEndpoints) -> Result<(Coordination, Tick
     Ok((coordination, bus))
 }
 
+/// Serves the process's metrics on `addr` (from the I/O runtime's worker), once `describe`
+/// has named them.
+fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    addr: Option<SocketAddr>,
+    describe: fn(),
+) -> Result<()> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    monitoring::recorder();
+    describe();
+    let listener = runtime
+        .block_on(monitoring::bind_metrics(addr))
+        .with_context(|| format!("--metrics {addr}"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    runtime.spawn(monitoring::serve_metrics(listener));
+    info!(addr = %bound, path = "/metrics", "serving metrics");
+    Ok(())
+}
+
 pub fn shard(args: &ShardArgs) -> Result<()> {
     let threads = crate::thread_count(args.threads);
     let pool = crate::thread_pool(threads)?;
     let runtime = io_runtime()?;
+    serve_metrics(&runtime, args.metrics, metrics::describe_shard)?;
     let options = move || SimOptions {
         script_workers: threads,
         ..SimOptions::default()
@@ -55,9 +84,13 @@ pub fn shard(args: &ShardArgs) -> Result<()> {
     let exit = pool.install(|| {
         runtime.block_on(async {
             let (coordination, bus) = connect(&args.endpoints).await?;
-            eprintln!(
-                "shard process {} of world {} (nats {}, etcd {})",
-                args.member, args.endpoints.world, args.endpoints.nats, args.endpoints.etcd
+            info!(
+                member = args.member,
+                world = %args.endpoints.world,
+                nats = %args.endpoints.nats,
+                etcd = %args.endpoints.etcd,
+                threads,
+                "shard process connected"
             );
             let process = ShardProcess {
                 coordination: &coordination,
@@ -74,8 +107,10 @@ pub fn shard(args: &ShardArgs) -> Result<()> {
         })
     })?;
     match exit {
-        ShardExit::Finished { tick } => eprintln!("the world finished at tick {tick}"),
-        ShardExit::Stopped => eprintln!("stopped"),
+        ShardExit::Finished { tick } => {
+            info!(member = args.member, tick, "the world finished");
+        }
+        ShardExit::Stopped => info!(member = args.member, "stopped"),
     }
     Ok(())
 }
@@ -86,11 +121,15 @@ pub fn leader(args: &LeaderArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("leader-{}", std::process::id()));
     let runtime = io_runtime()?;
+    serve_metrics(&runtime, args.metrics, metrics::describe_leader)?;
     let exit = runtime.block_on(async {
         let (coordination, bus) = connect(&args.endpoints).await?;
-        eprintln!(
-            "{name}: campaigning for world {} (etcd {})",
-            args.endpoints.world, args.endpoints.etcd
+        info!(
+            leader = %name,
+            world = %args.endpoints.world,
+            nats = %args.endpoints.nats,
+            etcd = %args.endpoints.etcd,
+            "campaigning"
         );
         let process = LeaderProcess {
             coordination: &coordination,
@@ -102,7 +141,12 @@ pub fn leader(args: &LeaderArgs) -> Result<()> {
             process,
             |report| {
                 if !announced {
-                    eprintln!("{name}: leading from tick {}", report.tick);
+                    info!(
+                        leader = %name,
+                        tick = report.tick,
+                        epoch = report.epoch,
+                        "leading"
+                    );
                     announced = true;
                 }
             },
@@ -115,8 +159,10 @@ pub fn leader(args: &LeaderArgs) -> Result<()> {
         anyhow::Ok(exit?)
     })?;
     match exit {
-        LeaderExit::Finished { tick } => eprintln!("{name}: the world finished at tick {tick}"),
-        LeaderExit::Stopped => eprintln!("{name}: stopped"),
+        LeaderExit::Finished { tick } => {
+            info!(leader = %name, tick, "the world finished");
+        }
+        LeaderExit::Stopped => info!(leader = %name, "stopped"),
     }
     Ok(())
 }
