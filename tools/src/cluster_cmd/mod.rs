@@ -158,6 +158,20 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
         "world: {} (seed {}, {}, checkpoint every {} ticks, {} ms per tick)",
         endpoints.world, spec.seed, spec.assignment, spec.checkpoint_every, spec.tick_ms
     );
+    // The children log as `cluster up` was asked to.
+    let log_args = |mut role_args: Vec<String>| {
+        let format = match args.log.log_format {
+            crate::cli::LogFormat::Text => "text",
+            crate::cli::LogFormat::Json => "json",
+        };
+        role_args.extend([
+            "--log-level".into(),
+            args.log.log_level.clone(),
+            "--log-format".into(),
+            format.into(),
+        ]);
+        role_args
+    };
     let mut children = Vec::new();
     for i in 0..args.leaders {
         let role = format!("leader-{i}");
@@ -165,7 +179,7 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
             &role,
             &args.data,
             &endpoints,
-            &["leader".into(), "--name".into(), role.clone()],
+            &log_args(vec!["leader".into(), "--name".into(), role.clone()]),
         )?;
         println!("{role}: pid {}, log {}", child.pid(), child.log.display());
         children.push(child);
@@ -176,7 +190,7 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
             &role,
             &args.data,
             &endpoints,
-            &["shard".into(), "--member".into(), member.to_string()],
+            &log_args(vec!["shard".into(), "--member".into(), member.to_string()]),
         )?;
         println!("{role}: pid {}, log {}", child.pid(), child.log.display());
         children.push(child);
@@ -195,14 +209,19 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
                     for (child, reported) in children.iter_mut().zip(&mut reported) {
                         if !*reported && let Some(status) = child.exited() {
                             *reported = true;
-                            eprintln!("{} exited ({status}); its log ends:\n{}", child.role, child.log_tail(5));
+                            tracing::warn!(
+                                role = %child.role,
+                                %status,
+                                log_tail = %child.log_tail(5),
+                                "a cluster process exited"
+                            );
                         }
                     }
                 }
             }
         }
     });
-    eprintln!("stopping");
+    tracing::info!("stopping the cluster's processes and servers");
     for child in &mut children {
         child.stop(Duration::from_secs(5));
     }
