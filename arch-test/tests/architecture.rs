@@ -192,13 +192,40 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
             "astroboids-cluster",
             "astroboids-cluster-net",
             "astroboids-test-kit",
+            "astroboids-pgstore",
             "tokio",
             "async-nats",
             "etcd-client",
+            "tokio-postgres",
         ],
         invariant: "the infra crate starts, checks and stops server processes and talks to them \
                     only to see that they are ready: it depends on no other AstroBoids crate, no \
-                    async runtime and no NATS or etcd client library",
+                    async runtime and no NATS, etcd or PostgreSQL client library",
+    },
+    DependencyRule {
+        krate: "astroboids-pgstore",
+        // Rows and bytes: the gateways decode what it keeps. argon2 is the caller's (it takes
+        // PHC strings), and the world store is the single server's, not the cluster's.
+        forbidden: &[
+            "astroboids-engine",
+            "astroboids-sim",
+            "astroboids-scripting",
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-net",
+            "astroboids-server",
+            "astroboids-client",
+            "astroboids-designer",
+            "astroboids-cluster",
+            "astroboids-cluster-net",
+            "bevy_ecs",
+            "wasmer",
+            "quinn",
+            "sled",
+            "argon2",
+        ],
+        invariant: "it knows nothing of the simulation (no engine, sim, scripting, host or server \
+                    crate, no QUIC)",
     },
     DependencyRule {
         krate: "astroboids-cluster",
@@ -343,6 +370,13 @@ const API_RULES: &[ApiRule] = &[
         allow: &[],
         invariant: "the protocol crate opens no sockets, reads no clock and spawns no tasks; \
                     bytes in, bytes out, time as an argument",
+    },
+    ApiRule {
+        // Times are unix seconds handed in; the pool's timeouts are tokio's business.
+        paths: &["pgstore/src"],
+        banned: &[WALL_CLOCK[0], WALL_CLOCK[1]],
+        allow: &[],
+        invariant: "reads no clock (every time is an argument)",
     },
     ApiRule {
         // The server's core, its request families, accounts and rate limits are driven with
