@@ -991,30 +991,6 @@ mod networked_cluster {
         );
     }
 
-    /// Steers towards its nearest contact (turning by the sign of its dy), mines, and sums
-    /// the ids it has seen into its memory: its commands and memory depend on every contact
-    /// it is given, neighbours' ships across a shard border included.
-    fn chaser() -> Vec<u8> {
-        let contact = SENSOR_PTR + 64;
-        WatBot::new()
-            .tick(format!(
-                "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
-                   (then
-                     (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
-                     (f32.store (i32.const {turn})
-                       (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
-                     (i32.store (i32.const {flags}) (i32.const 1))
-                     (i64.store (i32.const 8192)
-                       (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
-                count = SENSOR_PTR + 60,
-                turn = COMMAND_PTR + 4,
-                flags = COMMAND_PTR + 8,
-                dy = contact + 20,
-                id = contact + 8,
-            ))
-            .wasm()
-    }
-
     /// The promise at scale, over real servers: 500 ticks of 3,000 ships, 300 of them
     /// scripted, give `astroboids sim`'s hash every tick on 1, 2, 3 and 4 shard processes'
     /// loops, under stripes and under blocks.
@@ -1024,7 +1000,7 @@ mod networked_cluster {
         let etcd = Etcd::start(&dir).unwrap();
         let config = UniverseConfig::default();
         let (ships, scripted, ticks) = (3_000, 300, 500);
-        let wasm = chaser();
+        let wasm = WatBot::chaser().wasm();
         let script = astroboids_scripting::module_hash(&wasm);
         let setup = vec![
             WorldInput::AddScript { wasm },

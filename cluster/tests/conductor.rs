@@ -19,7 +19,7 @@ use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::ships::ShipIndex;
 use astroboids_sim::{SimOptions, build_simulation_with};
-use astroboids_test_kit::{COMMAND_PTR, SENSOR_PTR, WatBot};
+use astroboids_test_kit::WatBot;
 
 const SEED: u64 = 77;
 /// Ticks between checkpoints (the spec's, and the config's: the world drops its physics
@@ -29,32 +29,9 @@ const TICK_MS: u64 = 50;
 const SHIPS: u32 = 300;
 const SCRIPTED: u32 = 30;
 
-/// Steers towards its nearest contact, mines, and sums the ids it has seen into its memory
-/// (as in `same_hash.rs`): its state depends on every contact, across shard borders too.
-fn chaser() -> Vec<u8> {
-    let contact = SENSOR_PTR + 64;
-    WatBot::new()
-        .tick(format!(
-            "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
-               (then
-                 (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
-                 (f32.store (i32.const {turn})
-                   (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
-                 (i32.store (i32.const {flags}) (i32.const 1))
-                 (i64.store (i32.const 8192)
-                   (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
-            count = SENSOR_PTR + 60,
-            turn = COMMAND_PTR + 4,
-            flags = COMMAND_PTR + 8,
-            dy = contact + 20,
-            id = contact + 8,
-        ))
-        .wasm()
-}
-
 /// The world's first inputs: the script, autopilot ships and chasers.
 fn setup() -> Vec<WorldInput> {
-    let wasm = chaser();
+    let wasm = WatBot::chaser().wasm();
     let script = astroboids_scripting::module_hash(&wasm);
     vec![
         WorldInput::AddScript { wasm },

@@ -11,33 +11,9 @@ use astroboids_test_kit::{COMMAND_PTR, SENSOR_PTR, WatBot};
 
 const SEED: u64 = 77;
 
-/// Steers towards its nearest contact (turning by the sign of its dy), mines, and sums the
-/// ids it has seen into its memory: its commands and its memory depend on every contact it is
-/// given, neighbours' ships across a shard border included.
-fn chaser() -> Vec<u8> {
-    let contact = SENSOR_PTR + 64;
-    WatBot::new()
-        .tick(format!(
-            "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
-               (then
-                 (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
-                 (f32.store (i32.const {turn})
-                   (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
-                 (i32.store (i32.const {flags}) (i32.const 1))
-                 (i64.store (i32.const 8192)
-                   (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
-            count = SENSOR_PTR + 60,
-            turn = COMMAND_PTR + 4,
-            flags = COMMAND_PTR + 8,
-            dy = contact + 20,
-            id = contact + 8,
-        ))
-        .wasm()
-}
-
 /// A world of `ships` autopilot ships and `scripted` chasers, spawned before the first tick.
 fn setup(ships: u32, scripted: u32) -> Vec<WorldInput> {
-    let wasm = chaser();
+    let wasm = WatBot::chaser().wasm();
     let script = astroboids_scripting::module_hash(&wasm);
     vec![
         WorldInput::AddScript { wasm },
@@ -343,7 +319,7 @@ fn a_lost_shard_is_recovered_from_the_last_checkpoint_and_the_logged_inputs() {
 #[test]
 fn each_input_is_judged_by_the_shard_holding_its_ship() {
     let config = UniverseConfig::default();
-    let wasm = chaser();
+    let wasm = WatBot::chaser().wasm();
     let script = astroboids_scripting::module_hash(&wasm);
     let assignment = SectorAssignment::Stripes {
         shards: 2,

@@ -30,6 +30,29 @@ impl Default for WatBot {
 }
 
 impl WatBot {
+    /// Steers towards its nearest contact (turning by the sign of its dy), mines, and sums
+    /// the ids it has seen into its memory (at 8192): its commands and its memory depend on
+    /// every contact it is given, neighbours' ships across a shard border included. The
+    /// cluster's tests fly it.
+    pub fn chaser() -> Self {
+        let contact = SENSOR_PTR + 64;
+        Self::new().tick(format!(
+            "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
+               (then
+                 (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
+                 (f32.store (i32.const {turn})
+                   (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
+                 (i32.store (i32.const {flags}) (i32.const 1))
+                 (i64.store (i32.const 8192)
+                   (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
+            count = SENSOR_PTR + 60,
+            turn = COMMAND_PTR + 4,
+            flags = COMMAND_PTR + 8,
+            dy = contact + 20,
+            id = contact + 8,
+        ))
+    }
+
     /// A bot with one page of memory (at most 16), no imports, doing nothing each tick.
     pub fn new() -> Self {
         Self {

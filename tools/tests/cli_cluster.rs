@@ -19,30 +19,9 @@ use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::ships::ShipIndex;
 use astroboids_sim::{SimOptions, build_simulation_with};
-use astroboids_test_kit::{COMMAND_PTR, Etcd, NatsServer, SENSOR_PTR, WatBot};
+use astroboids_test_kit::{Etcd, NatsServer, WatBot};
 
 use common::{astroboids, fresh_dir};
-
-/// Steers towards its nearest contact and sums the ids it has seen into its memory: its
-/// commands and memory depend on every contact, across shard borders too.
-fn chaser() -> WatBot {
-    let contact = SENSOR_PTR + 64;
-    WatBot::new().tick(format!(
-        "(if (i32.gt_u (i32.load (i32.const {count})) (i32.const 0))
-           (then
-             (f32.store (i32.const {COMMAND_PTR}) (f32.const 1))
-             (f32.store (i32.const {turn})
-               (f32.copysign (f32.const 1) (f32.load (i32.const {dy}))))
-             (i32.store (i32.const {flags}) (i32.const 1))
-             (i64.store (i32.const 8192)
-               (i64.add (i64.load (i32.const 8192)) (i64.load (i32.const {id}))))))",
-        count = SENSOR_PTR + 60,
-        turn = COMMAND_PTR + 4,
-        flags = COMMAND_PTR + 8,
-        dy = contact + 20,
-        id = contact + 8,
-    ))
-}
 
 fn json(output: &std::process::Output) -> serde_json::Value {
     assert!(
@@ -58,7 +37,7 @@ fn json(output: &std::process::Output) -> serde_json::Value {
 fn cluster_sim_reports_the_same_world_as_sim() {
     let dir = fresh_dir("cluster-sim");
     let script = dir.join("chaser.wat");
-    std::fs::write(&script, chaser().wat()).unwrap();
+    std::fs::write(&script, WatBot::chaser().wat()).unwrap();
     let script = script.to_str().unwrap();
     let common = [
         "--ships", "400", "--ticks", "90", "--seed", "5", "--script", script,
@@ -143,7 +122,7 @@ fn spec(setup: Vec<WorldInput>) -> WorldSpec {
 }
 
 fn setup() -> Vec<WorldInput> {
-    let wasm = chaser().wasm();
+    let wasm = WatBot::chaser().wasm();
     let script = astroboids_scripting::module_hash(&wasm);
     vec![
         WorldInput::AddScript { wasm },
