@@ -155,6 +155,18 @@ struct Shell {
 }
 
 impl Shell {
+    /// A shell with the world's setup submitted and processes 1, 2 and 3 registered.
+    fn started(spec: WorldSpec) -> Self {
+        let mut shell = Self::new(spec);
+        for input in setup() {
+            shell.submit(input);
+        }
+        for member in [1, 2, 3] {
+            shell.register(member);
+        }
+        shell
+    }
+
     fn new(spec: WorldSpec) -> Self {
         Self {
             conductor: Conductor::new_world(spec.clone(), 1),
@@ -680,13 +692,7 @@ fn a_lost_process_restores_the_others_from_the_last_checkpoint_and_reruns_its_ti
     let spec = spec(last);
     let late = late_ship(1, "late");
     let expected = reference(&spec, &scheduled(&[(43, late.clone())]));
-    let mut shell = Shell::new(spec);
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec);
     shell.run_to_tick(42);
     assert!(shell.submit(late.clone()));
     shell.run_to_tick(47);
@@ -758,13 +764,7 @@ fn a_new_leader_carries_on_without_skipping_or_repeating_a_tick() {
         &spec,
         &scheduled(&[(43, sequenced.clone()), (46, queued.clone())]),
     );
-    let mut shell = Shell::new(spec.clone());
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec.clone());
     shell.run_to_tick(42);
     assert!(shell.submit(sequenced.clone()));
     shell.run_to_tick(44);
@@ -886,13 +886,7 @@ fn a_second_process_lost_during_the_rerun_reruns_from_the_same_checkpoint() {
     let spec = spec(last);
     let late = late_ship(1, "late");
     let expected = reference(&spec, &scheduled(&[(43, late.clone())]));
-    let mut shell = Shell::new(spec);
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec);
     shell.run_to_tick(42);
     assert!(shell.submit(late.clone()));
     shell.run_to_tick(47);
@@ -924,13 +918,7 @@ fn a_new_leader_during_a_rerun_finishes_it_with_the_logged_inputs() {
     let spec = spec(last);
     let late = late_ship(1, "late");
     let expected = reference(&spec, &scheduled(&[(43, late.clone())]));
-    let mut shell = Shell::new(spec.clone());
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec.clone());
     shell.run_to_tick(42);
     assert!(shell.submit(late.clone()));
     shell.run_to_tick(47);
@@ -984,13 +972,7 @@ fn a_new_leader_during_a_rerun_finishes_it_with_the_logged_inputs() {
 fn a_new_leader_of_a_finished_world_says_it_is_finished() {
     let last = 12;
     let spec = spec(last);
-    let mut shell = Shell::new(spec.clone());
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec.clone());
     shell.run_to_end();
     let starts = shell.starts.len();
 
@@ -1010,13 +992,7 @@ fn a_new_leader_elected_between_a_checkpoint_and_the_next_start_carries_on_after
     let last = 60;
     let spec = spec(last);
     let expected = reference(&spec, &scheduled(&[]));
-    let mut shell = Shell::new(spec.clone());
-    for input in setup() {
-        shell.submit(input);
-    }
-    for member in [1, 2, 3] {
-        shell.register(member);
-    }
+    let mut shell = Shell::started(spec.clone());
     shell.run_to_tick(40);
     let checkpoint = shell.checkpoints.last().unwrap().clone();
     assert_eq!(checkpoint.tick, 40);
