@@ -46,6 +46,49 @@ pub struct ShardCheckpoint {
     pub world: WorldCheckpoint,
 }
 
+/// The most bytes a stored piece may decompress to (a damaged or hostile blob must not make a
+/// shard allocate without bound).
+pub const MAX_PIECE_BYTES: usize = 4 * 1024 * 1024 * 1024;
+/// zstd level for pieces: written while the shard's tick waits, so speed first (script memory
+/// is mostly zero pages and compresses to almost nothing at any level).
+const PIECE_ZSTD_LEVEL: i32 = 1;
+
+/// A piece as stored in the blob store: postcard, then zstd.
+pub fn encode_piece(piece: &ShardCheckpoint) -> Vec<u8> {
+    let bytes = postcard::to_allocvec(piece).expect("checkpoints are plain data");
+    zstd::bulk::compress(&bytes, PIECE_ZSTD_LEVEL)
+        .expect("compressing into a growable buffer cannot fail")
+}
+
+/// A piece that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint piece {name} does not decode: {why}")]
+pub struct PieceError {
+    pub name: String,
+    pub why: String,
+}
+
+/// A stored piece read back (`name` is for the error).
+pub fn decode_piece(name: &str, stored: &[u8]) -> Result<ShardCheckpoint, PieceError> {
+    use std::io::Read;
+    let fail = |why: String| PieceError {
+        name: name.to_owned(),
+        why,
+    };
+    let mut decoder = zstd::stream::read::Decoder::new(stored).map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Vec::new();
+    (&mut decoder)
+        .take(MAX_PIECE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot decompress: {e}")))?;
+    if bytes.len() > MAX_PIECE_BYTES {
+        return Err(fail(format!(
+            "decompresses to more than {MAX_PIECE_BYTES} bytes"
+        )));
+    }
+    postcard::from_bytes(&bytes).map_err(|e| fail(e.to_string()))
+}
+
 /// Captures a shard's piece between ticks.
 ///
 /// # Panics

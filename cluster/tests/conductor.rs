@@ -344,7 +344,7 @@ impl Shell {
                 .iter()
                 .map(|name| {
                     let bytes = self.blobs.get(name).unwrap_or_else(|| panic!("{name}"));
-                    postcard::from_bytes(bytes).expect("a piece decodes")
+                    checkpoint::decode_piece(name, bytes).expect("a piece decodes")
                 })
                 .collect()
         });
@@ -489,7 +489,8 @@ fn store_piece(
 ) -> ShardReport {
     let piece = checkpoint::capture(node);
     assert_eq!(piece.world.tick, tick);
-    let bytes = postcard::to_allocvec(&piece).expect("a piece encodes");
+    // Stored as the shard process stores it.
+    let bytes = checkpoint::encode_piece(&piece);
     let stored = PieceStored {
         epoch: node.epoch(),
         tick,

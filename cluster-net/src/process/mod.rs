@@ -73,6 +73,8 @@ pub enum ProcessError {
     Frames(#[from] astroboids_cluster::frames::FrameError),
     #[error(transparent)]
     Scripts(#[from] astroboids_cluster::scripts::ScriptRefError),
+    #[error(transparent)]
+    Piece(#[from] astroboids_cluster::checkpoint::PieceError),
     #[error("checkpoint piece {name} is missing from the blob store")]
     MissingPiece { name: String },
     #[error("lost leadership (fence {fence}): another leader was elected")]

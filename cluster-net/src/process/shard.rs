@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
+use astroboids_cluster::checkpoint;
 use astroboids_cluster::frames::{self, ExchangeFrame, Reassembly};
 use astroboids_cluster::messages::{
     Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
@@ -197,7 +197,7 @@ async fn run_epoch(
                 .get_blob(&name)
                 .await?
                 .ok_or_else(|| ProcessError::MissingPiece { name: name.clone() })?;
-            pieces.push(decode::<ShardCheckpoint>("checkpoint piece", &bytes)?);
+            pieces.push(checkpoint::decode_piece(&name, &bytes)?);
         }
     }
     let restoring = Instant::now();
@@ -433,7 +433,7 @@ impl TickRunner<'_> {
         }
         let piece = checkpoint::capture(node);
         let ships = piece.world.ships.len() as u64;
-        let bytes = encode(&piece);
+        let bytes = checkpoint::encode_piece(&piece);
         drop(piece);
         self.bus
             .put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
+use astroboids_cluster::checkpoint;
 use astroboids_cluster::messages::TickReport;
 use astroboids_cluster::plan::{self, CheckpointRecord};
 use astroboids_cluster_net::process::leader::LeaderExit;
@@ -217,7 +217,7 @@ fn run_in(
                 .get_blob(&name)
                 .await?
                 .with_context(|| format!("checkpoint piece {name} is missing"))?;
-            pieces.push(postcard::from_bytes::<ShardCheckpoint>(&bytes)?);
+            pieces.push(checkpoint::decode_piece(&name, &bytes)?);
         }
         let _ = coordination.close().await;
         anyhow::Ok(checkpoint::merge(&pieces)?)
