@@ -205,6 +205,12 @@ impl Conductor {
         }
     }
 
+    /// Whether the input queue has room: a shell stops reading the input log while it has
+    /// none (the log keeps the rest), rather than refusing what is already durable.
+    pub fn accepts_inputs(&self) -> bool {
+        self.leader.has_room()
+    }
+
     /// Queues an input at `position` of the input log (repeats are dropped).
     pub fn submit(&mut self, position: u64, input: WorldInput) -> Result<bool, LeaderError> {
         self.leader.submit_at(position, input)

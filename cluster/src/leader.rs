@@ -214,6 +214,11 @@ impl Leader {
         self.assignment
     }
 
+    /// Whether an input submitted now would be queued (the queue has room).
+    pub fn has_room(&self) -> bool {
+        self.queued.len() < MAX_QUEUED_INPUTS
+    }
+
     /// Queues inputs that come from no input log (a new world's setup): they go into the
     /// next start, ahead of anything submitted later.
     pub fn queue_setup(&mut self, inputs: impl IntoIterator<Item = WorldInput>) {
@@ -409,4 +414,41 @@ fn unknown_ship(input: &WorldInput) -> String {
         _ => return format!("no shard judged the {} input", input.kind()),
     };
     astroboids_sim::inputs::WorldInputError::UnknownShip(astroboids_engine::NetId(ship)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(i: u64) -> WorldInput {
+        WorldInput::Scrap { ship: i }
+    }
+
+    #[test]
+    fn a_full_queue_has_no_room_until_a_tick_takes_inputs() {
+        let mut leader = Leader::new(
+            SectorAssignment::Stripes {
+                shards: 1,
+                width: 1,
+            },
+            1,
+            0,
+            0,
+        );
+        for position in 1..=MAX_QUEUED_INPUTS as u64 {
+            assert!(leader.submit_at(position, input(position)).unwrap());
+        }
+        assert!(!leader.has_room());
+        let full = MAX_QUEUED_INPUTS as u64 + 1;
+        assert_eq!(
+            leader.submit_at(full, input(full)),
+            Err(LeaderError::QueueFull)
+        );
+        // A repeat is still recognised as one, full or not.
+        assert_eq!(leader.submit_at(3, input(3)), Ok(false));
+        let start = leader.start_next(false).unwrap();
+        assert_eq!(start.inputs.len(), MAX_INPUTS_PER_TICK);
+        assert_eq!(start.inputs_through, MAX_INPUTS_PER_TICK as u64);
+        assert!(leader.has_room());
+    }
 }

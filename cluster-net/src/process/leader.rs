@@ -236,7 +236,9 @@ pub async fn run_leader_process(
                 let report: ShardReport = decode("report", &message.payload)?;
                 conductor.on_report(report, now())?;
             }
-            message = inputs.recv() => {
+            // A full queue: the rest waits in the stream (and the channel) until ticks take
+            // some.
+            message = inputs.recv(), if conductor.accepts_inputs() => {
                 let message = message.ok_or(ProcessError::Ended { what: "input" })??;
                 // An input that does not decode is refused here, once: it never reaches a
                 // shard.
