@@ -4,21 +4,14 @@
 mod common;
 
 use astroboids_pgstore::{Limits, Role, StoreError};
-use common::{Db, PHC};
+use common::{Db, PHC, players};
 use xxhash_rust::xxh3::xxh3_128;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn script_versions_increase_per_name_and_list_by_name() {
     let db = Db::new("scripts").await;
     let store = db.store().await;
-    store
-        .create_account("ada", PHC, Role::Player, 0)
-        .await
-        .unwrap();
-    store
-        .create_account("bob", PHC, Role::Player, 0)
-        .await
-        .unwrap();
+    players(&store, &["ada", "bob"]).await;
 
     let (h1, v1) = store
         .upload_script("ada", "miner", b"module one", 10)
@@ -163,14 +156,7 @@ async fn gateways_uploading_one_name_at_once_get_distinct_versions() {
 async fn ships_are_owned_counted_capped_transferred_and_deleted() {
     let db = Db::new("ships").await;
     let store = db.store().await;
-    store
-        .create_account("ada", PHC, Role::Player, 0)
-        .await
-        .unwrap();
-    store
-        .create_account("bob", PHC, Role::Player, 0)
-        .await
-        .unwrap();
+    players(&store, &["ada", "bob"]).await;
 
     assert_eq!(store.record_ship(7, "ada", Some(3), 1).await.unwrap(), 1);
     assert_eq!(store.record_ship(3, "ada", Some(3), 1).await.unwrap(), 2);

@@ -123,3 +123,13 @@ pub async fn user_with_session(store: &PgStore, name: &str, n: u8, expires: u64)
         .unwrap();
     token(n)
 }
+
+/// Player accounts with these names (a stand-in password hash).
+pub async fn players(store: &PgStore, names: &[&str]) {
+    for name in names {
+        store
+            .create_account(name, PHC, astroboids_pgstore::Role::Player, 0)
+            .await
+            .unwrap();
+    }
+}
