@@ -13,6 +13,10 @@ use crate::messages::Exchange;
 /// The most frames one exchange may be cut into (a bound on what a receiver buffers).
 pub const MAX_FRAMES: u32 = 4_096;
 
+/// The most exchanges waiting for frames at once: a shard hears from its neighbours about one
+/// tick at a time (and the next one's may start early), so more means a sender gone wrong.
+pub const MAX_PENDING_EXCHANGES: usize = 2 * crate::assignment::MAX_SHARDS as usize;
+
 /// One piece of an encoded exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeFrame {
@@ -45,6 +49,11 @@ pub enum FrameError {
         index: u32,
         count: u32,
     },
+    #[error(
+        "frame from shard {from} at tick {tick}: {MAX_PENDING_EXCHANGES} exchanges already wait \
+         for frames"
+    )]
+    TooManyPending { from: ShardId, tick: u64 },
     #[error("the exchange from shard {from} at tick {tick} does not decode: {why}")]
     Decode {
         from: ShardId,
@@ -123,6 +132,9 @@ impl Reassembly {
             return Err(inconsistent);
         }
         let key = (epoch, tick, from);
+        if !self.partial.contains_key(&key) && self.partial.len() >= MAX_PENDING_EXCHANGES {
+            return Err(FrameError::TooManyPending { from, tick });
+        }
         let slots = self
             .partial
             .entry(key)
@@ -228,5 +240,16 @@ mod tests {
         assert!(matches!(e, FrameError::TooLarge { .. }), "{e}");
         r.forget_before(10);
         assert_eq!(r.pending(), 0);
+
+        // Partial exchanges are bounded.
+        for tick in 0..MAX_PENDING_EXCHANGES as u64 {
+            let mut first = split(&exchange(50), 40).unwrap().remove(0);
+            first.tick = tick;
+            assert_eq!(r.push(first).unwrap(), None);
+        }
+        let mut one_more = split(&exchange(50), 40).unwrap().remove(0);
+        one_more.tick = MAX_PENDING_EXCHANGES as u64;
+        let e = r.push(one_more).unwrap_err();
+        assert!(matches!(e, FrameError::TooManyPending { .. }), "{e}");
     }
 }
