@@ -70,8 +70,6 @@ pub struct Conductor {
     next_start_at: Micros,
     finished: bool,
     actions: VecDeque<Action>,
-    /// Ticks finished under this leader.
-    outcomes: u64,
 }
 
 impl Conductor {
@@ -144,7 +142,6 @@ impl Conductor {
             next_start_at: 0,
             finished: false,
             actions: VecDeque::new(),
-            outcomes: 0,
         }
     }
 
@@ -255,7 +252,6 @@ impl Conductor {
         let plan = self.plan.as_ref().expect("a tick runs under a plan");
         let tick_us = self.started_at.map_or(0, |at| now.saturating_sub(at));
         self.started_at = None;
-        self.outcomes += 1;
         self.actions.push_back(Action::Report(TickReport {
             epoch: plan.epoch,
             tick: outcome.tick,
@@ -389,10 +385,5 @@ impl Conductor {
             return Ok(Some(Action::PublishStart(start)));
         }
         Ok(None)
-    }
-
-    /// Ticks finished under this leader.
-    pub fn ticks_finished(&self) -> u64 {
-        self.outcomes
     }
 }
