@@ -5,6 +5,8 @@
 //! (ids, duplicates, event queue cap, acknowledgements, what to re-send after a reconnect).
 //! When the connection is lost the client reconnects by itself and the session resumes: a
 //! request whose answer was lost is answered again by the server, never carried out twice.
+//! Given several addresses (gateways of one cluster, sharing one certificate), it connects to
+//! the first that answers and, on a loss, reconnects to the next one that does.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -69,7 +71,10 @@ struct Link {
 
 /// A connection to a server that survives reconnects (see the module docs).
 pub struct Client {
-    addr: SocketAddr,
+    /// Where the server can be reached (one address, or the gateways of a cluster).
+    addrs: Vec<SocketAddr>,
+    /// The address of the current connection (an index into `addrs`).
+    at: usize,
     endpoint: quinn::Endpoint,
     link: Link,
     client_name: String,
@@ -93,7 +98,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("server", &self.server)
-            .field("remote", &self.addr)
+            .field("remote", &self.remote())
             .finish_non_exhaustive()
     }
 }
@@ -146,20 +151,62 @@ impl Client {
         config: quinn::ClientConfig,
         client_name: &str,
     ) -> Result<Self, QuicError> {
-        let bind: SocketAddr = if addr.is_ipv4() {
+        Self::connect_any_with(&[addr], config, client_name).await
+    }
+
+    /// Connects to the first of `addrs` that answers (tried in order), checking its
+    /// certificate against `pin`. They are the same server to the client (the gateways of
+    /// a cluster, sharing one certificate): when the connection is lost, the client
+    /// reconnects to the next address that answers and resumes its session there. Fails
+    /// with the last address's error when none answers.
+    pub async fn connect_any(
+        addrs: &[SocketAddr],
+        pin: Fingerprint,
+        client_name: &str,
+    ) -> Result<Self, QuicError> {
+        Self::connect_any_with(addrs, client_config(pin)?, client_name).await
+    }
+
+    pub async fn connect_any_with(
+        addrs: &[SocketAddr],
+        config: quinn::ClientConfig,
+        client_name: &str,
+    ) -> Result<Self, QuicError> {
+        let Some(&first) = addrs.first() else {
+            return Err(QuicError::Lost("no server address to connect to".into()));
+        };
+        let bind: SocketAddr = if addrs.iter().all(SocketAddr::is_ipv4) {
             "0.0.0.0:0".parse().expect("address")
         } else {
             "[::]:0".parse().expect("address")
         };
         let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| QuicError::Connect {
-            addr,
+            addr: first,
             reason: e.to_string(),
         })?;
         endpoint.set_default_client_config(config);
-        let link = open_link(&endpoint, addr).await?;
+        let mut last = None;
+        for at in 0..addrs.len() {
+            match Self::greet(endpoint.clone(), addrs, at, client_name).await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one address was tried"))
+    }
+
+    /// Connects to `addrs[at]` and says Hello.
+    async fn greet(
+        endpoint: quinn::Endpoint,
+        addrs: &[SocketAddr],
+        at: usize,
+        client_name: &str,
+    ) -> Result<Self, QuicError> {
+        let link = open_link(&endpoint, addrs[at]).await?;
         let session = ClientSession::new(CLIENT_MAX_FRAME_BYTES, REQUEST_TIMEOUT, new_instance());
         let mut client = Self {
-            addr,
+            addrs: addrs.to_vec(),
+            at,
             endpoint,
             link,
             client_name: client_name.to_string(),
@@ -186,6 +233,11 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The address of the current connection.
+    pub fn remote(&self) -> SocketAddr {
+        self.addrs[self.at]
     }
 
     /// Whether a lost connection is replaced by a new one (on by default). Off, a loss is
@@ -250,7 +302,8 @@ impl Client {
     }
 
     /// After `error`: a lost connection is replaced (the session resumes on the new one);
-    /// anything else, or a loss with reconnecting off or failing, is returned.
+    /// anything else, or a loss with reconnecting off or failing, is returned. Each attempt
+    /// goes through every address, starting with the one after the lost connection's.
     async fn recover(&mut self, error: QuicError) -> Result<(), QuicError> {
         if !self.reconnect || !matches!(error, QuicError::Lost(_)) {
             return Err(error);
@@ -258,17 +311,21 @@ impl Client {
         let mut last = error;
         for delay in RECONNECT_DELAYS.iter().copied() {
             tokio::time::sleep(delay).await;
-            match open_link(&self.endpoint, self.addr).await {
-                Ok(link) => {
-                    self.link = link;
-                    self.reconnects += 1;
-                    let now = self.now();
-                    for frame in self.session.reconnected(&self.client_name, now) {
-                        self.write(&frame).await?;
+            for step in 1..=self.addrs.len() {
+                let at = (self.at + step) % self.addrs.len();
+                match open_link(&self.endpoint, self.addrs[at]).await {
+                    Ok(link) => {
+                        self.link = link;
+                        self.at = at;
+                        self.reconnects += 1;
+                        let now = self.now();
+                        for frame in self.session.reconnected(&self.client_name, now) {
+                            self.write(&frame).await?;
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
+                    Err(e) => last = e,
                 }
-                Err(e) => last = e,
             }
         }
         Err(last)

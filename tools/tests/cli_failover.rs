@@ -1,0 +1,136 @@
+//! A client given several servers that share one certificate (the gateways of a cluster)
+//! goes on through another when its server is killed (kill -9): the connection is replaced
+//! and the request in flight is answered by the other server. Two `astroboids serve`
+//! processes stand in for the gateways; they share the identity but not a world, so what is
+//! asked of the second needs nothing the first knew (a registration).
+
+mod common;
+
+use common::{astroboids, fresh_dir};
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use astroboids_net::calls;
+use astroboids_net::client::Client;
+use astroboids_net::quic::Fingerprint;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    fingerprint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `astroboids serve` on a free port; its address and fingerprint as it prints them.
+fn start_server(data: &Path) -> Server {
+    let mut child = astroboids(data)
+        .args(["serve", "--data"])
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--no-metrics", "--no-record"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start astroboids serve");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut fingerprint, mut addr) = (None, None);
+    while fingerprint.is_none() || addr.is_none() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the server prints its fingerprint and address");
+        if let Some(rest) = line.strip_prefix("fingerprint: ") {
+            fingerprint = Some(rest.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("listening: ") {
+            addr = Some(rest.split(' ').next().unwrap().parse().unwrap());
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Server {
+        child,
+        addr: addr.unwrap(),
+        fingerprint: fingerprint.unwrap(),
+    }
+}
+
+#[test]
+fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
+    let root = fresh_dir("cli-failover");
+    let (data_a, data_b) = (root.join("a"), root.join("b"));
+    let mut a = start_server(&data_a);
+    // The second server gets the first one's identity (one fingerprint for both): its
+    // world is made on a first start, then its certificate replaced.
+    drop(start_server(&data_b));
+    for file in ["cert.der", "key.der"] {
+        std::fs::copy(data_a.join("tls").join(file), data_b.join("tls").join(file)).unwrap();
+    }
+    let b = start_server(&data_b);
+    assert_eq!(a.fingerprint, b.fingerprint, "one identity");
+    let pin: Fingerprint = a.fingerprint.parse().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = runtime.block_on(async {
+        let mut client = Client::connect_any(&[a.addr, b.addr], pin, "test")
+            .await
+            .unwrap();
+        assert_eq!(client.remote(), a.addr, "the first address that answers");
+        client
+            .call(calls::Register {
+                user: "ada".into(),
+                password: "ada secret".into(),
+            })
+            .await
+            .unwrap();
+        client
+    });
+
+    // kill -9: the server says nothing more; the client finds out when the connection times
+    // out, then reconnects to the other server.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+
+    runtime.block_on(async {
+        client
+            .call(calls::Register {
+                user: "bob".into(),
+                password: "bob secret".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(client.remote(), b.addr, "answered by the other server");
+        assert_eq!(client.reconnects(), 1);
+        // The session goes on there.
+        client
+            .call(calls::Login {
+                user: "bob".into(),
+                password: "bob secret".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(client.reconnects(), 1);
+        client.close().await;
+    });
+}
