@@ -103,13 +103,63 @@ pub async fn serve_metrics(listener: TcpListener) {
     }
 }
 
-/// Binds the endpoint (loopback addresses only: the figures are for the operator).
-pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    if !addr.ip().is_loopback() {
+/// Binds the endpoint. The figures are for the operator: a non-loopback address is refused
+/// unless `public` (`--metrics-public`, for a container whose metrics a Prometheus elsewhere
+/// scrapes; whoever reaches the address then reads them).
+pub async fn bind_metrics(addr: SocketAddr, public: bool) -> std::io::Result<TcpListener> {
+    if !public && !addr.ip().is_loopback() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("the metrics endpoint listens on loopback only; {addr} is not"),
+            format!(
+                "the metrics endpoint listens on loopback only unless --metrics-public is given; \
+                 {addr} is not loopback"
+            ),
         ));
     }
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_metrics;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_public() {
+        let runtime = runtime();
+        let refused = runtime
+            .block_on(bind_metrics("0.0.0.0:0".parse().unwrap(), false))
+            .unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        let message = refused.to_string();
+        assert!(message.contains("--metrics-public"), "{message}");
+        assert!(message.contains("0.0.0.0:0"), "{message}");
+
+        let public = runtime
+            .block_on(bind_metrics("0.0.0.0:0".parse().unwrap(), true))
+            .unwrap();
+        assert!(public.local_addr().unwrap().ip().is_unspecified());
+    }
+
+    #[test]
+    fn loopback_is_served_either_way() {
+        let runtime = runtime();
+        for public in [false, true] {
+            for addr in ["127.0.0.1:0", "[::1]:0"] {
+                let bound = runtime.block_on(bind_metrics(addr.parse().unwrap(), public));
+                // A machine without IPv6 cannot bind ::1; it is never refused as non-loopback.
+                if let Err(e) = &bound {
+                    assert_ne!(e.kind(), std::io::ErrorKind::InvalidInput, "{addr}: {e}");
+                    continue;
+                }
+                assert!(bound.unwrap().local_addr().unwrap().ip().is_loopback());
+            }
+        }
+    }
 }

@@ -49,6 +49,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         net: NetRules {
             max_connections_per_ip: args.max_connections_per_ip.max(1),
             password_jobs_per_ip: args.password_jobs_per_ip as usize,
+            metrics_public: args.metrics_public,
             max_connections: NetRules::default()
                 .max_connections
                 .max(args.max_connections_per_ip),

@@ -56,12 +56,18 @@ struct Proc {
 
 impl Proc {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(dir, name, args, &[])
+    }
+
+    fn start_with_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let stderr = dir.join(format!("{name}.stderr"));
         let stdout = dir.join(format!("{name}.stdout"));
         let child = Command::new(env!("CARGO_BIN_EXE_astroboids"))
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("ASTROBOIDS_LOG_FORMAT")
+            .env_remove("ASTROBOIDS_METRICS_PUBLIC")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -383,6 +389,59 @@ fn shard_and_leader_log_json_lines_and_serve_metrics_that_move() {
     for process in [&shard, &leader] {
         let stdout = std::fs::read_to_string(&process.stdout).unwrap();
         assert!(stdout.trim().is_empty(), "{stdout}");
+    }
+}
+
+/// `--metrics` on an address other than loopback (what a Prometheus outside the container
+/// scrapes) only with `--metrics-public` or ASTROBOIDS_METRICS_PUBLIC: refused by name
+/// otherwise. The endpoint is bound before the process connects anywhere.
+#[test]
+fn metrics_off_loopback_need_metrics_public() {
+    let dir = fresh_dir("cli-logging-metrics-public");
+    // An "etcd" that accepts connections and never answers: the processes wait for it (up to
+    // the connect timeout) with their metrics served.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let etcd = format!("http://{}", silent.local_addr().unwrap());
+    let nowhere = ["--nats", "nats://127.0.0.1:1", "--etcd", &etcd];
+    for role in [&["shard", "--member", "0"][..], &["leader"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+            .args(role)
+            .args(nowhere)
+            .args(["--metrics", "0.0.0.0:0"])
+            .env_remove("ASTROBOIDS_METRICS_PUBLIC")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{role:?}: {stderr}");
+        assert!(
+            stderr.contains("--metrics-public") && stderr.contains("0.0.0.0:0"),
+            "{role:?}: {stderr}"
+        );
+    }
+
+    // With the flag (the shard) and with the variable (the leader): served on every address.
+    let json = ["--log-format", "json", "--metrics", "0.0.0.0:0"];
+    let mut shard = Proc::start(
+        &dir,
+        "shard",
+        &[
+            &["shard", "--member", "0", "--metrics-public"][..],
+            &nowhere,
+            &json,
+        ]
+        .concat(),
+    );
+    let mut leader = Proc::start_with_env(
+        &dir,
+        "leader",
+        &[&["leader"][..], &nowhere, &json].concat(),
+        &[("ASTROBOIDS_METRICS_PUBLIC", "true")],
+    );
+    for process in [&mut shard, &mut leader] {
+        let addr: std::net::SocketAddr = metrics_addr(process).parse().unwrap();
+        assert!(addr.ip().is_unspecified(), "{addr}");
+        // Answered `200 OK` (scrape checks it).
+        scrape(&format!("127.0.0.1:{}", addr.port()));
     }
 }
 

@@ -64,6 +64,9 @@ pub struct NetRules {
     pub resume: ResumeLimits,
     /// Faults to inject (tests only; none by default).
     pub faults: Faults,
+    /// Whether the metrics endpoint may listen on a non-loopback address
+    /// (`--metrics-public`; off by default).
+    pub metrics_public: bool,
 }
 
 /// Faults injected into the connection shell, for tests of what the server promises when the
@@ -102,6 +105,7 @@ impl Default for NetRules {
             password_jobs_per_ip: 8,
             resume: ResumeLimits::default(),
             faults: Faults::default(),
+            metrics_public: false,
         }
     }
 }
@@ -111,7 +115,8 @@ impl Default for NetRules {
 pub struct ServeOptions {
     pub data: PathBuf,
     pub listen: SocketAddr,
-    /// The Prometheus endpoint (loopback only); `None`: not served.
+    /// The Prometheus endpoint (loopback only, unless `net.metrics_public`); `None`: not
+    /// served.
     pub metrics_listen: Option<SocketAddr>,
     pub world: WorldRequest,
     pub rules: ServerRules,
@@ -353,7 +358,10 @@ impl RunningServer {
         let metrics_addr = match options.metrics_listen {
             Some(metrics_listen) => {
                 let listener = runtime
-                    .block_on(monitoring::bind_metrics(metrics_listen))
+                    .block_on(monitoring::bind_metrics(
+                        metrics_listen,
+                        options.net.metrics_public,
+                    ))
                     .map_err(|e| ServeError::Bind {
                         addr: metrics_listen,
                         error: e.to_string(),

@@ -32,10 +32,15 @@ pub struct ShardArgs {
     /// Worker threads for the simulation and scripts [default: every core].
     #[arg(long)]
     pub threads: Option<u32>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only, e.g.
-    /// 127.0.0.1:9101; port 0 picks one, logged) [default: not served].
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless
+    /// --metrics-public, e.g. 127.0.0.1:9101; port 0 picks one, logged) [default: not
+    /// served].
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Allow a --metrics address that is not loopback (e.g. 0.0.0.0:9101 in a container
+    /// that Prometheus scrapes): whoever reaches it reads the figures.
+    #[arg(long, env = "ASTROBOIDS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub log: super::LogArgs,
 }
@@ -47,10 +52,15 @@ pub struct LeaderArgs {
     /// Its name in the election [default: leader-PID].
     #[arg(long)]
     pub name: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only, e.g.
-    /// 127.0.0.1:9102; port 0 picks one, logged) [default: not served].
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless
+    /// --metrics-public, e.g. 127.0.0.1:9102; port 0 picks one, logged) [default: not
+    /// served].
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Allow a --metrics address that is not loopback (e.g. 0.0.0.0:9102 in a container
+    /// that Prometheus scrapes): whoever reaches it reads the figures.
+    #[arg(long, env = "ASTROBOIDS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub log: super::LogArgs,
 }

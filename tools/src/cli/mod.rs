@@ -188,9 +188,13 @@ pub struct ServeArgs {
     /// Where players connect (QUIC, UDP).
     #[arg(long, default_value = "127.0.0.1:4433")]
     pub listen: std::net::SocketAddr,
-    /// The Prometheus text endpoint (loopback only).
+    /// The Prometheus text endpoint (loopback only unless --metrics-public).
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_listen: std::net::SocketAddr,
+    /// Allow a --metrics-listen address that is not loopback (e.g. 0.0.0.0:9464 in a
+    /// container that Prometheus scrapes): whoever reaches it reads the figures.
+    #[arg(long, env = "ASTROBOIDS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     /// Serve no metrics endpoint.
     #[arg(long)]
     pub no_metrics: bool,

@@ -56,6 +56,7 @@ pub async fn connect(endpoints: &ClusterEndpoints) -> Result<(Coordination, Tick
 fn serve_metrics(
     runtime: &tokio::runtime::Runtime,
     addr: Option<SocketAddr>,
+    public: bool,
     describe: fn(),
 ) -> Result<()> {
     let Some(addr) = addr else {
@@ -64,7 +65,7 @@ fn serve_metrics(
     monitoring::recorder();
     describe();
     let listener = runtime
-        .block_on(monitoring::bind_metrics(addr))
+        .block_on(monitoring::bind_metrics(addr, public))
         .with_context(|| format!("--metrics {addr}"))?;
     let bound = listener.local_addr().unwrap_or(addr);
     runtime.spawn(monitoring::serve_metrics(listener));
@@ -76,7 +77,12 @@ pub fn shard(args: &ShardArgs) -> Result<()> {
     let threads = crate::thread_count(args.threads);
     let pool = crate::thread_pool(threads)?;
     let runtime = io_runtime()?;
-    serve_metrics(&runtime, args.metrics, metrics::describe_shard)?;
+    serve_metrics(
+        &runtime,
+        args.metrics,
+        args.metrics_public,
+        metrics::describe_shard,
+    )?;
     let options = move || SimOptions {
         script_workers: threads,
         ..SimOptions::default()
@@ -121,7 +127,12 @@ pub fn leader(args: &LeaderArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("leader-{}", std::process::id()));
     let runtime = io_runtime()?;
-    serve_metrics(&runtime, args.metrics, metrics::describe_leader)?;
+    serve_metrics(
+        &runtime,
+        args.metrics,
+        args.metrics_public,
+        metrics::describe_leader,
+    )?;
     let exit = runtime.block_on(async {
         let (coordination, bus) = connect(&args.endpoints).await?;
         info!(
