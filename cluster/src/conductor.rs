@@ -261,6 +261,7 @@ impl Conductor {
             tick_us,
             shards: outcome.shards,
             verdicts: outcome.verdicts,
+            positions: outcome.positions,
         }));
         self.check_checkpoints();
     }

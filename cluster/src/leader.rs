@@ -8,7 +8,7 @@ use astroboids_engine::hash::{HashShares, MergeError};
 use astroboids_sim::inputs::WorldInput;
 
 use crate::assignment::{SectorAssignment, ShardId};
-use crate::messages::{ShardFigures, TickDone, TickStart};
+use crate::messages::{InputVerdict, ShardFigures, TickDone, TickStart};
 
 /// The most inputs one tick carries; more wait for the next tick (a bound on the start
 /// message and on the work a tick takes before it runs).
@@ -24,7 +24,9 @@ pub struct TickOutcome {
     pub hash: StateHash,
     pub ships: u64,
     /// Each input's verdict, in order: from the shard that could judge it.
-    pub verdicts: Vec<Result<(), String>>,
+    pub verdicts: Vec<InputVerdict>,
+    /// Each input's position in the input log, in the same order.
+    pub positions: Vec<u64>,
     /// (shard, ships it holds, what the tick cost it), in shard order.
     pub shards: Vec<(ShardId, u64, ShardFigures)>,
 }
@@ -275,6 +277,7 @@ impl Leader {
                     tick: self.tick + 1,
                     fence: self.fence,
                     ships_alive: self.ships_alive,
+                    positions: taken.iter().map(|(p, _)| *p).collect(),
                     inputs: taken.into_iter().map(|(_, input)| input).collect(),
                     inputs_through: self.inputs_through,
                     full_hash,
@@ -394,6 +397,7 @@ impl Leader {
             hash,
             ships,
             verdicts,
+            positions: running.start.positions.clone(),
             shards: running
                 .done
                 .values()

@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod conductor;
 pub mod frames;
 pub mod leader;
+pub mod live;
 pub mod local;
 pub mod messages;
 pub mod plan;

@@ -31,11 +31,19 @@ pub struct TickStart {
     pub inputs_through: u64,
     /// Report the heavy hash parts too (script memory): at checkpoint ticks and when asked.
     pub full_hash: bool,
+    /// Each input's position in the input log (0: a new world's setup, logged nowhere), so
+    /// that whoever submitted one finds its verdict in the tick's report.
+    #[serde(default)]
+    pub positions: Vec<u64>,
     /// `AddScript` inputs whose module travels in the blob store (see [`crate::scripts`]);
     /// empty in the start the leader and the shards' cores work with.
     #[serde(default)]
     pub scripts: Vec<ScriptRef>,
 }
+
+/// How one input fared: the ids of the ships it spawned (none for other inputs), or why it
+/// was refused (the world is unchanged by it).
+pub type InputVerdict = Result<Vec<u64>, String>;
 
 /// A start's `AddScript` input whose module is in the blob store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +80,7 @@ pub struct TickDone {
     pub hash: HashShares,
     /// How each input of the tick fared here: `None` where this shard could not judge (a
     /// command for a ship it does not hold), else the verdict.
-    pub verdicts: Vec<Option<Result<(), String>>>,
+    pub verdicts: Vec<Option<InputVerdict>>,
     pub figures: ShardFigures,
 }
 
@@ -151,5 +159,8 @@ pub struct TickReport {
     /// (shard, ships it holds, what the tick cost it), in shard order.
     pub shards: Vec<(ShardId, u64, ShardFigures)>,
     /// Each of the tick's inputs' verdicts, in order.
-    pub verdicts: Vec<Result<(), String>>,
+    pub verdicts: Vec<InputVerdict>,
+    /// Each input's position in the input log, in the same order (0: setup).
+    #[serde(default)]
+    pub positions: Vec<u64>,
 }

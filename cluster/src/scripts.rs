@@ -99,6 +99,7 @@ mod tests {
             ships_alive: 0,
             inputs,
             inputs_through: 0,
+            positions: Vec::new(),
             full_hash: false,
             scripts: Vec::new(),
         }

@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use astroboids_engine::{HashCost, NetId, Simulation, StateHashExt};
 use astroboids_sim::checkpoint::ShipRecord;
 use astroboids_sim::config::UniverseConfig;
-use astroboids_sim::inputs::{WorldInput, WorldInputError, apply_input};
+use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
+use astroboids_sim::sensors::{Contact, Sensors};
 use astroboids_sim::shard::{self, ArrivalError, HaloShip, ShardScope};
-use astroboids_sim::ships::ShipIndex;
+use astroboids_sim::ships::{Owner, ShipIndex};
 use astroboids_sim::space::{SectorCoord, SpacePos, Vec2};
 use astroboids_sim::{SimOptions, build_simulation_with};
 
 use crate::assignment::{SectorAssignment, ShardId};
-use crate::messages::{Exchange, ShardFigures, TickDone, TickStart};
+use crate::messages::{Exchange, InputVerdict, ShardFigures, TickDone, TickStart};
 
 /// Where a shard is in the tick protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +69,13 @@ pub struct ShardNode {
     fence_seen: u64,
     /// This tick's start (kept for the report) and what is known so far of the exchange.
     current: Option<TickStart>,
-    verdicts: Vec<Option<Result<(), String>>>,
+    verdicts: Vec<Option<InputVerdict>>,
     received: BTreeMap<ShardId, Exchange>,
     /// Departed ships this shard's own sectors can still sense.
     own_halo: Vec<HaloShip>,
+    /// What owned ships that left this tick had sensed, by owner: their new holder has the
+    /// ships but not their contacts, and their players' views need both.
+    departed_sightings: BTreeMap<String, Vec<Contact>>,
     figures: ShardFigures,
 }
 
@@ -112,6 +116,7 @@ impl ShardNode {
             verdicts: Vec::new(),
             received: BTreeMap::new(),
             own_halo: Vec::new(),
+            departed_sightings: BTreeMap::new(),
             figures: ShardFigures::default(),
         }
     }
@@ -153,6 +158,11 @@ impl ShardNode {
 
     pub fn sim_mut(&mut self) -> &mut Simulation {
         &mut self.sim
+    }
+
+    /// What owned ships that left during the last tick had sensed, by owner.
+    pub fn departed_sightings(&self) -> &BTreeMap<String, Vec<Contact>> {
+        &self.departed_sightings
     }
 
     pub fn ships(&self) -> u64 {
@@ -229,6 +239,7 @@ impl ShardNode {
             })
             .collect();
         let world = self.sim.world_mut();
+        self.departed_sightings = departing_sightings(world);
         let departures: Vec<ShipRecord> = shard::take_departures(world);
         let mut halo = shard::border_ships(world);
         halo.extend(departures.iter().map(shard::halo_of));
@@ -371,19 +382,41 @@ impl ShardNode {
     }
 }
 
+/// The contacts of owned ships about to leave (ending the tick in a sector held elsewhere),
+/// by owner.
+fn departing_sightings(world: &mut bevy_ecs::world::World) -> BTreeMap<String, Vec<Contact>> {
+    let mut out: BTreeMap<String, Vec<Contact>> = BTreeMap::new();
+    let mut query = world.query::<(&SpacePos, &Owner, &Sensors)>();
+    for (pos, owner, sensors) in query.iter(world) {
+        if !shard::holds(world, pos.sector) {
+            out.entry(owner.0.clone())
+                .or_default()
+                .extend(sensors.contacts.iter().copied());
+        }
+    }
+    out
+}
+
 /// How an input fared on this shard: `None` when it names a ship this shard does not hold
 /// (that ship's holder judges it; if no shard holds it, the leader answers "no ship").
 fn verdict(
     world: &bevy_ecs::world::World,
     input: &WorldInput,
-    result: Result<astroboids_sim::inputs::InputOutcome, WorldInputError>,
-) -> Option<Result<(), String>> {
+    result: Result<InputOutcome, WorldInputError>,
+) -> Option<InputVerdict> {
     if let Some(ship) = named_ship(input)
         && !world.resource::<ShipIndex>().contains(ship)
     {
         return None;
     }
-    Some(result.map(|_| ()).map_err(|e| e.to_string()))
+    Some(
+        result
+            .map(|outcome| match outcome {
+                InputOutcome::Spawned(ids) => ids.into_iter().map(|id| id.0).collect(),
+                _ => Vec::new(),
+            })
+            .map_err(|e| e.to_string()),
+    )
 }
 
 /// The ship an input is about, if it is about one.

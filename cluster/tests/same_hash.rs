@@ -352,8 +352,15 @@ fn each_input_is_judged_by_the_shard_holding_its_ship() {
     assert_eq!(outcome.ships, 2);
     let holders: Vec<u64> = outcome.shards.iter().map(|s| s.1).collect();
     assert_eq!(holders, vec![1, 1], "one ship on each shard");
-    let verdicts: Vec<Result<(), String>> = outcome.verdicts;
-    assert_eq!(verdicts[..5], [Ok(()), Ok(()), Ok(()), Ok(()), Ok(())]);
+    let verdicts = outcome.verdicts;
+    // Spawns answer with the ids they made (every shard allocates them alike), so that a
+    // gateway can tell the player which ship is theirs.
+    let none = Vec::new;
+    assert_eq!(
+        verdicts[..5],
+        [Ok(none()), Ok(vec![1]), Ok(vec![2]), Ok(none()), Ok(none())]
+    );
+    assert_eq!(outcome.positions, (1..=7).collect::<Vec<u64>>());
     assert_eq!(verdicts[5], Err("no ship #99".to_string()));
     assert!(
         verdicts[6]

@@ -65,7 +65,7 @@ pub enum ServerMessage {
 }
 
 /// One tick's events for a subscribed client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TickEvents {
     pub tick: u64,
     /// (ship, line) of the client's ships' scripts.

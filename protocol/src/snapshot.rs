@@ -25,6 +25,7 @@
 //! residual (u8), bit 2 = hull (u8). A ship steering smoothly costs 1.5 bytes, one moving as
 //! predicted nothing.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The snapshot datagram format this build speaks.
@@ -40,7 +41,7 @@ pub const KIND_SHIP: u8 = 1;
 pub const KIND_ASTEROID: u8 = 2;
 
 /// What a client sees of one entity, quantized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewEntity {
     /// What it is (ship, own ship, asteroid...), as the caller numbers them.
     pub kind: u8,

@@ -18,5 +18,7 @@ pub mod monitoring;
 pub mod requests;
 pub mod serve;
 pub mod tls;
-pub mod views;
+
+/// What each player may see: built by `astroboids_views`, shared with a cluster's shards.
+pub use astroboids_views as views;
 pub mod watchdog;

@@ -56,6 +56,10 @@ pub struct HaloShip {
     pub sector: (i32, i32),
     pub local: (f32, f32),
     pub velocity: (f32, f32),
+    /// Heading and hull are not sensed; they travel so that a player's view of a ship held
+    /// elsewhere shows it as the single process would.
+    pub heading: f32,
+    pub hull: f32,
 }
 
 impl HaloShip {
@@ -76,7 +80,13 @@ pub struct HaloShips(pub Vec<HaloShip>);
 /// a new ship's state is known to everyone). Every such ship goes in: one that no local ship
 /// can reach costs a grid entry and changes nothing, since sensing looks only at the 3x3 cells
 /// around each local ship.
-pub(crate) fn note_remote_spawn(world: &mut World, id: u64, pos: SpacePos) {
+pub(crate) fn note_remote_spawn(
+    world: &mut World,
+    id: u64,
+    pos: SpacePos,
+    heading: f32,
+    hull: f32,
+) {
     let Some(mut scope) = world.get_resource_mut::<ShardScope>() else {
         return;
     };
@@ -86,6 +96,8 @@ pub(crate) fn note_remote_spawn(world: &mut World, id: u64, pos: SpacePos) {
         sector: (pos.sector.x, pos.sector.y),
         local: (pos.local.x, pos.local.y),
         velocity: (0.0, 0.0),
+        heading,
+        hull,
     };
     let mut halo = world.resource_mut::<HaloShips>();
     halo.0.push(ship);

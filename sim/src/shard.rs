@@ -33,7 +33,7 @@ use crate::physics::SectorWorlds;
 pub use crate::scope::{HaloShip, HaloShips, ShardScope, holds};
 use crate::scripts::ScriptHost;
 use crate::sectors::{SectorDelta, Sectors};
-use crate::ships::{ShipIndex, Velocity};
+use crate::ships::{Heading, Hull, ShipIndex, Velocity};
 use crate::space::{SectorCoord, SpacePos};
 
 /// Makes `world` the piece of a world that holds the sectors `scope` owns. Call it on a fresh
@@ -114,15 +114,17 @@ impl EdgeCells {
 /// in id order. Runs over every ship each tick, so it allocates only for the ships it keeps.
 pub fn border_ships(world: &mut World) -> Vec<HaloShip> {
     let edges = EdgeCells::new(world.resource::<UniverseConfig>());
-    let mut query = world.query::<(&NetId, &SpacePos, &Velocity)>();
+    let mut query = world.query::<(&NetId, &SpacePos, &Velocity, &Heading, &Hull)>();
     let mut ships: Vec<HaloShip> = query
         .iter(world)
-        .filter(|(_, pos, _)| edges.on_edge(pos.local.x) || edges.on_edge(pos.local.y))
-        .map(|(id, pos, v)| HaloShip {
+        .filter(|(_, pos, ..)| edges.on_edge(pos.local.x) || edges.on_edge(pos.local.y))
+        .map(|(id, pos, v, heading, hull)| HaloShip {
             id: id.0,
             sector: (pos.sector.x, pos.sector.y),
             local: (pos.local.x, pos.local.y),
             velocity: (v.0.x, v.0.y),
+            heading: heading.0,
+            hull: hull.0,
         })
         .collect();
     ships.sort_unstable_by_key(|s| s.id);
@@ -137,6 +139,8 @@ pub fn halo_of(record: &ShipRecord) -> HaloShip {
         sector: record.sector,
         local: record.local,
         velocity: record.velocity,
+        heading: record.heading,
+        hull: record.hull,
     }
 }
 

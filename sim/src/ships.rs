@@ -217,7 +217,7 @@ pub(crate) fn spawn_ship_as(
     if !crate::scope::holds(world, pos.sector) {
         // Another shard holds the sector: it spawns the ship under the same id (every shard
         // applies every input, so their allocators agree); here it only counts.
-        crate::scope::note_remote_spawn(world, id.0, pos);
+        crate::scope::note_remote_spawn(world, id.0, pos, wrap_angle(heading), hull);
         return Ok(id);
     }
     let entity = world

@@ -20,7 +20,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use astroboids_engine::NetId;
 use astroboids_host::PersistentWorld;
 use astroboids_host::persistent::HostError;
 use astroboids_host::recording::RecordingPlan;
@@ -29,7 +28,7 @@ use astroboids_protocol::messages::{Request, RequestError, Response, TickEvents,
 use astroboids_sim::SimTotals;
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::physics::is_checkpoint_tick;
-use astroboids_sim::scripts::{ScriptFault, ScriptFaults, ScriptLog, SlowScripts};
+use astroboids_sim::scripts::SlowScripts;
 use astroboids_sim::ships::ShipIndex;
 use astroboids_storage::StorageError;
 
@@ -39,9 +38,9 @@ pub use self::ships::spawn_point;
 use crate::accounts::{AccountError, AccountRules, Accounts, Session};
 use crate::limits::{RateLimits, RateRules};
 
-use crate::views::{Owners, PlayerView};
 use crate::watchdog::{ScriptWatchdog, WatchdogRules};
 pub use astroboids_host::recording::ReplayRules;
+use astroboids_views::{Owners, PlayerView, player_events};
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,44 +243,16 @@ impl WorldServer {
         let users: Vec<&str> = users.into_iter().collect();
         let owners = Owners::of(self.world.sim_mut().world_mut(), &users);
         let world = self.world.sim().world();
-        let tick = self.world.tick();
-        let faults: Vec<&ScriptFault> = world
-            .resource::<ScriptFaults>()
-            .recent
-            .iter()
-            .filter(|f| f.tick == tick)
-            .collect();
-        let mut out = HashMap::new();
-        for user in users {
-            let view = owners.view(world, user);
-            let mut events = TickEvents {
-                tick,
-                logs: Vec::new(),
-                faults: Vec::new(),
-                dropped_before: 0,
-            };
-            for &entity in owners.ships(user) {
-                let Some(id) = world.get::<NetId>(entity) else {
-                    continue;
-                };
-                if let Some(log) = world.get::<ScriptLog>(entity) {
-                    events.logs.extend(
-                        log.lines
-                            .iter()
-                            .filter(|l| l.tick == tick)
-                            .map(|l| (id.0, l.text.clone())),
-                    );
-                }
-                events.faults.extend(
-                    faults
-                        .iter()
-                        .filter(|f| f.ship == *id)
-                        .map(|f| (id.0, f.message.clone())),
-                );
-            }
-            out.insert(user.to_string(), (view, events));
-        }
-        out
+        users
+            .into_iter()
+            .map(|user| {
+                let view = owners.view(world, user);
+                (
+                    user.to_string(),
+                    (view, player_events(world, &owners, user)),
+                )
+            })
+            .collect()
     }
 
     /// Users kicked by an admin since the last call (their connections are to be closed).

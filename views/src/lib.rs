@@ -1,0 +1,254 @@
+//! What each player may see (fog of war): their own ships and everything those ships' sensors
+//! picked up this tick, quantized for the snapshot codec, with a priority for the byte
+//! budget (own ships first, then contacts nearest to one of them).
+//!
+//! Reads the world between ticks; the sensors stage already did the spatial work, so a view
+//! costs the player's ships times their contacts. The single server builds each subscribed
+//! player's view from its whole world; a shard of a cluster builds the pieces of every
+//! player's view that its own ships sensed, showing ships held by a neighbour from the halo
+//! it was just sent (their end-of-tick state), and the gateway merges the pieces
+//! ([`PlayerView::merge`]) into what the single server would have built.
+//!
+//! Architecture invariant: a player's view holds nothing their own ships did not sense this
+//! tick (it is built from the sensors' contacts, never from a wider query).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use bevy_ecs::prelude::*;
+
+use astroboids_engine::NetId;
+use astroboids_protocol::messages::TickEvents;
+use astroboids_protocol::snapshot::{View, ViewEntity};
+use astroboids_sim::scripts::{ScriptFaults, ScriptLog};
+use astroboids_sim::sectors::Sectors;
+use astroboids_sim::sensors::{Contact, ContactTarget, Sensors};
+use astroboids_sim::shard::HaloShips;
+use astroboids_sim::ships::{Heading, Hull, Owner, ShipIndex};
+use astroboids_sim::space::{SectorCoord, SpacePos};
+
+pub use astroboids_protocol::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
+
+/// Asteroid ids have the top bit set (ship ids never do); below it the sector's y and x (the
+/// low 23 bits of each) and the asteroid's index there. Asteroids of one sector thus get
+/// neighbouring ids and neighbouring sectors near ones, which keeps the id gaps in snapshots
+/// small (a hashed id cost up to 10 bytes per record). Sectors 2^23 apart share ids; no view
+/// spans more than a few sectors, so no client can see both.
+pub const ASTEROID_ID_BIT: u64 = 1 << 63;
+
+pub fn asteroid_id(sector: SectorCoord, index: u16) -> u64 {
+    const COORD_MASK: u64 = (1 << 23) - 1;
+    let x = u64::from(sector.x as u32) & COORD_MASK;
+    let y = u64::from(sector.y as u32) & COORD_MASK;
+    ASTEROID_ID_BIT | y << 39 | x << 16 | u64::from(index)
+}
+
+/// A player's view and the budget priority of each entity in it (lower goes first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlayerView {
+    pub view: View,
+    pub priority: BTreeMap<u64, u64>,
+}
+
+impl PlayerView {
+    /// Puts `id` in the view: an own ship stays an own ship when another of the player's
+    /// ships also senses it, and the priority is the lowest any sighting gave.
+    pub fn insert(&mut self, id: u64, entity: ViewEntity, priority: u64) {
+        let keep = self.view.get(&id).is_some_and(|e| e.kind == KIND_OWN_SHIP);
+        if !keep {
+            self.view.insert(id, entity);
+        }
+        let p = self.priority.entry(id).or_insert(priority);
+        *p = (*p).min(priority);
+    }
+
+    /// Adds another piece of the same player's view of the same tick (a cluster's shards
+    /// each build the part their ships sensed): the result is the view one process holding
+    /// every ship would have built, whatever the order the pieces come in.
+    pub fn merge(&mut self, other: PlayerView) {
+        for (id, entity) in other.view {
+            let priority = other.priority.get(&id).copied().unwrap_or(u64::MAX);
+            self.insert(id, entity, priority);
+        }
+    }
+}
+
+/// The ships of some owners, found in one pass per tick for all the views built after it.
+#[derive(Debug, Default)]
+pub struct Owners {
+    ships: HashMap<String, Vec<Entity>>,
+    halo: HashMap<u64, ViewEntity>,
+}
+
+impl Owners {
+    /// The ships of `users` (only theirs: no name is copied for anyone else's ship).
+    pub fn of(world: &mut World, users: &[&str]) -> Self {
+        let mut ships: HashMap<String, Vec<Entity>> =
+            users.iter().map(|u| (u.to_string(), Vec::new())).collect();
+        let mut query = world.query::<(Entity, &Owner)>();
+        for (entity, owner) in query.iter(world) {
+            if let Some(list) = ships.get_mut(owner.0.as_str()) {
+                list.push(entity);
+            }
+        }
+        let halo = halo_entities(world);
+        Self { ships, halo }
+    }
+
+    /// The ships of every owner (a shard builds every player's piece: it cannot know who
+    /// watches).
+    pub fn all(world: &mut World) -> Self {
+        let mut ships: HashMap<String, Vec<Entity>> = HashMap::new();
+        let mut query = world.query::<(Entity, &Owner)>();
+        for (entity, owner) in query.iter(world) {
+            ships.entry(owner.0.clone()).or_default().push(entity);
+        }
+        let halo = halo_entities(world);
+        Self { ships, halo }
+    }
+
+    /// The owners found, in name order.
+    pub fn users(&self) -> Vec<&str> {
+        let mut users: Vec<&str> = self
+            .ships
+            .iter()
+            .filter(|(_, ships)| !ships.is_empty())
+            .map(|(u, _)| u.as_str())
+            .collect();
+        users.sort_unstable();
+        users
+    }
+
+    /// `user`'s ships.
+    pub fn ships(&self, user: &str) -> &[Entity] {
+        self.ships.get(user).map_or(&[], Vec::as_slice)
+    }
+
+    /// What `user` sees now.
+    pub fn view(&self, world: &World, user: &str) -> PlayerView {
+        self.view_with(world, user, &[])
+    }
+
+    /// What `user` sees now, with `extra` contacts sensed this tick by ships of theirs no
+    /// longer here (a shard keeps what its departing ships sensed: their new holder has the
+    /// ships but not their contacts).
+    pub fn view_with(&self, world: &World, user: &str, extra: &[Contact]) -> PlayerView {
+        let mut out = PlayerView::default();
+        let own = self.ships(user);
+        for &entity in own {
+            if let Some((id, e)) = ship_entity(world, entity, KIND_OWN_SHIP) {
+                out.insert(id, e, 0);
+            }
+        }
+        let index = world.resource::<ShipIndex>();
+        let sectors = world.resource::<Sectors>();
+        let sensed = own
+            .iter()
+            .filter_map(|&entity| world.get::<Sensors>(entity))
+            .flat_map(|sensors| sensors.contacts.iter())
+            .chain(extra);
+        for contact in sensed {
+            let priority = 1 + contact.distance.max(0.0) as u64;
+            match contact.target {
+                ContactTarget::Ship(id) => {
+                    // In a shard, ships a neighbour holds are known from the halo it just
+                    // sent (their end-of-tick state, as a local ship's).
+                    let seen = index
+                        .entity(id)
+                        .and_then(|e| ship_entity(world, e, KIND_SHIP))
+                        .or_else(|| self.halo.get(&id.0).map(|e| (id.0, *e)));
+                    if let Some((id, e)) = seen {
+                        out.insert(id, e, priority);
+                    }
+                }
+                ContactTarget::Asteroid { sector, index: i } => {
+                    let asteroid = sectors.get(sector).and_then(|s| {
+                        s.asteroids
+                            .binary_search_by_key(&i, |a| a.index)
+                            .ok()
+                            .map(|at| &s.asteroids[at])
+                    });
+                    // Contacts come from loaded sectors only; a missing one is skipped.
+                    let Some(a) = asteroid else {
+                        continue;
+                    };
+                    let entity = ViewEntity::quantize(
+                        KIND_ASTEROID,
+                        (sector.x, sector.y),
+                        (a.local.x, a.local.y),
+                        0.0,
+                        a.radius,
+                    );
+                    out.insert(asteroid_id(sector, i), entity, priority);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn ship_entity(world: &World, entity: Entity, kind: u8) -> Option<(u64, ViewEntity)> {
+    let id = world.get::<NetId>(entity)?;
+    let pos = world.get::<SpacePos>(entity)?;
+    let heading = world.get::<Heading>(entity).map_or(0.0, |h| h.0);
+    let hull = world.get::<Hull>(entity).map_or(0.0, |h| h.0);
+    Some((
+        id.0,
+        ViewEntity::quantize(
+            kind,
+            (pos.sector.x, pos.sector.y),
+            (pos.local.x, pos.local.y),
+            heading,
+            hull,
+        ),
+    ))
+}
+
+/// Ships a neighbouring shard holds, as its halo has them (empty in a whole world).
+fn halo_entities(world: &World) -> HashMap<u64, ViewEntity> {
+    world
+        .get_resource::<HaloShips>()
+        .map(|h| {
+            h.0.iter()
+                .map(|s| {
+                    let entity =
+                        ViewEntity::quantize(KIND_SHIP, s.sector, s.local, s.heading, s.hull);
+                    (s.id, entity)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// This tick's log lines and faults of `user`'s ships, in ship order as [`Owners`] found them.
+pub fn player_events(world: &World, owners: &Owners, user: &str) -> TickEvents {
+    let tick = world.resource::<astroboids_engine::Tick>().0;
+    let mut events = TickEvents {
+        tick,
+        logs: Vec::new(),
+        faults: Vec::new(),
+        dropped_before: 0,
+    };
+    let faults = &world.resource::<ScriptFaults>().recent;
+    for &entity in owners.ships(user) {
+        let Some(id) = world.get::<NetId>(entity) else {
+            continue;
+        };
+        if let Some(log) = world.get::<ScriptLog>(entity) {
+            events.logs.extend(
+                log.lines
+                    .iter()
+                    .filter(|l| l.tick == tick)
+                    .map(|l| (id.0, l.text.clone())),
+            );
+        }
+        events.faults.extend(
+            faults
+                .iter()
+                .filter(|f| f.tick == tick && f.ship == *id)
+                .map(|f| (id.0, f.message.clone())),
+        );
+    }
+    events
+}
