@@ -1,7 +1,9 @@
-//! `astroboids loadgen`: N bot players against one server. Each registers, uploads a script
-//! and spawns a ship flown by it; once all are set up, each subscribes and counts what arrives: snapshot bytes per
-//! second, snapshot delay (arrival against the tick's place on the tick clock, relative to the
-//! fastest snapshot seen) and errors.
+//! `astroboids loadgen`: N bot players against one server, or spread in turn over several
+//! (the gateways of a cluster; each bot is given all of them, its own first, to fail over
+//! to). Each registers, uploads a script and spawns a ship flown by it; once all are set up,
+//! each subscribes and counts what arrives: snapshot bytes per second, snapshot delay
+//! (arrival against the tick's place on the tick clock, relative to the fastest snapshot
+//! seen) and errors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +17,9 @@ use astroboids_net::quic::Fingerprint;
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    pub server: SocketAddr,
+    /// The server, or the gateways of a cluster (at least one); bot `i` starts at
+    /// `servers[i % len]`.
+    pub servers: Vec<SocketAddr>,
     pub fingerprint: Fingerprint,
     pub clients: usize,
     /// How long every bot listens once all are set up.
@@ -134,8 +138,19 @@ struct BotResult {
     errors: Vec<String>,
 }
 
+/// Bot `i`'s addresses: all of the plan's, starting at its own (round robin).
+fn bot_servers(servers: &[SocketAddr], i: usize) -> Vec<SocketAddr> {
+    let first = i % servers.len().max(1);
+    servers[first..]
+        .iter()
+        .chain(&servers[..first])
+        .copied()
+        .collect()
+}
+
 async fn set_up(plan: &LoadPlan, i: usize) -> Result<Client, String> {
-    let mut client = Client::connect(plan.server, plan.fingerprint, "astroboids-loadgen")
+    let servers = bot_servers(&plan.servers, i);
+    let mut client = Client::connect_any(&servers, plan.fingerprint, "astroboids-loadgen")
         .await
         .map_err(|e| e.to_string())?;
     let user = format!("{}{i}", plan.name_prefix);
@@ -248,5 +263,24 @@ fn summarize(plan: &LoadPlan, setup_s: f64, results: &[BotResult]) -> LoadReport
         datagrams_dropped: results.iter().map(|r| r.datagrams_dropped).sum(),
         errors: errors.len() as u64,
         error_samples: errors.into_iter().take(5).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bots_start_at_the_servers_in_turn_and_have_all_of_them() {
+        let servers: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let [a, b, c] = [servers[0], servers[1], servers[2]];
+        assert_eq!(bot_servers(&servers, 0), vec![a, b, c]);
+        assert_eq!(bot_servers(&servers, 1), vec![b, c, a]);
+        assert_eq!(bot_servers(&servers, 2), vec![c, a, b]);
+        assert_eq!(bot_servers(&servers, 3), vec![a, b, c]);
+        assert_eq!(bot_servers(&servers[..1], 5), vec![a]);
     }
 }

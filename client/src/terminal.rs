@@ -18,10 +18,19 @@ use crate::watch::{Key, KeyAction, Trouble, WatchApp};
 /// Where and who.
 #[derive(Debug, Clone)]
 pub struct WatchTarget {
-    pub server: SocketAddr,
+    /// One address, or the gateways of a cluster (the first that answers is used).
+    pub servers: Vec<SocketAddr>,
     pub fingerprint: Fingerprint,
     pub user: String,
     pub token: Token,
+}
+
+impl WatchTarget {
+    /// The addresses as `--server` takes them.
+    fn servers_text(&self) -> String {
+        let addrs: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
+        addrs.join(",")
+    }
 }
 
 const CLIENT_NAME: &str = concat!("astroboids-watch ", env!("CARGO_PKG_VERSION"));
@@ -79,7 +88,7 @@ async fn watch(
     terminal: &mut ratatui::DefaultTerminal,
     mut keys: tokio::sync::mpsc::UnboundedReceiver<Key>,
 ) -> std::io::Result<()> {
-    let mut app = WatchApp::new(&target.server.to_string(), &target.user, 1000.0);
+    let mut app = WatchApp::new(&target.servers_text(), &target.user, 1000.0);
     loop {
         match session(target, &mut app, terminal, &mut keys).await? {
             Outcome::Quit => return Ok(()),
@@ -104,7 +113,7 @@ async fn watch(
 
 fn unreachable(target: &WatchTarget, e: &impl Display) -> Trouble {
     Trouble::Unreachable {
-        server: target.server.to_string(),
+        server: target.servers_text(),
         reason: e.to_string(),
     }
 }
@@ -116,7 +125,8 @@ async fn session(
     terminal: &mut ratatui::DefaultTerminal,
     keys: &mut tokio::sync::mpsc::UnboundedReceiver<Key>,
 ) -> std::io::Result<Outcome> {
-    let mut client = match Client::connect(target.server, target.fingerprint, CLIENT_NAME).await {
+    let connected = Client::connect_any(&target.servers, target.fingerprint, CLIENT_NAME).await;
+    let mut client = match connected {
         Ok(client) => client,
         Err(e) => {
             app.trouble = Some(unreachable(target, &e));
@@ -142,7 +152,7 @@ async fn session(
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             app.trouble = Some(Trouble::Unreachable {
-                server: target.server.to_string(),
+                server: target.servers_text(),
                 reason: format!("the server refused live snapshots: {e}"),
             });
             return Ok(Outcome::Reconnect);

@@ -2,7 +2,9 @@
 //!
 //! The server's address, its pinned certificate fingerprint, the user name and the session
 //! token are kept in `client.toml` in the config directory (owner-only permissions), written
-//! by `register`/`login` and read by every other command.
+//! by `register`/`login` and read by every other command. The address may be several,
+//! separated by commas (the gateways of a cluster): the client uses the first that answers
+//! and goes on through the others when it fails.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +29,8 @@ const CLIENT_NAME: &str = concat!("astroboids-client ", env!("CARGO_PKG_VERSION"
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientConfig {
-    server: Option<SocketAddr>,
+    /// One address, or several separated by commas (as `--server` takes them).
+    server: Option<String>,
     fingerprint: Option<String>,
     user: Option<String>,
     token: Option<String>,
@@ -84,16 +87,22 @@ impl ConfigFile {
     }
 
     /// `--server`/`--fingerprint` when given (remembered), else the saved ones.
-    fn server(&mut self, args: &ServerArgs) -> Result<(SocketAddr, Fingerprint)> {
-        if let Some(server) = args.server {
-            self.config.server = Some(server);
+    fn server(&mut self, args: &ServerArgs) -> Result<(Vec<SocketAddr>, Fingerprint)> {
+        if !args.server.is_empty() {
+            self.config.server = Some(join_addrs(&args.server));
         }
         if let Some(fingerprint) = &args.fingerprint {
             self.config.fingerprint = Some(fingerprint.clone());
         }
-        let server = self.config.server.context(
+        let server = self.config.server.as_deref().context(
             "which server? pass --server ADDR --fingerprint SHA256 (as `astroboids serve` prints them)",
         )?;
+        let servers = parse_addrs(server).with_context(|| {
+            format!(
+                "{}: the saved server {server:?} is not ADDR[,ADDR...] (pass --server again)",
+                self.path.display()
+            )
+        })?;
         let fingerprint = self
             .config
             .fingerprint
@@ -101,14 +110,35 @@ impl ConfigFile {
             .context("pass --fingerprint SHA256 (as `astroboids serve` prints it): the client trusts only that certificate")?
             .parse::<Fingerprint>()
             .map_err(|e| anyhow::anyhow!("--fingerprint: {e}"))?;
-        Ok((server, fingerprint))
+        Ok((servers, fingerprint))
     }
+}
+
+/// Addresses as `--server` takes them: separated by commas.
+fn join_addrs(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The addresses of `join_addrs` (at least one).
+fn parse_addrs(text: &str) -> Result<Vec<SocketAddr>> {
+    let addrs = text
+        .split(',')
+        .map(|a| a.trim().parse::<SocketAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        bail!("no address");
+    }
+    Ok(addrs)
 }
 
 /// `astroboids watch`: the terminal live view with the saved login.
 pub fn watch(args: &crate::cli::WatchArgs) -> Result<()> {
     let mut config = ConfigFile::open(args.config_dir.as_deref())?;
-    let (server, fingerprint) = config.server(&ServerArgs::default())?;
+    let (servers, fingerprint) = config.server(&ServerArgs::default())?;
     let token = config
         .config
         .token
@@ -116,7 +146,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> Result<()> {
         .context("not logged in: run `astroboids client login --user NAME` first")?;
     let user = config.config.user.clone().unwrap_or_default();
     astroboids_client::terminal::run(astroboids_client::terminal::WatchTarget {
-        server,
+        servers,
         fingerprint,
         user,
         token: Token(token),
@@ -365,8 +395,8 @@ fn explain(error: ClientError) -> anyhow::Error {
 }
 
 async fn connect(config: &mut ConfigFile, args: &ServerArgs) -> Result<Client> {
-    let (server, fingerprint) = config.server(args)?;
-    Ok(Client::connect(server, fingerprint, CLIENT_NAME).await?)
+    let (servers, fingerprint) = config.server(args)?;
+    Ok(Client::connect_any(&servers, fingerprint, CLIENT_NAME).await?)
 }
 
 async fn connect_with_password(
@@ -614,6 +644,28 @@ mod tests {
     use astroboids_net::quic::QuicError;
 
     use super::*;
+
+    #[test]
+    fn the_saved_server_is_one_address_as_before_or_several() {
+        let before: ClientConfig =
+            toml::from_str("server = \"127.0.0.1:4433\"\nfingerprint = \"ab\"\n").unwrap();
+        let one: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        assert_eq!(
+            parse_addrs(before.server.as_deref().unwrap()).unwrap(),
+            vec![one]
+        );
+        assert_eq!(
+            join_addrs(&[one]),
+            "127.0.0.1:4433",
+            "a file older clients read"
+        );
+        let several: Vec<SocketAddr> = vec![
+            "127.0.0.1:7777".parse().unwrap(),
+            "[::1]:7778".parse().unwrap(),
+        ];
+        assert_eq!(parse_addrs(&join_addrs(&several)).unwrap(), several);
+        assert!(parse_addrs("127.0.0.1:7777,elsewhere").is_err());
+    }
 
     #[test]
     fn a_refused_session_tells_the_player_to_log_in_again() {

@@ -101,21 +101,21 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
     if args.clients == 0 {
         bail!("--clients: at least 1");
     }
-    let (own, server, fingerprint) = match (&args.server, &args.fingerprint) {
-        (Some(server), Some(fingerprint)) => (
+    let (own, servers, fingerprint) = match (args.server.is_empty(), &args.fingerprint) {
+        (false, Some(fingerprint)) => (
             None,
-            *server,
+            args.server.clone(),
             fingerprint
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--fingerprint: {e}"))?,
         ),
         _ => {
             let (own, addr, fingerprint) = OwnServer::start(args.clients)?;
-            (Some(own), addr, fingerprint)
+            (Some(own), vec![addr], fingerprint)
         }
     };
     let plan = LoadPlan {
-        server,
+        servers,
         fingerprint,
         clients: args.clients,
         measure: Duration::from_secs(args.seconds.max(1)),

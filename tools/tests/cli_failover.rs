@@ -73,6 +73,17 @@ fn start_server(data: &Path) -> Server {
     }
 }
 
+fn run_ok(config_dir: &Path, args: &[&str]) -> String {
+    let out = astroboids(config_dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "astroboids {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
     let root = fresh_dir("cli-failover");
@@ -87,6 +98,7 @@ fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
     let b = start_server(&data_b);
     assert_eq!(a.fingerprint, b.fingerprint, "one identity");
     let pin: Fingerprint = a.fingerprint.parse().unwrap();
+    let servers = format!("{},{}", a.addr, b.addr);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,6 +124,34 @@ fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
     a.child.kill().unwrap();
     a.child.wait().unwrap();
 
+    // Meanwhile the command line, given both (and remembering both), skips the dead one.
+    let config_dir = root.join("cli");
+    let cli = {
+        let (config_dir, servers, fingerprint) =
+            (config_dir.clone(), servers.clone(), a.fingerprint.clone());
+        std::thread::spawn(move || {
+            let out = run_ok(
+                &config_dir,
+                &[
+                    "client",
+                    "register",
+                    "--server",
+                    &servers,
+                    "--fingerprint",
+                    &fingerprint,
+                    "--user",
+                    "carol",
+                ],
+            );
+            assert!(out.contains("logged in as carol"), "{out}");
+            let saved = std::fs::read_to_string(config_dir.join("client.toml")).unwrap();
+            assert!(saved.contains(&servers), "both servers remembered: {saved}");
+            // Saved settings only: the list is used again.
+            let out = run_ok(&config_dir, &["client", "spawn"]);
+            assert!(out.contains("ship"), "{out}");
+        })
+    };
+
     runtime.block_on(async {
         client
             .call(calls::Register {
@@ -133,4 +173,5 @@ fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
         assert_eq!(client.reconnects(), 1);
         client.close().await;
     });
+    cli.join().expect("the command line failed over too");
 }

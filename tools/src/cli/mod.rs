@@ -152,10 +152,17 @@ pub struct SectorsCompareArgs {
 pub struct LoadgenArgs {
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
-    /// A running server (with --fingerprint); default: start one in a temporary directory,
-    /// with limits raised for the bots, and report its CPU and tick times too.
-    #[arg(long, requires = "fingerprint")]
-    pub server: Option<std::net::SocketAddr>,
+    /// A running server (with --fingerprint), or several separated by commas (the gateways
+    /// of a cluster: bots are spread over them in turn, each with all of them to fail over
+    /// to); default: start one in a temporary directory, with limits raised for the bots,
+    /// and report its CPU and tick times too.
+    #[arg(
+        long,
+        requires = "fingerprint",
+        value_delimiter = ',',
+        value_name = "ADDR[,ADDR...]"
+    )]
+    pub server: Vec<std::net::SocketAddr>,
     #[arg(long)]
     pub fingerprint: Option<String>,
     /// Seconds every bot listens once all are set up.
@@ -268,9 +275,10 @@ pub struct ClientArgs {
 
 #[derive(Debug, Default, Args)]
 pub struct ServerArgs {
-    /// The server's address (saved for later commands).
-    #[arg(long)]
-    pub server: Option<std::net::SocketAddr>,
+    /// The server's address, or several separated by commas (the gateways of a cluster:
+    /// the first that answers is used, the others when it fails); saved for later commands.
+    #[arg(long, value_delimiter = ',', value_name = "ADDR[,ADDR...]")]
+    pub server: Vec<std::net::SocketAddr>,
     /// The server certificate's SHA-256 fingerprint, as `astroboids serve` prints it (saved).
     #[arg(long)]
     pub fingerprint: Option<String>,
