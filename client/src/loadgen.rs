@@ -3,7 +3,8 @@
 //! to). Each registers, uploads a script and spawns a ship flown by it; once all are set up,
 //! each subscribes and counts what arrives: snapshot bytes per second, snapshot delay
 //! (arrival against the tick's place on the tick clock, relative to the fastest snapshot
-//! seen) and errors.
+//! seen), gaps between snapshots (how long the world stood still for a bot: after a server
+//! or shard is killed, the time until it resumes), reconnects and errors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,13 @@ pub struct LoadReport {
     pub events: u64,
     /// Datagrams the bots dropped on purpose (`LoadPlan::datagram_loss`).
     pub datagrams_dropped: u64,
+    /// Milliseconds: the longest any bot went without a snapshot while measuring (between
+    /// two, or from the start to its first or from its last to the end), and the 99th
+    /// percentile of the times between consecutive snapshots of one bot, over all bots.
+    pub gap_ms_max: f64,
+    pub gap_ms_p99: f64,
+    /// Connections the bots' clients replaced after losing one (setup and measuring).
+    pub reconnects: u64,
     pub errors: u64,
     /// The first few errors, for the report.
     pub error_samples: Vec<String>,
@@ -135,6 +143,11 @@ struct BotResult {
     events: u64,
     datagrams_dropped: u64,
     delays_ms: Vec<f64>,
+    /// Between consecutive snapshots.
+    gaps_ms: Vec<f64>,
+    /// The longest stretch without a snapshot, the ends of the measurement included.
+    max_gap_ms: f64,
+    reconnects: u64,
     errors: Vec<String>,
 }
 
@@ -207,6 +220,7 @@ async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) 
     // Arrival minus the tick's place on the tick clock: its minimum is the fastest path, and
     // what a snapshot takes beyond it is its delay.
     let mut offsets_ms = Vec::new();
+    let mut arrivals_ms = Vec::new();
     while started.elapsed() < measure {
         let left = measure.saturating_sub(started.elapsed());
         match tokio::time::timeout(left, client.next_update()).await {
@@ -215,6 +229,7 @@ async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) 
                 result.snapshots += 1;
                 progress.snapshots.fetch_add(1, Ordering::Relaxed);
                 let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
+                arrivals_ms.push(arrival_ms);
                 offsets_ms.push(arrival_ms - tick as f64 * period.as_secs_f64() * 1000.0);
             }
             Ok(Ok(Update::Events(_))) => result.events += 1,
@@ -226,12 +241,24 @@ async fn listen(mut client: Client, measure: Duration, progress: &LoadProgress) 
         }
     }
     result.seconds = started.elapsed().as_secs_f64();
+    (result.gaps_ms, result.max_gap_ms) = gaps(&arrivals_ms, result.seconds * 1000.0);
+    result.reconnects = client.reconnects();
     result.bytes = client.datagram_bytes_received() - bytes_before;
     result.datagrams_dropped = client.datagrams_dropped();
     let fastest = offsets_ms.iter().copied().fold(f64::INFINITY, f64::min);
     result.delays_ms = offsets_ms.iter().map(|o| o - fastest).collect();
     client.close().await;
     result
+}
+
+/// The times between consecutive `arrivals_ms` (since the start, ascending), and the
+/// longest stretch without one from the start (0) to `end_ms`.
+fn gaps(arrivals_ms: &[f64], end_ms: f64) -> (Vec<f64>, f64) {
+    let between: Vec<f64> = arrivals_ms.windows(2).map(|w| w[1] - w[0]).collect();
+    let first = arrivals_ms.first().copied().unwrap_or(end_ms);
+    let last = arrivals_ms.last().map_or(0.0, |&l| end_ms - l);
+    let max = between.iter().copied().fold(first.max(last), f64::max);
+    (between, max)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -249,6 +276,8 @@ fn summarize(plan: &LoadPlan, setup_s: f64, results: &[BotResult]) -> LoadReport
         .collect();
     let mut delays: Vec<f64> = results.iter().flat_map(|r| r.delays_ms.clone()).collect();
     delays.sort_by(f64::total_cmp);
+    let mut gaps: Vec<f64> = results.iter().flat_map(|r| r.gaps_ms.clone()).collect();
+    gaps.sort_by(f64::total_cmp);
     let errors: Vec<String> = results.iter().flat_map(|r| r.errors.clone()).collect();
     LoadReport {
         clients: plan.clients,
@@ -261,6 +290,9 @@ fn summarize(plan: &LoadPlan, setup_s: f64, results: &[BotResult]) -> LoadReport
         delay_ms_p99: percentile(&delays, 0.99),
         events: results.iter().map(|r| r.events).sum(),
         datagrams_dropped: results.iter().map(|r| r.datagrams_dropped).sum(),
+        gap_ms_max: results.iter().map(|r| r.max_gap_ms).fold(0.0, f64::max),
+        gap_ms_p99: percentile(&gaps, 0.99),
+        reconnects: results.iter().map(|r| r.reconnects).sum(),
         errors: errors.len() as u64,
         error_samples: errors.into_iter().take(5).collect(),
     }
@@ -282,5 +314,20 @@ mod tests {
         assert_eq!(bot_servers(&servers, 2), vec![c, a, b]);
         assert_eq!(bot_servers(&servers, 3), vec![a, b, c]);
         assert_eq!(bot_servers(&servers[..1], 5), vec![a]);
+    }
+
+    #[test]
+    fn gaps_are_between_snapshots_and_the_longest_counts_the_ends() {
+        let (between, max) = gaps(&[100.0, 200.0, 1_700.0, 1_800.0], 2_000.0);
+        assert_eq!(between, vec![100.0, 1_500.0, 100.0]);
+        assert_eq!(max, 1_500.0);
+        // The world stopped for this bot and never came back while measuring.
+        let (between, max) = gaps(&[100.0, 200.0], 5_000.0);
+        assert_eq!(between, vec![100.0]);
+        assert_eq!(max, 4_800.0);
+        // Nothing at all: the whole measurement.
+        assert_eq!(gaps(&[], 2_000.0), (vec![], 2_000.0));
+        // A late first snapshot.
+        assert_eq!(gaps(&[900.0], 1_000.0).1, 900.0);
     }
 }

@@ -197,6 +197,9 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
                 "snapshot_delay_ms_p99": report.delay_ms_p99,
                 "events": report.events,
                 "datagrams_dropped": report.datagrams_dropped,
+                "snapshot_gap_ms_max": report.gap_ms_max,
+                "snapshot_gap_ms_p99": report.gap_ms_p99,
+                "reconnects": report.reconnects,
                 "errors": report.errors,
                 "error_samples": report.error_samples,
                 "server_cpu_cores": server_cpu,
@@ -215,9 +218,14 @@ pub fn run_loadgen(args: &LoadgenArgs) -> Result<()> {
             report.delay_ms_p50, report.delay_ms_p99
         );
         println!(
+            "snapshot gaps      max {:.0} ms, p99 {:.0} ms (a bot's time between snapshots)",
+            report.gap_ms_max, report.gap_ms_p99
+        );
+        println!(
             "snapshots          {} (and {} ticks of events)",
             report.snapshots, report.events
         );
+        println!("reconnects         {}", report.reconnects);
         if report.datagrams_dropped > 0 {
             println!(
                 "dropped            {} datagrams on purpose (--drop-datagrams)",

@@ -10,7 +10,7 @@ use common::{astroboids, fresh_dir};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use astroboids_net::quic::Fingerprint;
 
 struct Server {
     child: Child,
+    data: PathBuf,
     addr: SocketAddr,
     fingerprint: String,
 }
@@ -68,6 +69,7 @@ fn start_server(data: &Path) -> Server {
     std::thread::spawn(move || while rx.recv().is_ok() {});
     Server {
         child,
+        data: data.to_path_buf(),
         addr: addr.unwrap(),
         fingerprint: fingerprint.unwrap(),
     }
@@ -84,11 +86,10 @@ fn run_ok(config_dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
-    let root = fresh_dir("cli-failover");
+/// Two servers with one identity (one fingerprint) under `root`.
+fn two_servers(root: &Path) -> (Server, Server) {
     let (data_a, data_b) = (root.join("a"), root.join("b"));
-    let mut a = start_server(&data_a);
+    let a = start_server(&data_a);
     // The second server gets the first one's identity (one fingerprint for both): its
     // world is made on a first start, then its certificate replaced.
     drop(start_server(&data_b));
@@ -97,6 +98,13 @@ fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
     }
     let b = start_server(&data_b);
     assert_eq!(a.fingerprint, b.fingerprint, "one identity");
+    (a, b)
+}
+
+#[test]
+fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
+    let root = fresh_dir("cli-failover");
+    let (mut a, b) = two_servers(&root);
     let pin: Fingerprint = a.fingerprint.parse().unwrap();
     let servers = format!("{},{}", a.addr, b.addr);
 
@@ -174,4 +182,51 @@ fn a_client_goes_on_through_another_server_when_its_server_is_killed() {
         client.close().await;
     });
     cli.join().expect("the command line failed over too");
+}
+
+/// `loadgen` over two servers: the bots are spread over both and report how long they went
+/// without a snapshot.
+#[test]
+fn loadgen_spreads_bots_over_several_servers_and_reports_gaps() {
+    let root = fresh_dir("cli-failover-loadgen");
+    let (a, b) = two_servers(&root);
+    let servers = format!("{},{}", a.addr, b.addr);
+    let out = run_ok(
+        &root,
+        &[
+            "loadgen",
+            "--server",
+            &servers,
+            "--fingerprint",
+            &a.fingerprint,
+            "--clients",
+            "4",
+            "--seconds",
+            "3",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["reconnects"], 0, "{report}");
+    // 10 Hz: a snapshot every 100 ms, a few slower on a busy machine; never a second.
+    let (max, p99) = (
+        report["snapshot_gap_ms_max"].as_f64().unwrap(),
+        report["snapshot_gap_ms_p99"].as_f64().unwrap(),
+    );
+    assert!(p99 > 0.0 && p99 <= max && max < 1_000.0, "{report}");
+    // Round robin: bots 0 and 2 on the first server, 1 and 3 on the second.
+    let (data_a, data_b) = (a.data.clone(), b.data.clone());
+    drop((a, b));
+    for (data, mine) in [(data_a, ["x0 ", "x2 "]), (data_b, ["x1 ", "x3 "])] {
+        let out = run_ok(
+            &root,
+            &["admin", "--data", data.to_str().unwrap(), "accounts"],
+        );
+        let bots: Vec<&str> = out.lines().filter(|l| l.starts_with("bot")).collect();
+        assert_eq!(bots.len(), 2, "{out}");
+        for (bot, suffix) in bots.iter().zip(mine) {
+            assert!(bot.contains(suffix), "{out}");
+        }
+    }
 }
