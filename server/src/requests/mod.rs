@@ -41,6 +41,7 @@ use crate::limits::{RateLimits, RateRules};
 use crate::watchdog::{ScriptWatchdog, WatchdogRules};
 pub use astroboids_host::recording::ReplayRules;
 use astroboids_views::{Owners, PlayerView, player_events};
+use tracing::warn;
 
 /// Limits on what players may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,11 @@ impl WorldServer {
         // A world opened at a checkpoint tick starts recording at once.
         let (world, started) = WorldRunner::new(world, plan);
         if let Some(error) = started.error {
-            eprintln!("warning: the live recording did not start: {error}");
+            warn!(
+                tick = world.tick(),
+                %error,
+                "the live recording did not start; the world runs on without it"
+            );
         }
         Self {
             world,
