@@ -48,7 +48,60 @@ pub struct ShardViews {
     pub shard: ShardId,
     /// Shards in the plan: pieces from this many make the tick complete.
     pub shards: u32,
+    /// A shard's pieces too large for one message travel in `parts` parts (see
+    /// [`split_views`]), numbered from 0.
+    pub part: u32,
+    pub parts: u32,
     pub players: Vec<PlayerPiece>,
+}
+
+/// Cuts `views` into parts of at most `max_bytes` encoded (postcard) each, players whole. A
+/// player whose piece alone is larger is left out (their view of this tick is lost, and
+/// counted in the second value): a shard never sends what the bus would refuse.
+pub fn split_views(mut views: ShardViews, max_bytes: usize) -> (Vec<ShardViews>, usize) {
+    const HEADER_BYTES: usize = 64;
+    let budget = max_bytes.saturating_sub(HEADER_BYTES);
+    let mut parts: Vec<Vec<PlayerPiece>> = vec![Vec::new()];
+    let (mut used, mut left_out) = (0, 0);
+    for piece in std::mem::take(&mut views.players) {
+        let size = postcard::to_allocvec(&piece).map_or(usize::MAX, |b| b.len());
+        if size > budget {
+            left_out += 1;
+            continue;
+        }
+        if used + size > budget {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += size;
+        parts.last_mut().expect("one part at least").push(piece);
+    }
+    let count = parts.len() as u32;
+    let out = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, players)| ShardViews {
+            part: i as u32,
+            parts: count,
+            players,
+            ..views.clone_header()
+        })
+        .collect();
+    (out, left_out)
+}
+
+impl ShardViews {
+    fn clone_header(&self) -> ShardViews {
+        ShardViews {
+            epoch: self.epoch,
+            tick: self.tick,
+            shard: self.shard,
+            shards: self.shards,
+            part: 0,
+            parts: 1,
+            players: Vec::new(),
+        }
+    }
 }
 
 /// The pieces of every player with ships on `node`, after its tick finished (exchange taken
@@ -85,6 +138,8 @@ pub fn shard_views(node: &mut ShardNode, epoch: u64, shards: u32) -> ShardViews 
         tick,
         shard,
         shards,
+        part: 0,
+        parts: 1,
         players,
     }
 }
@@ -110,7 +165,19 @@ pub struct MergedTick {
 #[derive(Debug, Default)]
 struct Pending {
     shards: u32,
-    pieces: BTreeMap<ShardId, Vec<PlayerPiece>>,
+    /// Parts received, by shard and part; and how many parts each shard sends.
+    pieces: BTreeMap<ShardId, BTreeMap<u32, Vec<PlayerPiece>>>,
+    parts: BTreeMap<ShardId, u32>,
+}
+
+impl Pending {
+    fn complete(&self) -> bool {
+        self.pieces.len() >= self.shards as usize
+            && self
+                .pieces
+                .iter()
+                .all(|(shard, parts)| self.parts.get(shard) == Some(&(parts.len() as u32)))
+    }
 }
 
 /// A gateway's side: takes shards' pieces in any order and hands out each tick once every
@@ -137,15 +204,24 @@ impl ViewMerger {
 
     /// Takes one shard's pieces; returns the tick when they complete it.
     pub fn push(&mut self, views: ShardViews) -> Option<MergedTick> {
-        if self.last.is_some_and(|last| views.tick <= last) || views.shard >= views.shards {
+        if self.last.is_some_and(|last| views.tick <= last)
+            || views.shard >= views.shards
+            || views.part >= views.parts
+        {
             return None;
         }
         let key = (views.tick, views.epoch);
         let pending = self.pending.entry(key).or_default();
         pending.shards = views.shards;
+        pending.parts.insert(views.shard, views.parts);
         // A repeat changes nothing: the first copy stands.
-        pending.pieces.entry(views.shard).or_insert(views.players);
-        if pending.pieces.len() < pending.shards as usize {
+        pending
+            .pieces
+            .entry(views.shard)
+            .or_default()
+            .entry(views.part)
+            .or_insert(views.players);
+        if !pending.complete() {
             while self.pending.len() > MAX_PENDING_TICKS {
                 self.pending.pop_first();
                 self.dropped += 1;
@@ -163,8 +239,8 @@ impl ViewMerger {
 
 fn merge(epoch: u64, tick: u64, pending: Pending) -> MergedTick {
     let mut players: BTreeMap<String, MergedPlayer> = BTreeMap::new();
-    for (shard, pieces) in pending.pieces {
-        for piece in pieces {
+    for (shard, parts) in pending.pieces {
+        for piece in parts.into_values().flatten() {
             let player = players.entry(piece.user).or_insert_with(|| MergedPlayer {
                 events: TickEvents {
                     tick,

@@ -152,6 +152,8 @@ fn a_merger_hands_out_each_tick_once_and_gives_up_on_lost_pieces() {
         tick,
         shard,
         shards: 2,
+        part: 0,
+        parts: 1,
         players: Vec::new(),
     };
     let mut merger = ViewMerger::default();
@@ -180,4 +182,57 @@ fn a_merger_hands_out_each_tick_once_and_gives_up_on_lost_pieces() {
     assert_eq!(merger.dropped(), 1 + 2 * MAX_PENDING_TICKS as u64);
     // A piece claiming a shard outside its plan is ignored.
     assert!(merger.push(piece(2, 200, 5)).is_none());
+}
+
+#[test]
+fn large_pieces_travel_in_parts_that_merge_whole() {
+    use astroboids_cluster::live::{PlayerPiece, ShardViews, split_views};
+    use astroboids_protocol::snapshot::ViewEntity;
+    let piece = |user: &str, entities: u64| {
+        let mut view = PlayerView::default();
+        for id in 0..entities {
+            view.insert(
+                id,
+                ViewEntity::quantize(KIND_SHIP, (0, 0), (1.0, 1.0), 0.0, 1.0),
+                id,
+            );
+        }
+        PlayerPiece {
+            user: user.to_owned(),
+            view,
+            events: TickEvents::default(),
+            ships: vec![1],
+        }
+    };
+    let views = |shard| ShardViews {
+        epoch: 1,
+        tick: 4,
+        shard,
+        shards: 2,
+        part: 0,
+        parts: 1,
+        players: (0..40).map(|i| piece(&format!("p{i}"), 20)).collect(),
+    };
+    let whole_size = postcard::to_allocvec(&views(0)).unwrap().len();
+    let (parts, left_out) = split_views(views(0), whole_size / 3);
+    assert_eq!(left_out, 0);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    for part in &parts {
+        assert!(postcard::to_allocvec(part).unwrap().len() <= whole_size / 3);
+    }
+    let mut merger = ViewMerger::default();
+    let (other, _) = split_views(views(1), usize::MAX);
+    assert!(merger.push(other[0].clone()).is_none());
+    // The parts in reverse order; the tick completes with the last one.
+    let count = parts.len();
+    let mut merged = None;
+    for (i, part) in parts.into_iter().rev().enumerate() {
+        merged = merger.push(part);
+        assert_eq!(merged.is_some(), i + 1 == count);
+    }
+    assert_eq!(merged.unwrap().players.len(), 40);
+    // A piece too large for any message is left out, and counted.
+    let (parts, left_out) = split_views(views(0), 200);
+    assert_eq!(left_out, 40);
+    assert!(parts.iter().all(|p| p.players.is_empty()));
 }

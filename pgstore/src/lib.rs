@@ -49,8 +49,13 @@ pub struct Limits {
     pub max_answer_bytes: usize,
     /// Answers kept per (session, client instance), newest kept (`ResumeLimits`).
     pub answers_per_instance: usize,
-    /// How long a request's answer, or its claim while in flight, is kept (`ResumeLimits`).
+    /// How long a request's answer is kept (`ResumeLimits`).
     pub resume_keep_s: u64,
+    /// How long a claim on a request in flight holds: past it, another gateway may claim the
+    /// request again (its gateway may be gone). Carrying a request out must take less; world
+    /// inputs are deduplicated by the input log whatever happens, so a second claimant gets
+    /// the first one's verdict.
+    pub claim_ttl_s: u64,
     /// Who is waiting for an answer (a gateway's name for a connection), in bytes (the schema
     /// allows 256 at most).
     pub max_waiting_bytes: usize,
@@ -66,6 +71,7 @@ impl Default for Limits {
             max_answer_bytes: 16 << 20,
             answers_per_instance: 64,
             resume_keep_s: 600,
+            claim_ttl_s: 15,
             max_waiting_bytes: 256,
             max_rows: 10_000,
         }

@@ -11,7 +11,8 @@
 //! gateway's waiting connection gets it from its next `begin`, polling). A row lasts
 //! `Limits::resume_keep_s` from its `begin`, and again from its answer; an expired row is
 //! replaced by the next `begin` (so a claim abandoned by a crashed gateway frees its key once
-//! it expires) and removed by [`PgStore::sweep_requests`]. At most
+//! it expires: claims last `Limits::claim_ttl_s`, answers `Limits::resume_keep_s`) and
+//! removed by [`PgStore::sweep_requests`]. At most
 //! `Limits::answers_per_instance` answers are kept per (session, instance), newest kept. Rows
 //! go with their session (logout, revocation, expiry sweep).
 
@@ -99,7 +100,7 @@ impl PgStore {
     ) -> Result<Begin> {
         self.check_waiting(waiting)?;
         let now = to_i64("time", now_unix_s)?;
-        let expires = later(now_unix_s, self.limits.resume_keep_s) as i64;
+        let expires = later(now_unix_s, self.limits.claim_ttl_s) as i64;
         let (token, instance, id) = (key.token.0.as_slice(), bits(key.instance), bits(request_id));
         let client = self.client("looking up a request").await?;
         for _ in 0..BEGIN_ATTEMPTS {

@@ -382,19 +382,25 @@ async fn answers_are_bounded_in_number_time_and_size() {
     let Begin::New(stale) = store.begin_request(&key, 20, "gw-dead", 200).await.unwrap() else {
         panic!()
     };
-    let Begin::New(fresh) = store.begin_request(&key, 20, "gw-live", 300).await.unwrap() else {
+    // A claim holds for claim_ttl_s (15 s by default), far less than an answer is kept: a
+    // gateway lost mid-request holds its players' re-sent requests up only that long.
+    assert_eq!(
+        store.begin_request(&key, 20, "gw-live", 214).await.unwrap(),
+        Begin::InFlight
+    );
+    let Begin::New(fresh) = store.begin_request(&key, 20, "gw-live", 216).await.unwrap() else {
         panic!("an expired claim is replaced");
     };
     assert_eq!(
         store
-            .finish_request(&key, 20, stale, b"late", 301)
+            .finish_request(&key, 20, stale, b"late", 217)
             .await
             .unwrap(),
         Finish::Lost
     );
     assert_eq!(
         store
-            .finish_request(&key, 20, fresh, b"on time", 301)
+            .finish_request(&key, 20, fresh, b"on time", 217)
             .await
             .unwrap(),
         Finish::Stored {

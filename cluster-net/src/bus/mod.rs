@@ -55,6 +55,9 @@ use tokio::time::timeout;
 use crate::error::{BoxError, NetError, Result};
 
 mod blobs;
+mod live;
+
+pub use live::{LiveMessage, LiveSubscription};
 mod publish;
 mod subscription;
 

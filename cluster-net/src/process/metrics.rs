@@ -50,6 +50,11 @@ pub const SHARD_INDEX: &str = "astroboids_shard_index";
 pub const SHARD_RESTORES: &str = "astroboids_shard_restores_total";
 pub const SHARD_PIECES_STORED: &str = "astroboids_shard_checkpoint_pieces_stored_total";
 pub const SHARD_PIECE_BYTES: &str = "astroboids_shard_checkpoint_piece_bytes_total";
+pub const SHARD_VIEW_BYTES: &str = "astroboids_shard_view_bytes_total";
+pub const SHARD_VIEWS_LEFT_OUT: &str = "astroboids_shard_views_left_out_total";
+pub const SHARD_VIEW_SECONDS: &str = "astroboids_shard_view_seconds";
+pub const SHARD_VIEW_PLAYERS: &str = "astroboids_shard_view_players";
+pub const SHARD_QUERIES: &str = "astroboids_shard_queries_total";
 
 pub const LEADER_LEADING: &str = "astroboids_leader_leading";
 pub const LEADER_FENCE: &str = "astroboids_leader_fence";
@@ -140,6 +145,21 @@ pub fn describe_shard() {
             Unit::Bytes,
             "Bytes of the checkpoint pieces stored.",
         ),
+        (
+            SHARD_VIEW_BYTES,
+            Unit::Bytes,
+            "Bytes of players' view pieces published for the gateways.",
+        ),
+        (
+            SHARD_VIEWS_LEFT_OUT,
+            Unit::Count,
+            "Players' view pieces too large for a bus message, left out.",
+        ),
+        (
+            SHARD_QUERIES,
+            Unit::Count,
+            "Gateways' ship queries answered.",
+        ),
     ];
     for (name, unit, help) in counters {
         describe_counter!(name, unit, help);
@@ -155,7 +175,16 @@ pub fn describe_shard() {
         Unit::Seconds,
         "From a tick's exchanges sent to the tick done: waiting for and taking in the neighbours' (exchange_us)."
     );
+    describe_histogram!(
+        SHARD_VIEW_SECONDS,
+        Unit::Seconds,
+        "Building and publishing a tick's players' view pieces."
+    );
     let gauges = [
+        (
+            SHARD_VIEW_PLAYERS,
+            "Players with ships on this shard at its last tick.",
+        ),
         (SHARD_SHIPS, "Ships the shard holds after its last tick."),
         (SHARD_TICK, "The last tick this shard reported."),
         (SHARD_EPOCH, "The plan epoch this process runs under."),
@@ -248,6 +277,19 @@ pub(crate) fn shard_tick_done(done: &TickDone) {
     counter!(SHARD_EXCHANGE_FRAMES_OUT).increment(u64::from(f.exchange_messages_out));
     gauge!(SHARD_SHIPS).set(done.ships as f64);
     gauge!(SHARD_TICK).set(done.tick as f64);
+}
+
+/// A tick's view pieces published.
+pub(crate) fn shard_views_published(players: usize, bytes: u64, left_out: usize, took_us: u64) {
+    counter!(SHARD_VIEW_BYTES).increment(bytes);
+    counter!(SHARD_VIEWS_LEFT_OUT).increment(left_out as u64);
+    histogram!(SHARD_VIEW_SECONDS).record(seconds(took_us));
+    gauge!(SHARD_VIEW_PLAYERS).set(players as f64);
+}
+
+/// A gateway's query answered.
+pub(crate) fn shard_query_answered() {
+    counter!(SHARD_QUERIES).increment(1);
 }
 
 /// A checkpoint piece of `bytes` stored.

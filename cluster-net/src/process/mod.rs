@@ -13,6 +13,14 @@
 //! | `outcome` | leader -> anyone | `TickReport` | `outcome-<epoch>-<tick>` |
 //! | `input` | clients -> leader | `WorldInput` | the client's own |
 //!
+//! Live subjects (`astroboids-live.W.<suffix>`, outside the stream: nothing stored, a
+//! subscriber that is away misses them; see [`crate::bus::LiveSubscription`]):
+//!
+//! | subject | from -> to | message |
+//! | --- | --- | --- |
+//! | `views.<shard>` | shard -> gateways | `live::ShardViews` (every player's piece of a tick, in parts) |
+//! | `query.<shard>` | gateway -> shard, request-reply | `live::ShipQuery`, answered with `live::ShipFacts` |
+//!
 //! The `start` subject is the world's sequenced input log: every start carries the inputs of
 //! its tick, in order, and the input-log position it has read through, so a new leader knows
 //! where to go on. Checkpoint pieces are blobs named by `astroboids_cluster::plan`; script
@@ -44,6 +52,19 @@ pub const START_SUBJECT: &str = "start";
 pub const OUTCOME_SUBJECT: &str = "outcome";
 /// The subject world inputs are submitted on.
 pub const INPUT_SUBJECT: &str = "input";
+
+/// The live subject shard `shard` publishes players' view pieces on.
+pub fn views_subject(shard: u32) -> String {
+    format!("views.{shard}")
+}
+
+/// Every shard's view pieces (what a gateway subscribes to).
+pub const ALL_VIEWS_SUBJECT: &str = "views.*";
+
+/// The live subject shard `shard` answers ship queries on.
+pub fn query_subject(shard: u32) -> String {
+    format!("query.{shard}")
+}
 
 /// The subject shard `to` of `epoch` receives exchanges on.
 pub fn exchange_subject(epoch: u64, to: u32) -> String {

@@ -8,10 +8,11 @@ use std::future::Future;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use astroboids_cluster::checkpoint;
 use astroboids_cluster::frames::{self, ExchangeFrame, Reassembly};
+use astroboids_cluster::live::{self, ShipQuery};
 use astroboids_cluster::messages::{
     Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
 };
@@ -21,9 +22,10 @@ use astroboids_cluster::shard_node::{Phase, ShardError, ShardNode};
 use astroboids_sim::SimOptions;
 
 use super::{
-    ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward, metrics,
+    ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward,
+    metrics, query_subject, views_subject,
 };
-use crate::bus::{Delivered, StartAt, TickBus};
+use crate::bus::{Delivered, LiveMessage, StartAt, TickBus};
 use crate::coordination::{Coordination, KeyChange, ShardInfo};
 use crate::error::NetError;
 
@@ -220,6 +222,7 @@ async fn run_epoch(
         bus.subscribe(&exchange_subject(epoch, shard), None, StartAt::New)
             .await?,
     );
+    let mut queries = bus.subscribe_live(&query_subject(shard)).await?;
     let ready = ShardReport::Ready(ShardReady {
         epoch,
         shard,
@@ -248,6 +251,7 @@ async fn run_epoch(
         ran_us: 0,
         bytes_out: 0,
         frames_out: 0,
+        shards: plan.assignment.shards(),
     };
     loop {
         tokio::select! {
@@ -275,6 +279,10 @@ async fn run_epoch(
                 if let Some(exit) = runner.on_start(&mut node, start).await? {
                     return Ok(EpochEnd::Exit(exit));
                 }
+            }
+            message = queries.next() => {
+                let message = message?;
+                runner.on_query(&mut node, message).await?;
             }
             message = exchanges.recv() => {
                 let frame: ExchangeFrame =
@@ -314,6 +322,8 @@ struct TickRunner<'a> {
     bytes_out: u64,
     /// Bus messages this tick's exchanges took (frames).
     frames_out: u32,
+    /// Shards in the plan (what players' view pieces say makes a tick whole).
+    shards: u32,
 }
 
 impl TickRunner<'_> {
@@ -393,6 +403,59 @@ impl TickRunner<'_> {
         }
     }
 
+    /// A gateway's question about ships: answered from the world as it stands (between
+    /// ticks, or mid-exchange, when ships that just left are elsewhere). A query that does
+    /// not decode is answered with nothing and logged: the asker's timeout says the rest.
+    async fn on_query(
+        &mut self,
+        node: &mut ShardNode,
+        message: LiveMessage,
+    ) -> Result<(), ProcessError> {
+        let Some(reply) = message.reply else {
+            return Ok(());
+        };
+        let query: ShipQuery = match decode("ship query", &message.payload) {
+            Ok(query) => query,
+            Err(e) => {
+                warn!(error = %e, "a ship query that does not decode: ignored");
+                return Ok(());
+            }
+        };
+        let facts = live::answer_query(node, &query);
+        metrics::shard_query_answered();
+        self.bus.reply_live(&reply, encode(&facts)).await?;
+        Ok(())
+    }
+
+    /// Every player's piece of the finished tick, for the gateways (live: not in the log;
+    /// a gateway that is away misses it).
+    async fn publish_views(&mut self, node: &mut ShardNode) -> Result<(), ProcessError> {
+        let began = Instant::now();
+        let views = live::shard_views(node, self.epoch, self.shards);
+        let (tick, shard, players) = (views.tick, views.shard, views.players.len());
+        let (parts, left_out) = live::split_views(views, self.bus.live_max_payload());
+        if left_out > 0 {
+            warn!(
+                tick,
+                shard, left_out, "player views too large for a message: left out"
+            );
+        }
+        let subject = views_subject(shard);
+        let mut bytes = 0;
+        for part in &parts {
+            let payload = encode(part);
+            bytes += payload.len() as u64;
+            self.bus.publish_live(&subject, payload).await?;
+        }
+        metrics::shard_views_published(
+            players,
+            bytes,
+            left_out,
+            began.elapsed().as_micros() as u64,
+        );
+        Ok(())
+    }
+
     /// Reports a finished tick, and stores this shard's piece at checkpoint ticks.
     async fn report(
         &mut self,
@@ -428,6 +491,7 @@ impl TickRunner<'_> {
                 encode(&report),
             )
             .await?;
+        self.publish_views(node).await?;
         if !self.spec.is_checkpoint_tick(tick) {
             return Ok(None);
         }
