@@ -42,6 +42,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Cluster(command) => cluster_cmd::run(&command),
         cli::Command::Shard(args) => cluster_cmd::roles::shard(&args),
         cli::Command::Leader(args) => cluster_cmd::roles::leader(&args),
+        cli::Command::Gateway(args) => cluster_cmd::roles::gateway(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -63,6 +64,7 @@ fn server_log_args(command: &cli::Command) -> Option<&cli::LogArgs> {
         cli::Command::Serve(args) => Some(&args.log),
         cli::Command::Shard(args) => Some(&args.log),
         cli::Command::Leader(args) => Some(&args.log),
+        cli::Command::Gateway(args) => Some(&args.log),
         cli::Command::Cluster(cli::cluster::ClusterCommand::Up(args)) => Some(&args.log),
         _ => None,
     }

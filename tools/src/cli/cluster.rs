@@ -124,6 +124,18 @@ pub struct ClusterUpArgs {
     /// Milliseconds per tick [default: the configuration's tick rate].
     #[arg(long)]
     pub tick_ms: Option<u64>,
+    /// Gateways to start (players' QUIC front doors; they share one identity).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub gateways: u32,
+    /// The first gateway's UDP port; the others take the next ones (0: free ports).
+    #[arg(long, default_value_t = 7777)]
+    pub gateway_port: u16,
+    /// Use this PostgreSQL database instead of starting one.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// The port of the PostgreSQL started here.
+    #[arg(long, default_value_t = 5432)]
+    pub postgres_port: u16,
     #[command(flatten)]
     pub log: super::LogArgs,
 }
@@ -165,4 +177,39 @@ pub struct ClusterStatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub endpoints: ClusterEndpoints,
+    /// The PostgreSQL database that holds accounts, sessions, scripts and ship ownership
+    /// (its schema is made or migrated on start).
+    #[arg(long, env = "ASTROBOIDS_POSTGRES", value_name = "URL")]
+    pub postgres: String,
+    /// Where players connect (QUIC over UDP).
+    #[arg(long, env = "ASTROBOIDS_LISTEN", default_value = "0.0.0.0:7777")]
+    pub listen: std::net::SocketAddr,
+    /// The directory of the TLS identity every gateway of the cluster shares (one
+    /// fingerprint for players to pin); made there on first start when missing.
+    #[arg(long, env = "ASTROBOIDS_IDENTITY", value_name = "DIR")]
+    pub identity: PathBuf,
+    /// Its name in logs and in the store [default: gateway-PID].
+    #[arg(long, env = "ASTROBOIDS_GATEWAY_NAME")]
+    pub name: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless
+    /// --metrics-public; port 0 picks one, logged) [default: not served].
+    #[arg(long, env = "ASTROBOIDS_METRICS", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Allow a metrics address off loopback (for a Prometheus in another container).
+    #[arg(long, env = "ASTROBOIDS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
+    /// Player connections at most.
+    #[arg(long, default_value_t = 2_000)]
+    pub max_connections: usize,
+    /// Ships one player may own (an admin may set another limit per account).
+    #[arg(long, default_value_t = 50)]
+    pub max_ships: u32,
+    #[command(flatten)]
+    pub log: super::LogArgs,
 }

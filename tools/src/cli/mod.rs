@@ -50,6 +50,9 @@ pub enum Command {
     Shard(crate::cli::cluster::ShardArgs),
     /// A leader process of a cluster: campaigns, and leads the world's ticks once elected.
     Leader(crate::cli::cluster::LeaderArgs),
+    /// A gateway of a cluster: players connect here as to `serve` (same client, same
+    /// protocol); accounts and scripts live in PostgreSQL.
+    Gateway(crate::cli::cluster::GatewayArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,33 @@ impl ClusterChild {
         let _ = self.child.wait();
     }
 
+    /// Waits for a line of its log starting with `prefix` and returns the rest of it; an
+    /// error (with the log's tail) if it exits or `within` passes first.
+    pub fn wait_for_line(&mut self, prefix: &str, within: Duration) -> Result<String> {
+        let until = Instant::now() + within;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(rest) = text.lines().find_map(|l| l.strip_prefix(prefix)) {
+                return Ok(rest.to_owned());
+            }
+            if let Some(status) = self.exited() {
+                anyhow::bail!(
+                    "the {} process exited ({status}) before printing {prefix:?}:\n{}",
+                    self.role,
+                    self.log_tail(10)
+                );
+            }
+            if Instant::now() >= until {
+                anyhow::bail!(
+                    "the {} process printed no {prefix:?} line within {within:?}:\n{}",
+                    self.role,
+                    self.log_tail(10)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The last lines of its log (for an error message).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

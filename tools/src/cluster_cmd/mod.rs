@@ -16,7 +16,8 @@ use astroboids_cluster::messages::TickReport;
 use astroboids_cluster::plan::{self, CheckpointRecord, Plan, WorldSpec};
 use astroboids_cluster_net::Coordination;
 use astroboids_cluster_net::process::OUTCOME_SUBJECT;
-use astroboids_infra::{Etcd, NatsServer};
+use astroboids_infra::{Etcd, NatsServer, Postgres};
+use astroboids_server::tls::ServerIdentity;
 
 use crate::cli::cluster::{
     ClusterCommand, ClusterEndpoints, ClusterStatusArgs, ClusterUpArgs, WorldArgs,
@@ -152,8 +153,28 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
         let _ = coordination.close().await;
         anyhow::Ok(spec)
     })?;
+    let postgres_server = match &args.postgres {
+        Some(_) => None,
+        None if args.gateways == 0 => None,
+        None => Some(
+            Postgres::start_on(&args.data.join("postgres"), args.postgres_port)
+                .context("cannot start PostgreSQL")?,
+        ),
+    };
+    let postgres = args
+        .postgres
+        .clone()
+        .or_else(|| postgres_server.as_ref().map(Postgres::url));
+    // Made once here, before any gateway starts: gateways starting together on a fresh
+    // directory would each make their own.
+    let identity_dir = args.data.join("gateway");
+    let (identity, _) =
+        ServerIdentity::load_or_create(&identity_dir).context("the gateways' TLS identity")?;
     println!("nats: {}", endpoints.nats);
     println!("etcd: {}", endpoints.etcd);
+    if let Some(url) = &postgres {
+        println!("postgres: {url}");
+    }
     println!(
         "world: {} (seed {}, {}, checkpoint every {} ticks, {} ms per tick)",
         endpoints.world, spec.seed, spec.assignment, spec.checkpoint_every, spec.tick_ms
@@ -195,6 +216,57 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
         println!("{role}: pid {}, log {}", child.pid(), child.log.display());
         children.push(child);
     }
+    let mut gateways = Vec::new();
+    for i in 0..args.gateways {
+        let role = format!("gateway-{i}");
+        let port = if args.gateway_port == 0 {
+            0
+        } else {
+            args.gateway_port
+                .checked_add(i as u16)
+                .context("--gateway-port: no room for that many gateways")?
+        };
+        let child = ClusterChild::start(
+            &role,
+            &args.data,
+            &endpoints,
+            &log_args(vec![
+                "gateway".into(),
+                "--name".into(),
+                role.clone(),
+                "--postgres".into(),
+                postgres
+                    .clone()
+                    .expect("a database when there are gateways"),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--identity".into(),
+                identity_dir.display().to_string(),
+            ]),
+        )?;
+        println!("{role}: pid {}, log {}", child.pid(), child.log.display());
+        children.push(child);
+        gateways.push(children.len() - 1);
+    }
+    for &i in &gateways {
+        let addr = children[i].wait_for_line("listening: ", Duration::from_secs(120))?;
+        println!("listening: {addr}");
+    }
+    if !gateways.is_empty() {
+        println!("fingerprint: {}", identity.fingerprint());
+        if let Some(&first) = gateways.first() {
+            let addr = children[first].wait_for_line("listening: ", Duration::ZERO)?;
+            let addr = addr
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            println!(
+                "players: astroboids client register --server {addr} --fingerprint {} --user NAME",
+                identity.fingerprint()
+            );
+        }
+    }
     println!(
         "running; `astroboids cluster status --nats {} --etcd {} --world {}` shows it; Ctrl-C stops it",
         endpoints.nats, endpoints.etcd, endpoints.world
@@ -222,10 +294,14 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
         }
     });
     tracing::info!("stopping the cluster's processes and servers");
-    for child in &mut children {
+    // Gateways first (players are told), then leaders and shards, then the servers.
+    for child in children.iter_mut().rev() {
         child.stop(Duration::from_secs(5));
     }
     servers.stop();
+    if let Some(mut postgres) = postgres_server {
+        postgres.stop();
+    }
     Ok(())
 }
 

@@ -18,7 +18,10 @@ use astroboids_cluster_net::{Coordination, TickBus};
 use astroboids_server::monitoring;
 use astroboids_sim::SimOptions;
 
-use crate::cli::cluster::{ClusterEndpoints, LeaderArgs, ShardArgs};
+use astroboids_gateway::{GatewayOptions, GatewayRules, RunningGateway};
+use astroboids_server::serve::NetRules;
+
+use crate::cli::cluster::{ClusterEndpoints, GatewayArgs, LeaderArgs, ShardArgs};
 
 /// Ctrl-C or SIGTERM (how `cluster up` and process managers ask a process to stop).
 pub async fn stop_signal() {
@@ -176,4 +179,59 @@ pub fn leader(args: &LeaderArgs) -> Result<()> {
         LeaderExit::Stopped => info!(leader = %name, "stopped"),
     }
     Ok(())
+}
+
+pub fn gateway(args: &GatewayArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("astroboids-gateway")
+        .enable_all()
+        .build()
+        .context("cannot start the network runtime")?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("gateway-{}", std::process::id()));
+    let options = GatewayOptions {
+        name: name.clone(),
+        listen: args.listen,
+        identity: args.identity.clone(),
+        postgres: args.postgres.clone(),
+        nats: args.endpoints.nats.clone(),
+        etcd: args.endpoints.etcd.clone(),
+        world: args.endpoints.world.clone(),
+        lease_ttl_s: args.endpoints.lease_ttl,
+        metrics_listen: args.metrics,
+        metrics_public: args.metrics_public,
+        rules: GatewayRules {
+            max_ships_per_account: args.max_ships,
+            ..GatewayRules::default()
+        },
+        net: NetRules {
+            max_connections: args.max_connections,
+            ..NetRules::default()
+        },
+    };
+    runtime.block_on(async {
+        let gateway = RunningGateway::start(options)
+            .await
+            .with_context(|| format!("gateway {name}"))?;
+        if gateway.identity_created {
+            println!("certificate: new, kept in {}", args.identity.display());
+        }
+        // The lines `serve` prints, so that players and tools find a gateway the same way.
+        println!("fingerprint: {}", gateway.fingerprint);
+        println!(
+            "listening: {} (QUIC, ALPN {})",
+            gateway.addr,
+            String::from_utf8_lossy(astroboids_net::messages::ALPN)
+        );
+        if let Some(metrics) = gateway.metrics_addr {
+            println!("metrics: http://{metrics}/metrics");
+        }
+        stop_signal().await;
+        info!(name, "stopping");
+        gateway.stop().await;
+        anyhow::Ok(())
+    })
 }
