@@ -35,7 +35,7 @@ pub struct ShardArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless
     /// --metrics-public, e.g. 127.0.0.1:9101; port 0 picks one, logged) [default: not
     /// served].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "ASTROBOIDS_METRICS", value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Allow a --metrics address that is not loopback (e.g. 0.0.0.0:9101 in a container
     /// that Prometheus scrapes): whoever reaches it reads the figures.
@@ -50,12 +50,12 @@ pub struct LeaderArgs {
     #[command(flatten)]
     pub endpoints: ClusterEndpoints,
     /// Its name in the election [default: leader-PID].
-    #[arg(long)]
+    #[arg(long, env = "ASTROBOIDS_LEADER_NAME")]
     pub name: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless
     /// --metrics-public, e.g. 127.0.0.1:9102; port 0 picks one, logged) [default: not
     /// served].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "ASTROBOIDS_METRICS", value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Allow a --metrics address that is not loopback (e.g. 0.0.0.0:9102 in a container
     /// that Prometheus scrapes): whoever reaches it reads the figures.
@@ -70,6 +70,10 @@ pub enum ClusterCommand {
     /// Start a local cluster: nats-server and etcd on loopback (unless --nats/--etcd are
     /// given), a leader and a standby, and N shard processes; Ctrl-C stops all of it.
     Up(ClusterUpArgs),
+    /// Make a world: write its spec (seed, configuration, shards, assignment, checkpoint
+    /// interval, tick period) to etcd and exit. A world that has one keeps it (exit 0 all the
+    /// same): a deployment's one-off step, before its shards and leaders start.
+    Create(ClusterCreateArgs),
     /// Run a headless world on a fresh local cluster and print the same summary as
     /// `astroboids sim`, plus per-shard figures.
     Sim(ClusterSimArgs),
@@ -107,17 +111,17 @@ pub struct ClusterUpArgs {
     #[arg(long, default_value = "astroboids-cluster")]
     pub data: PathBuf,
     /// Use this NATS server instead of starting one.
-    #[arg(long)]
+    #[arg(long, env = "ASTROBOIDS_NATS")]
     pub nats: Option<String>,
     /// Use this etcd instead of starting one.
-    #[arg(long)]
+    #[arg(long, env = "ASTROBOIDS_ETCD")]
     pub etcd: Option<String>,
     /// Ports for the servers started here.
     #[arg(long, default_value_t = 4222)]
     pub nats_port: u16,
     #[arg(long, default_value_t = 2379)]
     pub etcd_port: u16,
-    #[arg(long, default_value = "main")]
+    #[arg(long, env = "ASTROBOIDS_WORLD", default_value = "main")]
     pub world: String,
     #[command(flatten)]
     pub new_world: WorldArgs,
@@ -138,6 +142,50 @@ pub struct ClusterUpArgs {
     pub postgres_port: u16,
     #[command(flatten)]
     pub log: super::LogArgs,
+}
+
+/// `cluster create`: the world's settings as [`WorldArgs`] and `--shards`/`--tick-ms` of
+/// `cluster up`, each also from an `ASTROBOIDS_*` variable (a container's environment).
+#[derive(Debug, Args)]
+pub struct ClusterCreateArgs {
+    /// The etcd endpoint.
+    #[arg(long, env = "ASTROBOIDS_ETCD", default_value = "http://127.0.0.1:2379")]
+    pub etcd: String,
+    /// The world's name (1 to 64 of A-Z a-z 0-9 _ -): one cluster can hold several.
+    #[arg(long, env = "ASTROBOIDS_WORLD", default_value = "main")]
+    pub world: String,
+    /// Shards the world is spread over (a shard process holds one or more; more processes
+    /// stand by).
+    #[arg(long, env = "ASTROBOIDS_SHARDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: u32,
+    /// Universe seed.
+    #[arg(long, env = "ASTROBOIDS_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// A universe configuration file (TOML) [default: the embedded one].
+    #[arg(long, env = "ASTROBOIDS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// How sectors are spread over the shards: `stripes:WIDTH` or `blocks:SIDE`.
+    #[arg(long, env = "ASTROBOIDS_ASSIGNMENT", default_value = "stripes:4")]
+    pub assignment: String,
+    /// Ticks between checkpoints (what a lost shard's recovery re-runs at most)
+    /// [default: the configuration's persistence.checkpoint_every_ticks].
+    #[arg(long, env = "ASTROBOIDS_CHECKPOINT_EVERY")]
+    pub checkpoint_every: Option<u64>,
+    /// Milliseconds per tick [default: the configuration's tick rate].
+    #[arg(long, env = "ASTROBOIDS_TICK_MS")]
+    pub tick_ms: Option<u64>,
+}
+
+impl ClusterCreateArgs {
+    /// Its world settings, as the other cluster commands take them.
+    pub fn world_args(&self) -> WorldArgs {
+        WorldArgs {
+            seed: self.seed,
+            config: self.config.clone(),
+            assignment: self.assignment.clone(),
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

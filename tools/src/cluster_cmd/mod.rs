@@ -28,6 +28,7 @@ use children::ClusterChild;
 pub fn run(command: &ClusterCommand) -> Result<()> {
     match command {
         ClusterCommand::Up(args) => up(args),
+        ClusterCommand::Create(args) => create(args),
         ClusterCommand::Sim(args) => sim::run(args),
         ClusterCommand::Status(args) => status(args),
     }
@@ -67,6 +68,87 @@ async fn ensure_spec(coordination: &Coordination, spec: &WorldSpec) -> Result<Wo
     }
     coordination.put_json(plan::keys::SPEC, spec).await?;
     Ok(spec.clone())
+}
+
+/// `cluster create`: writes the world's spec unless it has one, in one etcd transaction (of
+/// two at once, one writes it and the other finds it), and says which. A world keeps the spec
+/// it was made with: requested settings that differ are shown beside the stored ones, and the
+/// command still succeeds.
+fn create(args: &crate::cli::cluster::ClusterCreateArgs) -> Result<()> {
+    fn describe(spec: &WorldSpec) -> String {
+        let mut text = format!(
+            "seed {}, {}, checkpoint every {} ticks, {} ms per tick",
+            spec.seed, spec.assignment, spec.checkpoint_every, spec.tick_ms
+        );
+        if let Some(last) = spec.last_tick {
+            text.push_str(&format!(", until tick {last}"));
+        }
+        if !spec.setup.is_empty() {
+            text.push_str(&format!(", {} set-up inputs", spec.setup.len()));
+        }
+        text
+    }
+    let requested = world_spec(&args.world_args(), args.shards, args.tick_ms, None)?;
+    // As it reads back from the store (so that equal settings compare equal, floats too).
+    let requested: WorldSpec = serde_json::from_str(&serde_json::to_string(&requested)?)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stored, created) = runtime.block_on(async {
+        let coordination =
+            Coordination::connect(std::slice::from_ref(&args.etcd), &args.world, 5).await?;
+        let mut found = None;
+        // A spec deleted between the write refused and the read: try again.
+        for _ in 0..3 {
+            let outcome = coordination
+                .put_json_if_revision(plan::keys::SPEC, &requested, 0)
+                .await?;
+            if matches!(outcome, astroboids_cluster_net::CasOutcome::Written { .. }) {
+                found = Some((requested.clone(), true));
+                break;
+            }
+            if let Some(stored) = coordination.get_json::<WorldSpec>(plan::keys::SPEC).await? {
+                found = Some((stored.value, false));
+                break;
+            }
+        }
+        let _ = coordination.close().await;
+        found.context("the world's spec was written and deleted again while this looked")
+    })?;
+    println!(
+        "world: {} ({}): {}",
+        args.world,
+        if created { "created" } else { "exists" },
+        describe(&stored)
+    );
+    if stored != requested {
+        let differ: Vec<&str> = [
+            (stored.seed != requested.seed, "--seed"),
+            (stored.config != requested.config, "--config"),
+            (
+                stored.assignment != requested.assignment,
+                "--shards/--assignment",
+            ),
+            (
+                stored.checkpoint_every != requested.checkpoint_every,
+                "--checkpoint-every",
+            ),
+            (stored.tick_ms != requested.tick_ms, "--tick-ms"),
+            (stored.last_tick != requested.last_tick, "last tick"),
+            (stored.setup != requested.setup, "set-up inputs"),
+        ]
+        .into_iter()
+        .filter_map(|(differs, what)| differs.then_some(what))
+        .collect();
+        eprintln!(
+            "warning: the world {} exists with other settings ({}); the stored ones stand (a world's settings are fixed for its life):\n  stored:    {}\n  requested: {}",
+            args.world,
+            differ.join(", "),
+            describe(&stored),
+            describe(&requested)
+        );
+    }
+    Ok(())
 }
 
 /// The servers a local cluster runs itself.
