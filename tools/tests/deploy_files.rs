@@ -15,8 +15,9 @@
 //!   metrics port; a listener is not on loopback, and metrics off loopback come with
 //!   --metrics-public;
 //! - the processes of one deployment agree on --nats, --etcd and --world, and reach servers the
-//!   deployment defines; shard processes have member ids of their own, none of those `cluster
-//!   up` runs while it makes the world; Kubernetes Services select pods and ports that exist,
+//!   deployment defines; each deployment makes its world (`cluster create`); shard processes
+//!   have member ids of their own, none of those a `cluster up` (if one makes the world instead)
+//!   runs; Kubernetes Services select pods and ports that exist,
 //!   and their prometheus.io/port is the pods' metrics port; NATS is configured as the bus
 //!   needs (infra::NATS_MAX_PAYLOAD, JetStream).
 //!
@@ -1676,7 +1677,7 @@ fn deploy_files_use_only_what_the_binary_has() {
     // Not vacuous: the commands each deployment must run were found and understood.
     let names = |found: &[Resolved]| found.iter().map(Resolved::name).collect::<BTreeSet<_>>();
     for (what, found) in [("compose.yaml", &in_compose), ("k8s/", &in_k8s)] {
-        for needed in ["shard", "leader", "gateway", "cluster up"] {
+        for needed in ["shard", "leader", "gateway", "cluster create"] {
             if !names(found).contains(&format!("astroboids {needed}")) {
                 errors.push(format!(
                     "deploy/{what}: no `astroboids {needed}` understood (found: {:?})",
@@ -1814,7 +1815,7 @@ services:
             "reaches nats-elsewhere, which is not defined here",
             "ASTROBOIDS_METRICS_PUBLIC=yes: the flag --metrics-public takes only true or false",
             "the processes disagree on --world",
-            "`astroboids cluster` has no command launch (it has: up, sim, status)",
+            "`astroboids cluster` has no command launch (it has: up, create, sim, status)",
             // serve listens on 127.0.0.1:4433 by default: on loopback, and not on 4434.
             "listens on 127.0.0.1:4433 (the --listen default 127.0.0.1:4433): loopback",
             "ports: 4434:4434/udp: `astroboids serve",
