@@ -37,6 +37,9 @@ use astroboids_server::limits::RateRules;
 
 pub use serve::{GatewayError, GatewayOptions, RunningGateway};
 
+/// The live subject an admin's kick travels on to every gateway (payload: the user name).
+pub const KICK_SUBJECT: &str = "kick";
+
 /// What a gateway allows and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayRules {

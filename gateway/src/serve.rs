@@ -29,12 +29,9 @@ use astroboids_server::monitoring;
 use astroboids_server::serve::NetRules;
 use astroboids_server::tls::{IdentityError, ServerIdentity};
 
-use crate::GatewayRules;
 use crate::requests::{ConnState, Gateway, WorldFacts};
 use crate::viewers::{ConnId, LiveOut};
-
-/// The live subject an admin's kick travels on to every gateway (payload: the user name).
-pub const KICK_SUBJECT: &str = "kick";
+use crate::{GatewayRules, KICK_SUBJECT};
 
 /// Live updates waiting for a slow connection; past it, updates are dropped (the snapshot
 /// encoder resends what the client did not acknowledge).

@@ -28,6 +28,11 @@ pub const SERVER_NAME: &str = "astroboids.local";
 pub const CLOSE_NORMAL: u32 = 0;
 pub const CLOSE_REFUSED: u32 = 1;
 
+/// A client gives a connection up as lost after this long without hearing from the server.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How often a client pings a quiet connection (a few pings fit in its idle timeout).
+pub const CLIENT_KEEP_ALIVE: Duration = Duration::from_secs(2);
+
 /// Largest response a client accepts (a downloaded trace is the largest).
 pub const CLIENT_MAX_FRAME_BYTES: usize = 16 << 20;
 
@@ -153,10 +158,10 @@ pub fn client_config_with_alpn(
     tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(transport(
-        Duration::from_secs(30),
-        Some(Duration::from_secs(5)),
-    ));
+    // A server that vanishes (killed, its machine gone) sends no close: the client notices by
+    // silence. Kept short, so that a player whose gateway died is on another within seconds;
+    // the keep-alives keep a quiet but live connection open.
+    config.transport_config(transport(CLIENT_IDLE_TIMEOUT, Some(CLIENT_KEEP_ALIVE)));
     Ok(config)
 }
 

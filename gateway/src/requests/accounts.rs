@@ -169,7 +169,7 @@ impl Gateway {
         let connections = self.close_user(user, reason);
         if let Err(e) = self
             .bus
-            .publish_live(crate::serve::KICK_SUBJECT, user.as_bytes().to_vec())
+            .publish_live(crate::KICK_SUBJECT, user.as_bytes().to_vec())
             .await
         {
             tracing::warn!(user, error = %e, "telling the other gateways of a kick failed");

@@ -35,6 +35,14 @@ impl ClusterChild {
             .args(["--nats", &endpoints.nats, "--etcd", &endpoints.etcd])
             .args(["--world", &endpoints.world])
             .args(["--lease-ttl", &endpoints.lease_ttl.to_string()])
+            // Settings meant for this process, not for each of its children (they would all
+            // bind one metrics address).
+            .env_remove("ASTROBOIDS_METRICS")
+            .env_remove("ASTROBOIDS_METRICS_PUBLIC")
+            .env_remove("ASTROBOIDS_LISTEN")
+            .env_remove("ASTROBOIDS_GATEWAY_NAME")
+            .env_remove("ASTROBOIDS_LEADER_NAME")
+            .env_remove("ASTROBOIDS_SHARD_MEMBER")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
