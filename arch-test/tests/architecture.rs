@@ -57,6 +57,11 @@ const SIMULATION_AND_SERVER_CRATES: &[&str] = &[
     "astroboids-host",
     "astroboids-server",
     "astroboids-designer",
+    "astroboids-views",
+    "astroboids-cluster",
+    "astroboids-cluster-net",
+    "astroboids-pgstore",
+    "astroboids-gateway",
 ];
 
 const DEPENDENCY_RULES: &[DependencyRule] = &[
@@ -228,6 +233,22 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
                     crate, no QUIC)",
     },
     DependencyRule {
+        krate: "astroboids-views",
+        forbidden: &[
+            "astroboids-storage",
+            "astroboids-host",
+            "astroboids-net",
+            "astroboids-server",
+            "tokio",
+            "quinn",
+            "sled",
+            "async-nats",
+            "tokio-postgres",
+        ],
+        invariant: "the views crate reads a world between ticks and does nothing else: no I/O, \
+                    no clock, no network or store crate",
+    },
+    DependencyRule {
         krate: "astroboids-cluster",
         forbidden: &[
             "tokio",
@@ -357,6 +378,46 @@ const API_RULES: &[ApiRule] = &[
                     recoveries and rebalances are the `Conductor`'s, the tick's work the \
                     `ShardNode`'s; the shells in `cluster-net::process` carry out what those \
                     return and hand them what arrives",
+    },
+    ApiRule {
+        paths: &["views/src"],
+        banned: &[
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+            Banned::Std("fs"),
+            Banned::Std("net"),
+            Banned::Std("thread"),
+        ],
+        allow: &[],
+        invariant: "the views crate reads a world between ticks and does nothing else: no I/O, \
+                    no clock, no network or store crate",
+    },
+    ApiRule {
+        paths: &["gateway/src/outcomes.rs", "gateway/src/viewers.rs"],
+        banned: &[
+            WALL_CLOCK[0],
+            WALL_CLOCK[1],
+            Banned::Name("tokio"),
+            Banned::Name("quinn"),
+            Banned::Std("net"),
+        ],
+        allow: &[],
+        invariant: "a gateway's decisions without I/O (`outcomes`, `viewers`) take no clock and \
+                    open no sockets",
+    },
+    ApiRule {
+        // A world (or the single server's store of one) inside a gateway would be state of its
+        // own, out of step with the cluster's.
+        paths: &["gateway/src"],
+        banned: &[
+            Banned::Name("Simulation"),
+            Banned::Name("build_simulation"),
+            Banned::Name("PersistentWorld"),
+            Banned::Name("WorldStore"),
+            Banned::Name("WorldServer"),
+        ],
+        allow: &[],
+        invariant: "a gateway never holds world state of its own",
     },
     ApiRule {
         paths: &["protocol/src"],
