@@ -353,12 +353,23 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
         "running; `astroboids cluster status --nats {} --etcd {} --world {}` shows it; Ctrl-C stops it",
         endpoints.nats, endpoints.etcd, endpoints.world
     );
-    runtime.block_on(async {
+    let intervals = runtime.block_on(async {
         let mut check = tokio::time::interval(Duration::from_millis(500));
         let mut reported = vec![false; children.len()];
+        // The ticks as the leader reports them: their pace is what players get.
+        let bus = astroboids_cluster_net::TickBus::connect(&endpoints.nats, &endpoints.world).await;
+        let mut reports = match &bus {
+            Ok(bus) => bus
+                .subscribe(OUTCOME_SUBJECT, None, astroboids_cluster_net::StartAt::New)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        let mut intervals = TickIntervals::default();
         loop {
             tokio::select! {
                 () = roles::stop_signal() => break,
+                report = next_report(&mut reports) => intervals.report(report),
                 _ = check.tick() => {
                     for (child, reported) in children.iter_mut().zip(&mut reported) {
                         if !*reported && let Some(status) = child.exited() {
@@ -374,6 +385,7 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
                 }
             }
         }
+        intervals
     });
     tracing::info!("stopping the cluster's processes and servers");
     // Gateways first (players are told), then leaders and shards, then the servers.
@@ -384,7 +396,66 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
     if let Some(mut postgres) = postgres_server {
         postgres.stop();
     }
+    println!("{}", intervals.summary());
     Ok(())
+}
+
+/// The next tick report's tick, or never (no subscription).
+async fn next_report(reports: &mut Option<astroboids_cluster_net::Subscription>) -> Option<u64> {
+    match reports {
+        Some(subscription) => match subscription.next().await {
+            Ok(message) => postcard::from_bytes::<TickReport>(&message.payload)
+                .ok()
+                .map(|r| r.tick),
+            Err(_) => {
+                *reports = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Times between the leader's reports of consecutive ticks (its start-to-start pace, as seen
+/// from here), the last [`TICK_INTERVALS_KEPT`] of them.
+#[derive(Default)]
+struct TickIntervals {
+    last: Option<(u64, std::time::Instant)>,
+    ms: std::collections::VecDeque<f64>,
+    ticks: u64,
+}
+
+const TICK_INTERVALS_KEPT: usize = 100_000;
+
+impl TickIntervals {
+    fn report(&mut self, tick: Option<u64>) {
+        let Some(tick) = tick else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        self.ticks += 1;
+        if let Some((before, at)) = self.last
+            && tick == before + 1
+        {
+            self.ms.push_back((now - at).as_secs_f64() * 1e3);
+            if self.ms.len() > TICK_INTERVALS_KEPT {
+                self.ms.pop_front();
+            }
+        }
+        self.last = Some((tick, now));
+    }
+
+    /// The line `cluster up` prints when it stops, like `serve`'s.
+    fn summary(&self) -> String {
+        let samples: Vec<f64> = self.ms.iter().copied().collect();
+        match astroboids_engine::stats::percentiles(&samples, [0.5, 0.99, 1.0]) {
+            Some([p50, p99, max]) => format!(
+                "ticks: {} reported; start to start p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+                self.ticks
+            ),
+            None => format!("ticks: {} reported", self.ticks),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
