@@ -11,7 +11,7 @@ use astroboids_sim::inputs::WorldInput;
 use crate::assignment::ShardId;
 use crate::leader::{Leader, LeaderError, Takeover, TickOutcome};
 use crate::messages::{ShardReport, TickReport, TickStart};
-use crate::plan::{CheckpointRecord, Plan, WorldSpec};
+use crate::plan::{CheckpointRecord, Plan, Registration, WorldSpec};
 
 /// Microseconds on the shell's monotonic clock.
 pub type Micros = u64;
@@ -61,7 +61,8 @@ pub struct Conductor {
     plan: Option<Plan>,
     /// The last complete checkpoint.
     checkpoint: Option<CheckpointRecord>,
-    live: BTreeSet<u32>,
+    /// The registered processes: member id -> registration.
+    live: BTreeMap<u32, Registration>,
     ready: BTreeSet<ShardId>,
     /// Pieces stored per checkpoint tick of the current epoch, with their ship counts.
     stored: BTreeMap<u64, BTreeMap<ShardId, u64>>,
@@ -135,7 +136,7 @@ impl Conductor {
             leader,
             plan,
             checkpoint,
-            live: BTreeSet::new(),
+            live: BTreeMap::new(),
             ready: BTreeSet::new(),
             stored: BTreeMap::new(),
             started_at: None,
@@ -186,15 +187,18 @@ impl Conductor {
         }
     }
 
-    /// The registered processes now. A plan member that is gone makes a new plan from the
-    /// last complete checkpoint over the processes left; with none yet, the first plan is
-    /// made once enough have registered.
-    pub fn members_changed(&mut self, live: BTreeSet<u32>) {
+    /// The registered processes now: each member id with its registration. A plan member
+    /// that is gone, or registered anew (another process under its id: the one that held the
+    /// plan's shard is gone with its state), makes a new plan from the last complete
+    /// checkpoint over the processes registered; with none yet, the first plan is made once
+    /// enough have registered. A new leader finding the plan's members registered anew (the
+    /// whole cluster restarted) does the same.
+    pub fn members_changed(&mut self, live: BTreeMap<u32, Registration>) {
         self.live = live;
         let lost = self
             .plan
             .as_ref()
-            .is_some_and(|p| p.members.iter().any(|m| !self.live.contains(m)));
+            .is_some_and(|p| !p.lost_members(&self.live).is_empty());
         match &self.plan {
             None if self.live.len() >= self.spec.shards() as usize => self.replan(),
             Some(_) if lost && !self.live.is_empty() => self.replan(),
@@ -319,12 +323,12 @@ impl Conductor {
     /// A new plan over the live processes (the lowest ids, up to the spec's shard count),
     /// from the last complete checkpoint.
     fn replan(&mut self) {
-        let members: Vec<u32> = self
+        let (members, registrations): (Vec<u32>, Vec<Registration>) = self
             .live
             .iter()
-            .copied()
+            .map(|(m, r)| (*m, *r))
             .take(self.spec.shards() as usize)
-            .collect();
+            .unzip();
         let assignment = self.spec.assignment.with_shards(members.len() as u32);
         let from = self.checkpoint.clone();
         let (from_tick, ships) = from.as_ref().map_or((0, 0), |c| (c.tick, c.ships));
@@ -339,6 +343,7 @@ impl Conductor {
             fence: self.leader.fence(),
             assignment,
             members,
+            registrations,
             from,
             bus_seq: 0,
         };

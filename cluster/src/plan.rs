@@ -2,6 +2,8 @@
 //! process runs which shard (the plan), and the last checkpoint every shard stored. The leader
 //! writes these to the coordination store; shards and tools read them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use astroboids_sim::config::UniverseConfig;
@@ -80,6 +82,11 @@ impl WorldSpec {
     }
 }
 
+/// What tells one registration of a member id from another: a process that registers
+/// anew under an id gets a new one (the networked shell uses the etcd lease its key is bound
+/// to, one per process).
+pub type Registration = u64;
+
 /// Which registered process runs which shard, from which state: changed only by the leader,
 /// and each change is a new epoch (shards restore themselves for it; messages of other
 /// epochs are ignored).
@@ -91,6 +98,13 @@ pub struct Plan {
     pub assignment: SectorAssignment,
     /// `members[shard]` is the registered process that runs `shard`.
     pub members: Vec<u32>,
+    /// `registrations[shard]` is the registration `members[shard]` had when the plan was made
+    /// (the networked shell's: the etcd lease the member's key is bound to). A process that
+    /// registers anew under a member id is another process, which has none of the old one's
+    /// state: the plan's shard is lost with the old one. Empty in plans made before
+    /// registrations were recorded: members are then told apart by id only.
+    #[serde(default)]
+    pub registrations: Vec<Registration>,
     /// The checkpoint the shards restore from; `None` for the world's start (tick 0).
     pub from: Option<CheckpointRecord>,
     /// The bus position when the plan was made: shards' reports for it come after it.
@@ -104,6 +118,27 @@ impl Plan {
             .iter()
             .position(|m| *m == member)
             .map(|s| s as ShardId)
+    }
+
+    /// The shard the process registered as `member` with `registration` runs under this
+    /// plan, if any: none when the plan gave `member`'s shard to an earlier registration of
+    /// the id (a process since gone, whose state went with it).
+    pub fn shard_of(&self, member: u32, registration: Registration) -> Option<ShardId> {
+        let shard = self.shard_of_member(member)?;
+        self.registrations
+            .get(shard as usize)
+            .is_none_or(|r| *r == registration)
+            .then_some(shard)
+    }
+
+    /// The members whose shard is lost: not registered any more, or registered anew (another
+    /// process under the same id). `live` maps each registered member to its registration.
+    pub fn lost_members(&self, live: &BTreeMap<u32, Registration>) -> Vec<u32> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|m| live.get(m).is_none_or(|r| self.shard_of(*m, *r).is_none()))
+            .collect()
     }
 
     /// The tick the plan's world starts from.
@@ -246,6 +281,7 @@ mod tests {
                 width: 4,
             },
             members: vec![4, 1],
+            registrations: vec![40, 10],
             from: None,
             bus_seq: 0,
         };
@@ -253,5 +289,24 @@ mod tests {
         assert_eq!(plan.shard_of_member(1), Some(1));
         assert_eq!(plan.shard_of_member(2), None);
         assert_eq!(plan.from_tick(), 0);
+        // A process registered anew under a member's id runs nothing of this plan.
+        assert_eq!(plan.shard_of(4, 40), Some(0));
+        assert_eq!(plan.shard_of(1, 10), Some(1));
+        assert_eq!(plan.shard_of(1, 11), None);
+        assert_eq!(plan.shard_of(2, 10), None);
+        let live = |l: &[(u32, u64)]| l.iter().copied().collect::<BTreeMap<_, _>>();
+        assert!(
+            plan.lost_members(&live(&[(4, 40), (1, 10), (7, 70)]))
+                .is_empty()
+        );
+        assert_eq!(plan.lost_members(&live(&[(4, 40), (1, 11)])), vec![1]);
+        assert_eq!(plan.lost_members(&live(&[(1, 10)])), vec![4]);
+        // A plan that recorded no registrations tells members apart by id only.
+        let by_id = Plan {
+            registrations: Vec::new(),
+            ..plan
+        };
+        assert_eq!(by_id.shard_of(1, 11), Some(1));
+        assert!(by_id.lost_members(&live(&[(4, 41), (1, 11)])).is_empty());
     }
 }

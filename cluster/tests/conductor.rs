@@ -12,7 +12,7 @@ use astroboids_cluster::checkpoint::{self, ShardCheckpoint};
 use astroboids_cluster::conductor::{Action, Conductor, Micros, Stage};
 use astroboids_cluster::leader::{Logged, Takeover};
 use astroboids_cluster::messages::{PieceStored, ShardReady, ShardReport, TickReport, TickStart};
-use astroboids_cluster::plan::{CheckpointRecord, Plan, WorldSpec, piece_blob_name};
+use astroboids_cluster::plan::{CheckpointRecord, Plan, Registration, WorldSpec, piece_blob_name};
 use astroboids_cluster::shard_node::ShardNode;
 use astroboids_engine::StateHashExt;
 use astroboids_sim::config::UniverseConfig;
@@ -139,9 +139,12 @@ struct Shell {
     /// The input log: the input at index `i` is at position `i + 1`.
     inputs: Vec<WorldInput>,
     blobs: HashMap<String, Vec<u8>>,
-    /// Registered processes, and the shard each runs under the plan it last restored for.
-    live: BTreeSet<u32>,
+    /// Registered processes (member id -> registration), and the shard each runs under the
+    /// plan it last restored for.
+    live: BTreeMap<u32, Registration>,
     nodes: BTreeMap<u32, ShardNode>,
+    /// The last registration given: each registration gets a new one.
+    registrations: Registration,
     /// Pieces stored after a tick wait for the next start before they are reported (a store
     /// slower than the tick barrier).
     slow_store: bool,
@@ -177,8 +180,9 @@ impl Shell {
             read: 0,
             inputs: Vec::new(),
             blobs: HashMap::new(),
-            live: BTreeSet::new(),
+            live: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            registrations: 0,
             slow_store: false,
             stored_later: Vec::new(),
             plans: Vec::new(),
@@ -189,10 +193,18 @@ impl Shell {
         }
     }
 
-    /// A process registers (or registers again).
+    /// A process registers under `member` (a new process: a new registration).
     fn register(&mut self, member: u32) {
-        self.live.insert(member);
+        self.join(member);
         self.conductor.members_changed(self.live.clone());
+    }
+
+    /// A new process registers under `member` without the conductor hearing of it (yet): any
+    /// earlier process under the id is gone, and its shard with it.
+    fn join(&mut self, member: u32) {
+        self.registrations += 1;
+        self.live.insert(member, self.registrations);
+        self.nodes.remove(&member);
     }
 
     /// A process dies: its shard (and its piece of the running tick) is gone.
@@ -337,7 +349,8 @@ impl Shell {
     }
 
     /// Every live member of `plan` restores its shard from the plan's checkpoint and says it
-    /// is ready; members not in the plan drop theirs.
+    /// is ready; members not in the plan drop theirs, and so does a process registered
+    /// under a member's id after the plan was made (the plan is not for it).
     fn apply_plan(&mut self, plan: &Plan) {
         let pieces: Vec<ShardCheckpoint> = plan.from.as_ref().map_or_else(Vec::new, |c| {
             c.piece_names()
@@ -350,10 +363,14 @@ impl Shell {
         });
         self.nodes.clear();
         for (shard, member) in plan.members.iter().enumerate() {
-            if !self.live.contains(member) {
+            let shard = shard as u32;
+            let ours = self
+                .live
+                .get(member)
+                .is_some_and(|r| plan.shard_of(*member, *r) == Some(shard));
+            if !ours {
                 continue;
             }
-            let shard = shard as u32;
             let node = checkpoint::shard_for_plan(&self.spec, plan, shard, &pieces, options())
                 .expect("a shard for the plan");
             assert_eq!(node.epoch(), plan.epoch);
@@ -595,8 +612,8 @@ fn a_new_world_runs_to_its_last_tick_with_the_single_process_hashes() {
     assert_eq!(shell.conductor.next_deadline(), None);
 
     // Four are: the plan takes the three lowest ids, in order.
-    shell.live.insert(9);
-    shell.live.insert(5);
+    shell.join(9);
+    shell.join(5);
     shell.conductor.members_changed(shell.live.clone());
     let Some(Action::WritePlan(plan)) = shell.act() else {
         panic!("a plan: {:?}", shell.actions);
@@ -604,6 +621,10 @@ fn a_new_world_runs_to_its_last_tick_with_the_single_process_hashes() {
     assert_eq!(plan.epoch, 1);
     assert_eq!(plan.fence, 1);
     assert_eq!(plan.members, vec![3, 5, 7]);
+    assert_eq!(
+        plan.registrations,
+        vec![shell.live[&3], shell.live[&5], shell.live[&7]]
+    );
     assert_eq!(plan.from, None);
     assert_eq!(plan.assignment, shell.spec.assignment);
     assert_eq!(shell.nodes.len(), 3, "process 9 runs no shard");
@@ -1052,4 +1073,195 @@ fn a_new_leader_elected_before_the_first_start_runs_the_worlds_setup() {
     assert_eq!(shell.starts[0].inputs, setup());
     assert_eq!(shell.started_ticks(1), (1..=last).collect::<Vec<_>>());
     assert_reports_match(&shell.reports_of(1), &expected, 1..=last, "new leader");
+}
+
+#[test]
+fn a_process_registered_anew_under_a_members_id_is_a_lost_member() {
+    let last = 60;
+    let spec = spec(last);
+    let late = late_ship(1, "late");
+    let expected = reference(&spec, &scheduled(&[(43, late.clone())]));
+    let mut shell = Shell::started(spec);
+    shell.run_to_tick(42);
+    assert!(shell.submit(late.clone()));
+    shell.run_to_tick(47);
+    assert_eq!(shell.checkpoints.last().map(|c| c.tick), Some(40));
+
+    // Tick 48 runs; process 2 (shard 1) is restarted under the same id before the leader
+    // noticed it gone: the new process registers anew and has none of shard 1's state.
+    let start = shell.publish_next();
+    assert_eq!(start.tick, 48);
+    shell.deliver(1);
+    let before = shell.live[&2];
+    shell.register(2);
+    assert_ne!(shell.live[&2], before);
+    let Some(Action::WritePlan(plan)) = shell.act() else {
+        panic!("a new plan: {:?}", shell.actions.last());
+    };
+    assert_eq!(plan.epoch, 2);
+    assert_eq!(
+        plan.members,
+        vec![1, 2, 3],
+        "the new process takes the shard"
+    );
+    assert_eq!(
+        plan.registrations,
+        vec![shell.live[&1], shell.live[&2], shell.live[&3]]
+    );
+    assert_eq!(plan.assignment, shell.spec.assignment);
+    let from = plan.from.as_ref().expect("from the checkpoint");
+    assert_eq!((from.epoch, from.tick), (1, 40));
+    let bus_seq = shell.plans.last().unwrap().bus_seq as usize;
+    let ready: Vec<(u32, u64)> = shell.bus[bus_seq..]
+        .iter()
+        .map(|r| match r {
+            ShardReport::Ready(r) => (r.member, r.tick),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ready,
+        vec![(1, 40), (2, 40), (3, 40)],
+        "every shard restored 40"
+    );
+    // Registering again changes nothing more.
+    shell.conductor.members_changed(shell.live.clone());
+    assert_eq!(shell.act(), None);
+
+    shell.run_to_end();
+
+    assert_eq!(shell.plans.len(), 2);
+    assert_eq!(shell.started_ticks(1), (1..=48).collect::<Vec<_>>());
+    assert_eq!(shell.started_ticks(2), (41..=last).collect::<Vec<_>>());
+    let with_late: Vec<(u64, u64)> = shell
+        .starts
+        .iter()
+        .filter(|s| s.inputs.contains(&late))
+        .map(|s| (s.epoch, s.tick))
+        .collect();
+    assert_eq!(with_late, vec![(1, 43), (2, 43)]);
+    assert_reports_match(
+        &shell.reports_of(1),
+        &expected,
+        1..=47,
+        "before the restart",
+    );
+    assert_reports_match(&shell.reports_of(2), &expected, 41..=last, "after it");
+    assert_checkpoints(&shell, &expected, &[10, 20, 30, 40, 50, 60]);
+}
+
+#[test]
+fn a_new_leader_finding_every_member_registered_anew_makes_a_new_plan() {
+    let last = 60;
+    let spec = spec(last);
+    let late = late_ship(1, "late");
+    let expected = reference(&spec, &scheduled(&[(43, late.clone())]));
+    let mut shell = Shell::started(spec.clone());
+    shell.run_to_tick(42);
+    assert!(shell.submit(late.clone()));
+    shell.run_to_tick(47);
+    assert_eq!(shell.publish_next().tick, 48);
+    shell.deliver(1);
+
+    // The whole cluster stops with tick 48 running. New shard processes start under the
+    // same member ids and register before a new leader is elected.
+    let old = plan_registrations(&shell);
+    for member in [1, 2, 3] {
+        shell.join(member);
+    }
+    let (plan, checkpoint, takeover) = shell.takeover(2);
+    assert_eq!(plan.registrations, old);
+    assert_eq!(takeover.last_started, Some(48));
+    shell.conductor = Conductor::take_over(spec, plan.clone(), checkpoint, takeover);
+    shell.read = plan.bus_seq as usize;
+    shell.conductor.members_changed(shell.live.clone());
+    let Some(Action::WritePlan(new)) = shell.act() else {
+        panic!("a new plan: {:?}", shell.actions.last());
+    };
+    assert_eq!((new.epoch, new.fence), (2, 2));
+    assert_eq!(new.members, vec![1, 2, 3]);
+    assert_eq!(
+        new.registrations,
+        vec![shell.live[&1], shell.live[&2], shell.live[&3]]
+    );
+    let from = new.from.as_ref().expect("from the checkpoint");
+    assert_eq!((from.epoch, from.tick), (1, 40));
+    // The new leader reads the input log from the start: everything is a repeat.
+    for (position, input) in shell.inputs.clone().into_iter().enumerate() {
+        assert!(!shell.conductor.submit(position as u64 + 1, input).unwrap());
+    }
+
+    shell.run_to_end();
+
+    assert_eq!(shell.plans.len(), 2);
+    assert_eq!(shell.started_ticks(1), (1..=48).collect::<Vec<_>>());
+    assert_eq!(shell.started_ticks(2), (41..=last).collect::<Vec<_>>());
+    for start in shell.starts.iter().filter(|s| s.epoch == 2) {
+        assert_eq!(start.fence, 2);
+        assert_eq!(start.inputs.contains(&late), start.tick == 43);
+    }
+    assert_reports_match(
+        &shell.reports_of(1),
+        &expected,
+        1..=47,
+        "before the restart",
+    );
+    assert_reports_match(&shell.reports_of(2), &expected, 41..=last, "after it");
+    assert_checkpoints(&shell, &expected, &[10, 20, 30, 40, 50, 60]);
+}
+
+#[test]
+fn a_new_leader_of_a_restarted_cluster_plans_as_the_new_processes_register() {
+    let last = 60;
+    let spec = spec(last);
+    let expected = reference(&spec, &scheduled(&[]));
+    let mut shell = Shell::started(spec.clone());
+    shell.run_to_tick(46);
+    assert_eq!(shell.publish_next().tick, 47);
+
+    // The whole cluster stops; the new leader is elected before any new shard process
+    // registers: it waits, tick 47 running under a plan nobody runs.
+    shell.live.clear();
+    shell.nodes.clear();
+    let (plan, checkpoint, takeover) = shell.takeover(2);
+    shell.conductor = Conductor::take_over(spec, plan.clone(), checkpoint, takeover);
+    shell.read = plan.bus_seq as usize;
+    shell.conductor.members_changed(shell.live.clone());
+    assert_eq!(shell.act(), None);
+    assert_eq!(shell.conductor.next_deadline(), None);
+
+    // The first process back (under an old id) gets the world from the last checkpoint;
+    // the others take shards at the next one.
+    shell.register(2);
+    let Some(Action::WritePlan(new)) = shell.act() else {
+        panic!("a new plan: {:?}", shell.actions.last());
+    };
+    assert_eq!((new.epoch, new.members.clone()), (2, vec![2]));
+    assert_eq!(new.from.as_ref().map(|c| c.tick), Some(40));
+    shell.register(1);
+    shell.register(3);
+    assert_eq!(shell.act(), None, "no plan before the next checkpoint");
+
+    shell.run_to_end();
+
+    assert_eq!(shell.plans.len(), 3);
+    let rebalanced = &shell.plans[2];
+    assert_eq!(rebalanced.members, vec![1, 2, 3]);
+    assert_eq!(rebalanced.from.as_ref().map(|c| c.tick), Some(50));
+    assert_eq!(shell.started_ticks(1), (1..=47).collect::<Vec<_>>());
+    assert_eq!(shell.started_ticks(3), (51..=last).collect::<Vec<_>>());
+    assert_reports_match(
+        &shell.reports_of(1),
+        &expected,
+        1..=46,
+        "before the restart",
+    );
+    assert_reports_match(&shell.reports_of(2), &expected, 41..=50, "one process");
+    assert_reports_match(&shell.reports_of(3), &expected, 51..=last, "three again");
+    assert_checkpoints(&shell, &expected, &[10, 20, 30, 40, 50, 60]);
+}
+
+/// The registrations the current plan's members had.
+fn plan_registrations(shell: &Shell) -> Vec<Registration> {
+    shell.plans.last().expect("a plan").registrations.clone()
 }

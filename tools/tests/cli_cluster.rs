@@ -1,6 +1,7 @@
 //! One world over several processes, through the `astroboids` binary: `cluster sim` reports
 //! the same state hash as `sim`, and a world whose shard process and leader process are
-//! killed (SIGKILL) mid-run ends exactly as an uninterrupted one, tick for tick.
+//! killed (SIGKILL) mid-run, or whose every process is stopped and started again under the
+//! same member ids, ends exactly as an uninterrupted one, tick for tick.
 
 mod common;
 
@@ -145,7 +146,7 @@ fn reference(spec: &WorldSpec, inputs: &BTreeMap<u64, Vec<WorldInput>>) -> (Vec<
         ..SimOptions::default()
     };
     let mut sim = build_simulation_with(spec.config.clone(), spec.seed, options);
-    let hashes = (1..=LAST_TICK)
+    let hashes = (1..=spec.last_tick.expect("a world that stops"))
         .map(|tick| {
             for input in inputs.get(&tick).into_iter().flatten() {
                 let _ = apply_input(sim.world_mut(), input);
@@ -480,6 +481,230 @@ fn killed_shard_and_leader_processes_change_no_result() {
     runtime.block_on(async { coordination.close().await.unwrap() });
     nats_server.kill();
     etcd_server.kill();
+}
+
+/// Every process of a running world stopped (SIGINT: shards, leader and standby) and new
+/// ones started under the same member ids, over the nats-server and etcd that kept the
+/// world: the new shard processes are not the old ones (new registrations), so the old plan's
+/// shards are lost with their state; the new leader makes a new plan from the last complete
+/// checkpoint, and every tick from there matches the single-process world.
+#[test]
+fn a_cluster_restarted_under_the_same_member_ids_resumes_from_its_last_checkpoint() {
+    let dir = fresh_dir("cluster-restart");
+    let mut nats_server = NatsServer::start(&dir).unwrap();
+    let mut etcd_server = Etcd::start(&dir).unwrap();
+    let (nats, etcd) = (nats_server.url(), etcd_server.endpoint());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = WorldSpec {
+        assignment: SectorAssignment::Stripes {
+            shards: 2,
+            width: 1,
+        },
+        last_tick: Some(110),
+        ..spec(setup())
+    };
+    let (coordination, bus) = runtime.block_on(async {
+        let coordination = Coordination::connect(std::slice::from_ref(&etcd), "faults", 5)
+            .await
+            .unwrap();
+        coordination
+            .put_json(plan::keys::SPEC, &spec)
+            .await
+            .unwrap();
+        let bus = TickBus::connect(&nats, "faults").await.unwrap();
+        (coordination, bus)
+    });
+    let cluster = |round: &str| -> Vec<Proc> {
+        let mut procs: Vec<Proc> = (0..2)
+            .map(|i| {
+                let member = i.to_string();
+                let name = format!("shard-{i}-{round}");
+                let args = ["shard", "--member", &member, "--threads", "1"];
+                start(&name, &args, &nats, &etcd, &dir)
+            })
+            .collect();
+        // The new shard processes register before a leader reads who is there (the
+        // takeover path; the other order is the conductor tests').
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while runtime.block_on(coordination.live_shards()).unwrap().len() < 2 {
+            assert!(Instant::now() < deadline, "the shards did not register");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        procs.extend((0..2).map(|i| {
+            let name = format!("leader-{i}-{round}");
+            start(&name, &["leader", "--name", &name], &nats, &etcd, &dir)
+        }));
+        procs
+    };
+    let stop = |procs: &mut Vec<Proc>| {
+        for p in procs.iter() {
+            let _ = Command::new("kill")
+                .args(["-INT", &p.child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for p in procs.iter_mut() {
+            loop {
+                if let Some(status) = p.child.try_wait().unwrap() {
+                    assert!(status.success(), "{} exited with {status}", p.name);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} did not stop", p.name);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+
+    let mut seen = Vec::new();
+    let mut outcomes = runtime
+        .block_on(bus.subscribe(OUTCOME_SUBJECT, None, StartAt::All))
+        .unwrap();
+    let mut first = cluster("first");
+    // Past the checkpoint of tick 50, then everything stops between checkpoints: the leaders
+    // first (a shard stopping first would make the leader plan without it), so the plan
+    // left behind has both members and a tick running.
+    runtime.block_on(reports_until(&mut outcomes, &mut seen, &dir, |r| {
+        r.tick >= 62
+    }));
+    let mut first_shards: Vec<Proc> = first.drain(..2).collect();
+    stop(&mut first);
+    stop(&mut first_shards);
+    let (old_plan, checkpoint, stopped_seq, stopped_at) = runtime.block_on(async {
+        let plan = coordination
+            .get_json::<plan::Plan>(plan::keys::PLAN)
+            .await
+            .unwrap()
+            .unwrap()
+            .value;
+        let checkpoint = coordination
+            .get_json::<plan::CheckpointRecord>(plan::keys::CHECKPOINT)
+            .await
+            .unwrap()
+            .unwrap()
+            .value;
+        let last = bus.last_message(START_SUBJECT).await.unwrap().unwrap();
+        let start: TickStart = postcard::from_bytes(&last.payload).unwrap();
+        (plan, checkpoint, last.seq, start.tick)
+    });
+    assert!(
+        checkpoint.tick >= 50 && checkpoint.tick <= stopped_at,
+        "the last start was of tick {stopped_at}, the last checkpoint: {checkpoint:?}"
+    );
+    assert_eq!(old_plan.members, vec![0, 1]);
+
+    let restarted = Instant::now();
+    let mut second = cluster("second");
+    runtime.block_on(reports_until(&mut outcomes, &mut seen, &dir, |r| {
+        r.tick >= 110
+    }));
+    let resumed_after = seen
+        .iter()
+        .find(|(_, r)| r.epoch > old_plan.epoch)
+        .map(|(when, _)| *when - restarted);
+    eprintln!("figures: first report {resumed_after:?} after the new processes started");
+    stop(&mut second);
+
+    // The starts after the restart: a new plan's, from the checkpoint on, no tick skipped or
+    // started twice.
+    let (new_plan, starts) = runtime.block_on(async {
+        let plan = coordination
+            .get_json::<plan::Plan>(plan::keys::PLAN)
+            .await
+            .unwrap()
+            .unwrap()
+            .value;
+        let last = bus.last_message(START_SUBJECT).await.unwrap().unwrap().seq;
+        let mut sub = bus
+            .subscribe(START_SUBJECT, None, StartAt::All)
+            .await
+            .unwrap();
+        let mut starts = Vec::new();
+        loop {
+            let m = sub.next().await.unwrap();
+            let start: TickStart = postcard::from_bytes(&m.payload).unwrap();
+            starts.push((m.seq, start));
+            if m.seq >= last {
+                return (plan, starts);
+            }
+        }
+    });
+    assert_eq!(new_plan.members, vec![0, 1]);
+    for (shard, old) in old_plan.registrations.iter().enumerate() {
+        assert_ne!(
+            new_plan.registrations.get(shard),
+            Some(old),
+            "shard {shard}'s process is a new one"
+        );
+    }
+    let after: Vec<(u64, u64)> = starts
+        .iter()
+        .filter(|(seq, _)| *seq > stopped_seq)
+        .map(|(_, s)| (s.epoch, s.tick))
+        .collect();
+    assert!(
+        after.iter().all(|(epoch, _)| *epoch > old_plan.epoch),
+        "nothing started under the old plan: {after:?}"
+    );
+    assert_eq!(
+        after.first().map(|(_, tick)| *tick),
+        Some(checkpoint.tick + 1),
+        "the new plan re-runs from the last checkpoint"
+    );
+    for pair in after.windows(2) {
+        assert!(
+            pair[1].1 == pair[0].1 + 1 || pair[1].0 > pair[0].0,
+            "a tick skipped or started twice: {after:?}"
+        );
+    }
+
+    // Every tick's last report matches the uninterrupted world.
+    let mut inputs: BTreeMap<u64, (u64, Vec<WorldInput>)> = BTreeMap::new();
+    for (_, s) in starts {
+        if inputs.get(&s.tick).is_none_or(|(e, _)| *e <= s.epoch) {
+            let inputs_of = scripts::attach_scripts(s.clone(), &setup_modules())
+                .unwrap()
+                .inputs;
+            inputs.insert(s.tick, (s.epoch, inputs_of));
+        }
+    }
+    let inputs: BTreeMap<u64, Vec<WorldInput>> =
+        inputs.into_iter().map(|(t, (_, i))| (t, i)).collect();
+    let (expected, ships) = reference(&spec, &inputs);
+    let mut last_report: BTreeMap<u64, &TickReport> = BTreeMap::new();
+    for (_, r) in &seen {
+        last_report.insert(r.tick, r);
+    }
+    assert_eq!(
+        last_report.keys().copied().collect::<BTreeSet<_>>(),
+        (1..=110).collect(),
+        "a report for every tick"
+    );
+    for (tick, report) in &last_report {
+        assert_eq!(
+            report.state_hash,
+            expected[*tick as usize - 1],
+            "tick {tick} (epoch {}); stopped with tick {stopped_at} started",
+            report.epoch
+        );
+    }
+    assert_eq!(last_report[&110].ships, ships);
+    assert!(last_report[&110].epoch > old_plan.epoch);
+
+    drop(second);
+    drop(first);
+    drop(first_shards);
+    runtime.block_on(async { coordination.close().await.unwrap() });
+    nats_server.kill();
+    etcd_server.kill();
+}
+
+/// The setup's script modules by hash (starts carry them by reference).
+fn setup_modules() -> std::collections::HashMap<u128, Vec<u8>> {
+    let wasm = WatBot::chaser().wasm();
+    [(astroboids_scripting::module_hash(&wasm), wasm)].into()
 }
 
 /// `cluster up` starts the servers, a leader and a standby, and the shard processes, and says

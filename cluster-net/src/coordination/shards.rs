@@ -51,6 +51,9 @@ impl ShardInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardSet {
     pub shards: BTreeMap<u32, ShardInfo>,
+    /// The lease each shard's key is bound to: its process's (one lease per process), so a
+    /// process registered anew under an id holds another.
+    pub leases: BTreeMap<u32, i64>,
     pub revision: u64,
 }
 
@@ -61,6 +64,8 @@ pub enum ShardEvent {
     Joined {
         shard: u32,
         info: ShardInfo,
+        /// The lease its key is bound to (another than before: another process).
+        lease: i64,
         revision: u64,
     },
     /// A shard's key went: its lease expired or was revoked, or it deregistered.
@@ -169,13 +174,16 @@ impl Coordination {
         )
         .await?;
         let mut shards = BTreeMap::new();
+        let mut leases = BTreeMap::new();
         for kv in response.kvs() {
             if let Some(shard) = parse_shard_key(&prefix, kv.key()) {
                 shards.insert(shard, from_json(kv)?);
+                leases.insert(shard, kv.lease());
             }
         }
         Ok(ShardSet {
             shards,
+            leases,
             revision: revision_of(response.header()),
         })
     }
@@ -227,6 +235,7 @@ impl ShardWatch {
                     EventType::Put => ShardEvent::Joined {
                         shard,
                         info: from_json(kv)?,
+                        lease: kv.lease(),
                         revision,
                     },
                     EventType::Delete => ShardEvent::Left { shard, revision },

@@ -2,14 +2,14 @@
 //! A newly elected leader of a running world reads the current plan, the last checkpoint and
 //! the start log, and goes on from the last tick started: no tick is skipped or run twice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use astroboids_cluster::conductor::{Action, Conductor, Micros};
 use astroboids_cluster::leader::{Logged, Takeover};
 use astroboids_cluster::messages::{ShardReport, TickReport, TickStart};
-use astroboids_cluster::plan::{self, CheckpointRecord, Plan, WorldSpec};
+use astroboids_cluster::plan::{self, CheckpointRecord, Plan, Registration, WorldSpec};
 use astroboids_cluster::scripts;
 use astroboids_sim::inputs::WorldInput;
 use tracing::{debug, info, warn};
@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::metrics::{self, PlanWhy};
 use super::{
     INPUT_SUBJECT, OUTCOME_SUBJECT, ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode,
-    forward,
+    forward, registration,
 };
 use crate::bus::{StartAt, TickBus};
 use crate::coordination::{Coordination, Leadership, ShardEvent};
@@ -76,8 +76,8 @@ pub async fn run_leader_process(
         .get_json::<CheckpointRecord>(plan::keys::CHECKPOINT)
         .await?
         .map(|v| v.value);
-    // What the last plan's members were: what a new plan is told apart by in the log.
-    let mut plan_members = plan.as_ref().map(|p| p.members.clone());
+    // The last plan: what a new plan is told apart from in the log.
+    let mut last_plan = plan.clone();
     let (mut conductor, reports_from) = match plan {
         None => {
             info!(leader = %name, fence, "a new world: no plan yet");
@@ -98,8 +98,14 @@ pub async fn run_leader_process(
         .await?,
     );
     let set = coordination.shards().await?;
-    let mut live: BTreeSet<u32> = set.shards.keys().copied().collect();
-    info!(fence, processes = ?live, "registered shard processes");
+    // Each registered process by member id, with its lease: a process registered anew under
+    // an id (another lease) is another process, and the conductor treats the old one as lost.
+    let mut live: BTreeMap<u32, Registration> = set
+        .leases
+        .iter()
+        .map(|(member, lease)| (*member, registration(*lease)))
+        .collect();
+    info!(fence, processes = ?live, "registered shard processes (member: lease)");
     metrics::leader_shard_processes(live.len());
     let mut shard_events = forward::shard_watch(coordination.watch_shards(set.revision).await?);
     conductor.members_changed(live.clone());
@@ -113,18 +119,19 @@ pub async fn run_leader_process(
                 Action::WritePlan(mut plan) => {
                     plan.bus_seq = bus.last_seq().await?;
                     write(&leadership, plan::keys::PLAN, &plan).await?;
-                    let why = PlanWhy::of(plan_members.as_deref(), &plan.members);
+                    let why = PlanWhy::of(last_plan.as_ref(), &plan);
                     info!(
                         fence,
                         epoch = plan.epoch,
                         why = why.as_str(),
                         from_tick = plan.from_tick(),
                         members = ?plan.members,
+                        leases = ?plan.registrations,
                         bus_seq = plan.bus_seq,
                         "new plan"
                     );
                     metrics::leader_plan(plan.epoch, why);
-                    plan_members = Some(plan.members.clone());
+                    last_plan = Some(plan);
                 }
                 Action::PublishStart(start) => {
                     let id = format!("start-{}-{}", start.epoch, start.tick);
@@ -219,15 +226,18 @@ pub async fn run_leader_process(
             }
             event = shard_events.recv() => {
                 match event.ok_or(ProcessError::Ended { what: "shard watch" })?? {
-                    ShardEvent::Joined { shard, .. } => {
-                        info!(fence, member = shard, "shard process registered");
-                        live.insert(shard)
+                    ShardEvent::Joined { shard, lease, .. } => {
+                        let lease = registration(lease);
+                        let before = live.insert(shard, lease);
+                        if before != Some(lease) {
+                            info!(fence, member = shard, lease, "shard process registered");
+                        }
                     }
                     ShardEvent::Left { shard, .. } => {
                         info!(fence, member = shard, "shard process gone");
-                        live.remove(&shard)
+                        live.remove(&shard);
                     }
-                };
+                }
                 metrics::leader_shard_processes(live.len());
                 conductor.members_changed(live.clone());
             }
@@ -351,4 +361,38 @@ async fn take_over(
         Conductor::take_over(spec, plan, checkpoint, takeover),
         reports_from,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use astroboids_cluster::SectorAssignment;
+    use astroboids_cluster::plan::Plan;
+
+    #[test]
+    fn a_plan_written_before_registrations_were_recorded_reads_without_them() {
+        let plan = Plan {
+            epoch: 3,
+            fence: 9,
+            assignment: SectorAssignment::Stripes {
+                shards: 2,
+                width: 1,
+            },
+            members: vec![0, 1],
+            registrations: vec![7, 8],
+            from: None,
+            bus_seq: 11,
+        };
+        let mut json = serde_json::to_value(&plan).unwrap();
+        json.as_object_mut().unwrap().remove("registrations");
+        let old: Plan = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            old,
+            Plan {
+                registrations: Vec::new(),
+                ..plan
+            }
+        );
+        // Its members are told apart by id only.
+        assert_eq!(old.shard_of(1, 99), Some(1));
+    }
 }

@@ -32,6 +32,7 @@
 //! | `astroboids_leader_shard_processes` | gauge | shard processes registered |
 
 use astroboids_cluster::messages::{TickDone, TickReport};
+use astroboids_cluster::plan::Plan;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -73,19 +74,29 @@ pub const LEADER_SHARD_PROCESSES: &str = "astroboids_leader_shard_processes";
 pub enum PlanWhy {
     /// The world's first plan.
     Start,
-    /// A process of the previous plan is gone: its shards re-run from the last checkpoint.
+    /// A process of the previous plan is gone (or registered anew under its id: another
+    /// process): its shards re-run from the last checkpoint.
     LostMember,
     /// Processes joined: shards move onto them at a checkpoint.
     Rebalance,
 }
 
 impl PlanWhy {
-    /// What made a plan over `members` after one over `previous` (`None`: there was none).
-    pub fn of(previous: Option<&[u32]>, members: &[u32]) -> Self {
-        match previous {
-            None => Self::Start,
-            Some(previous) if previous.iter().any(|m| !members.contains(m)) => Self::LostMember,
-            Some(_) => Self::Rebalance,
+    /// What made `plan` after `previous` (`None`: there was none).
+    pub fn of(previous: Option<&Plan>, plan: &Plan) -> Self {
+        let Some(previous) = previous else {
+            return Self::Start;
+        };
+        let gone = previous.members.iter().enumerate().any(|(shard, member)| {
+            match previous.registrations.get(shard) {
+                Some(registration) => plan.shard_of(*member, *registration).is_none(),
+                None => plan.shard_of_member(*member).is_none(),
+            }
+        });
+        if gone {
+            Self::LostMember
+        } else {
+            Self::Rebalance
         }
     }
 
@@ -338,14 +349,48 @@ pub(crate) fn leader_input_sequenced() {
 
 #[cfg(test)]
 mod tests {
+    use astroboids_cluster::SectorAssignment;
+    use astroboids_cluster::plan::Plan;
+
     use super::PlanWhy;
+
+    /// A plan over `members`, each with registration id x 10.
+    fn plan(members: &[u32]) -> Plan {
+        Plan {
+            epoch: 1,
+            fence: 1,
+            assignment: SectorAssignment::Stripes {
+                shards: members.len() as u32,
+                width: 1,
+            },
+            members: members.to_vec(),
+            registrations: members.iter().map(|m| u64::from(*m) * 10).collect(),
+            from: None,
+            bus_seq: 0,
+        }
+    }
 
     #[test]
     fn a_plan_is_named_by_what_changed_in_its_members() {
-        assert_eq!(PlanWhy::of(None, &[0, 1]), PlanWhy::Start);
-        assert_eq!(PlanWhy::of(Some(&[0, 1, 2]), &[0, 2]), PlanWhy::LostMember);
-        assert_eq!(PlanWhy::of(Some(&[0, 2]), &[0, 1, 2]), PlanWhy::Rebalance);
+        let why =
+            |previous: &[u32], members: &[u32]| PlanWhy::of(Some(&plan(previous)), &plan(members));
+        assert_eq!(PlanWhy::of(None, &plan(&[0, 1])), PlanWhy::Start);
+        assert_eq!(why(&[0, 1, 2], &[0, 2]), PlanWhy::LostMember);
+        assert_eq!(why(&[0, 2], &[0, 1, 2]), PlanWhy::Rebalance);
         // One lost and one joined in the same plan: the loss is what forced it.
-        assert_eq!(PlanWhy::of(Some(&[0, 1]), &[0, 2]), PlanWhy::LostMember);
+        assert_eq!(why(&[0, 1], &[0, 2]), PlanWhy::LostMember);
+        // The same ids, one registered anew: another process, the old one lost.
+        let mut restarted = plan(&[0, 1]);
+        restarted.registrations[1] += 1;
+        assert_eq!(
+            PlanWhy::of(Some(&plan(&[0, 1])), &restarted),
+            PlanWhy::LostMember
+        );
+        // A plan that recorded no registrations: members by id only.
+        let by_id = Plan {
+            registrations: Vec::new(),
+            ..plan(&[0, 1])
+        };
+        assert_eq!(PlanWhy::of(Some(&by_id), &restarted), PlanWhy::Rebalance);
     }
 }

@@ -71,6 +71,13 @@ pub fn exchange_subject(epoch: u64, to: u32) -> String {
     format!("xchg.{epoch}.{to}")
 }
 
+/// The registration (`astroboids_cluster::plan::Registration`) of a shard process whose key
+/// is bound to `lease`: one lease per process, so a process registered anew under a member id
+/// has another.
+pub(crate) fn registration(lease: i64) -> astroboids_cluster::plan::Registration {
+    lease.cast_unsigned()
+}
+
 /// Why a process stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

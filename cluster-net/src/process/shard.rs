@@ -16,14 +16,14 @@ use astroboids_cluster::live::{self, ShipQuery};
 use astroboids_cluster::messages::{
     Exchange, PieceStored, ShardReady, ShardReport, TickDone, TickStart,
 };
-use astroboids_cluster::plan::{self, Plan, WorldSpec};
+use astroboids_cluster::plan::{self, Plan, Registration, WorldSpec};
 use astroboids_cluster::scripts;
 use astroboids_cluster::shard_node::{Phase, ShardError, ShardNode};
 use astroboids_sim::SimOptions;
 
 use super::{
     ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward,
-    metrics, query_subject, views_subject,
+    metrics, query_subject, registration, views_subject,
 };
 use crate::bus::{Delivered, LiveMessage, StartAt, TickBus};
 use crate::coordination::{Coordination, KeyChange, ShardInfo};
@@ -65,6 +65,9 @@ pub async fn run_shard_process(
     coordination
         .register_shard(member, &ShardInfo::this_process())
         .await?;
+    // A plan that names this member id for an earlier registration (a process that had the
+    // id before this one) is not this process's: the leader makes a new one.
+    let registration = registration(coordination.lease_id());
     info!(
         member,
         world = %coordination.world(),
@@ -99,11 +102,33 @@ pub async fn run_shard_process(
     let lease_lost = coordination.lease_lost();
     tokio::pin!(lease_lost);
     let mut ran_epoch = 0;
+    // The last plan not for this process that was logged.
+    let mut noted_epoch = 0;
     loop {
         let plan = match latest.take() {
-            Some(plan) if plan.epoch > ran_epoch && plan.shard_of_member(member).is_some() => plan,
+            Some(plan)
+                if plan.epoch > ran_epoch && plan.shard_of(member, registration).is_some() =>
+            {
+                plan
+            }
             other => {
                 latest = other;
+                if let Some(plan) = &latest
+                    && plan.epoch != noted_epoch
+                    && plan.shard_of(member, registration).is_none()
+                {
+                    noted_epoch = plan.epoch;
+                    if plan.shard_of_member(member).is_some() {
+                        info!(
+                            member,
+                            epoch = plan.epoch,
+                            "the plan names an earlier process under this member id: waiting \
+                             for the leader's next"
+                        );
+                    } else {
+                        debug!(member, epoch = plan.epoch, "a plan without this process");
+                    }
+                }
                 tokio::select! {
                     () = &mut stop => {
                         info!(member, "stopping");
@@ -112,11 +137,6 @@ pub async fn run_shard_process(
                     () = &mut lease_lost => return Err(lease_error(coordination)),
                     change = plans.recv() => {
                         latest = newer(latest.take(), change)?;
-                        if let Some(plan) = &latest
-                            && plan.shard_of_member(member).is_none()
-                        {
-                            debug!(member, epoch = plan.epoch, "a plan without this process");
-                        }
                         continue;
                     }
                 }
@@ -125,7 +145,7 @@ pub async fn run_shard_process(
         info!(
             member,
             epoch = plan.epoch,
-            shard = plan.shard_of_member(member),
+            shard = plan.shard_of(member, registration),
             from_tick = plan.from_tick(),
             shards = plan.members.len(),
             fence = plan.fence,
@@ -136,6 +156,7 @@ pub async fn run_shard_process(
             &process,
             &spec,
             plan,
+            registration,
             &mut plans,
             &mut stop,
             &mut lease_lost,
@@ -183,6 +204,7 @@ async fn run_epoch(
     process: &ShardProcess<'_>,
     spec: &WorldSpec,
     plan: Plan,
+    registration: Registration,
     plans: &mut mpsc::Receiver<Result<KeyChange<Plan>, NetError>>,
     stop: &mut (impl Future<Output = ()> + Unpin),
     lease_lost: &mut (impl Future<Output = ()> + Unpin),
@@ -190,7 +212,7 @@ async fn run_epoch(
     let bus = process.bus;
     let epoch = plan.epoch;
     let shard = plan
-        .shard_of_member(process.member)
+        .shard_of(process.member, registration)
         .expect("the caller checked the plan names this process");
     let mut pieces = Vec::new();
     if let Some(record) = &plan.from {
