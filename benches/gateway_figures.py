@@ -70,14 +70,20 @@ class Server:
         self.reader.join(timeout=5)
 
 
-def start(setup, data, gateways=1):
+def start(setup, data, clients, gateways=1):
     if setup == "serve":
+        # As `loadgen` starts its own server: every bot comes from this one address.
         server = Server(["serve", "--data", os.path.join(data, "world"),
-                         "--listen", "127.0.0.1:0", "--no-metrics"], data)
+                         "--listen", "127.0.0.1:0", "--no-metrics", "--no-record",
+                         "--max-connections-per-ip", str(clients + 16),
+                         "--requests-per-ip-per-s", "100000",
+                         "--password-jobs-per-ip", str(clients + 16)], data)
     else:
         server = Server(["cluster", "up", "--shards", "2", "--gateways", str(gateways),
                          "--nats-port", "0", "--etcd-port", "0", "--postgres-port", "0",
-                         "--gateway-port", "0", "--data", os.path.join(data, "cluster")], data)
+                         "--gateway-port", "0", "--data", os.path.join(data, "cluster"),
+                         "--max-connections-per-ip", str(clients + 16),
+                         "--requests-per-ip-per-s", "100000"], data)
     addrs = [l.split()[0] for l in server.wait_for("listening: ", count=gateways)]
     fingerprint = server.wait_for("fingerprint: ")[0].split()[0]
     return server, addrs, fingerprint
@@ -96,7 +102,7 @@ def loadgen(addrs, fingerprint, clients, seconds):
 def run(setup, clients, seconds, kill=None):
     with tempfile.TemporaryDirectory(prefix="astroboids-gw-") as data:
         gateways = 2 if kill == "gateway-0" else 1
-        server, addrs, fingerprint = start(setup, data, gateways)
+        server, addrs, fingerprint = start(setup, data, clients, gateways)
         killer = None
         killed = {}
         if kill:
@@ -117,7 +123,7 @@ def run(setup, clients, seconds, kill=None):
         return {
             "setup": setup, "kill": kill, "clients": clients, "seconds": seconds,
             "killed_after_s": (killed["at"] - began) if "at" in killed else None,
-            "server_ticks": ticks[-1] if ticks else None, **report,
+            **report, "server_tick_line": ticks[-1] if ticks else None,
         }
 
 

@@ -358,7 +358,17 @@ impl Conductor {
     pub fn start_published(&mut self, seq: u64, now: Micros) {
         self.leader.start_published(seq);
         self.started_at = Some(now);
-        self.next_start_at = now + self.spec.tick_ms * 1_000;
+        // Starts keep to a fixed clock (one period after the last one was due), so the
+        // publish's own latency does not slow the world down tick after tick; a start that
+        // went out more than a period late (a slow tick, a recovery) moves the clock to now
+        // rather than letting the ticks after it rush to catch up.
+        let period = self.spec.tick_ms * 1_000;
+        let on_clock = self.next_start_at + period;
+        self.next_start_at = if on_clock >= now {
+            on_clock
+        } else {
+            now + period
+        };
     }
 
     /// When the shell should call [`Self::poll`] next if nothing happens before (`None`:

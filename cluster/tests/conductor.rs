@@ -671,6 +671,23 @@ fn a_new_world_runs_to_its_last_tick_with_the_single_process_hashes() {
     );
     assert_eq!(shell.act(), None, "not before the tick period");
 
+    // Starts keep a fixed clock: one published late by the bus's latency does not push the
+    // ones after it back.
+    let due = published + TICK_MS * 1_000;
+    shell.now = due + 700;
+    let Some(Action::PublishStart(second)) = shell.act() else {
+        panic!("tick 2's start");
+    };
+    assert_eq!(second.tick, 2);
+    assert_eq!(shell.conductor.next_deadline(), None, "tick 2 runs");
+    shell.deliver(3);
+    assert!(matches!(shell.act(), Some(Action::Report(_))));
+    assert_eq!(
+        shell.conductor.next_deadline(),
+        Some(due + TICK_MS * 1_000),
+        "one period after tick 2 was due, not after it went out"
+    );
+
     // A process running no shard may come and go.
     shell.run_to_tick(5);
     shell.kill(9);

@@ -140,6 +140,9 @@ pub struct ClusterUpArgs {
     /// The port of the PostgreSQL started here.
     #[arg(long, default_value_t = 5432)]
     pub postgres_port: u16,
+    /// The gateways' per-address limits.
+    #[command(flatten)]
+    pub gateway_limits: GatewayLimits,
     #[command(flatten)]
     pub log: super::LogArgs,
 }
@@ -259,5 +262,18 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = 50)]
     pub max_ships: u32,
     #[command(flatten)]
+    pub limits: GatewayLimits,
+    #[command(flatten)]
     pub log: super::LogArgs,
+}
+
+/// Per-address limits of a gateway (a load test from one address raises them).
+#[derive(Debug, Args, Clone)]
+pub struct GatewayLimits {
+    /// Connections one address may hold.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Requests per second one address may make (bursts of twice that).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_ip_per_s: u32,
 }

@@ -324,6 +324,10 @@ fn up(args: &ClusterUpArgs) -> Result<()> {
                 format!("127.0.0.1:{port}"),
                 "--identity".into(),
                 identity_dir.display().to_string(),
+                "--max-connections-per-ip".into(),
+                args.gateway_limits.max_connections_per_ip.to_string(),
+                "--requests-per-ip-per-s".into(),
+                args.gateway_limits.requests_per_ip_per_s.to_string(),
             ]),
         )?;
         println!("{role}: pid {}, log {}", child.pid(), child.log.display());

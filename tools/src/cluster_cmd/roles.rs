@@ -19,6 +19,9 @@ use astroboids_server::monitoring;
 use astroboids_sim::SimOptions;
 
 use astroboids_gateway::{GatewayOptions, GatewayRules, RunningGateway};
+use std::num::NonZeroU32;
+
+use astroboids_server::limits::RateRules;
 use astroboids_server::serve::NetRules;
 
 use crate::cli::cluster::{ClusterEndpoints, GatewayArgs, LeaderArgs, ShardArgs};
@@ -205,10 +208,18 @@ pub fn gateway(args: &GatewayArgs) -> Result<()> {
         metrics_public: args.metrics_public,
         rules: GatewayRules {
             max_ships_per_account: args.max_ships,
+            rates: RateRules {
+                per_ip_per_s: NonZeroU32::new(args.limits.requests_per_ip_per_s)
+                    .context("--requests-per-ip-per-s must be at least 1")?,
+                per_ip_burst: NonZeroU32::new(args.limits.requests_per_ip_per_s.saturating_mul(2))
+                    .context("--requests-per-ip-per-s must be at least 1")?,
+                ..RateRules::default()
+            },
             ..GatewayRules::default()
         },
         net: NetRules {
-            max_connections: args.max_connections,
+            max_connections: args.max_connections.max(args.limits.max_connections_per_ip),
+            max_connections_per_ip: args.limits.max_connections_per_ip.max(1),
             ..NetRules::default()
         },
     };
