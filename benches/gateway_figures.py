@@ -109,9 +109,10 @@ def run(setup, clients, seconds, kill=None):
             pid = server.pid_of(kill)
 
             def do_kill():
-                # Setting the bots up takes a while: kill about halfway through the measurement
-                # (loadgen's report says when its measurement began and ended).
-                time.sleep(setup_s_estimate(clients) + seconds / 2)
+                # Setting the bots up takes a while: kill about a third into the measurement,
+                # so that what follows (a client notices a dead gateway after its 8 s idle
+                # timeout) is measured too.
+                time.sleep(setup_s_estimate(clients) + seconds / 3)
                 os.kill(pid, signal.SIGKILL)
                 killed["at"] = time.time()
             killer = threading.Thread(target=do_kill, daemon=True)
@@ -128,8 +129,9 @@ def run(setup, clients, seconds, kill=None):
 
 
 def setup_s_estimate(clients):
-    # Registration hashes passwords (argon2, ~50 ms each on 2 workers).
-    return 5 + clients * 0.03
+    # Registration hashes passwords (argon2, tens of ms each on 2 workers): 300 bots take
+    # 6-11 s here.
+    return 2 + clients * 0.02
 
 
 def main():

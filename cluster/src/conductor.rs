@@ -374,7 +374,18 @@ impl Conductor {
     /// When the shell should call [`Self::poll`] next if nothing happens before (`None`:
     /// only an event can move the world on).
     pub fn next_deadline(&self) -> Option<Micros> {
-        self.can_start().then_some(self.next_start_at)
+        self.can_start().then_some(self.start_due())
+    }
+
+    /// When the next start is due: re-runs of logged ticks after a recovery go at once, one
+    /// after another (their pace changes nothing, and players wait for the world to be back
+    /// where it was), new ticks on the tick clock.
+    fn start_due(&self) -> Micros {
+        if self.leader.replaying() {
+            0
+        } else {
+            self.next_start_at
+        }
     }
 
     fn can_start(&self) -> bool {
@@ -395,7 +406,7 @@ impl Conductor {
         if let Some(action) = self.actions.pop_front() {
             return Ok(Some(action));
         }
-        if self.can_start() && now >= self.next_start_at {
+        if self.can_start() && now >= self.start_due() {
             let next = self.leader.tick() + 1;
             let start = self.leader.start_next(self.full_hash(next))?;
             return Ok(Some(Action::PublishStart(start)));

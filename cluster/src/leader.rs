@@ -183,6 +183,11 @@ impl Leader {
     }
 
     /// The tick running now, if one is.
+    /// Whether the next start re-runs a logged tick (after a rewind) rather than a new one.
+    pub fn replaying(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
     pub fn running(&self) -> Option<u64> {
         self.running.as_ref().map(|r| r.start.tick)
     }

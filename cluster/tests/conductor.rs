@@ -767,6 +767,31 @@ fn a_lost_process_restores_the_others_from_the_last_checkpoint_and_reruns_its_ti
         .collect();
     assert_eq!(ready, vec![40, 40], "both shards restored tick 40");
 
+    // The re-run of ticks 41..=48 goes at once, start after start (players wait for the
+    // world to be back where it was); tick 49 is new and waits for the tick clock.
+    let rerun_began = shell.now;
+    let mut rerun = Vec::new();
+    while rerun.last() != Some(&48) {
+        shell.deliver_all();
+        match shell.act() {
+            Some(Action::PublishStart(start)) => rerun.push(start.tick),
+            Some(_) => {} // reports of the re-run ticks
+            None => panic!("no re-run start at once after {rerun:?}"),
+        }
+    }
+    assert_eq!(rerun, (41..=48).collect::<Vec<_>>());
+    assert_eq!(shell.now, rerun_began, "no time passed for the re-run");
+    shell.deliver_all();
+    while let Some(action) = shell.act() {
+        assert!(!matches!(action, Action::PublishStart(_)), "tick 49 waits");
+    }
+    assert!(
+        shell
+            .conductor
+            .next_deadline()
+            .is_some_and(|at| at > shell.now)
+    );
+
     shell.run_to_end();
 
     // Ticks 41..=48 again under epoch 2, with the inputs they had; then new ones.

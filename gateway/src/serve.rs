@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use astroboids_cluster::live::{ShardViews, ViewMerger};
 use astroboids_cluster::messages::TickReport;
 use astroboids_cluster::plan::{self, WorldSpec};
+use astroboids_cluster_net::coordination::{GatewayInfo, ShardInfo};
 use astroboids_cluster_net::process::{ALL_VIEWS_SUBJECT, OUTCOME_SUBJECT};
 use astroboids_cluster_net::{Coordination, NetError, StartAt, TickBus};
 use astroboids_net::quic::{CLOSE_REFUSED, Fingerprint, QuicError, server_config};
@@ -189,6 +190,17 @@ impl RunningGateway {
             tokio::spawn(listen_kicks(shared.clone(), kicks)),
             tokio::spawn(accept(endpoint.clone(), shared.clone(), stopped)),
         ];
+        coordination
+            .register_gateway(&GatewayInfo {
+                name: options.name.clone(),
+                addr: addr.to_string(),
+                fingerprint: identity.fingerprint().to_string(),
+                pid: std::process::id(),
+                host: ShardInfo::this_process().host,
+                started_at_unix_ms: ShardInfo::this_process().started_at_unix_ms,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .await?;
         info!(
             name = %options.name,
             addr = %addr,
@@ -229,6 +241,11 @@ fn describe_metrics() {
         "astroboids_gateway_requests_total",
         Unit::Count,
         "Requests carried out, by kind and outcome."
+    );
+    describe_histogram!(
+        "astroboids_gateway_request_seconds",
+        Unit::Seconds,
+        "From a request's arrival at its connection's worker to its answer, by kind."
     );
     describe_counter!(
         "astroboids_gateway_requests_resumed_total",

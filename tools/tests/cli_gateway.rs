@@ -27,6 +27,7 @@ use common::fresh_dir;
 struct Cluster {
     child: Child,
     nats: String,
+    etcd: String,
     postgres: String,
     gateways: Vec<SocketAddr>,
     fingerprint: Fingerprint,
@@ -59,6 +60,7 @@ impl Cluster {
         let mut cluster = Cluster {
             child,
             nats: String::new(),
+            etcd: String::new(),
             postgres: String::new(),
             gateways: Vec::new(),
             fingerprint: Fingerprint([0; 32]),
@@ -70,6 +72,8 @@ impl Cluster {
             cluster.printed.push(line.clone());
             if let Some(url) = line.strip_prefix("nats: ") {
                 cluster.nats = url.to_owned();
+            } else if let Some(url) = line.strip_prefix("etcd: ") {
+                cluster.etcd = url.to_owned();
             } else if let Some(url) = line.strip_prefix("postgres: ") {
                 cluster.postgres = url.to_owned();
             } else if let Some(rest) = line.strip_prefix("listening: ") {
@@ -209,6 +213,31 @@ fn players_play_on_a_cluster_through_either_gateway() {
     let cluster = Cluster::up("gateway-play", 2, 2);
     let (a, b) = (cluster.gateways[0], cluster.gateways[1]);
     let pin = cluster.fingerprint;
+    // Both gateways are registered for status pages, with what players need to reach them.
+    let status = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args(["cluster", "status", "--json", "--nats", &cluster.nats])
+        .args(["--etcd", &cluster.etcd])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let mut listed: Vec<String> = status["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            assert_eq!(g["fingerprint"].as_str().unwrap(), pin.to_string());
+            g["addr"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![a.to_string(), b.to_string()];
+    expected.sort();
+    assert_eq!(listed, expected);
     runtime().block_on(async {
         let (mut ada, token) = player(&[a], pin, "ada").await;
         assert!(

@@ -52,11 +52,13 @@ use tokio::time::{Instant, timeout};
 use crate::error::{NetError, Result};
 
 mod election;
+mod gateways;
 mod keys;
 mod lease;
 mod shards;
 
 pub use election::Leadership;
+pub use gateways::GatewayInfo;
 pub use keys::{CasOutcome, KeyChange, KeyWatch, Versioned};
 pub use shards::{ShardEvent, ShardInfo, ShardSet, ShardWatch};
 

@@ -51,6 +51,8 @@ pub const SHARD_INDEX: &str = "astroboids_shard_index";
 pub const SHARD_RESTORES: &str = "astroboids_shard_restores_total";
 pub const SHARD_PIECES_STORED: &str = "astroboids_shard_checkpoint_pieces_stored_total";
 pub const SHARD_PIECE_BYTES: &str = "astroboids_shard_checkpoint_piece_bytes_total";
+pub const SHARD_CHECKPOINT_CAPTURE_SECONDS: &str = "astroboids_shard_checkpoint_capture_seconds";
+pub const SHARD_CHECKPOINT_SECONDS: &str = "astroboids_shard_checkpoint_seconds";
 pub const SHARD_VIEW_BYTES: &str = "astroboids_shard_view_bytes_total";
 pub const SHARD_VIEWS_LEFT_OUT: &str = "astroboids_shard_views_left_out_total";
 pub const SHARD_VIEW_SECONDS: &str = "astroboids_shard_view_seconds";
@@ -187,6 +189,16 @@ pub fn describe_shard() {
         "From a tick's exchanges sent to the tick done: waiting for and taking in the neighbours' (exchange_us)."
     );
     describe_histogram!(
+        SHARD_CHECKPOINT_CAPTURE_SECONDS,
+        Unit::Seconds,
+        "Capturing and compressing this shard's checkpoint piece (on the tick's path)."
+    );
+    describe_histogram!(
+        SHARD_CHECKPOINT_SECONDS,
+        Unit::Seconds,
+        "A checkpoint piece from capture to stored in the blob store."
+    );
+    describe_histogram!(
         SHARD_VIEW_SECONDS,
         Unit::Seconds,
         "Building and publishing a tick's players' view pieces."
@@ -288,6 +300,12 @@ pub(crate) fn shard_tick_done(done: &TickDone) {
     counter!(SHARD_EXCHANGE_FRAMES_OUT).increment(u64::from(f.exchange_messages_out));
     gauge!(SHARD_SHIPS).set(done.ships as f64);
     gauge!(SHARD_TICK).set(done.tick as f64);
+}
+
+/// A checkpoint piece captured (and compressed) in `captured_us`, stored after `total_us`.
+pub(crate) fn shard_piece_timed(captured_us: u64, total_us: u64) {
+    histogram!(SHARD_CHECKPOINT_CAPTURE_SECONDS).record(seconds(captured_us));
+    histogram!(SHARD_CHECKPOINT_SECONDS).record(seconds(total_us));
 }
 
 /// A tick's view pieces published.

@@ -517,13 +517,16 @@ impl TickRunner<'_> {
         if !self.spec.is_checkpoint_tick(tick) {
             return Ok(None);
         }
+        let began = Instant::now();
         let piece = checkpoint::capture(node);
         let ships = piece.world.ships.len() as u64;
         let bytes = checkpoint::encode_piece(&piece);
         drop(piece);
+        let captured_us = began.elapsed().as_micros() as u64;
         self.bus
             .put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)
             .await?;
+        metrics::shard_piece_timed(captured_us, began.elapsed().as_micros() as u64);
         let stored = ShardReport::Stored(PieceStored {
             epoch,
             tick,

@@ -217,6 +217,7 @@ impl Gateway {
         request: Request,
     ) -> Response {
         let kind = request.kind();
+        let began = Instant::now();
         let checked = self.limits.lock().expect("not poisoned").check(
             state.ip,
             state.user(),
@@ -237,6 +238,8 @@ impl Gateway {
         };
         metrics::counter!("astroboids_gateway_requests_total", "kind" => kind, "outcome" => outcome)
             .increment(1);
+        metrics::histogram!("astroboids_gateway_request_seconds", "kind" => kind)
+            .record(began.elapsed().as_secs_f64());
         response
     }
 

@@ -468,9 +468,17 @@ struct Status {
     leader: Option<String>,
     leader_fence: Option<u64>,
     live_processes: Vec<u32>,
+    gateways: Vec<GatewayStatus>,
     plan: Option<PlanStatus>,
     checkpoint: Option<CheckpointRecord>,
     last_tick: Option<TickStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct GatewayStatus {
+    name: String,
+    addr: String,
+    fingerprint: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -534,6 +542,7 @@ fn status(args: &ClusterStatusArgs) -> Result<()> {
         let (coordination, bus) = roles::connect(&args.endpoints).await?;
         let leader = coordination.leader().await?;
         let live = coordination.live_shards().await?;
+        let gateways = coordination.gateways().await?;
         let plan = coordination.get_json::<Plan>(plan::keys::PLAN).await?;
         let checkpoint = coordination
             .get_json::<CheckpointRecord>(plan::keys::CHECKPOINT)
@@ -551,6 +560,14 @@ fn status(args: &ClusterStatusArgs) -> Result<()> {
             leader_fence: leader.as_ref().map(|l| l.1),
             leader: leader.map(|l| l.0),
             live_processes: live.keys().copied().collect(),
+            gateways: gateways
+                .into_iter()
+                .map(|g| GatewayStatus {
+                    name: g.name,
+                    addr: g.addr,
+                    fingerprint: g.fingerprint,
+                })
+                .collect(),
             plan: plan.map(|p| PlanStatus {
                 epoch: p.value.epoch,
                 assignment: p.value.assignment.to_string(),
@@ -577,6 +594,15 @@ fn status(args: &ClusterStatusArgs) -> Result<()> {
         _ => println!("  leader           none elected"),
     }
     println!("  live processes   {:?}", status.live_processes);
+    for g in &status.gateways {
+        println!(
+            "  gateway          {} at {} (fingerprint {})",
+            g.name, g.addr, g.fingerprint
+        );
+    }
+    if status.gateways.is_empty() {
+        println!("  gateways         none");
+    }
     match &status.plan {
         Some(p) => println!(
             "  plan             epoch {}, {}, from tick {}; shard->process {:?}",
