@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use astroboids_cluster::messages::TickReport;
 use astroboids_cluster_net::process::{INPUT_SUBJECT, OUTCOME_SUBJECT};
 use astroboids_cluster_net::{StartAt, TickBus};
+use astroboids_pgstore::{NewInput, PgStore};
 use astroboids_protocol::messages::RequestError;
 use astroboids_sim::inputs::WorldInput;
 
@@ -35,14 +36,17 @@ struct State {
 /// The gateway's side of the input log (see the module docs).
 pub struct WorldInputs {
     bus: Arc<TickBus>,
+    /// Where the durable copy of the input log goes.
+    store: PgStore,
     state: Mutex<State>,
     timeout: Duration,
 }
 
 impl WorldInputs {
-    pub fn new(bus: Arc<TickBus>, timeout: Duration) -> Self {
+    pub fn new(bus: Arc<TickBus>, store: PgStore, timeout: Duration) -> Self {
         Self {
             bus,
+            store,
             state: Mutex::new(State::default()),
             timeout,
         }
@@ -68,15 +72,39 @@ impl WorldInputs {
     /// Publishes `input` under `msg_id` and waits for its verdict: the tick that judged it, or
     /// the world's refusal (as `Rejected`), or `Unavailable` when the log or the leader does
     /// not answer in time.
-    pub async fn submit(&self, input: &WorldInput, msg_id: &str) -> Result<Outcome, RequestError> {
+    pub async fn submit(
+        &self,
+        input: &WorldInput,
+        msg_id: &str,
+        submitter: &str,
+    ) -> Result<Outcome, RequestError> {
         let payload = postcard::to_allocvec(input).expect("inputs are plain data");
         let began = Instant::now();
         let position = self
             .bus
-            .publish(INPUT_SUBJECT, msg_id, payload)
+            .publish(INPUT_SUBJECT, msg_id, payload.clone())
             .await
             .map_err(|e| {
                 RequestError::Unavailable(format!("the world's input log did not take it: {e}"))
+            })?;
+        // The durable copy, by the same position (a re-sent request writes the same row: no
+        // change). The answer waits for it, so what a player was told of is in both.
+        self.store
+            .append_inputs(
+                self.bus.world(),
+                &[NewInput {
+                    position,
+                    input: &payload,
+                    submitted_by: Some(submitter),
+                    at_unix_s: crate::requests::unix_now_s(),
+                }],
+            )
+            .await
+            .map_err(|e| {
+                RequestError::Unavailable(format!(
+                    "the input is in the world's log (position {position}) but its copy in the \
+                     store failed: {e}; re-send the same request"
+                ))
             })?;
         metrics::histogram!("astroboids_gateway_input_publish_seconds")
             .record(began.elapsed().as_secs_f64());

@@ -67,7 +67,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_script_bytes: 256 * 1024,
-            max_input_bytes: 64 * 1024,
+            // An input may carry a whole script module (`max_script_bytes`) and its encoding.
+            max_input_bytes: 256 * 1024 + 1024,
             max_answer_bytes: 16 << 20,
             answers_per_instance: 64,
             resume_keep_s: 600,

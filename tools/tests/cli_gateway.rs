@@ -399,6 +399,20 @@ fn players_play_on_a_cluster_through_either_gateway() {
         assert!(
             matches!(refused(capped), RequestError::Rejected(m) if m.contains("you own 2 ships")),
         );
+        // The store keeps the durable copy of the world's input log: ada's inputs, by their
+        // log positions, as the world applied them.
+        let logged = store.inputs("main", 1, 1_000).await.unwrap();
+        let ada_inputs: Vec<astroboids_sim::inputs::WorldInput> = logged
+            .iter()
+            .filter(|i| i.submitted_by.as_deref() == Some("ada"))
+            .map(|i| postcard::from_bytes(&i.input).unwrap())
+            .collect();
+        let kinds: Vec<&str> = ada_inputs.iter().map(|i| i.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["spawn ship", "spawn ship", "add script", "assign script", "command"],
+            "{kinds:?}"
+        );
         let kicked = ask(&mut root, Request::AdminKick { user: "ada".into() }).await;
         assert!(matches!(kicked, Response::Kicked { .. }), "{kicked:?}");
         // Both of ada's connections (one per gateway) are closed or logged out.

@@ -104,6 +104,8 @@ pub struct Gateway {
 /// the request is carried out (a request submits at most one input of each kind).
 pub(crate) struct InputIds {
     base: String,
+    /// Who asked (the session's user), for the durable copy of the log.
+    submitter: String,
 }
 
 impl InputIds {
@@ -122,7 +124,7 @@ impl Gateway {
         engine: Arc<ScriptEngine>,
     ) -> Self {
         Self {
-            inputs: WorldInputs::new(bus.clone(), rules.input_timeout),
+            inputs: WorldInputs::new(bus.clone(), store.clone(), rules.input_timeout),
             compile_slots: Semaphore::new(1),
             password_slots: Semaphore::new(rules.password_workers.max(1)),
             limits: Mutex::new(RateLimits::new(&rules.rates)),
@@ -263,6 +265,7 @@ impl Gateway {
                 Ok(session) => {
                     let mut ids = InputIds {
                         base: format!("in-{}", random_hex()),
+                        submitter: session.user.clone(),
                     };
                     self.carry_out(state, &session, &mut ids, request).await
                 }
@@ -315,6 +318,7 @@ impl Gateway {
         };
         let mut ids = InputIds {
             base: format!("in-{}-{instance:x}-{id:x}", hex(&token.0[..8])),
+            submitter: session.user.clone(),
         };
         let response = self
             .carry_out(state, session, &mut ids, request)
@@ -432,7 +436,7 @@ impl Gateway {
         ids: &mut InputIds,
     ) -> Result<Outcome, RequestError> {
         let msg_id = ids.for_input(&input);
-        self.inputs.submit(&input, &msg_id).await
+        self.inputs.submit(&input, &msg_id, &ids.submitter).await
     }
 }
 
