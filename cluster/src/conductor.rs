@@ -69,6 +69,8 @@ pub struct Conductor {
     /// When the running start was published, and when the next may be.
     started_at: Option<Micros>,
     next_start_at: Micros,
+    /// The running start re-runs a logged tick: it says nothing of the tick clock.
+    rerunning: bool,
     finished: bool,
     actions: VecDeque<Action>,
 }
@@ -141,6 +143,7 @@ impl Conductor {
             stored: BTreeMap::new(),
             started_at: None,
             next_start_at: 0,
+            rerunning: false,
             finished: false,
             actions: VecDeque::new(),
         }
@@ -364,9 +367,11 @@ impl Conductor {
         // rather than letting the ticks after it rush to catch up.
         let period = self.spec.tick_ms * 1_000;
         let on_clock = self.next_start_at + period;
-        self.next_start_at = if on_clock >= now {
+        self.next_start_at = if on_clock >= now && !self.rerunning {
             on_clock
         } else {
+            // Late, or a re-run (which goes at once): the clock starts again from now, and
+            // the first new tick after a re-run comes one period after its last start.
             now + period
         };
     }
@@ -408,6 +413,7 @@ impl Conductor {
         }
         if self.can_start() && now >= self.start_due() {
             let next = self.leader.tick() + 1;
+            self.rerunning = self.leader.replaying();
             let start = self.leader.start_next(self.full_hash(next))?;
             return Ok(Some(Action::PublishStart(start)));
         }

@@ -785,11 +785,10 @@ fn a_lost_process_restores_the_others_from_the_last_checkpoint_and_reruns_its_ti
     while let Some(action) = shell.act() {
         assert!(!matches!(action, Action::PublishStart(_)), "tick 49 waits");
     }
-    assert!(
-        shell
-            .conductor
-            .next_deadline()
-            .is_some_and(|at| at > shell.now)
+    assert_eq!(
+        shell.conductor.next_deadline(),
+        Some(shell.now + TICK_MS * 1_000),
+        "one period after the re-run's last start, however many ticks it re-ran"
     );
 
     shell.run_to_end();
