@@ -410,7 +410,13 @@ fn players_play_on_a_cluster_through_either_gateway() {
         let kinds: Vec<&str> = ada_inputs.iter().map(|i| i.kind()).collect();
         assert_eq!(
             kinds,
-            ["spawn ship", "spawn ship", "add script", "assign script", "command"],
+            [
+                "spawn ship",
+                "spawn ship",
+                "add script",
+                "assign script",
+                "command"
+            ],
             "{kinds:?}"
         );
         let kicked = ask(&mut root, Request::AdminKick { user: "ada".into() }).await;
