@@ -96,7 +96,7 @@ impl WorldInputs {
                     position,
                     input: &payload,
                     submitted_by: Some(submitter),
-                    at_unix_s: crate::requests::unix_now_s(),
+                    at_unix_s: crate::unix_now_s(),
                 }],
             )
             .await

@@ -37,6 +37,14 @@ use astroboids_server::limits::RateRules;
 
 pub use serve::{GatewayError, GatewayOptions, RunningGateway};
 
+/// Now, in Unix seconds: the store keeps times that way (accounts and sessions expire in wall
+/// time).
+pub(crate) fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The live subject an admin's kick travels on to every gateway (payload: the user name).
 pub const KICK_SUBJECT: &str = "kick";
 

@@ -27,6 +27,9 @@ pub fn run(args: &AdminArgs) -> Result<()> {
         println!("{}", Fingerprint::of(&der));
         return Ok(());
     }
+    if let Some(url) = &args.postgres {
+        return cluster_accounts(url, &args.command);
+    }
     let store = open_store(&args.data)?;
     let accounts = Accounts::new(&store, AccountRules::default());
     match &args.command {
@@ -86,6 +89,95 @@ pub fn run(args: &AdminArgs) -> Result<()> {
     // Account changes are durable only once flushed.
     store.flush()?;
     Ok(())
+}
+
+/// The account commands on a cluster's store (PostgreSQL), which gateways share: changes
+/// take effect at once (sessions are checked against it on every request).
+fn cluster_accounts(url: &str, command: &AdminCommand) -> Result<()> {
+    use astroboids_pgstore::{PgStore, Role as PgRole, StoreConfig};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = PgStore::connect(StoreConfig::new(url))
+            .await
+            .with_context(|| "--postgres: the cluster's store".to_string())?;
+        let pg_role = |role: &str| match role {
+            "admin" => Ok(PgRole::Admin),
+            "player" => Ok(PgRole::Player),
+            other => bail!("role {other:?}: admin or player"),
+        };
+        match command {
+            AdminCommand::Accounts => {
+                let mut after: Option<String> = None;
+                let mut any = false;
+                loop {
+                    let page = store.accounts(after.as_deref(), 1_000).await?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.name.clone());
+                    for a in &page {
+                        any = true;
+                        let limit = a.max_ships.map_or("default".to_string(), |n| n.to_string());
+                        println!(
+                            "{:<32} {:<7} ships {limit:<8} created {} (Unix s)",
+                            a.name,
+                            a.role.as_str(),
+                            a.created_unix_s
+                        );
+                    }
+                }
+                if !any {
+                    println!("no accounts");
+                }
+            }
+            AdminCommand::CreateUser {
+                user,
+                admin,
+                password,
+            } => {
+                let password = match password {
+                    Some(p) => p.clone(),
+                    None => rpassword::prompt_password(format!("password for {user}: "))
+                        .context("cannot read the password (set ASTROBOIDS_PASSWORD)")?,
+                };
+                let phc = astroboids_server::accounts::hash_password(
+                    &AccountRules::default(),
+                    &password,
+                )?;
+                let role = if *admin {
+                    PgRole::Admin
+                } else {
+                    PgRole::Player
+                };
+                store.create_account(user, &phc, role, unix_now_s()).await?;
+                println!("created {user} ({})", role.as_str());
+            }
+            AdminCommand::SetRole { user, role } => {
+                let role = pg_role(role)?;
+                store.set_role(user, role).await?;
+                println!("{user} is now {}", role.as_str());
+            }
+            AdminCommand::Revoke { user } => {
+                if store.account(user).await?.is_none() {
+                    bail!("no user {user:?}");
+                }
+                let revoked = store.revoke_sessions_of(user).await?;
+                println!("{user}: {revoked} sessions revoked");
+            }
+            AdminCommand::ShipLimit { user, ships } => {
+                let max_ships = crate::client_cmd::parse_ship_limit(ships)?;
+                store.set_ship_limit(user, max_ships).await?;
+                match max_ships {
+                    Some(n) => println!("{user} may own {n} ships"),
+                    None => println!("{user} may own the gateways' default number of ships"),
+                }
+            }
+            // A cluster's fingerprint is its gateways' identity: `--data IDENTITY_DIR`.
+            AdminCommand::Fingerprint => unreachable!("answered from --data above"),
+        }
+        store.close();
+        anyhow::Ok(())
+    })
 }
 
 fn role_name(role: Role) -> &'static str {

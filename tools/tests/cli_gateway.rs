@@ -19,7 +19,7 @@ use astroboids_net::client::{Client, Update};
 use astroboids_net::messages::{MoveCommand, Request, RequestError, Response, Token};
 use astroboids_net::quic::Fingerprint;
 use astroboids_net::snapshot::KIND_OWN_SHIP;
-use astroboids_pgstore::{PgStore, Role, StoreConfig};
+use astroboids_pgstore::{PgStore, StoreConfig};
 
 use common::fresh_dir;
 
@@ -379,7 +379,43 @@ fn players_play_on_a_cluster_through_either_gateway() {
             .await
             .unwrap();
         let (mut root, _) = player(&[b], pin, "root").await;
-        store.set_role("root", Role::Admin).await.unwrap();
+        let made = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+            .args([
+                "admin",
+                "--postgres",
+                &cluster.postgres,
+                "set-role",
+                "root",
+                "admin",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&made.stdout).trim(),
+            "root is now admin"
+        );
+        let listed = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+            .args(["admin", "--postgres", &cluster.postgres, "accounts"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with("root") && l.contains(" admin ")),
+            "{listed}"
+        );
+        let unknown = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+            .args(["admin", "--postgres", &cluster.postgres, "revoke", "nobody"])
+            .output()
+            .unwrap();
+        assert!(!unknown.status.success());
+        assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user \"nobody\""));
         let limited = ask(
             &mut root,
             Request::AdminSetShipLimit {

@@ -8,7 +8,8 @@ use astroboids_pgstore::{Role, Session, StoreError};
 use astroboids_protocol::messages::{RequestError, Response, Token};
 use astroboids_server::accounts::{AccountError, hash_password, verify_password};
 
-use super::{ConnState, Gateway, store_error, token_hash, unix_now_s};
+use super::{ConnState, Gateway, store_error, token_hash};
+use crate::unix_now_s;
 
 type Answer = Result<Response, RequestError>;
 

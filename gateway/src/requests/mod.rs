@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -31,10 +31,10 @@ use astroboids_scripting::ScriptEngine;
 use astroboids_server::limits::RateLimits;
 use astroboids_sim::inputs::WorldInput;
 
-use crate::GatewayRules;
 use crate::inputs::WorldInputs;
 use crate::outcomes::Outcome;
 use crate::viewers::{ConnId, Viewers};
+use crate::{GatewayRules, unix_now_s};
 
 /// What a gateway knows of the world it fronts (from the world's spec).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -465,12 +465,6 @@ pub(crate) fn store_error(e: StoreError) -> RequestError {
 
 pub(crate) fn token_hash(token: &Token) -> TokenHash {
     TokenHash(Sha256::digest(token.0.as_bytes()).into())
-}
-
-pub(crate) fn unix_now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use astroboids_protocol::messages::{RequestError, Response, ScriptListing};
 use astroboids_sim::inputs::WorldInput;
 
-use super::{Gateway, InputIds, store_error, unix_now_s};
+use super::{Gateway, InputIds, store_error};
+use crate::unix_now_s;
 
 type Answer = Result<Response, RequestError>;
 

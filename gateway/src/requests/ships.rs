@@ -14,7 +14,8 @@ use astroboids_server::requests::spawn_point;
 use astroboids_sim::checkpoint::{CommandRecord, ShipRecord};
 use astroboids_sim::inputs::WorldInput;
 
-use super::{Gateway, InputIds, store_error, unix_now_s};
+use super::{Gateway, InputIds, store_error};
+use crate::unix_now_s;
 
 type Answer = Result<Response, RequestError>;
 

@@ -410,6 +410,10 @@ pub struct AdminArgs {
     /// The server's data directory.
     #[arg(long, default_value = "astroboids-world")]
     pub data: PathBuf,
+    /// A cluster's PostgreSQL database instead of a data directory: the account commands
+    /// work there (gateways may be running).
+    #[arg(long, env = "ASTROBOIDS_POSTGRES", value_name = "URL")]
+    pub postgres: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
