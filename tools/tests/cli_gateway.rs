@@ -33,6 +33,8 @@ struct Cluster {
     fingerprint: Fingerprint,
     pids: BTreeMap<String, u32>,
     printed: Vec<String>,
+    /// Its data directory (the gateways' identity is in `gateway/`).
+    data: std::path::PathBuf,
 }
 
 impl Cluster {
@@ -66,6 +68,7 @@ impl Cluster {
             fingerprint: Fingerprint([0; 32]),
             pids: BTreeMap::new(),
             printed: Vec::new(),
+            data: dir.join("data"),
         };
         for line in lines.by_ref() {
             let line = line.unwrap();
@@ -593,4 +596,74 @@ fn a_shard_killed_under_a_watching_player_costs_a_gap_not_the_connection() {
         );
         assert!(status[0].tick > last_before);
     });
+}
+
+/// `GET /metrics`: the Prometheus text.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+#[test]
+fn a_gateway_started_by_hand_joins_the_cluster_and_serves_its_metrics() {
+    let cluster = Cluster::up("gateway-metrics", 1, 1);
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_astroboids"))
+        .args(["gateway", "--name", "by-hand", "--listen", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0", "--postgres", &cluster.postgres])
+        .args(["--nats", &cluster.nats, "--etcd", &cluster.etcd])
+        // The cluster's identity: one fingerprint for every gateway.
+        .args(["--identity", cluster.data.join("gateway").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = gateway.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut addr, mut metrics, mut fingerprint) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("listening: ") {
+            addr = rest.split_whitespace().next().map(str::to_owned);
+        } else if let Some(rest) = line.strip_prefix("fingerprint: ") {
+            fingerprint = Some(rest.to_owned());
+        } else if let Some(rest) = line.strip_prefix("metrics: http://") {
+            metrics = rest.strip_suffix("/metrics").map(str::to_owned);
+            break;
+        }
+    }
+    assert_eq!(fingerprint, Some(cluster.fingerprint.to_string()));
+    let addr: SocketAddr = addr.expect("a listening line").parse().unwrap();
+    let metrics = metrics.expect("a metrics line");
+    runtime().block_on(async {
+        let (mut ada, _) = player(&[addr], cluster.fingerprint, "ada").await;
+        spawn(&mut ada).await;
+        ada.subscribe().await.unwrap();
+        next_snapshot(&mut ada, Duration::from_secs(20)).await;
+    });
+    let text = scrape(&metrics);
+    for expected in [
+        "astroboids_gateway_requests_total{kind=\"register\",outcome=\"ok\"} 1",
+        "astroboids_gateway_requests_total{kind=\"spawn_ship\",outcome=\"ok\"} 1",
+        "astroboids_gateway_input_seconds",
+        "astroboids_gateway_view_tick",
+        "astroboids_gateway_snapshot_bytes_total",
+        "astroboids_gateway_connections",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    signal("TERM", gateway.id());
+    let status = gateway.wait().unwrap();
+    assert!(
+        status.success(),
+        "the gateway stops cleanly on SIGTERM: {status}"
+    );
+    std::thread::spawn(move || for _ in lines {});
 }
