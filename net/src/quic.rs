@@ -27,6 +27,9 @@ pub const SERVER_NAME: &str = "astroboids.local";
 /// Application close codes (the reason text says why).
 pub const CLOSE_NORMAL: u32 = 0;
 pub const CLOSE_REFUSED: u32 = 1;
+/// The server is stopping, and another may carry the session on (a cluster's gateway): a
+/// client treats it as a lost connection and reconnects, to its next address if it has one.
+pub const CLOSE_GOING_AWAY: u32 = 3;
 
 /// A client gives a connection up as lost after this long without hearing from the server.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(8);

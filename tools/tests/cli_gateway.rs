@@ -642,11 +642,13 @@ fn a_gateway_started_by_hand_joins_the_cluster_and_serves_its_metrics() {
     assert_eq!(fingerprint, Some(cluster.fingerprint.to_string()));
     let addr: SocketAddr = addr.expect("a listening line").parse().unwrap();
     let metrics = metrics.expect("a metrics line");
-    runtime().block_on(async {
-        let (mut ada, _) = player(&[addr], cluster.fingerprint, "ada").await;
+    let rt = runtime();
+    let mut ada = rt.block_on(async {
+        let (mut ada, _) = player(&[addr, cluster.gateways[0]], cluster.fingerprint, "ada").await;
         spawn(&mut ada).await;
         ada.subscribe().await.unwrap();
         next_snapshot(&mut ada, Duration::from_secs(20)).await;
+        ada
     });
     let text = scrape(&metrics);
     for expected in [
@@ -666,4 +668,12 @@ fn a_gateway_started_by_hand_joins_the_cluster_and_serves_its_metrics() {
         "the gateway stops cleanly on SIGTERM: {status}"
     );
     std::thread::spawn(move || for _ in lines {});
+    // A gateway that stops says "going away", not "refused": its players go on through
+    // another gateway, with their session.
+    rt.block_on(async {
+        let owned = ships(&mut ada).await;
+        assert_eq!(owned.len(), 1);
+        assert_eq!(ada.reconnects(), 1);
+        next_snapshot(&mut ada, Duration::from_secs(20)).await;
+    });
 }

@@ -18,7 +18,7 @@ use astroboids_cluster::plan::{self, WorldSpec};
 use astroboids_cluster_net::coordination::{GatewayInfo, ShardInfo};
 use astroboids_cluster_net::process::{ALL_VIEWS_SUBJECT, OUTCOME_SUBJECT};
 use astroboids_cluster_net::{Coordination, NetError, StartAt, TickBus};
-use astroboids_net::quic::{CLOSE_REFUSED, Fingerprint, QuicError, server_config};
+use astroboids_net::quic::{CLOSE_GOING_AWAY, Fingerprint, QuicError, server_config};
 use astroboids_pgstore::{PgStore, StoreConfig, StoreError};
 use astroboids_scripting::{CompilerKind, ScriptEngine};
 use astroboids_server::monitoring;
@@ -223,8 +223,9 @@ impl RunningGateway {
     /// for the closes to reach the clients.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        // Not "refused": the players' clients go on through another gateway.
         self.endpoint
-            .close(CLOSE_REFUSED.into(), b"the gateway is shutting down");
+            .close(CLOSE_GOING_AWAY.into(), b"the gateway is shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
         for task in self.tasks {
             task.abort();
