@@ -724,6 +724,10 @@ fn cluster_up_runs_a_world_that_status_shows_and_ctrl_c_stops() {
             "0",
             "--etcd-port",
             "0",
+            "--postgres-port",
+            "0",
+            "--gateway-port",
+            "0",
         ])
         .args(["--tick-ms", "50", "--data", data.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -751,9 +755,13 @@ fn cluster_up_runs_a_world_that_status_shows_and_ctrl_c_stops() {
     let printed = printed.join("\n");
     assert!(nats.starts_with("nats://127.0.0.1:"), "{printed}");
     assert!(etcd.starts_with("http://127.0.0.1:"), "{printed}");
-    for role in ["leader-0", "leader-1", "shard-0", "shard-1"] {
+    for role in ["leader-0", "leader-1", "shard-0", "shard-1", "gateway-0"] {
         assert!(printed.contains(&format!("{role}: pid ")), "{printed}");
     }
+    // What `serve` prints, so players find the cluster the same way.
+    assert!(printed.contains("\nlistening: 127.0.0.1:"), "{printed}");
+    assert!(printed.contains("\nfingerprint: "), "{printed}");
+    assert!(printed.contains("\npostgres: postgres://"), "{printed}");
     let status = |dir: &std::path::Path| {
         json(
             &astroboids(dir)
@@ -805,6 +813,12 @@ fn cluster_up_runs_a_world_that_status_shows_and_ctrl_c_stops() {
         .status();
     let exit = up.wait().unwrap();
     assert!(exit.success(), "cluster up exited with {exit}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("ticks: ") && l.contains("start to start p50")),
+        "the leader's tick pace at the end: {rest:?}"
+    );
     for role in ["leader-0", "shard-0", "shard-1"] {
         let log = std::fs::read_to_string(data.join(format!("{role}.log"))).unwrap();
         assert!(log.contains("stopped"), "{role} stopped cleanly:\n{log}");
