@@ -394,17 +394,17 @@ impl Gateway {
                 need_admin()?;
                 self.set_ship_limit(&user, max_ships).await
             }
-            Request::Subscribe { max_datagram_bytes } => {
+            Request::Subscribe { .. } => {
                 if state.max_datagram_bytes == 0 {
                     return Err(RequestError::Unavailable(
                         "this connection carries no datagrams, which snapshots need".into(),
                     ));
                 }
-                let bytes = (max_datagram_bytes as usize).clamp(64, state.max_datagram_bytes);
+                // As the single server: datagrams as large as the connection carries.
                 self.viewers.lock().expect("not poisoned").subscribe(
                     state.conn,
                     &session.user,
-                    bytes,
+                    state.max_datagram_bytes,
                     state.acked.clone(),
                 );
                 state.acked.store(0, Ordering::Relaxed);
