@@ -159,6 +159,8 @@ pub struct MergedPlayer {
 pub struct MergedTick {
     pub epoch: u64,
     pub tick: u64,
+    /// Shards in the tick's plan (where a ship query may have to look).
+    pub shards: u32,
     pub players: BTreeMap<String, MergedPlayer>,
 }
 
@@ -238,6 +240,7 @@ impl ViewMerger {
 }
 
 fn merge(epoch: u64, tick: u64, pending: Pending) -> MergedTick {
+    let shards = pending.shards;
     let mut players: BTreeMap<String, MergedPlayer> = BTreeMap::new();
     for (shard, parts) in pending.pieces {
         for piece in parts.into_values().flatten() {
@@ -267,6 +270,7 @@ fn merge(epoch: u64, tick: u64, pending: Pending) -> MergedTick {
     MergedTick {
         epoch,
         tick,
+        shards,
         players,
     }
 }

@@ -94,14 +94,12 @@ impl Viewers {
     pub fn on_tick(&mut self, merged: &MergedTick) -> Vec<LiveOut> {
         self.tick = Some(merged.tick);
         self.locations.clear();
-        let mut shards = 0;
         for player in merged.players.values() {
             for &(ship, shard) in &player.ships {
                 self.locations.insert(ship, shard);
-                shards = shards.max(shard + 1);
             }
         }
-        self.shards = self.shards.max(shards);
+        self.shards = merged.shards;
         let empty = View::new();
         let mut out = Vec::with_capacity(self.viewers.len());
         for (&conn, viewer) in &mut self.viewers {
@@ -132,11 +130,6 @@ impl Viewers {
         }
         out
     }
-
-    /// Notes the plan's shard count (from the view pieces, which carry it).
-    pub fn set_shards(&mut self, shards: u32) {
-        self.shards = shards;
-    }
 }
 
 #[cfg(test)]
@@ -166,6 +159,7 @@ mod tests {
         MergedTick {
             epoch: 1,
             tick,
+            shards: 2,
             players: BTreeMap::from([("ann".to_owned(), ann)]),
         }
     }
@@ -180,6 +174,11 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(viewers.shard_of(7), Some(1));
         assert_eq!(viewers.shard_of(8), None);
+        assert_eq!(
+            viewers.shards(),
+            2,
+            "the plan's shards, not only those holding ships"
+        );
         let ann = &out[0];
         assert_eq!(ann.conn, 1);
         assert_eq!(
