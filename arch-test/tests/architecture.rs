@@ -172,6 +172,11 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
                     simulation's crates",
     },
     DependencyRule {
+        krate: "astroboids-play",
+        forbidden: SIMULATION_AND_SERVER_CRATES,
+        invariant: "the windowed client's play view knows the protocol (`net`) only",
+    },
+    DependencyRule {
         krate: "astroboids-protocol",
         // The protocol core is the part of the networking that is not the QUIC shell; `rand`
         // counts as input the caller did not pass (test-only randomness is a dev-dependency).

@@ -154,6 +154,31 @@ pub fn watch(args: &crate::cli::WatchArgs) -> Result<()> {
     .context("the terminal failed")
 }
 
+/// `astroboids play`: the windowed client with the saved login.
+pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
+    let mut config = ConfigFile::open(args.config_dir.as_deref())?;
+    let (servers, fingerprint) = config.server(&ServerArgs::default())?;
+    let token = config
+        .config
+        .token
+        .clone()
+        .context("not logged in: run `astroboids client login --user NAME` first")?;
+    let user = config.config.user.clone().unwrap_or_default();
+    let target = astroboids_play::net::Target {
+        servers,
+        fingerprint,
+        user,
+        token: Token(token),
+    };
+    let options = astroboids_play::window::WindowOptions {
+        width: args.width,
+        height: args.height,
+        screenshot: args.screenshot.clone(),
+        after_ticks: args.after_ticks,
+    };
+    astroboids_play::window::run(target, options).map_err(|e| anyhow::anyhow!(e))
+}
+
 pub fn run(args: &ClientArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Client(args) => client_cmd::run(&args),
         cli::Command::Admin(args) => admin_cmd::run(&args),
         cli::Command::Watch(args) => client_cmd::watch(&args),
+        cli::Command::Play(args) => client_cmd::play(&args),
         cli::Command::Loadgen(args) => loadgen_cmd::run_loadgen(&args),
         cli::Command::Sectors(command) => sectors_cmd::run(&command),
         cli::Command::Cluster(command) => cluster_cmd::run(&command),

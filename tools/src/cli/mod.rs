@@ -39,6 +39,9 @@ pub enum Command {
     /// Watch your ships live in the terminal: the map around them, their state, script logs
     /// and faults (uses the login of `astroboids client login`).
     Watch(WatchArgs),
+    /// Play in a window: the universe around your fleet drawn from live snapshots, your
+    /// ships' state and script logs (uses the login of `astroboids client login`).
+    Play(PlayArgs),
     /// Designer tools: map, measure and compare sector generation (no server needed).
     #[command(subcommand)]
     Sectors(SectorsCommand),
@@ -188,6 +191,25 @@ pub struct WatchArgs {
     /// Where `astroboids client login` kept the server and your session.
     #[arg(long, env = "ASTROBOIDS_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// Where `astroboids client login` kept the server and your session.
+    #[arg(long, env = "ASTROBOIDS_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// The window's size in points.
+    #[arg(long, default_value_t = 1280.0)]
+    pub width: f32,
+    #[arg(long, default_value_t = 800.0)]
+    pub height: f32,
+    /// Write what the window shows as a PNG and exit (with one `drawn:` line per ship and
+    /// asteroid, in pixels).
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<PathBuf>,
+    /// With --screenshot: ticks of live snapshots to wait for first.
+    #[arg(long, default_value_t = 10, requires = "screenshot")]
+    pub after_ticks: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,204 @@
+//! The window's content on an `egui::Ui`: the title bar (connection, tick, player), the fleet
+//! panel (every ship's status, the selected one in full), the log panel (script lines and
+//! faults, for all ships or the selected one) and the map. Keys: F follows the selected ship,
+//! Tab selects the next ship, + and - zoom, H shows the keys.
+
+use egui::{Color32, RichText, ScrollArea, Ui};
+
+use crate::map::{self, MapDrawn};
+use crate::model::{Connection, PlayModel};
+
+/// Okabe-Ito vermillion: faults and trouble.
+pub const FAULT: Color32 = Color32::from_rgb(213, 94, 0);
+pub const FLEET_PANEL_POINTS: f32 = 280.0;
+pub const LOG_PANEL_POINTS: f32 = 150.0;
+
+/// The window's state: the model and what the map drew last.
+pub struct PlayApp {
+    pub model: PlayModel,
+    pub map: MapDrawn,
+    pub help: bool,
+}
+
+impl PlayApp {
+    pub fn new(model: PlayModel) -> Self {
+        Self {
+            model,
+            map: MapDrawn::default(),
+            help: false,
+        }
+    }
+
+    /// Draws everything at `now` seconds and takes the input.
+    pub fn ui(&mut self, ui: &mut Ui, now: f64) {
+        self.keys(ui);
+        egui::Panel::top("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("fleet")
+            .resizable(false)
+            .exact_size(FLEET_PANEL_POINTS)
+            .show(ui, |ui| self.fleet(ui));
+        egui::Panel::bottom("logs")
+            .resizable(false)
+            .exact_size(LOG_PANEL_POINTS)
+            .show(ui, |ui| self.logs(ui));
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE.fill(map::BACKGROUND))
+            .show(ui, |ui| {
+                self.map = map::show(ui, &mut self.model, now, &self.map);
+                if self.help {
+                    help(ui);
+                }
+            });
+    }
+
+    fn keys(&mut self, ui: &Ui) {
+        use egui::Key;
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        let pressed = |key| ui.input(|i| i.key_pressed(key));
+        if pressed(Key::F) {
+            self.model.follow = !self.model.follow;
+        }
+        if pressed(Key::H) {
+            self.help = !self.help;
+        }
+        if pressed(Key::Tab) {
+            let ships: Vec<u64> = self.model.ships.iter().map(|s| s.ship).collect();
+            let next = match self
+                .model
+                .selected
+                .and_then(|s| ships.iter().position(|&i| i == s))
+            {
+                Some(i) => ships.get((i + 1) % ships.len().max(1)).copied(),
+                None => ships.first().copied(),
+            };
+            self.model.selected = next;
+            self.model.follow = next.is_some();
+        }
+        let size = self.model.sector_size();
+        let centre = self.map.rect.center();
+        if pressed(Key::Plus) || pressed(Key::Equals) {
+            self.model
+                .camera
+                .zoom_about(self.map.rect, centre, 1.5, size);
+        }
+        if pressed(Key::Minus) {
+            self.model
+                .camera
+                .zoom_about(self.map.rect, centre, 1.0 / 1.5, size);
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            match &self.model.connection {
+                Connection::Connecting => {
+                    ui.label("connecting...");
+                }
+                Connection::Live { server } => {
+                    ui.label(format!("live on {server}"));
+                }
+                Connection::Trouble(reason) => {
+                    ui.label(RichText::new(reason).color(FAULT));
+                }
+            }
+            ui.separator();
+            match self.model.live.tick() {
+                Some(tick) => ui.label(format!("tick {tick}")),
+                None => ui.label("no snapshot yet"),
+            };
+            ui.separator();
+            ui.label(format!("player {}", self.model.user));
+            ui.separator();
+            ui.label("H: keys");
+        });
+    }
+
+    fn fleet(&mut self, ui: &mut Ui) {
+        ui.heading("Fleet");
+        if self.model.ships.is_empty() {
+            ui.label("no ships yet: `astroboids client spawn`");
+        }
+        let mut clicked = None;
+        for s in &self.model.ships {
+            let selected = self.model.selected == Some(s.ship);
+            let text = format!("ship {}  hull {:.0}  {}", s.ship, s.hull, s.flown_by);
+            if ui.selectable_label(selected, text).clicked() {
+                clicked = Some(s.ship);
+            }
+        }
+        if let Some(ship) = clicked {
+            self.model.selected = Some(ship);
+            self.model.follow = true;
+        }
+        ui.separator();
+        let selected = self
+            .model
+            .selected
+            .and_then(|id| self.model.ships.iter().find(|s| s.ship == id));
+        if let Some(s) = selected {
+            ui.label(RichText::new(format!("ship {}", s.ship)).strong());
+            ui.label(format!(
+                "sector {},{} at ({:.0}, {:.0})",
+                s.sector.0, s.sector.1, s.local.0, s.local.1
+            ));
+            ui.label(format!(
+                "velocity ({:.1}, {:.1})",
+                s.velocity.0, s.velocity.1
+            ));
+            ui.label(format!(
+                "hull {:.0}  energy {:.0}  cargo {}",
+                s.hull, s.energy, s.cargo
+            ));
+            ui.label(format!("flown by {}", s.flown_by));
+            ui.label(format!(
+                "script fuel {} last tick, {} faults",
+                s.script_fuel_used_last, s.script_faults_total
+            ));
+        }
+        ui.checkbox(&mut self.model.follow, "follow the selected ship (F)");
+    }
+
+    fn logs(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Logs").strong());
+            let all = self.model.log_filter.is_none();
+            if ui.selectable_label(all, "all ships").clicked() {
+                self.model.log_filter = None;
+            }
+            if let Some(ship) = self.model.selected
+                && ui
+                    .selectable_label(self.model.log_filter == Some(ship), format!("ship {ship}"))
+                    .clicked()
+            {
+                self.model.log_filter = Some(ship);
+            }
+        });
+        ScrollArea::vertical().stick_to_bottom(true).show(ui, |ui| {
+            for line in self.model.visible_logs() {
+                let text = format!("{:>7}  ship {:<5} {}", line.tick, line.ship, line.text);
+                let text = RichText::new(text).monospace();
+                ui.label(if line.fault { text.color(FAULT) } else { text });
+            }
+        });
+    }
+}
+
+fn help(ui: &mut Ui) {
+    egui::Window::new("Keys")
+        .collapsible(false)
+        .resizable(false)
+        .show(ui.ctx(), |ui| {
+            for (key, what) in [
+                ("drag", "pan the map"),
+                ("wheel, + / -", "zoom"),
+                ("click", "select a ship"),
+                ("Tab", "select the next ship of the fleet"),
+                ("F", "follow the selected ship"),
+                ("H", "show or hide this"),
+            ] {
+                ui.label(format!("{key:<14} {what}"));
+            }
+        });
+}

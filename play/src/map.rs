@@ -1,0 +1,206 @@
+//! The map: the sector grid with coordinates, asteroids sized by their radius, ships as hulls
+//! pointing where they head (the player's own highlighted, the selected one ringed), placed
+//! between the two newest snapshots. Drag pans, the wheel (or a pinch) zooms about the pointer,
+//! a click selects the nearest ship. Colours are from the Okabe-Ito palette, which readers with
+//! the common colour-vision deficiencies tell apart.
+
+use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Shape, Stroke, Ui, vec2};
+
+use astroboids_net::live_view::Drawn;
+use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
+
+use crate::model::PlayModel;
+
+pub const BACKGROUND: Color32 = Color32::from_rgb(8, 12, 24);
+pub const GRID: Color32 = Color32::from_rgb(45, 55, 75);
+pub const GRID_TEXT: Color32 = Color32::from_rgb(110, 120, 140);
+/// Okabe-Ito orange.
+pub const OWN_SHIP: Color32 = Color32::from_rgb(230, 159, 0);
+/// Okabe-Ito sky blue.
+pub const OTHER_SHIP: Color32 = Color32::from_rgb(86, 180, 233);
+pub const ASTEROID: Color32 = Color32::from_rgb(150, 140, 128);
+/// Okabe-Ito yellow.
+pub const SELECTED: Color32 = Color32::from_rgb(240, 228, 66);
+
+/// A ship's hull on the map, metres nose to tail (drawn at least [`MIN_SHIP_POINTS`]).
+const SHIP_METRES: f32 = 14.0;
+const MIN_SHIP_POINTS: f32 = 9.0;
+/// A click selects the nearest ship within this many points.
+const PICK_POINTS: f32 = 18.0;
+/// Sector coordinates are written only when a sector is at least this wide on screen.
+const LABEL_MIN_SECTOR_POINTS: f32 = 60.0;
+/// Grid lines are drawn only while at most this many sectors are visible across.
+const MAX_GRID_SECTORS: i32 = 200;
+
+/// One thing drawn, where (kept for tests, selection and the screenshot's report).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrawnEntity {
+    pub id: u64,
+    pub kind: u8,
+    pub at: Pos2,
+    /// Half its size on screen, points.
+    pub radius: f32,
+}
+
+/// What the map drew last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapDrawn {
+    pub rect: Rect,
+    pub entities: Vec<DrawnEntity>,
+}
+
+impl Default for MapDrawn {
+    fn default() -> Self {
+        Self {
+            rect: Rect::NOTHING,
+            entities: Vec::new(),
+        }
+    }
+}
+
+impl MapDrawn {
+    pub fn entity(&self, id: u64) -> Option<&DrawnEntity> {
+        self.entities.iter().find(|e| e.id == id)
+    }
+
+    /// The ship nearest `at` within the pick distance.
+    fn pick(&self, at: Pos2) -> Option<u64> {
+        self.entities
+            .iter()
+            .filter(|e| e.kind != KIND_ASTEROID)
+            .map(|e| (e.id, e.at.distance(at)))
+            .filter(|(_, d)| *d <= PICK_POINTS)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id)
+    }
+}
+
+/// Draws the map in the rest of `ui` at `now` seconds and takes its input.
+pub fn show(ui: &mut Ui, model: &mut PlayModel, now: f64, last: &MapDrawn) -> MapDrawn {
+    let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
+    let rect = response.rect;
+    let size = model.sector_size();
+    if response.dragged() {
+        model.camera.pan(response.drag_delta(), size);
+        model.follow = false;
+    }
+    if let Some(pointer) = response.hover_pos() {
+        let (zoom, scroll) = ui.input(|i| (i.zoom_delta(), i.smooth_scroll_delta().y));
+        let factor = zoom * (scroll / 300.0).exp();
+        if factor != 1.0 {
+            model.camera.zoom_about(rect, pointer, factor, size);
+        }
+    }
+    if response.clicked()
+        && let Some(at) = response.interact_pointer_pos()
+    {
+        model.selected = last.pick(at);
+        model.follow = model.selected.is_some();
+    }
+    let drawn = model.live.at(model.draw_tick(now));
+    if model.follow
+        && let Some(ship) = model
+            .selected
+            .and_then(|id| drawn.iter().find(|d| d.id == id))
+    {
+        model.camera.look_at(ship.sector, ship.local);
+    }
+    let painter = painter.with_clip_rect(rect);
+    painter.rect_filled(rect, 0.0, BACKGROUND);
+    grid(&painter, model, rect);
+    let mut out = MapDrawn {
+        rect,
+        entities: Vec::with_capacity(drawn.len()),
+    };
+    // Asteroids under ships.
+    for d in drawn.iter().filter(|d| d.entity.kind == KIND_ASTEROID) {
+        let at = model.camera.to_screen(rect, d.sector, d.local, size);
+        let radius = (f32::from(d.entity.hull) * model.camera.points_per_metre).max(2.0);
+        if rect.expand(radius).contains(at) {
+            painter.circle_filled(at, radius, ASTEROID);
+            out.entities.push(DrawnEntity {
+                id: d.id,
+                kind: d.entity.kind,
+                at,
+                radius,
+            });
+        }
+    }
+    for d in drawn.iter().filter(|d| d.entity.kind != KIND_ASTEROID) {
+        let at = model.camera.to_screen(rect, d.sector, d.local, size);
+        let length = (SHIP_METRES * model.camera.points_per_metre).max(MIN_SHIP_POINTS);
+        if !rect.expand(length).contains(at) {
+            continue;
+        }
+        ship(&painter, d, at, length, model.selected == Some(d.id));
+        out.entities.push(DrawnEntity {
+            id: d.id,
+            kind: d.entity.kind,
+            at,
+            radius: length / 2.0,
+        });
+    }
+    out
+}
+
+fn ship(painter: &egui::Painter, d: &Drawn, at: Pos2, length: f32, selected: bool) {
+    let fill = if d.entity.kind == KIND_OWN_SHIP {
+        OWN_SHIP
+    } else {
+        debug_assert_eq!(d.entity.kind, KIND_SHIP);
+        OTHER_SHIP
+    };
+    let (sin, cos) = d.heading.sin_cos();
+    let forward = vec2(cos, sin);
+    let side = vec2(-sin, cos);
+    let nose = at + forward * (length * 0.6);
+    let back = at - forward * (length * 0.4);
+    let hull = vec![
+        nose,
+        back + side * (length * 0.35),
+        back - side * (length * 0.35),
+    ];
+    painter.add(Shape::convex_polygon(hull, fill, Stroke::NONE));
+    if selected {
+        painter.circle_stroke(at, length * 0.9, Stroke::new(2.0, SELECTED));
+    }
+}
+
+fn grid(painter: &egui::Painter, model: &PlayModel, rect: Rect) {
+    let size = model.sector_size();
+    let camera = &model.camera;
+    let (min, max) = camera.visible_sectors(rect, size);
+    if max.0 - min.0 > MAX_GRID_SECTORS || max.1 - min.1 > MAX_GRID_SECTORS {
+        return;
+    }
+    let stroke = Stroke::new(1.0, GRID);
+    for x in min.0..=max.0.saturating_add(1) {
+        let px = camera.sector_corner(rect, (x, min.1), size).x;
+        painter.line_segment(
+            [Pos2::new(px, rect.top()), Pos2::new(px, rect.bottom())],
+            stroke,
+        );
+    }
+    for y in min.1..=max.1.saturating_add(1) {
+        let py = camera.sector_corner(rect, (min.0, y), size).y;
+        painter.line_segment(
+            [Pos2::new(rect.left(), py), Pos2::new(rect.right(), py)],
+            stroke,
+        );
+    }
+    if size * camera.points_per_metre < LABEL_MIN_SECTOR_POINTS {
+        return;
+    }
+    for x in min.0..=max.0 {
+        for y in min.1..=max.1 {
+            let corner = camera.sector_corner(rect, (x, y), size);
+            painter.text(
+                corner + vec2(4.0, 3.0),
+                Align2::LEFT_TOP,
+                format!("{x},{y}"),
+                FontId::proportional(11.0),
+                GRID_TEXT,
+            );
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The session thread: it connects to any of the servers, authenticates with the saved token,
+//! subscribes, asks for the fleet's status every second, and tells the window what it hears
+//! ([`NetUpdate`], waking the window for each). A lost connection is replaced (the client
+//! resumes its session); a refused login ends the thread with the reason shown.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use astroboids_net::calls::{self, Call, CallError};
+use astroboids_net::client::{Client, ClientError, Update};
+use astroboids_net::messages::{RequestError, Token};
+use astroboids_net::quic::Fingerprint;
+
+use crate::model::NetUpdate;
+
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+const CLIENT_NAME: &str = concat!("astroboids-play ", env!("CARGO_PKG_VERSION"));
+
+/// Where to play and as whom (what `astroboids client login` saved).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub servers: Vec<SocketAddr>,
+    pub fingerprint: Fingerprint,
+    pub user: String,
+    pub token: Token,
+}
+
+impl Target {
+    fn servers_text(&self) -> String {
+        let addrs: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
+        addrs.join(",")
+    }
+}
+
+/// Starts the session thread; `wake` is called after each update is sent.
+pub fn spawn(
+    target: Target,
+    wake: impl Fn() + Send + 'static,
+) -> std::io::Result<mpsc::Receiver<NetUpdate>> {
+    let (tx, rx) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("astroboids-play-net".into())
+        .spawn(move || {
+            let send = |update| {
+                let sent = tx.send(update).is_ok();
+                wake();
+                sent
+            };
+            runtime.block_on(sessions(&target, &send));
+        })?;
+    Ok(rx)
+}
+
+/// Sessions until the window is gone or the login is refused.
+async fn sessions(target: &Target, send: &impl Fn(NetUpdate) -> bool) {
+    loop {
+        match session(target, send).await {
+            Ended::WindowGone | Ended::LoginRefused => return,
+            Ended::Lost(reason) => {
+                if !send(NetUpdate::Trouble(format!(
+                    "{}: {reason}; trying again",
+                    target.servers_text()
+                ))) {
+                    return;
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+        }
+    }
+}
+
+enum Ended {
+    WindowGone,
+    LoginRefused,
+    Lost(String),
+}
+
+async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool) -> Ended {
+    let mut client =
+        match Client::connect_any(&target.servers, target.fingerprint, CLIENT_NAME).await {
+            Ok(client) => client,
+            Err(e) => return Ended::Lost(e.to_string()),
+        };
+    let authenticate = calls::Authenticate {
+        token: target.token.clone(),
+    };
+    match client.call(authenticate).await {
+        Ok(_) => {}
+        Err(ClientError::Call(CallError::Refused(RequestError::NotAuthenticated))) => {
+            send(NetUpdate::Trouble(
+                "the saved login has expired: run `astroboids client login` again".into(),
+            ));
+            return Ended::LoginRefused;
+        }
+        Err(e) => return Ended::Lost(e.to_string()),
+    }
+    match client.subscribe().await.map(calls::Subscribe::answer) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Ended::Lost(format!("the server refused live snapshots: {e}")),
+        Err(e) => return Ended::Lost(e.to_string()),
+    }
+    if !send(NetUpdate::Connected {
+        server: client.server.clone(),
+        tick_rate_hz: client.tick_rate_hz,
+    }) {
+        return Ended::WindowGone;
+    }
+    let mut status = tokio::time::interval(STATUS_EVERY);
+    loop {
+        let update = tokio::select! {
+            update = client.next_update() => match update {
+                Ok(Update::Snapshot { .. }) => match client.live() {
+                    Some(live) => NetUpdate::Snapshot(live.clone()),
+                    None => continue,
+                },
+                Ok(Update::Events(events)) => NetUpdate::Events(events),
+                Err(e) => return Ended::Lost(e.to_string()),
+            },
+            _ = status.tick() => match client.call(calls::ShipStatus { ship: None }).await {
+                Ok(ships) => NetUpdate::Status(ships),
+                Err(ClientError::Call(CallError::Refused(RequestError::NotAuthenticated))) => {
+                    send(NetUpdate::Trouble(
+                        "the session ended (logged out elsewhere, or kicked): run \
+                         `astroboids client login` again"
+                            .into(),
+                    ));
+                    return Ended::LoginRefused;
+                }
+                // Another refusal (rate limited, say) keeps the last status on screen.
+                Err(ClientError::Call(_)) => continue,
+                Err(ClientError::Quic(e)) => return Ended::Lost(e.to_string()),
+            },
+        };
+        if !send(update) {
+            return Ended::WindowGone;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The eframe shell: a window (glow renderer) showing [`PlayApp`], fed by the session thread.
+//! With a screenshot path it waits for the given number of ticks after the first snapshot,
+//! freezes the map on the newest snapshot, captures what the window shows (egui's own
+//! screenshot), writes it as a PNG, prints where each ship and asteroid was drawn, and exits.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::app::PlayApp;
+use crate::model::{NetUpdate, PlayModel};
+use crate::net::{self, Target};
+
+/// Frames to wait for a requested screenshot before giving up.
+const SCREENSHOT_FRAMES_MAX: u64 = 600;
+
+#[derive(Debug, Clone)]
+pub struct WindowOptions {
+    pub width: f32,
+    pub height: f32,
+    /// Write what the window shows here and exit.
+    pub screenshot: Option<PathBuf>,
+    /// Ticks after the first snapshot before the screenshot.
+    pub after_ticks: u64,
+}
+
+type Shot = Arc<Mutex<Option<Arc<egui::ColorImage>>>>;
+
+struct Window {
+    app: PlayApp,
+    updates: mpsc::Receiver<NetUpdate>,
+    options: WindowOptions,
+    started: Instant,
+    first_tick: Option<u64>,
+    shot: Shot,
+    requested_at_frame: Option<u64>,
+    frame: u64,
+    outcome: Arc<Mutex<Result<(), String>>>,
+}
+
+/// Opens the window and plays until it is closed (or the screenshot is written).
+pub fn run(target: Target, options: WindowOptions) -> Result<(), String> {
+    let mut native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(format!("AstroBoids: {}", target.user))
+            .with_inner_size([options.width, options.height]),
+        renderer: eframe::Renderer::Glow,
+        // Exact colours (dithering moves anti-aliased edges by one step).
+        dithering: false,
+        ..Default::default()
+    };
+    if options.screenshot.is_some() {
+        native.glow_options.vsync = false;
+    }
+    let outcome = Arc::new(Mutex::new(Ok(())));
+    let result = outcome.clone();
+    let model = PlayModel::new(&target.user, 1_000.0);
+    eframe::run_native(
+        "astroboids-play",
+        native,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let updates = net::spawn(target, move || ctx.request_repaint())?;
+            Ok(Box::new(Window {
+                app: PlayApp::new(model),
+                updates,
+                options,
+                started: Instant::now(),
+                first_tick: None,
+                shot: Arc::new(Mutex::new(None)),
+                requested_at_frame: None,
+                frame: 0,
+                outcome,
+            }))
+        }),
+    )
+    .map_err(|e| format!("the window: {e}"))?;
+    result.lock().expect("not poisoned").clone()
+}
+
+impl Window {
+    fn screenshot(&mut self, ctx: &egui::Context) {
+        let Some(path) = self.options.screenshot.clone() else {
+            return;
+        };
+        ctx.request_repaint();
+        if let Some(image) = self.shot.lock().expect("not poisoned").take() {
+            let written = write_png(&image, &path).map(|()| report(&self.app, ctx, &path, &image));
+            *self.outcome.lock().expect("not poisoned") = written;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        match self.requested_at_frame {
+            Some(at) if self.frame > at + SCREENSHOT_FRAMES_MAX => {
+                *self.outcome.lock().expect("not poisoned") = Err(format!(
+                    "no screenshot came within {SCREENSHOT_FRAMES_MAX} frames"
+                ));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Some(_) => {}
+            None => {
+                let (Some(first), Some(tick)) = (self.first_tick, self.app.model.live.tick())
+                else {
+                    return;
+                };
+                if tick >= first + self.options.after_ticks && !self.app.model.ships.is_empty() {
+                    // The captured frame is drawn after this one: hold the map still for it.
+                    self.app.model.frozen = true;
+                    self.requested_at_frame = Some(self.frame);
+                    let slot = self.shot.clone();
+                    let wake = ctx.clone();
+                    ctx.request_screenshot(move |image| {
+                        *slot.lock().expect("not poisoned") = Some(image);
+                        wake.request_repaint();
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl eframe::App for Window {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let now = self.started.elapsed().as_secs_f64();
+        let frozen = self.requested_at_frame.is_some();
+        while let Ok(update) = self.updates.try_recv() {
+            // While a screenshot is taken, nothing changes under it.
+            if frozen {
+                continue;
+            }
+            self.app.model.apply(update, now);
+        }
+        if self.first_tick.is_none() {
+            self.first_tick = self.app.model.live.tick();
+        }
+        self.screenshot(ctx);
+        // Smooth movement between snapshots.
+        ctx.request_repaint();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let now = self.started.elapsed().as_secs_f64();
+        self.app.ui(ui, now);
+        self.frame += 1;
+    }
+}
+
+fn write_png(image: &egui::ColorImage, path: &std::path::Path) -> Result<(), String> {
+    let [w, h] = image.size;
+    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, image.as_raw().to_vec())
+        .ok_or_else(|| "the screenshot's size does not match its pixels".to_string())?;
+    buffer
+        .save(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// What a screenshot shows, in pixels: one line per ship and asteroid drawn.
+fn report(app: &PlayApp, ctx: &egui::Context, path: &std::path::Path, image: &egui::ColorImage) {
+    let ppp = ctx.pixels_per_point();
+    println!(
+        "screenshot: {} ({}x{}, tick {})",
+        path.display(),
+        image.size[0],
+        image.size[1],
+        app.model.live.tick().unwrap_or(0)
+    );
+    for e in &app.map.entities {
+        println!(
+            "drawn: {} kind {} at {:.0} {:.0} radius {:.1}",
+            e.id,
+            e.kind,
+            e.at.x * ppp,
+            e.at.y * ppp,
+            e.radius * ppp
+        );
+    }
+    for line in app.model.visible_logs() {
+        println!("log: {} ship {} {}", line.tick, line.ship, line.text);
+    }
+}
