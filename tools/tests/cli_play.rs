@@ -60,6 +60,16 @@ impl Drop for Xvfb {
     }
 }
 
+/// A child process killed when dropped (a failed assertion leaves no server running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn succeed(config: &Path, args: &[&str]) -> String {
     let out = astroboids(config).args(args).output().unwrap();
     assert!(
@@ -93,6 +103,7 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let serve = Killed(serve);
     let (mut addr, mut fingerprint) = (String::new(), String::new());
     for line in out.by_ref() {
         let line = line.unwrap();
@@ -139,8 +150,7 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         .env_remove("WAYLAND_DISPLAY")
         .output()
         .unwrap();
-    let _ = Command::new("kill").arg(serve.id().to_string()).status();
-    let _ = serve.wait();
+    drop(serve);
     let stdout = String::from_utf8_lossy(&play.stdout);
     assert!(
         play.status.success(),
