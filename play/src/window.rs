@@ -14,6 +14,8 @@ use crate::net::{self, Target};
 
 /// Frames to wait for a requested screenshot before giving up.
 const SCREENSHOT_FRAMES_MAX: u64 = 600;
+/// Frames drawn before a benchmark starts timing (fonts, textures, first layouts).
+const BENCH_WARMUP_FRAMES: usize = 20;
 
 #[derive(Debug, Clone)]
 pub struct WindowOptions {
@@ -25,11 +27,19 @@ pub struct WindowOptions {
     pub after_ticks: u64,
 }
 
+/// A frame-time benchmark: no server, a synthetic world of `entities` in sight.
+#[derive(Debug, Clone, Copy)]
+pub struct Bench {
+    pub entities: usize,
+    pub frames: usize,
+}
+
 type Shot = Arc<Mutex<Option<Arc<egui::ColorImage>>>>;
 
 struct Window {
     app: PlayApp,
     updates: mpsc::Receiver<NetUpdate>,
+    bench: Option<(Bench, Vec<Instant>)>,
     options: WindowOptions,
     started: Instant,
     first_tick: Option<u64>,
@@ -65,6 +75,7 @@ pub fn run(target: Target, options: WindowOptions) -> Result<(), String> {
             Ok(Box::new(Window {
                 app: PlayApp::new(model),
                 updates,
+                bench: None,
                 options,
                 started: Instant::now(),
                 first_tick: None,
@@ -79,7 +90,124 @@ pub fn run(target: Target, options: WindowOptions) -> Result<(), String> {
     result.lock().expect("not poisoned").clone()
 }
 
+/// Draws a synthetic world of `bench.entities` (ships and asteroids in a square around the
+/// followed ship, moving between two snapshots) for `bench.frames` frames as fast as the
+/// renderer goes, and prints the frame times.
+pub fn bench(bench: Bench, width: f32, height: f32) -> Result<(), String> {
+    let mut native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("AstroBoids: frame-time benchmark")
+            .with_inner_size([width, height]),
+        renderer: eframe::Renderer::Glow,
+        dithering: false,
+        ..Default::default()
+    };
+    native.glow_options.vsync = false;
+    let outcome = Arc::new(Mutex::new(Ok(())));
+    let result = outcome.clone();
+    let (_tx, updates) = mpsc::channel();
+    eframe::run_native(
+        "astroboids-play-bench",
+        native,
+        Box::new(move |_cc| {
+            Ok(Box::new(Window {
+                app: PlayApp::new(synthetic_world(bench.entities)),
+                updates,
+                bench: Some((
+                    bench,
+                    Vec::with_capacity(bench.frames + BENCH_WARMUP_FRAMES),
+                )),
+                options: WindowOptions {
+                    width,
+                    height,
+                    screenshot: None,
+                    after_ticks: 0,
+                },
+                started: Instant::now(),
+                first_tick: None,
+                shot: Arc::new(Mutex::new(None)),
+                requested_at_frame: None,
+                frame: 0,
+                outcome,
+            }))
+        }),
+    )
+    .map_err(|e| format!("the window: {e}"))?;
+    result.lock().expect("not poisoned").clone()
+}
+
+/// `entities` in a square around the origin of sector (0, 0), all within the map at the
+/// default zoom: 1% the player's, a third other ships, the rest asteroids; ships move 3 m
+/// between the two snapshots.
+fn synthetic_world(entities: usize) -> PlayModel {
+    use astroboids_net::live_view::LiveView;
+    use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, View, ViewEntity};
+    let size = 1_000.0;
+    let side = (entities as f32).sqrt().ceil().max(1.0) as usize;
+    let spacing = (1_100.0 / side as f32).min(40.0);
+    let view = |shift: f32| -> View {
+        (0..entities)
+            .map(|i| {
+                let (col, row) = ((i % side) as f32, (i / side) as f32);
+                let kind = match i % 100 {
+                    0 => KIND_OWN_SHIP,
+                    1..=33 => KIND_SHIP,
+                    _ => KIND_ASTEROID,
+                };
+                let moving = if kind == KIND_ASTEROID { 0.0 } else { shift };
+                let x = (col - side as f32 / 2.0) * spacing + moving;
+                let y = (row - side as f32 / 2.0) * spacing;
+                let sector = ((x / size).floor() as i32, (y / size).floor() as i32);
+                let local = (x.rem_euclid(size), y.rem_euclid(size));
+                let hull = if kind == KIND_ASTEROID { 4.0 } else { 100.0 };
+                (
+                    i as u64 + 1,
+                    ViewEntity::quantize(kind, sector, local, 0.5, hull),
+                )
+            })
+            .collect()
+    };
+    let mut live = LiveView::new(size);
+    live.update(1, &view(0.0));
+    live.update(2, &view(3.0));
+    let mut model = PlayModel::new("bench", size);
+    model.apply(NetUpdate::Snapshot(live), 0.0);
+    model.selected = None;
+    model.follow = false;
+    model.camera.look_at((0, 0), (0.0, 0.0));
+    model
+}
+
 impl Window {
+    /// Times frames; prints the figures and closes when done.
+    fn bench(&mut self, ctx: &egui::Context) {
+        let Some((bench, times)) = &mut self.bench else {
+            return;
+        };
+        times.push(Instant::now());
+        ctx.request_repaint();
+        if times.len() < bench.frames + BENCH_WARMUP_FRAMES + 1 {
+            return;
+        }
+        let mut ms: Vec<f64> = times[BENCH_WARMUP_FRAMES..]
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        println!(
+            "frames: {} entities drawn ({} in sight), {} frames: mean {mean:.2} ms, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+            bench.entities,
+            self.app.map.entities.len(),
+            ms.len(),
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
     fn screenshot(&mut self, ctx: &egui::Context) {
         let Some(path) = self.options.screenshot.clone() else {
             return;
@@ -135,6 +263,7 @@ impl eframe::App for Window {
             self.first_tick = self.app.model.live.tick();
         }
         self.screenshot(ctx);
+        self.bench(ctx);
         // Smooth movement between snapshots.
         ctx.request_repaint();
     }

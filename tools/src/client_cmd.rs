@@ -156,6 +156,14 @@ pub fn watch(args: &crate::cli::WatchArgs) -> Result<()> {
 
 /// `astroboids play`: the windowed client with the saved login.
 pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
+    if let Some(entities) = args.bench_entities {
+        let bench = astroboids_play::window::Bench {
+            entities,
+            frames: args.bench_frames.max(1),
+        };
+        return astroboids_play::window::bench(bench, args.width, args.height)
+            .map_err(|e| anyhow::anyhow!(e));
+    }
     let mut config = ConfigFile::open(args.config_dir.as_deref())?;
     let (servers, fingerprint) = config.server(&ServerArgs::default())?;
     let token = config

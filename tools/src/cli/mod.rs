@@ -210,6 +210,13 @@ pub struct PlayArgs {
     /// With --screenshot: ticks of live snapshots to wait for first.
     #[arg(long, default_value_t = 10, requires = "screenshot")]
     pub after_ticks: u64,
+    /// Measure frame times instead of playing: no server, a synthetic world of this many ships
+    /// and asteroids in sight; prints the figures and exits.
+    #[arg(long, value_name = "N", conflicts_with = "screenshot")]
+    pub bench_entities: Option<usize>,
+    /// Frames a benchmark times.
+    #[arg(long, default_value_t = 300, requires = "bench_entities")]
+    pub bench_frames: usize,
 }
 
 #[derive(Debug, Args)]
