@@ -7,6 +7,7 @@
 //!   with time passed in: no I/O.
 //! - [`map`] and [`app`]: drawing and input, on an `egui::Ui` (the headless tests drive them
 //!   with `egui_kittest`, no window).
+//! - [`login`]: the login and registration form, checked field by field.
 //! - [`net`]: the session thread (connect to any of the servers, authenticate with the saved
 //!   token, subscribe, ask for the fleet's status every second, reconnect).
 //! - [`window`]: the eframe shell, and `--screenshot FILE` (render, write what the window
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod camera;
+pub mod login;
 pub mod map;
 pub mod model;
 pub mod net;

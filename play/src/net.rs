@@ -12,6 +12,7 @@ use astroboids_net::client::{Client, ClientError, Update};
 use astroboids_net::messages::{RequestError, Token};
 use astroboids_net::quic::Fingerprint;
 
+use crate::login::Credentials;
 use crate::model::NetUpdate;
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -32,6 +33,55 @@ impl Target {
         let addrs: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
         addrs.join(",")
     }
+}
+
+/// Logs in (registering first when asked) on a thread of its own; the answer comes on the
+/// returned channel: where to play and as whom, or why not.
+pub fn log_in(
+    credentials: Credentials,
+    wake: impl Fn() + Send + 'static,
+) -> std::io::Result<mpsc::Receiver<Result<Target, String>>> {
+    let (tx, rx) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("astroboids-play-login".into())
+        .spawn(move || {
+            let answer = runtime.block_on(login_session(credentials));
+            let _ = tx.send(answer);
+            wake();
+        })?;
+    Ok(rx)
+}
+
+async fn login_session(c: Credentials) -> Result<Target, String> {
+    let mut client = Client::connect_any(&c.servers, c.fingerprint, CLIENT_NAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    if c.register {
+        client
+            .call(calls::Register {
+                user: c.user.clone(),
+                password: c.password.clone(),
+            })
+            .await
+            .map_err(|e| format!("register: {e}"))?;
+    }
+    let logged_in = client
+        .call(calls::Login {
+            user: c.user.clone(),
+            password: c.password,
+        })
+        .await
+        .map_err(|e| format!("log in: {e}"))?;
+    client.close().await;
+    Ok(Target {
+        servers: c.servers,
+        fingerprint: c.fingerprint,
+        user: c.user,
+        token: logged_in.token,
+    })
 }
 
 /// Starts the session thread; `wake` is called after each update is sent.

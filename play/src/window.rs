@@ -1,4 +1,5 @@
-//! The eframe shell: a window (glow renderer) showing [`PlayApp`], fed by the session thread.
+//! The eframe shell: a window (glow renderer) showing the login form until the player is
+//! logged in (unless a saved login is given), then [`PlayApp`], fed by the session thread.
 //! With a screenshot path it waits for the given number of ticks after the first snapshot,
 //! freezes the map on the newest snapshot, captures what the window shows (egui's own
 //! screenshot), writes it as a PNG, prints where each ship and asteroid was drawn, and exits.
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::app::PlayApp;
+use crate::login::LoginForm;
 use crate::model::{NetUpdate, PlayModel};
 use crate::net::{self, Target};
 
@@ -36,9 +38,28 @@ pub struct Bench {
 
 type Shot = Arc<Mutex<Option<Arc<egui::ColorImage>>>>;
 
+/// Keeps a login for next time (the caller's settings file); its error is shown in the form.
+pub type SaveLogin = Box<dyn FnMut(&Target) -> Result<(), String> + Send>;
+
+/// How the window starts.
+pub enum Start {
+    /// With a saved login: straight to the game.
+    Saved(Target),
+    /// With the login form, filled with what is known.
+    Form { form: LoginForm, save: SaveLogin },
+}
+
+/// The login form while it is shown.
+struct Login {
+    form: LoginForm,
+    pending: Option<mpsc::Receiver<Result<Target, String>>>,
+    save: SaveLogin,
+}
+
 struct Window {
     app: PlayApp,
-    updates: mpsc::Receiver<NetUpdate>,
+    login: Option<Login>,
+    updates: Option<mpsc::Receiver<NetUpdate>>,
     bench: Option<(Bench, Vec<Instant>)>,
     options: WindowOptions,
     started: Instant,
@@ -50,10 +71,14 @@ struct Window {
 }
 
 /// Opens the window and plays until it is closed (or the screenshot is written).
-pub fn run(target: Target, options: WindowOptions) -> Result<(), String> {
+pub fn run(start: Start, options: WindowOptions) -> Result<(), String> {
+    let user = match &start {
+        Start::Saved(target) => target.user.clone(),
+        Start::Form { form, .. } => form.user.clone(),
+    };
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_title(format!("AstroBoids: {}", target.user))
+            .with_title("AstroBoids")
             .with_inner_size([options.width, options.height]),
         renderer: eframe::Renderer::Glow,
         // Exact colours (dithering moves anti-aliased edges by one step).
@@ -65,15 +90,29 @@ pub fn run(target: Target, options: WindowOptions) -> Result<(), String> {
     }
     let outcome = Arc::new(Mutex::new(Ok(())));
     let result = outcome.clone();
-    let model = PlayModel::new(&target.user, 1_000.0);
+    let model = PlayModel::new(&user, 1_000.0);
     eframe::run_native(
         "astroboids-play",
         native,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let updates = net::spawn(target, move || ctx.request_repaint())?;
+            let (updates, login) = match start {
+                Start::Saved(target) => (
+                    Some(net::spawn(target, move || ctx.request_repaint())?),
+                    None,
+                ),
+                Start::Form { form, save } => (
+                    None,
+                    Some(Login {
+                        form,
+                        pending: None,
+                        save,
+                    }),
+                ),
+            };
             Ok(Box::new(Window {
                 app: PlayApp::new(model),
+                login,
                 updates,
                 bench: None,
                 options,
@@ -112,7 +151,8 @@ pub fn bench(bench: Bench, width: f32, height: f32) -> Result<(), String> {
         Box::new(move |_cc| {
             Ok(Box::new(Window {
                 app: PlayApp::new(synthetic_world(bench.entities)),
-                updates,
+                login: None,
+                updates: Some(updates),
                 bench: Some((
                     bench,
                     Vec::with_capacity(bench.frames + BENCH_WARMUP_FRAMES),
@@ -179,6 +219,34 @@ fn synthetic_world(entities: usize) -> PlayModel {
 }
 
 impl Window {
+    /// The login's answer: on success the login is kept and the game starts.
+    fn logged_in(&mut self, ctx: &egui::Context) {
+        let Some(login) = &mut self.login else {
+            return;
+        };
+        let Some(answer) = login.pending.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+            return;
+        };
+        login.pending = None;
+        login.form.busy = false;
+        let target = match answer.and_then(|target| (login.save)(&target).map(|()| target)) {
+            Ok(target) => target,
+            Err(why) => {
+                login.form.status = Some(why);
+                return;
+            }
+        };
+        let wake = ctx.clone();
+        match net::spawn(target.clone(), move || wake.request_repaint()) {
+            Ok(updates) => {
+                self.app.model.user = target.user;
+                self.updates = Some(updates);
+                self.login = None;
+            }
+            Err(e) => login.form.status = Some(format!("cannot start the session: {e}")),
+        }
+    }
+
     /// Times frames; prints the figures and closes when done.
     fn bench(&mut self, ctx: &egui::Context) {
         let Some((bench, times)) = &mut self.bench else {
@@ -251,8 +319,9 @@ impl Window {
 impl eframe::App for Window {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let now = self.started.elapsed().as_secs_f64();
+        self.logged_in(ctx);
         let frozen = self.requested_at_frame.is_some();
-        while let Ok(update) = self.updates.try_recv() {
+        while let Some(update) = self.updates.as_ref().and_then(|rx| rx.try_recv().ok()) {
             // While a screenshot is taken, nothing changes under it.
             if frozen {
                 continue;
@@ -270,7 +339,24 @@ impl eframe::App for Window {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = self.started.elapsed().as_secs_f64();
-        self.app.ui(ui, now);
+        match &mut self.login {
+            Some(login) => {
+                let submitted = egui::CentralPanel::default()
+                    .show(ui, |ui| login.form.ui(ui))
+                    .inner;
+                if let Some(credentials) = submitted {
+                    let wake = ui.ctx().clone();
+                    match net::log_in(credentials, move || wake.request_repaint()) {
+                        Ok(pending) => login.pending = Some(pending),
+                        Err(e) => {
+                            login.form.busy = false;
+                            login.form.status = Some(format!("cannot start the login: {e}"));
+                        }
+                    }
+                }
+            }
+            None => self.app.ui(ui, now),
+        }
         self.frame += 1;
     }
 }

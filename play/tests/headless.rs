@@ -160,3 +160,44 @@ fn a_click_selects_a_ship_and_a_drag_pans_the_map() {
         "{before:?} -> {after:?}"
     );
 }
+
+#[test]
+fn the_login_form_names_what_is_wrong_before_connecting() {
+    use astroboids_play::login::LoginForm;
+    let mut harness = Harness::builder()
+        .with_size(vec2(1280.0, 800.0))
+        .build_ui_state(
+            |ui, form: &mut (LoginForm, Option<bool>)| {
+                if let Some(c) = form.0.ui(ui) {
+                    form.1 = Some(c.register);
+                }
+            },
+            (LoginForm::default(), None),
+        );
+    let type_into = |harness: &mut Harness<'_, (LoginForm, Option<bool>)>, field, text| {
+        let node = harness.get_by_label(field);
+        node.focus();
+        node.type_text(text);
+        harness.run();
+    };
+    type_into(&mut harness, "Server", "127.0.0.1:7777");
+    type_into(&mut harness, "Fingerprint", "not hex");
+    type_into(&mut harness, "User", "ada");
+    type_into(&mut harness, "Password", "correct horse");
+    harness.get_by_label("Log in").click();
+    harness.run();
+    assert_eq!(harness.state().1, None, "nothing is sent");
+    let status = harness.state().0.status.clone().unwrap();
+    assert!(status.starts_with("fingerprint: "), "{status}");
+    assert!(
+        harness.query_by_label(&status).is_some(),
+        "shown under the form"
+    );
+    // Fixed, the form hands over its credentials and waits for the answer.
+    harness.state_mut().0.fingerprint = "ab".repeat(32);
+    harness.get_by_label("Register").click();
+    harness.run();
+    assert_eq!(harness.state().1, Some(true));
+    assert!(harness.state().0.busy);
+    assert!(harness.query_by_label("registering...").is_some());
+}

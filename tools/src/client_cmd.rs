@@ -165,18 +165,41 @@ pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!(e));
     }
     let mut config = ConfigFile::open(args.config_dir.as_deref())?;
-    let (servers, fingerprint) = config.server(&ServerArgs::default())?;
-    let token = config
-        .config
-        .token
-        .clone()
-        .context("not logged in: run `astroboids client login --user NAME` first")?;
-    let user = config.config.user.clone().unwrap_or_default();
-    let target = astroboids_play::net::Target {
-        servers,
-        fingerprint,
-        user,
-        token: Token(token),
+    let token = config.config.token.clone();
+    let saved = match (token, config.server(&ServerArgs::default())) {
+        (Some(token), Ok((servers, fingerprint))) => Some(astroboids_play::net::Target {
+            servers,
+            fingerprint,
+            user: config.config.user.clone().unwrap_or_default(),
+            token: Token(token),
+        }),
+        _ => None,
+    };
+    let start = match saved {
+        Some(target) => astroboids_play::window::Start::Saved(target),
+        None if args.screenshot.is_some() => {
+            bail!(
+                "not logged in: run `astroboids client login --user NAME` first (a screenshot needs a saved login)"
+            )
+        }
+        // The form, filled with what the settings know; a login is kept there, as the
+        // command line keeps it.
+        None => {
+            let form = astroboids_play::login::LoginForm {
+                server: config.config.server.clone().unwrap_or_default(),
+                fingerprint: config.config.fingerprint.clone().unwrap_or_default(),
+                user: config.config.user.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let save = Box::new(move |target: &astroboids_play::net::Target| {
+                config.config.server = Some(join_addrs(&target.servers));
+                config.config.fingerprint = Some(target.fingerprint.to_string());
+                config.config.user = Some(target.user.clone());
+                config.config.token = Some(target.token.0.clone());
+                config.save().map_err(|e| format!("{e:#}"))
+            });
+            astroboids_play::window::Start::Form { form, save }
+        }
     };
     let options = astroboids_play::window::WindowOptions {
         width: args.width,
@@ -184,7 +207,7 @@ pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
         screenshot: args.screenshot.clone(),
         after_ticks: args.after_ticks,
     };
-    astroboids_play::window::run(target, options).map_err(|e| anyhow::anyhow!(e))
+    astroboids_play::window::run(start, options).map_err(|e| anyhow::anyhow!(e))
 }
 
 pub fn run(args: &ClientArgs) -> Result<()> {

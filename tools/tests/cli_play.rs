@@ -116,6 +116,29 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         }
     }
     std::thread::spawn(move || for _ in out {});
+    // The window's login (its form's Register, then Log in) against the real server: a
+    // session token, or the server's reason.
+    let credentials = |user: &str, password: &str, register| astroboids_play::login::Credentials {
+        servers: vec![addr.parse().unwrap()],
+        fingerprint: fingerprint.parse().unwrap(),
+        user: user.into(),
+        password: password.into(),
+        register,
+    };
+    let answer = |c| {
+        astroboids_play::net::log_in(c, || {})
+            .unwrap()
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+    };
+    let bob = answer(credentials("bob", "correct horse battery", true)).unwrap();
+    assert_eq!(bob.user, "bob");
+    assert!(!bob.token.0.is_empty());
+    let refused = answer(credentials("bob", "wrong password!", false)).unwrap_err();
+    assert!(
+        refused.contains("unknown user or wrong password"),
+        "{refused}"
+    );
     let bot = dir.join("bot.wat");
     std::fs::write(&bot, BOT).unwrap();
     succeed(
