@@ -6,7 +6,7 @@
 use egui::{Color32, RichText, ScrollArea, Ui};
 
 use crate::map::{self, MapDrawn};
-use crate::model::{Connection, PlayModel};
+use crate::model::{Command, Connection, PlayModel};
 
 /// Okabe-Ito vermillion: faults and trouble.
 pub const FAULT: Color32 = Color32::from_rgb(213, 94, 0);
@@ -18,6 +18,8 @@ pub struct PlayApp {
     pub model: PlayModel,
     pub map: MapDrawn,
     pub help: bool,
+    /// The script name typed in the commands panel.
+    pub script: String,
 }
 
 impl PlayApp {
@@ -26,6 +28,7 @@ impl PlayApp {
             model,
             map: MapDrawn::default(),
             help: false,
+            script: String::new(),
         }
     }
 
@@ -158,6 +161,60 @@ impl PlayApp {
             ));
         }
         ui.checkbox(&mut self.model.follow, "follow the selected ship (F)");
+        ui.separator();
+        self.commands(ui);
+    }
+
+    /// Spawning, manual commands for the selected ship and giving it a script.
+    fn commands(&mut self, ui: &mut Ui) {
+        ui.label(RichText::new("Commands").strong());
+        if ui.button("Spawn a ship").clicked() {
+            self.model.outbox.push(Command::Spawn);
+        }
+        if let Some(ship) = self
+            .model
+            .selected
+            .filter(|s| self.model.own_ships().contains(s))
+        {
+            ui.horizontal(|ui| {
+                let moves = [
+                    ("Thrust", 1.0, 0.0, false),
+                    ("Left", 0.5, -1.0, false),
+                    ("Right", 0.5, 1.0, false),
+                    ("Stop", 0.0, 0.0, true),
+                ];
+                for (name, thrust, turn, stop) in moves {
+                    if ui.button(name).clicked() {
+                        self.model.outbox.push(Command::Move {
+                            ship,
+                            thrust,
+                            turn,
+                            stop,
+                        });
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                let label = ui.label("Script");
+                ui.add(egui::TextEdit::singleline(&mut self.script).desired_width(120.0))
+                    .labelled_by(label.id);
+                if ui.button("Assign").clicked() && !self.script.trim().is_empty() {
+                    self.model.outbox.push(Command::Assign {
+                        ship,
+                        script: self.script.trim().to_owned(),
+                    });
+                }
+            });
+        }
+        match &self.model.answer {
+            Some(Ok(text)) => {
+                ui.label(text);
+            }
+            Some(Err(why)) => {
+                ui.label(RichText::new(why).color(FAULT));
+            }
+            None => {}
+        }
     }
 
     fn logs(&mut self, ui: &mut Ui) {

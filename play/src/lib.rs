@@ -21,4 +21,4 @@ pub mod model;
 pub mod net;
 pub mod window;
 
-pub use model::{NetUpdate, PlayModel};
+pub use model::{Command, NetUpdate, PlayModel};

@@ -29,6 +29,25 @@ pub enum NetUpdate {
     /// The connection is lost or refused, and why; the thread tries again unless the login
     /// has expired.
     Trouble(String),
+    /// What became of a command: the server's answer, or its refusal (which names what was
+    /// wrong).
+    Answer(Result<String, String>),
+}
+
+/// What the player asks of the server from the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A new ship in the player's home sector.
+    Spawn,
+    /// A manual command for the ship's next tick.
+    Move {
+        ship: u64,
+        thrust: f32,
+        turn: f32,
+        stop: bool,
+    },
+    /// The latest version of one of the player's scripts flies the ship.
+    Assign { ship: u64, script: String },
 }
 
 /// The connection as the title bar shows it.
@@ -67,6 +86,10 @@ pub struct PlayModel {
     /// Keep the selected ship at the centre of the map.
     pub follow: bool,
     pub camera: Camera,
+    /// Commands the window asked for, not yet handed to the session thread.
+    pub outbox: Vec<Command>,
+    /// The answer to the last command.
+    pub answer: Option<Result<String, String>>,
 }
 
 impl PlayModel {
@@ -84,6 +107,8 @@ impl PlayModel {
             selected: None,
             follow: true,
             camera: Camera::default(),
+            outbox: Vec::new(),
+            answer: None,
         }
     }
 
@@ -133,6 +158,7 @@ impl PlayModel {
             }
             NetUpdate::Status(ships) => self.ships = ships,
             NetUpdate::Trouble(reason) => self.connection = Connection::Trouble(reason),
+            NetUpdate::Answer(answer) => self.answer = Some(answer),
         }
     }
 

@@ -13,7 +13,7 @@ use astroboids_net::messages::{RequestError, Token};
 use astroboids_net::quic::Fingerprint;
 
 use crate::login::Credentials;
-use crate::model::NetUpdate;
+use crate::model::{Command, NetUpdate};
 
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 const RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -84,12 +84,18 @@ async fn login_session(c: Credentials) -> Result<Target, String> {
     })
 }
 
+/// The window's ends of a session thread.
+pub struct Session {
+    pub updates: mpsc::Receiver<NetUpdate>,
+    /// Commands to carry out (each answered with a [`NetUpdate::Answer`]).
+    pub commands: tokio::sync::mpsc::UnboundedSender<Command>,
+}
+
 /// Starts the session thread; `wake` is called after each update is sent.
-pub fn spawn(
-    target: Target,
-    wake: impl Fn() + Send + 'static,
-) -> std::io::Result<mpsc::Receiver<NetUpdate>> {
+pub fn spawn(target: Target, wake: impl Fn() + Send + 'static) -> std::io::Result<Session> {
     let (tx, rx) = mpsc::channel();
+    // Bounded in use: the window sends one per button press.
+    let (commands, mut inbox) = tokio::sync::mpsc::unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -101,15 +107,18 @@ pub fn spawn(
                 wake();
                 sent
             };
-            runtime.block_on(sessions(&target, &send));
+            runtime.block_on(sessions(&target, &send, &mut inbox));
         })?;
-    Ok(rx)
+    Ok(Session {
+        updates: rx,
+        commands,
+    })
 }
 
 /// Sessions until the window is gone or the login is refused.
-async fn sessions(target: &Target, send: &impl Fn(NetUpdate) -> bool) {
+async fn sessions(target: &Target, send: &impl Fn(NetUpdate) -> bool, inbox: &mut Inbox) {
     loop {
-        match session(target, send).await {
+        match session(target, send, inbox).await {
             Ended::WindowGone | Ended::LoginRefused => return,
             Ended::Lost(reason) => {
                 if !send(NetUpdate::Trouble(format!(
@@ -130,7 +139,9 @@ enum Ended {
     Lost(String),
 }
 
-async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool) -> Ended {
+type Inbox = tokio::sync::mpsc::UnboundedReceiver<Command>;
+
+async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool, inbox: &mut Inbox) -> Ended {
     let mut client =
         match Client::connect_any(&target.servers, target.fingerprint, CLIENT_NAME).await {
             Ok(client) => client,
@@ -171,6 +182,13 @@ async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool) -> Ended {
                 Ok(Update::Events(events)) => NetUpdate::Events(events),
                 Err(e) => return Ended::Lost(e.to_string()),
             },
+            command = inbox.recv() => match command {
+                Some(command) => match carry_out(&mut client, command).await {
+                    Ok(answer) => answer,
+                    Err(lost) => return Ended::Lost(lost),
+                },
+                None => return Ended::WindowGone,
+            },
             _ = status.tick() => match client.call(calls::ShipStatus { ship: None }).await {
                 Ok(ships) => NetUpdate::Status(ships),
                 Err(ClientError::Call(CallError::Refused(RequestError::NotAuthenticated))) => {
@@ -189,5 +207,41 @@ async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool) -> Ended {
         if !send(update) {
             return Ended::WindowGone;
         }
+    }
+}
+
+/// Carries out a command: its answer for the window, or the lost connection's reason.
+async fn carry_out(client: &mut Client, command: Command) -> Result<NetUpdate, String> {
+    let answer = match command {
+        Command::Spawn => client
+            .call(calls::SpawnShip)
+            .await
+            .map(|ship| format!("ship {ship} spawned")),
+        Command::Move {
+            ship,
+            thrust,
+            turn,
+            stop,
+        } => client
+            .call(calls::MoveShip {
+                ship,
+                command: astroboids_net::messages::MoveCommand {
+                    thrust,
+                    turn,
+                    mine: false,
+                    stop,
+                },
+            })
+            .await
+            .map(|tick| format!("ship {ship}: command queued for tick {tick}")),
+        Command::Assign { ship, script } => client
+            .call(calls::AssignScript { ship, name: script })
+            .await
+            .map(|a| format!("ship {} now flies {} v{}", a.ship, a.name, a.version)),
+    };
+    match answer {
+        Ok(text) => Ok(NetUpdate::Answer(Ok(text))),
+        Err(ClientError::Call(refusal)) => Ok(NetUpdate::Answer(Err(refusal.to_string()))),
+        Err(ClientError::Quic(e)) => Err(e.to_string()),
     }
 }

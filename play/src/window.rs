@@ -60,6 +60,7 @@ struct Window {
     app: PlayApp,
     login: Option<Login>,
     updates: Option<mpsc::Receiver<NetUpdate>>,
+    commands: Option<tokio::sync::mpsc::UnboundedSender<crate::model::Command>>,
     bench: Option<(Bench, Vec<Instant>)>,
     options: WindowOptions,
     started: Instant,
@@ -96,7 +97,7 @@ pub fn run(start: Start, options: WindowOptions) -> Result<(), String> {
         native,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let (updates, login) = match start {
+            let (session, login) = match start {
                 Start::Saved(target) => (
                     Some(net::spawn(target, move || ctx.request_repaint())?),
                     None,
@@ -110,10 +111,15 @@ pub fn run(start: Start, options: WindowOptions) -> Result<(), String> {
                     }),
                 ),
             };
+            let (updates, commands) = match session {
+                Some(s) => (Some(s.updates), Some(s.commands)),
+                None => (None, None),
+            };
             Ok(Box::new(Window {
                 app: PlayApp::new(model),
                 login,
                 updates,
+                commands,
                 bench: None,
                 options,
                 started: Instant::now(),
@@ -153,6 +159,7 @@ pub fn bench(bench: Bench, width: f32, height: f32) -> Result<(), String> {
                 app: PlayApp::new(synthetic_world(bench.entities)),
                 login: None,
                 updates: Some(updates),
+                commands: None,
                 bench: Some((
                     bench,
                     Vec::with_capacity(bench.frames + BENCH_WARMUP_FRAMES),
@@ -238,9 +245,10 @@ impl Window {
         };
         let wake = ctx.clone();
         match net::spawn(target.clone(), move || wake.request_repaint()) {
-            Ok(updates) => {
+            Ok(session) => {
                 self.app.model.user = target.user;
-                self.updates = Some(updates);
+                self.updates = Some(session.updates);
+                self.commands = Some(session.commands);
                 self.login = None;
             }
             Err(e) => login.form.status = Some(format!("cannot start the session: {e}")),
@@ -330,6 +338,11 @@ impl eframe::App for Window {
         }
         if self.first_tick.is_none() {
             self.first_tick = self.app.model.live.tick();
+        }
+        if let Some(commands) = &self.commands {
+            for command in self.app.model.outbox.drain(..) {
+                let _ = commands.send(command);
+            }
         }
         self.screenshot(ctx);
         self.bench(ctx);

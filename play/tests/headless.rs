@@ -201,3 +201,32 @@ fn the_login_form_names_what_is_wrong_before_connecting() {
     assert!(harness.state().0.busy);
     assert!(harness.query_by_label("registering...").is_some());
 }
+
+#[test]
+fn the_commands_panel_asks_the_server_and_shows_its_answer() {
+    use astroboids_play::Command;
+    let mut harness = harness();
+    harness.get_by_label("Spawn a ship").click();
+    harness.run();
+    harness.get_by_label("Stop").click();
+    harness.run();
+    assert_eq!(
+        harness.state().model.outbox,
+        vec![
+            Command::Spawn,
+            Command::Move {
+                ship: 1,
+                thrust: 0.0,
+                turn: 0.0,
+                stop: true
+            }
+        ]
+    );
+    let refusal = "you own 2 ships, the most an account may (2)".to_owned();
+    harness
+        .state_mut()
+        .model
+        .apply(NetUpdate::Answer(Err(refusal.clone())), 0.0);
+    harness.run();
+    assert!(harness.query_by_label(&refusal).is_some());
+}

@@ -162,6 +162,32 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         &["client", "assign", "--ship", "1", "--script", "bot"],
     );
 
+    // The window's commands, through its session thread: answers and named refusals.
+    let session = astroboids_play::net::spawn(bob, || {}).unwrap();
+    let next_answer = |session: &astroboids_play::net::Session| loop {
+        let update = session
+            .updates
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap();
+        if let astroboids_play::NetUpdate::Answer(answer) = update {
+            return answer;
+        }
+    };
+    session
+        .commands
+        .send(astroboids_play::Command::Spawn)
+        .unwrap();
+    let spawned = next_answer(&session).unwrap();
+    assert!(spawned.ends_with("spawned"), "{spawned}");
+    let ship: u64 = spawned.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let assign = astroboids_play::Command::Assign {
+        ship,
+        script: "nope".into(),
+    };
+    session.commands.send(assign).unwrap();
+    let refusal = next_answer(&session).unwrap_err();
+    assert!(refusal.contains("no script named \"nope\""), "{refusal}");
+    drop(session);
     let xvfb = Xvfb::start();
     let shot = dir.join("play.png");
     let play = astroboids(&config)
