@@ -9,8 +9,8 @@ use astroboids_cluster::assignment::ShardId;
 use astroboids_cluster::live::{MAX_QUERY_SHIPS, ShipFacts, ShipQuery};
 use astroboids_cluster_net::process::query_subject;
 use astroboids_pgstore::{Role, Session};
-use astroboids_protocol::messages::{MoveCommand, RequestError, Response, ShipStatusReport};
-use astroboids_server::requests::spawn_point;
+use astroboids_protocol::messages::{MoveCommand, RequestError, Response};
+use astroboids_server::requests::{spawn_point, status_report};
 use astroboids_sim::checkpoint::{CommandRecord, ShipRecord};
 use astroboids_sim::inputs::WorldInput;
 
@@ -128,33 +128,8 @@ impl Gateway {
             Vec::new()
         };
         let reports = records
-            .into_iter()
-            .map(|record| {
-                let flown_by = match (&record.script, record.autopilot) {
-                    (Some(script), _) => labels
-                        .iter()
-                        .find(|(hash, _)| *hash == script.script)
-                        .map_or(format!("script {:032x}", script.script), |(_, label)| {
-                            format!("script {label}")
-                        }),
-                    (None, true) => "autopilot".to_owned(),
-                    (None, false) => "manual".to_owned(),
-                };
-                ShipStatusReport {
-                    ship: record.id,
-                    tick,
-                    sector: record.sector,
-                    local: record.local,
-                    velocity: record.velocity,
-                    heading: record.heading,
-                    hull: record.hull,
-                    energy: record.energy,
-                    cargo: record.cargo,
-                    flown_by,
-                    script_fuel_used_last: record.script.as_ref().map_or(0, |s| s.fuel_used_last),
-                    script_faults_total: record.script.as_ref().map_or(0, |s| s.faults_total),
-                }
-            })
+            .iter()
+            .map(|record| status_report(record, tick, &labels))
             .collect();
         Ok(Response::Ships(reports))
     }

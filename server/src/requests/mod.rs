@@ -34,7 +34,7 @@ use astroboids_storage::StorageError;
 
 pub use self::replays::{MAX_TRACE_BYTES, TraceJob};
 pub use self::sessions::{PasswordChecked, PasswordJob};
-pub use self::ships::spawn_point;
+pub use self::ships::{spawn_point, status_report};
 use crate::accounts::{AccountError, AccountRules, Accounts, Session};
 use crate::limits::{RateLimits, RateRules};
 

@@ -3,7 +3,7 @@
 
 use astroboids_engine::NetId;
 use astroboids_protocol::messages::{MoveCommand, RequestError, Response, ShipStatusReport};
-use astroboids_sim::checkpoint::{CommandRecord, capture_ship};
+use astroboids_sim::checkpoint::{CommandRecord, ShipRecord, capture_ship};
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
 use astroboids_sim::scripts::ScriptFaults;
 use astroboids_sim::ships::{Owner, ShipIndex};
@@ -101,30 +101,7 @@ impl WorldServer {
             let Some(record) = capture_ship(sim.world_mut(), NetId(ship)) else {
                 continue;
             };
-            let flown_by = match (&record.script, record.autopilot) {
-                (Some(script), _) => names
-                    .iter()
-                    .find(|(hash, _)| *hash == script.script)
-                    .map_or(format!("script {:032x}", script.script), |(_, label)| {
-                        format!("script {label}")
-                    }),
-                (None, true) => "autopilot".to_string(),
-                (None, false) => "manual".to_string(),
-            };
-            reports.push(ShipStatusReport {
-                ship,
-                tick,
-                sector: record.sector,
-                local: record.local,
-                velocity: record.velocity,
-                heading: record.heading,
-                hull: record.hull,
-                energy: record.energy,
-                cargo: record.cargo,
-                flown_by,
-                script_fuel_used_last: record.script.as_ref().map_or(0, |s| s.fuel_used_last),
-                script_faults_total: record.script.as_ref().map_or(0, |s| s.faults_total),
-            });
+            reports.push(status_report(&record, tick, &names));
         }
         Ok(Response::Ships(reports))
     }
@@ -162,6 +139,39 @@ impl WorldServer {
         Ok(Response::MoveQueued {
             tick: self.world.tick() + 1,
         })
+    }
+}
+
+/// A ship's status as a player sees it, from its record at `tick`; `labels` name the owner's
+/// script versions by hash ("NAME vN").
+pub fn status_report(
+    record: &ShipRecord,
+    tick: u64,
+    labels: &[(u128, String)],
+) -> ShipStatusReport {
+    let flown_by = match (&record.script, record.autopilot) {
+        (Some(script), _) => labels
+            .iter()
+            .find(|(hash, _)| *hash == script.script)
+            .map_or(format!("script {:032x}", script.script), |(_, label)| {
+                format!("script {label}")
+            }),
+        (None, true) => "autopilot".to_string(),
+        (None, false) => "manual".to_string(),
+    };
+    ShipStatusReport {
+        ship: record.id,
+        tick,
+        sector: record.sector,
+        local: record.local,
+        velocity: record.velocity,
+        heading: record.heading,
+        hull: record.hull,
+        energy: record.energy,
+        cargo: record.cargo,
+        flown_by,
+        script_fuel_used_last: record.script.as_ref().map_or(0, |s| s.fuel_used_last),
+        script_faults_total: record.script.as_ref().map_or(0, |s| s.faults_total),
     }
 }
 
