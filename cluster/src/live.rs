@@ -109,8 +109,7 @@ impl ShardViews {
 pub fn shard_views(node: &mut ShardNode, epoch: u64, shards: u32) -> ShardViews {
     let shard = node.id();
     let tick = node.sim().tick();
-    let sightings = node.departed_sightings().clone();
-    let world = node.sim_mut().world_mut();
+    let (world, sightings) = node.world_and_departed_sightings();
     let owners = Owners::all(world);
     let world = &*world;
     let mut users: BTreeSet<&str> = owners.users().into_iter().collect();

@@ -160,9 +160,12 @@ impl ShardNode {
         &mut self.sim
     }
 
-    /// What owned ships that left during the last tick had sensed, by owner.
-    pub fn departed_sightings(&self) -> &BTreeMap<String, Vec<Contact>> {
-        &self.departed_sightings
+    /// The world and what owned ships that left during the last tick had sensed, by owner,
+    /// together (views read both; nothing is copied per tick).
+    pub fn world_and_departed_sightings(
+        &mut self,
+    ) -> (&mut bevy_ecs::world::World, &BTreeMap<String, Vec<Contact>>) {
+        (self.sim.world_mut(), &self.departed_sightings)
     }
 
     pub fn ships(&self) -> u64 {

@@ -53,11 +53,7 @@ pub fn run(args: &AdminArgs) -> Result<()> {
             admin,
             password,
         } => {
-            let password = match password {
-                Some(p) => p.clone(),
-                None => rpassword::prompt_password(format!("password for {user}: "))
-                    .context("cannot read the password (set ASTROBOIDS_PASSWORD)")?,
-            };
+            let password = password_for(user, password.as_deref())?;
             let role = if *admin { Role::Admin } else { Role::Player };
             accounts.register(user, &password, role, unix_now_s())?;
             println!("created {user} ({})", role_name(role));
@@ -135,11 +131,7 @@ fn cluster_accounts(url: &str, command: &AdminCommand) -> Result<()> {
                 admin,
                 password,
             } => {
-                let password = match password {
-                    Some(p) => p.clone(),
-                    None => rpassword::prompt_password(format!("password for {user}: "))
-                        .context("cannot read the password (set ASTROBOIDS_PASSWORD)")?,
-                };
+                let password = password_for(user, password.as_deref())?;
                 let phc = astroboids_server::accounts::hash_password(
                     &AccountRules::default(),
                     &password,
@@ -178,6 +170,15 @@ fn cluster_accounts(url: &str, command: &AdminCommand) -> Result<()> {
         store.close();
         anyhow::Ok(())
     })
+}
+
+/// The new account's password: given ($ASTROBOIDS_PASSWORD or --password), or asked for.
+fn password_for(user: &str, given: Option<&str>) -> Result<String> {
+    match given {
+        Some(p) => Ok(p.to_owned()),
+        None => rpassword::prompt_password(format!("password for {user}: "))
+            .context("cannot read the password (set ASTROBOIDS_PASSWORD)"),
+    }
 }
 
 fn role_name(role: Role) -> &'static str {
