@@ -159,6 +159,145 @@ pub struct GenerationConfig {
     pub hazard_damage_per_s: f32,
 }
 
+/// How a `[generation]` field is stored, which decides how it is checked (and shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationFieldKind {
+    F64,
+    F32,
+    /// A whole number.
+    U32,
+}
+
+/// The range validation allows one `[generation]` field. Bounds are widened to f64 exactly
+/// (every f32 and u32 is an f64), so narrowing them back gives the field's own bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerationRange {
+    /// Its full name, as errors name it: `generation.belt_frequency`.
+    pub field: &'static str,
+    pub kind: GenerationFieldKind,
+    pub min: f64,
+    pub max: f64,
+    /// The field that must not exceed this one (a `_max` field's `_min`).
+    pub not_below: Option<&'static str>,
+}
+
+/// Every `[generation]` field with its validated range, in the order validation checks them.
+/// Some bounds depend on the sector's size, hence a function of it.
+pub fn generation_ranges(sector_size: f32) -> [GenerationRange; 16] {
+    use GenerationFieldKind::{F32, F64, U32};
+    let range = |field, kind, min: f64, max: f64| GenerationRange {
+        field,
+        kind,
+        min,
+        max,
+        not_below: None,
+    };
+    let at_least = |field, kind, min: f64, max: f64, lower| GenerationRange {
+        not_below: Some(lower),
+        ..range(field, kind, min, max)
+    };
+    // Every feature lies wholly inside its sector (sectors stay self-contained), so radii
+    // are capped at a quarter of the sector.
+    let quarter = f64::from(sector_size / 4.0);
+    [
+        range("generation.belt_frequency", F64, 1e-6, 10.0),
+        range("generation.belt_threshold", F64, -1.0, 1.0),
+        range("generation.max_asteroids_per_sector", U32, 0.0, 256.0),
+        range("generation.asteroid_radius_min", F32, 0.5, quarter),
+        at_least(
+            "generation.asteroid_radius_max",
+            F32,
+            0.5,
+            quarter,
+            "generation.asteroid_radius_min",
+        ),
+        range("generation.ore_per_asteroid_min", U32, 0.0, 1_000_000.0),
+        at_least(
+            "generation.ore_per_asteroid_max",
+            U32,
+            0.0,
+            1_000_000.0,
+            "generation.ore_per_asteroid_min",
+        ),
+        range("generation.nebula_frequency", F64, 1e-6, 10.0),
+        range("generation.nebula_threshold", F64, -1.0, 1.0),
+        range("generation.max_nebulae_per_sector", U32, 0.0, 16.0),
+        range("generation.nebula_radius_min", F32, 1.0, quarter),
+        at_least(
+            "generation.nebula_radius_max",
+            F32,
+            1.0,
+            quarter,
+            "generation.nebula_radius_min",
+        ),
+        range("generation.hazard_chance", F64, 0.0, 1.0),
+        range("generation.hazard_radius_min", F32, 1.0, quarter),
+        at_least(
+            "generation.hazard_radius_max",
+            F32,
+            1.0,
+            quarter,
+            "generation.hazard_radius_min",
+        ),
+        range("generation.hazard_damage_per_s", F32, 0.0, 1e6),
+    ]
+}
+
+/// Reads and writes `[generation]` fields by their full names (what [`generation_ranges`]
+/// lists), for code that handles every field alike: validation and the design view.
+macro_rules! generation_fields_by_name {
+    ($($field:ident: $ty:ident),* $(,)?) => {
+        impl GenerationConfig {
+            /// The value of `field` (`generation.NAME`), widened to f64 (exactly); `None` for
+            /// a name that is not a generation field.
+            pub fn get(&self, field: &str) -> Option<f64> {
+                match field.strip_prefix("generation.")? {
+                    $(stringify!($field) => Some(f64::from(self.$field)),)*
+                    _ => None,
+                }
+            }
+
+            /// Sets `field` (`generation.NAME`) to `value` narrowed to the field's type (to
+            /// the nearest f32, or the nearest whole number, saturating); false for a name
+            /// that is not a generation field. Nothing is validated here.
+            pub fn set(&mut self, field: &str, value: f64) -> bool {
+                let Some(name) = field.strip_prefix("generation.") else {
+                    return false;
+                };
+                match name {
+                    $(stringify!($field) => {
+                        self.$field = generation_fields_by_name!(@narrow $ty, value);
+                    })*
+                    _ => return false,
+                }
+                true
+            }
+        }
+    };
+    (@narrow f64, $value:expr) => { $value };
+    (@narrow f32, $value:expr) => { $value as f32 };
+    (@narrow u32, $value:expr) => { $value.round() as u32 };
+}
+
+generation_fields_by_name! {
+    belt_frequency: f64,
+    belt_threshold: f64,
+    max_asteroids_per_sector: u32,
+    asteroid_radius_min: f32,
+    asteroid_radius_max: f32,
+    ore_per_asteroid_min: u32,
+    ore_per_asteroid_max: u32,
+    nebula_frequency: f64,
+    nebula_threshold: f64,
+    max_nebulae_per_sector: u32,
+    nebula_radius_min: f32,
+    nebula_radius_max: f32,
+    hazard_chance: f64,
+    hazard_radius_min: f32,
+    hazard_radius_max: f32,
+    hazard_damage_per_s: f32,
+}
+
 impl Default for UniverseConfig {
     fn default() -> Self {
         Self::from_toml_str(EMBEDDED_CONFIG_TOML, EMBEDDED_CONFIG_ORIGIN)
@@ -396,109 +535,50 @@ impl UniverseConfig {
             1,
             1_000_000,
         );
-        c.range_f64("generation.belt_frequency", g.belt_frequency, 1e-6, 10.0);
-        c.range_f64("generation.belt_threshold", g.belt_threshold, -1.0, 1.0);
-        c.range_u32(
-            "generation.max_asteroids_per_sector",
-            g.max_asteroids_per_sector,
-            0,
-            256,
-        );
-        // Every feature lies wholly inside its sector (sectors stay self-contained), so radii
-        // are capped at a quarter of the sector.
-        let quarter = s.sector_size / 4.0;
-        c.range_f32(
-            "generation.asteroid_radius_min",
-            g.asteroid_radius_min,
-            0.5,
-            quarter,
-        );
-        c.range_f32(
-            "generation.asteroid_radius_max",
-            g.asteroid_radius_max,
-            0.5,
-            quarter,
-        );
-        c.ordered(
-            "generation.asteroid_radius_min",
-            g.asteroid_radius_min,
-            "generation.asteroid_radius_max",
-            g.asteroid_radius_max,
-        );
-        c.range_u32(
-            "generation.ore_per_asteroid_min",
-            g.ore_per_asteroid_min,
-            0,
-            1_000_000,
-        );
-        c.range_u32(
-            "generation.ore_per_asteroid_max",
-            g.ore_per_asteroid_max,
-            0,
-            1_000_000,
-        );
-        c.ordered(
-            "generation.ore_per_asteroid_min",
-            g.ore_per_asteroid_min,
-            "generation.ore_per_asteroid_max",
-            g.ore_per_asteroid_max,
-        );
-        c.range_f64(
-            "generation.nebula_frequency",
-            g.nebula_frequency,
-            1e-6,
-            10.0,
-        );
-        c.range_f64("generation.nebula_threshold", g.nebula_threshold, -1.0, 1.0);
-        c.range_u32(
-            "generation.max_nebulae_per_sector",
-            g.max_nebulae_per_sector,
-            0,
-            16,
-        );
-        c.range_f32(
-            "generation.nebula_radius_min",
-            g.nebula_radius_min,
-            1.0,
-            quarter,
-        );
-        c.range_f32(
-            "generation.nebula_radius_max",
-            g.nebula_radius_max,
-            1.0,
-            quarter,
-        );
-        c.ordered(
-            "generation.nebula_radius_min",
-            g.nebula_radius_min,
-            "generation.nebula_radius_max",
-            g.nebula_radius_max,
-        );
-        c.range_f64("generation.hazard_chance", g.hazard_chance, 0.0, 1.0);
-        c.range_f32(
-            "generation.hazard_radius_min",
-            g.hazard_radius_min,
-            1.0,
-            quarter,
-        );
-        c.range_f32(
-            "generation.hazard_radius_max",
-            g.hazard_radius_max,
-            1.0,
-            quarter,
-        );
-        c.ordered(
-            "generation.hazard_radius_min",
-            g.hazard_radius_min,
-            "generation.hazard_radius_max",
-            g.hazard_radius_max,
-        );
-        c.range_f32(
-            "generation.hazard_damage_per_s",
-            g.hazard_damage_per_s,
-            0.0,
-            1e6,
-        );
+        // The generation fields from the same table the design view's sliders use, so the two
+        // cannot disagree; each `_max` is checked against its `_min` right after its range.
+        for range in generation_ranges(s.sector_size) {
+            let value = g
+                .get(range.field)
+                .expect("the table names generation fields");
+            let lower = range.not_below.map(|field| {
+                (
+                    field,
+                    g.get(field).expect("the table names generation fields"),
+                )
+            });
+            // Each field is checked in its own type, so errors print its value as written.
+            match range.kind {
+                GenerationFieldKind::F64 => {
+                    c.range_f64(range.field, value, range.min, range.max);
+                    if let Some((field, low)) = lower {
+                        c.ordered(field, low, range.field, value);
+                    }
+                }
+                GenerationFieldKind::F32 => {
+                    c.range_f32(
+                        range.field,
+                        value as f32,
+                        range.min as f32,
+                        range.max as f32,
+                    );
+                    if let Some((field, low)) = lower {
+                        c.ordered(field, low as f32, range.field, value as f32);
+                    }
+                }
+                GenerationFieldKind::U32 => {
+                    c.range_u32(
+                        range.field,
+                        value as u32,
+                        range.min as u32,
+                        range.max as u32,
+                    );
+                    if let Some((field, low)) = lower {
+                        c.ordered(field, low as u32, range.field, value as u32);
+                    }
+                }
+            }
+        }
         let sp = &self.scripts;
         c.range_u64("scripts.fuel_per_tick", sp.fuel_per_tick, 1, 1_000_000_000);
         c.range_u64(
@@ -698,6 +778,48 @@ mod tests {
             matches!(&err, ConfigError::Field { field, .. } if *field == "scripts.world_fuel_per_tick_max"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_generation_range_table_names_every_generation_field_once() {
+        let written = toml::to_string(&UniverseConfig::default().generation).unwrap();
+        let table: toml::Table = toml::from_str(&written).unwrap();
+        let mut in_config: Vec<String> = table.keys().map(|k| format!("generation.{k}")).collect();
+        let mut in_ranges: Vec<String> = generation_ranges(1000.0)
+            .iter()
+            .map(|r| r.field.to_string())
+            .collect();
+        in_config.sort();
+        in_ranges.sort();
+        assert_eq!(in_ranges, in_config);
+    }
+
+    #[test]
+    fn generation_fields_read_and_write_by_name_and_validation_uses_the_table() {
+        let config = UniverseConfig::default();
+        assert_eq!(
+            config.generation.get("generation.hazard_chance"),
+            Some(0.05)
+        );
+        assert_eq!(config.generation.get("hazard_chance"), None);
+        assert_eq!(config.generation.get("generation.nope"), None);
+        for range in generation_ranges(config.simulation.sector_size) {
+            let mut bad = config.clone();
+            assert!(bad.generation.set(range.field, range.max + 1.0));
+            let err = bad.validate("t.toml").unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Field { field, .. } if *field == range.field),
+                "{}: {err}",
+                range.field
+            );
+            let mut at_max = config.clone();
+            at_max.generation.set(range.field, range.max);
+            assert_eq!(at_max.generation.get(range.field), Some(range.max));
+        }
+        let mut g = config.generation.clone();
+        assert!(g.set("generation.max_asteroids_per_sector", 7.6));
+        assert_eq!(g.max_asteroids_per_sector, 8);
+        assert!(!g.set("generation.nope", 1.0));
     }
 
     #[test]
