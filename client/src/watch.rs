@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, Paragraph, Wrap};
 
 use astroboids_net::live_view::{Drawn, LiveView};
 use astroboids_net::messages::{ShipStatusReport, TickEvents};
-use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP};
+use astroboids_net::snapshot::{KIND_ASTEROID, KIND_HAZARD, KIND_NEBULA, KIND_OWN_SHIP};
 use astroboids_net::text::escape_control;
 
 /// Log lines kept for the log panel.
@@ -298,13 +298,14 @@ impl WatchApp {
         let size = self.live.sector_size();
         let buffer = frame.buffer_mut();
         let (cx, cy) = (map.x + map.width / 2, map.y + map.height / 2);
-        // Asteroids, then other ships, then own ships, the selected one last: what matters
-        // most is drawn on top.
+        // Nebulae and hazards (their centres), asteroids, other ships, own ships, the
+        // selected one last: what matters most is drawn on top.
         let rank = |d: &Drawn| match d.entity.kind {
-            _ if d.id == centre.id => 3,
-            KIND_OWN_SHIP => 2,
-            KIND_ASTEROID => 0,
-            _ => 1,
+            _ if d.id == centre.id => 4,
+            KIND_OWN_SHIP => 3,
+            KIND_ASTEROID => 1,
+            KIND_NEBULA | KIND_HAZARD => 0,
+            _ => 2,
         };
         let mut order: Vec<&Drawn> = drawn.iter().collect();
         order.sort_by_key(|d| (rank(d), d.id));
@@ -334,6 +335,8 @@ impl WatchApp {
                 ),
                 KIND_OWN_SHIP => ("@", Style::default().fg(Color::Green)),
                 KIND_ASTEROID => ("o", Style::default().fg(Color::DarkGray)),
+                KIND_NEBULA => ("~", Style::default().fg(Color::Cyan)),
+                KIND_HAZARD => ("!", Style::default().fg(Color::Magenta)),
                 _ => ("S", Style::default().fg(Color::Red)),
             };
             if let Some(cell) = buffer.cell_mut((x as u16, y as u16)) {

@@ -273,12 +273,12 @@ impl ShardNode {
             for shard in seen_by {
                 self.figures.halo_out += 1;
                 if shard == self.id {
-                    self.own_halo.push(ship);
+                    self.own_halo.push(ship.clone());
                 } else {
                     out.get_mut(&shard)
                         .expect("a neighbouring shard")
                         .halo
-                        .push(ship);
+                        .push(ship.clone());
                 }
             }
         }

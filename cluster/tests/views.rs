@@ -12,7 +12,9 @@ use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::{SimOptions, build_simulation_with};
 use astroboids_test_kit::WatBot;
-use astroboids_views::{KIND_OWN_SHIP, KIND_SHIP, Owners, PlayerView, player_events};
+use astroboids_views::{
+    KIND_OWN_SHIP, KIND_SHIP, Owners, PlayerView, is_other_ship, player_events,
+};
 
 const SEED: u64 = 5;
 const USERS: [&str; 3] = ["ann", "bob", "cy"];
@@ -131,7 +133,7 @@ fn merged_shard_views_are_the_single_servers_views() {
                     .view
                     .view
                     .values()
-                    .filter(|e| e.kind == KIND_SHIP && (e.sector.0 >= 1) != (own_sector.0 >= 1))
+                    .filter(|e| is_other_ship(e.kind) && (e.sector.0 >= 1) != (own_sector.0 >= 1))
                     .count();
             }
             assert!(player.view.view.values().any(|e| e.kind == KIND_OWN_SHIP));

@@ -136,6 +136,8 @@ fn response(kind: u8) -> Response {
             // Sector sizes a hostile server might name: zero, negative, huge, NaN.
             sector_size: [1000.0, 0.0, -1.0, f32::MAX, f32::NAN][usize::from(kind) % 5],
             tick_rate_hz: u32::from(kind),
+            sensor_range: [300.0, 0.0, -1.0, f32::INFINITY, f32::NAN][usize::from(kind) % 5],
+            nebula_range_factor: 0.5,
         },
         4 => Response::Unsubscribed,
         5 => Response::Error(RequestError::Invalid("no".into())),

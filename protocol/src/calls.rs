@@ -171,6 +171,9 @@ pub struct Subscribed {
     /// Snapshot positions are within sectors of this many metres.
     pub sector_size: f32,
     pub tick_rate_hz: u32,
+    /// Ships sense this many metres (times `nebula_range_factor` inside a nebula).
+    pub sensor_range: f32,
+    pub nebula_range_factor: f32,
 }
 
 /// Defines each call type (fields as in its [`Request`] variant, which it is named after) and
@@ -312,7 +315,7 @@ calls! {
     /// datagram size and subscribes again after a reconnect; [`Call::answer`] still types
     /// the response.
     Subscribe { max_datagram_bytes: u32 } -> Subscribed = "subscribe" {
-        Response::Subscribed { sector_size, tick_rate_hz } => Subscribed { sector_size, tick_rate_hz }
+        Response::Subscribed { sector_size, tick_rate_hz, sensor_range, nebula_range_factor } => Subscribed { sector_size, tick_rate_hz, sensor_range, nebula_range_factor }
     }
 
     /// No more snapshots or events.
@@ -403,6 +406,8 @@ mod tests {
             Response::Subscribed {
                 sector_size: 1000.0,
                 tick_rate_hz: 10,
+                sensor_range: 300.0,
+                nebula_range_factor: 0.5,
             },
             Response::Unsubscribed,
         ]
@@ -688,6 +693,8 @@ mod tests {
             Subscribed {
                 sector_size: 1000.0,
                 tick_rate_hz: 10,
+                sensor_range: 300.0,
+                nebula_range_factor: 0.5,
             },
         );
         check(

@@ -300,10 +300,13 @@ pub enum Response {
         max_ships: u32,
     },
     /// Snapshots follow, as datagrams (see `snapshot`); positions are within sectors of
-    /// `sector_size` metres.
+    /// `sector_size` metres. Ships sense `sensor_range` metres, times `nebula_range_factor`
+    /// inside a nebula.
     Subscribed {
         sector_size: f32,
         tick_rate_hz: u32,
+        sensor_range: f32,
+        nebula_range_factor: f32,
     },
     Unsubscribed,
 }

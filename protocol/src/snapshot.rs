@@ -36,9 +36,53 @@ pub const POSITION_STEPS_PER_METRE: f32 = 16.0;
 
 /// Entity kinds in a view (what [`ViewEntity::kind`] holds).
 pub const KIND_OWN_SHIP: u8 = 0;
+/// Another ship with no owner (another player's carries its owner's colour: [`owned_ship_kind`]).
 pub const KIND_SHIP: u8 = 1;
 /// An asteroid's `hull` byte carries its radius in metres.
 pub const KIND_ASTEROID: u8 = 2;
+/// A nebula (sensors reach less far inside): its `hull` byte carries its radius in steps of
+/// [`AREA_RADIUS_STEP_METRES`].
+pub const KIND_NEBULA: u8 = 3;
+/// A hazard (it damages hulls inside): radius as a nebula's.
+pub const KIND_HAZARD: u8 = 4;
+/// Nebula and hazard radii go up to a quarter of a sector (1,024 m at most): 4 m steps fit a byte.
+pub const AREA_RADIUS_STEP_METRES: f32 = 4.0;
+/// Other players' ships are `KIND_OWNED_SHIP_FIRST + slot`, the slot one of [`OWNER_SLOTS`]
+/// picked from the owner's name, so a client colours each owner's ships alike (and owners
+/// apart, as far as the palette goes) without learning anyone's name.
+pub const KIND_OWNED_SHIP_FIRST: u8 = 16;
+pub const OWNER_SLOTS: u8 = 6;
+
+/// The kind of a ship of `owner` as another player sees it.
+pub fn owned_ship_kind(owner: &str) -> u8 {
+    // FNV-1a: stable across builds and platforms, which a std hasher does not promise.
+    let hash = owner.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    KIND_OWNED_SHIP_FIRST + (hash % u64::from(OWNER_SLOTS)) as u8
+}
+
+/// The owner's colour slot of another player's ship, if `kind` is one.
+pub fn owner_slot(kind: u8) -> Option<u8> {
+    (KIND_OWNED_SHIP_FIRST..KIND_OWNED_SHIP_FIRST + OWNER_SLOTS)
+        .contains(&kind)
+        .then(|| kind - KIND_OWNED_SHIP_FIRST)
+}
+
+/// Whether `kind` is a ship (the player's own, or anyone else's).
+pub fn is_ship(kind: u8) -> bool {
+    kind == KIND_OWN_SHIP || kind == KIND_SHIP || owner_slot(kind).is_some()
+}
+
+/// Whether `kind` is another player's or an unowned ship.
+pub fn is_other_ship(kind: u8) -> bool {
+    kind == KIND_SHIP || owner_slot(kind).is_some()
+}
+
+/// Whether `kind` is an area (nebula or hazard).
+pub fn is_area(kind: u8) -> bool {
+    kind == KIND_NEBULA || kind == KIND_HAZARD
+}
 
 /// What a client sees of one entity, quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +117,23 @@ impl ViewEntity {
             heading: ((turns - turns.floor()) * 256.0).round() as u32 as u8,
             hull: hull.round().clamp(0.0, 255.0) as u8,
         }
+    }
+
+    /// A nebula or hazard of `radius` metres centred at `local` in `sector`.
+    pub fn area(kind: u8, sector: (i32, i32), local: (f32, f32), radius: f32) -> Self {
+        debug_assert!(is_area(kind));
+        Self::quantize(
+            kind,
+            sector,
+            local,
+            0.0,
+            (radius / AREA_RADIUS_STEP_METRES).ceil(),
+        )
+    }
+
+    /// An area's radius in metres (rounded up to the step, so the disc drawn covers it).
+    pub fn area_radius(&self) -> f32 {
+        f32::from(self.hull) * AREA_RADIUS_STEP_METRES
     }
 
     /// The position in the sector, in metres.
@@ -910,6 +971,42 @@ impl SnapshotDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client colours every ship of one owner alike, across builds and platforms, and the
+    /// slots spread owners over the palette.
+    #[test]
+    fn owners_get_stable_colour_slots_that_spread() {
+        assert_eq!(owned_ship_kind("ada"), owned_ship_kind("ada"));
+        // Pinned (FNV-1a of "ada" is 0xe70b_c019_0530_e13b): a change of hash would recolour everyone.
+        assert_eq!(owned_ship_kind("ada"), KIND_OWNED_SHIP_FIRST + 1);
+        let mut used = std::collections::BTreeSet::new();
+        for i in 0..60 {
+            let kind = owned_ship_kind(&format!("player{i}"));
+            let slot = owner_slot(kind).expect("an owned ship's kind has a slot");
+            assert!(slot < OWNER_SLOTS);
+            assert!(is_ship(kind) && is_other_ship(kind) && !is_area(kind));
+            used.insert(slot);
+        }
+        assert_eq!(
+            used.len(),
+            usize::from(OWNER_SLOTS),
+            "60 names use every slot"
+        );
+        for kind in [KIND_OWN_SHIP, KIND_ASTEROID, KIND_NEBULA, KIND_HAZARD] {
+            assert_eq!(owner_slot(kind), None);
+        }
+        assert!(is_ship(KIND_OWN_SHIP) && !is_other_ship(KIND_OWN_SHIP));
+        assert!(is_other_ship(KIND_SHIP));
+    }
+
+    #[test]
+    fn areas_keep_their_radius_to_the_step_above() {
+        let nebula = ViewEntity::area(KIND_NEBULA, (3, -2), (500.0, 20.0), 101.0);
+        assert_eq!(nebula.area_radius(), 104.0);
+        assert_eq!(nebula.local(), (500.0, 20.0));
+        let largest = ViewEntity::area(KIND_HAZARD, (0, 0), (0.0, 0.0), 1_020.0);
+        assert_eq!(largest.area_radius(), 1_020.0);
+    }
 
     #[test]
     fn quantization_wraps_headings_and_clamps_positions_and_hull() {

@@ -14,7 +14,7 @@ use astroboids_net::client::{Client, Update};
 use astroboids_net::messages::{Request, Response};
 use astroboids_server::requests::{ServerRules, spawn_point};
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
-use astroboids_server::views::{KIND_OWN_SHIP, KIND_SHIP};
+use astroboids_server::views::{KIND_OWN_SHIP, owned_ship_kind};
 use astroboids_sim::config::EMBEDDED_CONFIG_TOML;
 
 const SENSOR_RANGE: f32 = 60.0;
@@ -129,13 +129,13 @@ fn players_see_each_other_within_sensor_range_and_a_removal_when_one_leaves() {
         until(&mut b, "b to see a's ship", |c, _| {
             let view = c.live().unwrap().latest().unwrap();
             view.get(&ship_b).is_some_and(|e| e.kind == KIND_OWN_SHIP)
-                && view.get(&ship_a).is_some_and(|e| e.kind == KIND_SHIP)
+                && view.get(&ship_a).is_some_and(|e| e.kind == owned_ship_kind(&name_a))
         })
         .await;
         until(&mut a, "a to see b's ship", |c, _| {
             let view = c.live().unwrap().latest().unwrap();
             view.get(&ship_a).is_some_and(|e| e.kind == KIND_OWN_SHIP)
-                && view.get(&ship_b).is_some_and(|e| e.kind == KIND_SHIP)
+                && view.get(&ship_b).is_some_and(|e| e.kind == owned_ship_kind(&name_b))
         })
         .await;
 

@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use astroboids_engine::NetId;
 use astroboids_host::{PersistentWorld, WorldRequest};
 use astroboids_server::views::{
-    ASTEROID_ID_BIT, KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, Owners, asteroid_id,
+    ASTEROID_ID_BIT, KIND_ASTEROID, KIND_HAZARD, KIND_NEBULA, KIND_OWN_SHIP, Owners, asteroid_id,
+    is_other_ship, owned_ship_kind,
 };
 use astroboids_sim::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput};
@@ -70,8 +71,9 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
     let ada_view = owners.view(world.sim().world(), "ada");
     assert_eq!(ada_view.view[&ada].kind, KIND_OWN_SHIP);
     assert_eq!(
-        ada_view.view[&bob_near].kind, KIND_SHIP,
-        "bob's ship is 50 m away"
+        ada_view.view[&bob_near].kind,
+        owned_ship_kind("bob"),
+        "bob's ship is 50 m away, in bob's colour"
     );
     assert!(
         !ada_view.view.contains_key(&bob_far),
@@ -80,7 +82,7 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
     let bob_view = owners.view(world.sim().world(), "bob");
     assert_eq!(bob_view.view[&bob_near].kind, KIND_OWN_SHIP);
     assert_eq!(bob_view.view[&bob_far].kind, KIND_OWN_SHIP);
-    assert_eq!(bob_view.view[&ada].kind, KIND_SHIP);
+    assert_eq!(bob_view.view[&ada].kind, owned_ship_kind("ada"));
     assert!(owners.view(world.sim().world(), "nobody").view.is_empty());
 
     // Over many ticks of a crowded world: nothing in a view is out of its owner's reach.
@@ -114,8 +116,24 @@ fn players_see_their_ships_and_what_those_sensed_and_nothing_more() {
                         assert_eq!(w.get::<Owner>(e).unwrap().0, user);
                         assert_eq!(view.priority[&id], 0);
                     }
-                    KIND_SHIP | KIND_ASTEROID => {
+                    KIND_NEBULA | KIND_HAZARD => {
+                        assert_ne!(id & ASTEROID_ID_BIT, 0, "areas share the asteroids' id bit");
+                        let nearest_edge = own
+                            .iter()
+                            .map(|o| {
+                                let d = o.offset_to(&pos, size);
+                                (d.x * d.x + d.y * d.y).sqrt() - entity.area_radius()
+                            })
+                            .fold(f32::INFINITY, f32::min);
+                        assert!(nearest_edge <= range + 1.0, "{user} sees area {id}");
+                    }
+                    kind if is_other_ship(kind) || kind == KIND_ASTEROID => {
                         assert_eq!(entity.kind == KIND_ASTEROID, id & ASTEROID_ID_BIT != 0);
+                        if kind != KIND_ASTEROID {
+                            let e = index.entity(NetId(id)).unwrap();
+                            let owner = w.get::<Owner>(e).map(|o| o.0.as_str());
+                            assert_eq!(Some(kind), owner.map(owned_ship_kind));
+                        }
                         let nearest = own
                             .iter()
                             .map(|o| {
@@ -158,4 +176,69 @@ fn asteroid_ids_are_distinct_around_any_sector_and_close_within_one() {
     let first = asteroid_id(SectorCoord::new(5, -5), 3);
     assert_eq!(asteroid_id(SectorCoord::new(5, -5), 4) - first, 1);
     assert!(asteroid_id(SectorCoord::new(6, -5), 3) - first < 1 << 17);
+}
+
+/// Nebulae and hazards within a ship's sensor range are in its owner's view, where they are
+/// and as large as they are; the same areas are not in another player's view from afar.
+#[test]
+fn players_see_the_nebulae_and_hazards_their_ships_reach() {
+    use astroboids_server::views::{hazard_id, nebula_id};
+    use astroboids_sim::sectors::Sectors;
+    let dir = fresh_dir("views-areas");
+    let (mut world, _) = PersistentWorld::open(
+        &dir,
+        WorldRequest {
+            seed: Some(5),
+            config: None,
+            script_workers: 1,
+        },
+    )
+    .unwrap();
+    let (cloudy, hot) = {
+        let generator = world.sim().world().resource::<Sectors>().generator();
+        let sector_with = |has: &dyn Fn(&astroboids_sim::sectors::SectorContents) -> bool| {
+            (0..400)
+                .map(|i| generator.generate(SectorCoord::new(i % 20, i / 20)))
+                .find(|c| has(c))
+                .expect("some sector of 400 has one")
+        };
+        (
+            sector_with(&|c| !c.nebulae.is_empty()),
+            sector_with(&|c| !c.hazards.is_empty()),
+        )
+    };
+    let nebula = &cloudy.nebulae[0];
+    let hazard = &hot.hazards[0];
+    let coord = |c: SectorCoord| (c.x, c.y);
+    let ada = spawn(
+        &mut world,
+        coord(cloudy.coord),
+        (nebula.local.x, nebula.local.y),
+        Some("ada"),
+    );
+    spawn(
+        &mut world,
+        coord(hot.coord),
+        (hazard.local.x, hazard.local.y),
+        Some("bob"),
+    );
+    world.step().unwrap();
+    let owners = Owners::of(world.sim_mut().world_mut(), &["ada", "bob"]);
+    let ada_view = owners.view(world.sim().world(), "ada");
+    assert!(ada_view.view.contains_key(&ada));
+    let seen = ada_view.view[&nebula_id(cloudy.coord, 0)];
+    assert_eq!(seen.kind, KIND_NEBULA);
+    assert_eq!(seen.sector, coord(cloudy.coord));
+    assert!((seen.local().0 - nebula.local.x).abs() < 0.1);
+    assert!((seen.local().1 - nebula.local.y).abs() < 0.1);
+    assert!(
+        seen.area_radius() >= nebula.radius && seen.area_radius() < nebula.radius + 4.0,
+        "radius {} drawn for {}",
+        seen.area_radius(),
+        nebula.radius
+    );
+    let bob_view = owners.view(world.sim().world(), "bob");
+    let seen = bob_view.view[&hazard_id(hot.coord, 0)];
+    assert_eq!(seen.kind, KIND_HAZARD);
+    assert!(seen.area_radius() >= hazard.radius);
 }

@@ -188,6 +188,8 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
                 if let Some(name) = owner {
                     ship.insert(Owner(name.clone()));
                 }
+            } else if owner.is_some() {
+                crate::scope::set_remote_owner(world, id.0, owner.as_deref());
             }
             Ok(InputOutcome::Spawned(vec![id]))
         }
@@ -232,10 +234,15 @@ pub fn apply_input(world: &mut World, input: &WorldInput) -> Result<InputOutcome
                 return Err(WorldInputError::InvalidOwner(name.clone()));
             }
             let id = NetId(*ship);
-            let entity = world
-                .resource::<ShipIndex>()
-                .entity(id)
-                .ok_or(WorldInputError::UnknownShip(id))?;
+            let Some(entity) = world.resource::<ShipIndex>().entity(id) else {
+                // A shard's neighbour holds it: its halo entry shows the owner until the
+                // neighbour's next halo carries it.
+                return if crate::scope::set_remote_owner(world, id.0, owner.as_deref()) {
+                    Ok(InputOutcome::OwnerSet)
+                } else {
+                    Err(WorldInputError::UnknownShip(id))
+                };
+            };
             let mut ship = world.entity_mut(entity);
             match owner {
                 Some(name) => ship.insert(Owner(name.clone())),

@@ -50,7 +50,7 @@ pub fn holds(world: &World, sector: SectorCoord) -> bool {
 }
 
 /// A ship held by a neighbouring shard, as this shard's sensors see it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HaloShip {
     pub id: u64,
     pub sector: (i32, i32),
@@ -60,6 +60,8 @@ pub struct HaloShip {
     /// elsewhere shows it as the single process would.
     pub heading: f32,
     pub hull: f32,
+    /// Its owner's name: views show other players' ships in their owner's colour.
+    pub owner: Option<String>,
 }
 
 impl HaloShip {
@@ -98,8 +100,25 @@ pub(crate) fn note_remote_spawn(
         velocity: (0.0, 0.0),
         heading,
         hull,
+        // Set by the spawn input right after (see `set_remote_owner`).
+        owner: None,
     };
     let mut halo = world.resource_mut::<HaloShips>();
     halo.0.push(ship);
     halo.0.sort_unstable_by_key(|h| h.id);
+}
+
+/// Sets the owner of a ship in this tick's halo (a ship just spawned in a sector held elsewhere,
+/// or a `SetOwner` for one): whether it was there.
+pub(crate) fn set_remote_owner(world: &mut World, id: u64, owner: Option<&str>) -> bool {
+    let Some(mut halo) = world.get_resource_mut::<HaloShips>() else {
+        return false;
+    };
+    match halo.0.iter_mut().find(|h| h.id == id) {
+        Some(ship) => {
+            ship.owner = owner.map(str::to_owned);
+            true
+        }
+        None => false,
+    }
 }

@@ -134,6 +134,11 @@ impl SectorGenerator {
         }
     }
 
+    /// The side of a sector, metres.
+    pub fn sector_size(&self) -> f32 {
+        self.sector_size
+    }
+
     pub fn version(&self) -> u32 {
         self.version
     }

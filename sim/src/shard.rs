@@ -114,17 +114,25 @@ impl EdgeCells {
 /// in id order. Runs over every ship each tick, so it allocates only for the ships it keeps.
 pub fn border_ships(world: &mut World) -> Vec<HaloShip> {
     let edges = EdgeCells::new(world.resource::<UniverseConfig>());
-    let mut query = world.query::<(&NetId, &SpacePos, &Velocity, &Heading, &Hull)>();
+    let mut query = world.query::<(
+        &NetId,
+        &SpacePos,
+        &Velocity,
+        &Heading,
+        &Hull,
+        Option<&crate::ships::Owner>,
+    )>();
     let mut ships: Vec<HaloShip> = query
         .iter(world)
         .filter(|(_, pos, ..)| edges.on_edge(pos.local.x) || edges.on_edge(pos.local.y))
-        .map(|(id, pos, v, heading, hull)| HaloShip {
+        .map(|(id, pos, v, heading, hull, owner)| HaloShip {
             id: id.0,
             sector: (pos.sector.x, pos.sector.y),
             local: (pos.local.x, pos.local.y),
             velocity: (v.0.x, v.0.y),
             heading: heading.0,
             hull: hull.0,
+            owner: owner.map(|o| o.0.clone()),
         })
         .collect();
     ships.sort_unstable_by_key(|s| s.id);
@@ -141,6 +149,7 @@ pub fn halo_of(record: &ShipRecord) -> HaloShip {
         velocity: record.velocity,
         heading: record.heading,
         hull: record.hull,
+        owner: record.owner.clone(),
     }
 }
 

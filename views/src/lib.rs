@@ -3,14 +3,18 @@
 //! budget (own ships first, then contacts nearest to one of them).
 //!
 //! Reads the world between ticks; the sensors stage already did the spatial work, so a view
-//! costs the player's ships times their contacts. The single server builds each subscribed
+//! costs the player's ships times their contacts. Other players' ships carry their owner's
+//! colour slot in their kind; nebulae and hazards reached by an own ship's sensor range come
+//! from the sectors around it (they lie wholly inside their sector, and a ship's sensors reach
+//! no farther than the neighbouring sectors). The single server builds each subscribed
 //! player's view from its whole world; a shard of a cluster builds the pieces of every
 //! player's view that its own ships sensed, showing ships held by a neighbour from the halo
 //! it was just sent (their end-of-tick state), and the gateway merges the pieces
 //! ([`PlayerView::merge`]) into what the single server would have built.
 //!
 //! Architecture invariant: a player's view holds nothing their own ships did not sense this
-//! tick (it is built from the sensors' contacts, never from a wider query).
+//! tick (ships and asteroids come from the sensors' contacts, never from a wider query; areas
+//! from within an own ship's sensor range).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,7 +32,10 @@ use astroboids_sim::shard::HaloShips;
 use astroboids_sim::ships::{Heading, Hull, Owner, ShipIndex};
 use astroboids_sim::space::{SectorCoord, SpacePos};
 
-pub use astroboids_protocol::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
+pub use astroboids_protocol::snapshot::{
+    KIND_ASTEROID, KIND_HAZARD, KIND_NEBULA, KIND_OWN_SHIP, KIND_SHIP, is_other_ship,
+    owned_ship_kind,
+};
 
 /// Asteroid ids have the top bit set (ship ids never do); below it the sector's y and x (the
 /// low 23 bits of each) and the asteroid's index there. Asteroids of one sector thus get
@@ -42,6 +49,19 @@ pub fn asteroid_id(sector: SectorCoord, index: u16) -> u64 {
     let x = u64::from(sector.x as u32) & COORD_MASK;
     let y = u64::from(sector.y as u32) & COORD_MASK;
     ASTEROID_ID_BIT | y << 39 | x << 16 | u64::from(index)
+}
+
+/// Nebula and hazard ids: an asteroid id (same sector bits) with an index above any
+/// asteroid's (sectors hold at most 256 asteroids and 16 nebulae).
+const NEBULA_INDEX_FIRST: u16 = 0xF000;
+const HAZARD_INDEX_FIRST: u16 = 0xF800;
+
+pub fn nebula_id(sector: SectorCoord, index: usize) -> u64 {
+    asteroid_id(sector, NEBULA_INDEX_FIRST + index as u16)
+}
+
+pub fn hazard_id(sector: SectorCoord, index: usize) -> u64 {
+    asteroid_id(sector, HAZARD_INDEX_FIRST + index as u16)
 }
 
 /// A player's view and the budget priority of each entity in it (lower goes first).
@@ -143,6 +163,13 @@ impl Owners {
         }
         let index = world.resource::<ShipIndex>();
         let sectors = world.resource::<Sectors>();
+        for &entity in own {
+            if let (Some(pos), Some(sensors)) =
+                (world.get::<SpacePos>(entity), world.get::<Sensors>(entity))
+            {
+                areas_in_range(sectors, *pos, sensors.range, &mut out);
+            }
+        }
         let sensed = own
             .iter()
             .filter_map(|&entity| world.get::<Sensors>(entity))
@@ -156,7 +183,12 @@ impl Owners {
                     // sent (their end-of-tick state, as a local ship's).
                     let seen = index
                         .entity(id)
-                        .and_then(|e| ship_entity(world, e, KIND_SHIP))
+                        .and_then(|e| {
+                            let kind = world
+                                .get::<Owner>(e)
+                                .map_or(KIND_SHIP, |o| owned_ship_kind(&o.0));
+                            ship_entity(world, e, kind)
+                        })
                         .or_else(|| self.halo.get(&id.0).map(|e| (id.0, *e)));
                     if let Some((id, e)) = seen {
                         out.insert(id, e, priority);
@@ -188,6 +220,49 @@ impl Owners {
     }
 }
 
+/// The nebulae and hazards within `range` of `pos` (their edge, not their centre), from the 3x3
+/// sectors around it that are loaded (a shard has every sector its ships' sensors reach).
+fn areas_in_range(sectors: &Sectors, pos: SpacePos, range: f32, out: &mut PlayerView) {
+    let size = sectors.generator().sector_size();
+    for dx in -1..=1 {
+        for dy in -1..=1 {
+            let coord = SectorCoord::new(pos.sector.x + dx, pos.sector.y + dy);
+            let Some(contents) = sectors.get(coord) else {
+                continue;
+            };
+            let reach = |local: astroboids_sim::space::Vec2, radius: f32| {
+                let x = dx as f32 * size + local.x - pos.local.x;
+                let y = dy as f32 * size + local.y - pos.local.y;
+                let edge = (x.hypot(y) - radius).max(0.0);
+                (edge <= range).then_some(1 + edge as u64)
+            };
+            let nebulae = contents
+                .nebulae
+                .iter()
+                .map(|n| (KIND_NEBULA, n.local, n.radius));
+            let hazards = contents
+                .hazards
+                .iter()
+                .map(|h| (KIND_HAZARD, h.local, h.radius));
+            let (mut n, mut h) = (0, 0);
+            for (kind, local, radius) in nebulae.chain(hazards) {
+                let id = if kind == KIND_NEBULA {
+                    n += 1;
+                    nebula_id(coord, n - 1)
+                } else {
+                    h += 1;
+                    hazard_id(coord, h - 1)
+                };
+                if let Some(priority) = reach(local, radius) {
+                    let entity =
+                        ViewEntity::area(kind, (coord.x, coord.y), (local.x, local.y), radius);
+                    out.insert(id, entity, priority);
+                }
+            }
+        }
+    }
+}
+
 fn ship_entity(world: &World, entity: Entity, kind: u8) -> Option<(u64, ViewEntity)> {
     let id = world.get::<NetId>(entity)?;
     let pos = world.get::<SpacePos>(entity)?;
@@ -212,8 +287,8 @@ fn halo_entities(world: &World) -> HashMap<u64, ViewEntity> {
         .map(|h| {
             h.0.iter()
                 .map(|s| {
-                    let entity =
-                        ViewEntity::quantize(KIND_SHIP, s.sector, s.local, s.heading, s.hull);
+                    let kind = s.owner.as_deref().map_or(KIND_SHIP, owned_ship_kind);
+                    let entity = ViewEntity::quantize(kind, s.sector, s.local, s.heading, s.hull);
                     (s.id, entity)
                 })
                 .collect()

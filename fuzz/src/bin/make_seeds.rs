@@ -208,6 +208,8 @@ fn server_messages() -> Vec<ServerMessage> {
         Response::Subscribed {
             sector_size: 1000.0,
             tick_rate_hz: 10,
+            sensor_range: 300.0,
+            nebula_range_factor: 0.5,
         },
         Response::Unsubscribed,
     ];

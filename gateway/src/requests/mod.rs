@@ -41,6 +41,8 @@ use crate::{GatewayRules, unix_now_s};
 pub struct WorldFacts {
     pub sector_size: f32,
     pub tick_rate_hz: u32,
+    pub sensor_range: f32,
+    pub nebula_range_factor: f32,
     pub max_module_bytes: usize,
 }
 
@@ -411,6 +413,8 @@ impl Gateway {
                 Ok(Response::Subscribed {
                     sector_size: self.world.sector_size,
                     tick_rate_hz: self.world.tick_rate_hz,
+                    sensor_range: self.world.sensor_range,
+                    nebula_range_factor: self.world.nebula_range_factor,
                 })
             }
             Request::Unsubscribe => {

@@ -121,6 +121,8 @@ impl RunningGateway {
         let world = WorldFacts {
             sector_size: spec.config.simulation.sector_size,
             tick_rate_hz: spec.config.simulation.tick_rate_hz,
+            sensor_range: spec.config.sensors.range,
+            nebula_range_factor: spec.config.sensors.nebula_range_factor,
             max_module_bytes: spec.config.scripts.max_module_bytes as usize,
         };
         let engine = Arc::new(ScriptEngine::new(

@@ -333,6 +333,8 @@ impl WorldServer {
                 Ok(Response::Subscribed {
                     sector_size: config.simulation.sector_size,
                     tick_rate_hz: self.world.sim().tick_rate().hz,
+                    sensor_range: config.sensors.range,
+                    nebula_range_factor: config.sensors.nebula_range_factor,
                 })
             }
             Request::Unsubscribe => Ok(Response::Unsubscribed),
