@@ -62,6 +62,18 @@ pub fn rerun(
     request: &RerunRequest,
     options: SimOptions,
 ) -> Result<RerunReport, ReplayError> {
+    rerun_with(replay, request, options, |_, _, _| {})
+}
+
+/// [`rerun`], telling `each_tick` every re-run tick's commands as it goes (the tick, the
+/// recorded command, the re-run one; equal or not), for viewers that show the two side by side
+/// past the first few differences the report lists.
+pub fn rerun_with(
+    replay: &Replay,
+    request: &RerunRequest,
+    options: SimOptions,
+    mut each_tick: impl FnMut(u64, &str, &str),
+) -> Result<RerunReport, ReplayError> {
     let first = replay.start_tick() + 1;
     let from = request.from.unwrap_or(first);
     let to = request.to.unwrap_or(replay.last_tick());
@@ -137,6 +149,7 @@ pub fn rerun(
             ship_command(&mut recorded, tick),
             ship_command(&mut rerun, tick),
         );
+        each_tick(tick, &a, &b);
         if a != b {
             report.first_command_difference.get_or_insert(tick);
             if report.command_differences.len() < MAX_LISTED {

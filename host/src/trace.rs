@@ -162,6 +162,16 @@ pub struct TraceReplayReport {
 /// Runs `wasm` (default: the traced script) through the trace's ticks, feeding it the
 /// recorded sensors, budgets and random seeds, and compares its answers with the recorded ones.
 pub fn replay_trace(trace: &ShipTrace, wasm: Option<&[u8]>) -> Result<TraceReplayReport, String> {
+    replay_trace_with(trace, wasm, |_, _, _| {})
+}
+
+/// [`replay_trace`], telling `each_tick` every tick's answers as it goes (the tick, the traced
+/// answer, the answer now; equal or not), for viewers that show the two side by side.
+pub fn replay_trace_with(
+    trace: &ShipTrace,
+    wasm: Option<&[u8]>,
+    mut each_tick: impl FnMut(u64, &str, &str),
+) -> Result<TraceReplayReport, String> {
     if trace.format != TRACE_FORMAT {
         return Err(format!(
             "trace format {}; this build reads format {TRACE_FORMAT}",
@@ -207,6 +217,7 @@ pub fn replay_trace(trace: &ShipTrace, wasm: Option<&[u8]>) -> Result<TraceRepla
         report.ticks += 1;
         let recorded = answer(&tick.command, &tick.fault);
         let now = answer(&run.command, &run.fault.map(|f| f.to_string()));
+        each_tick(tick.tick, &recorded, &now);
         if recorded != now {
             report.differing_ticks += 1;
             report.first_difference.get_or_insert(TraceDifference {
