@@ -129,6 +129,7 @@ impl ReplayView {
             Some(session) => {
                 session.update(ui.ctx(), now);
                 session.ui(ui, &mut self.form);
+                session.request(ui.ctx());
             }
             None => {
                 egui::CentralPanel::default().show(ui, |ui| panels::open_form(ui, &mut self.form));
@@ -329,22 +330,28 @@ impl Session {
         }
     }
 
-    /// Advances playback, takes answers and asks for what is wanted now.
+    /// Before drawing: advances playback, takes the worker's answers, shows the frame wanted
+    /// if it is there.
     fn update(&mut self, ctx: &egui::Context, now: f64) {
         self.worker.wake_on_reply(ctx);
         self.timeline.advance(now);
         self.drain();
-        let want = self.want();
         if let Some(Ok(frame)) = self.current() {
             self.shown = Some(frame.clone());
         }
+    }
+
+    /// After drawing (which may have moved the timeline or the selection): asks the worker for
+    /// what is wanted now, and says when to draw again.
+    fn request(&mut self, ctx: &egui::Context) {
+        let want = self.want();
         if self.started
             && let Some(key) = self.requests.next(want, self.cache.get(want).is_some())
         {
             self.worker.ask(key);
         }
-        // Draw again for playback's next tick, and while answers are awaited (the worker
-        // wakes the view too; this is the fallback).
+        // Playback's next tick, and a fallback while answers are awaited (the worker wakes the
+        // view when it answers).
         let pending = self.current().is_none() || self.rerun_job.is_some();
         let next = match (self.timeline.next_tick_in(), pending) {
             (Some(seconds), _) => Some(seconds.clamp(0.001, 0.1)),
