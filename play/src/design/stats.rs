@@ -1,0 +1,101 @@
+//! The designer tools' statistics over the region on screen, from the sectors already
+//! generated for the map (the region is not generated a second time).
+
+use astroboids_designer::{Region, RegionStats, RegionSummary};
+use astroboids_engine::StateHasher;
+
+use super::cache::{ConfigKey, SectorCache};
+
+/// The region's summary as `RegionSummary::generate` makes it (the same sector summaries and
+/// the same region hash, combined row by row in the same order), if every sector of it is
+/// cached.
+pub fn region_summary(
+    cache: &SectorCache,
+    key: ConfigKey,
+    region: Region,
+    generator_version: u32,
+    sector_size: f32,
+) -> Option<RegionSummary> {
+    let mut sectors = Vec::with_capacity(region.sectors() as usize);
+    let mut hasher = StateHasher::default();
+    hasher.write_u32(generator_version);
+    hasher.write_i32(region.from.x);
+    hasher.write_i32(region.from.y);
+    hasher.write_u32(region.width());
+    hasher.write_u32(region.height());
+    for row in 0..region.height() {
+        let mut row_hasher = StateHasher::default();
+        for column in 0..region.width() {
+            let sector = cache.get(key, region.at(column, row))?;
+            row_hasher.write_u64(sector.contents_hash);
+            sectors.push(sector.summary);
+        }
+        hasher.write_u64(row_hasher.finish());
+    }
+    Some(RegionSummary {
+        region,
+        generator_version,
+        sector_size,
+        sectors,
+        hash: hasher.finish(),
+    })
+}
+
+/// What the statistics panel shows: one configuration's table, or A's and B's side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsShown {
+    pub edited: RegionStats,
+    pub kept: Option<RegionStats>,
+}
+
+impl StatsShown {
+    /// The table as text (`compare_table` when comparing, A being the kept configuration).
+    pub fn table(&self) -> String {
+        match &self.kept {
+            Some(kept) => RegionStats::compare_table(kept, &self.edited),
+            None => self.edited.table(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::cache::GeneratedSector;
+    use astroboids_designer::Coord;
+    use astroboids_designer::region::SectorSummary;
+    use astroboids_sim::config::UniverseConfig;
+    use astroboids_sim::sectors::{SectorGenerator, contents_hash};
+    use astroboids_sim::space::SectorCoord;
+
+    #[test]
+    fn the_summary_from_the_cache_is_the_designer_tools_summary() {
+        let config = UniverseConfig::default();
+        let generator = SectorGenerator::new(&config, 5);
+        let key = ConfigKey::of(&config, 5);
+        let region = Region::new(
+            Coord(SectorCoord::new(-3, 2)),
+            Coord(SectorCoord::new(4, 7)),
+        )
+        .unwrap();
+        let mut cache = SectorCache::new(1_000);
+        assert!(region_summary(&cache, key, region, 1, 1000.0).is_none());
+        for row in 0..region.height() {
+            for column in 0..region.width() {
+                let coord = region.at(column, row);
+                let contents = generator.generate(coord);
+                let sector = GeneratedSector {
+                    summary: SectorSummary::of(&contents, 1000.0),
+                    contents_hash: contents_hash(&contents),
+                    contents,
+                };
+                cache.insert(key, coord, sector);
+            }
+        }
+        let ours = region_summary(&cache, key, region, 1, 1000.0).unwrap();
+        let theirs = RegionSummary::generate(&generator, 1000.0, region, &|_| ());
+        assert_eq!(ours.sectors, theirs.sectors);
+        assert_eq!(ours.hash, theirs.hash);
+        assert_eq!(RegionStats::of(&ours), RegionStats::of(&theirs));
+    }
+}
