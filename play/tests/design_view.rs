@@ -419,6 +419,12 @@ fn zoomed_out_a_large_region_is_shaded_per_sector() {
         let contents = generator.generate(SectorCoord::new(x, y));
         assert_eq!(asteroids, contents.asteroids.len());
     }
+
+    // Back in close: the sectors kept as measures only are generated again, in full.
+    harness.state_mut().camera.points_per_metre = 0.2;
+    settle(&mut harness);
+    assert!(harness.state().drawn().unwrap().detail);
+    assert_report_matches_generator(harness.state());
 }
 
 #[test]

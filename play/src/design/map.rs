@@ -168,24 +168,28 @@ fn draw_detail(painter: &Painter, rect: Rect, source: &MapSource<'_>) -> (Vec<Dr
     let sectors: Vec<SectorCoord> = (0..region.height())
         .flat_map(|row| (0..region.width()).map(move |column| region.at(column, row)))
         .collect();
+    let contents = |coord| {
+        let sector = source.cache.get(source.key, coord)?;
+        sector.contents.as_ref()
+    };
     for &coord in &sectors {
-        let Some(sector) = source.cache.get(source.key, coord) else {
+        let Some(sector) = contents(coord) else {
             complete = false;
             let corner = camera.sector_corner(rect, (coord.x, coord.y), size);
             let side = size * ppm;
             painter.rect_filled(Rect::from_min_size(corner, vec2(side, side)), 0.0, PENDING);
             continue;
         };
-        for n in &sector.contents.nebulae {
+        for n in &sector.nebulae {
             draw(ItemKind::Nebula, coord, (n.local.x, n.local.y), n.radius);
         }
-        for h in &sector.contents.hazards {
+        for h in &sector.hazards {
             draw(ItemKind::Hazard, coord, (h.local.x, h.local.y), h.radius);
         }
     }
     for &coord in &sectors {
-        if let Some(sector) = source.cache.get(source.key, coord) {
-            for a in &sector.contents.asteroids {
+        if let Some(sector) = contents(coord) {
+            for a in &sector.asteroids {
                 draw(ItemKind::Asteroid, coord, (a.local.x, a.local.y), a.radius);
             }
         }

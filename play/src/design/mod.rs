@@ -38,9 +38,10 @@ use self::stats::StatsShown;
 use self::worker::{Task, Worker};
 use crate::camera::Camera;
 
-/// Sectors kept generated: the most two maps show, several times over, so panning back and
-/// forth or moving a slider back finds them still there.
-const CACHE_SECTORS: usize = 4 * 2 * plan::MAX_VISIBLE_SECTORS as usize;
+/// About the memory generated sectors may take: zoomed out (summaries only, a few hundred bytes
+/// a sector) the most two maps show several times over, so panning back and forth or moving
+/// a slider back finds them still there; zoomed in, thousands of sectors' contents.
+const CACHE_BYTES: usize = 96 << 20;
 /// The seed the `astroboids sectors` commands use unless told otherwise.
 const DEFAULT_SEED: u64 = 1;
 /// The first view: a sector is this many points across (its asteroids drawn one by one).
@@ -150,7 +151,7 @@ impl DesignView {
             presets,
             generations: Generations::default(),
             camera,
-            cache: SectorCache::new(CACHE_SECTORS),
+            cache: SectorCache::new(CACHE_BYTES),
             requests: Requests::default(),
             worker: Worker::start(),
             checked: None,
@@ -195,7 +196,8 @@ impl DesignView {
         self.receive();
         match &self.drawn {
             Some(drawn) => {
-                self.drawn_complete == Some(Wanted::new(drawn.region, &self.generations))
+                let shown = Wanted::new(drawn.region, drawn.detail, &self.generations);
+                self.drawn_complete == Some(shown)
             }
             None => false,
         }
@@ -297,6 +299,11 @@ impl DesignView {
         self.edited.config.simulation.sector_size
     }
 
+    /// Whether the map is close enough to draw sectors feature by feature.
+    fn detail(&self) -> bool {
+        self.sector_size() * self.camera.points_per_metre >= map::DETAIL_POINTS_PER_SECTOR
+    }
+
     fn edit(&mut self, config: UniverseConfig, label: String, seed: u64) {
         self.edited = Shown::new(config, label, seed);
         self.generations.renew_edited();
@@ -330,7 +337,8 @@ impl DesignView {
     /// there (unless the map is being dragged: statistics wait for it to rest).
     fn update(&mut self, region: Region, resting: bool) {
         self.receive();
-        let wanted = Wanted::new(region, &self.generations);
+        let detail = self.detail();
+        let wanted = Wanted::new(region, detail, &self.generations);
         let version = self.cache.version();
         if self.checked == Some((wanted, version)) {
             return;
@@ -346,7 +354,7 @@ impl DesignView {
         let mut per_side = Vec::new();
         for (side, s) in &shown {
             let cache = &mut self.cache;
-            let missing = plan::missing_sectors(region, |c| !cache.touch(s.key, c), cap);
+            let missing = plan::missing_sectors(region, |c| !cache.touch(s.key, c, detail), cap);
             missing_count += missing.count;
             let generation = self.generations.of(*side).expect("a shown side has one");
             per_side.push((generation, s, missing.nearest));
@@ -356,7 +364,7 @@ impl DesignView {
         self.checked = Some((wanted, version));
         if missing_count > 0 {
             if self.requests.should_issue(&wanted) {
-                let tasks = interleave(&per_side);
+                let tasks = interleave(&per_side, detail);
                 let id = self.requests.issue(wanted, tasks.len());
                 self.worker.replace(id, tasks);
             }
@@ -460,7 +468,7 @@ impl DesignView {
                 Side::Kept => self.drawn_kept = Some(drawn),
             }
         }
-        let wanted = Wanted::new(region, &self.generations);
+        let wanted = Wanted::new(region, self.detail(), &self.generations);
         self.drawn_complete = complete.then_some(wanted);
     }
 
@@ -478,7 +486,10 @@ impl DesignView {
 }
 
 /// The request's tasks: each side's nearest sectors in turn, so both maps fill alike.
-fn interleave(per_side: &[(u64, &Shown, Vec<astroboids_sim::space::SectorCoord>)]) -> Vec<Task> {
+fn interleave(
+    per_side: &[(u64, &Shown, Vec<astroboids_sim::space::SectorCoord>)],
+    keep_contents: bool,
+) -> Vec<Task> {
     let longest = per_side.iter().map(|(_, _, c)| c.len()).max().unwrap_or(0);
     let mut tasks = Vec::new();
     for i in 0..longest {
@@ -490,6 +501,7 @@ fn interleave(per_side: &[(u64, &Shown, Vec<astroboids_sim::space::SectorCoord>)
                     generator: shown.generator.clone(),
                     sector_size: shown.config.simulation.sector_size,
                     coord,
+                    keep_contents,
                 });
             }
         }

@@ -140,7 +140,7 @@ pub(super) fn statistics(view: &DesignView, ui: &mut Ui) {
             let current = view
                 .drawn
                 .as_ref()
-                .map(|d| Wanted::new(d.region, &view.generations));
+                .map(|d| Wanted::new(d.region, d.detail, &view.generations));
             match &view.stats {
                 Some((wanted, stats)) => {
                     ui.label(wanted.region.to_string());

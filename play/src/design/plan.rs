@@ -83,18 +83,21 @@ impl Generations {
     }
 }
 
-/// What the screen needs: a region of sectors for each shown configuration.
+/// What the screen needs: a region of sectors for each shown configuration, with their
+/// contents when they are drawn feature by feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted {
     pub region: Region,
+    pub detail: bool,
     pub edited: u64,
     pub kept: Option<u64>,
 }
 
 impl Wanted {
-    pub fn new(region: Region, generations: &Generations) -> Self {
+    pub fn new(region: Region, detail: bool, generations: &Generations) -> Self {
         Self {
             region,
+            detail,
             edited: generations.edited(),
             kept: generations.kept(),
         }
@@ -267,7 +270,7 @@ mod tests {
     #[test]
     fn a_request_is_made_when_the_screen_needs_more_not_on_every_frame() {
         let generations = Generations::default();
-        let here = Wanted::new(region(0, 0, 9, 9), &generations);
+        let here = Wanted::new(region(0, 0, 9, 9), false, &generations);
         let mut requests = Requests::default();
         assert!(requests.should_issue(&here));
         let id = requests.issue(here, 2);
@@ -283,11 +286,13 @@ mod tests {
             "answered: ask for what is left"
         );
         requests.issue(here, 5);
-        let panned = Wanted::new(region(1, 0, 10, 9), &generations);
+        let panned = Wanted::new(region(1, 0, 10, 9), false, &generations);
         assert!(requests.should_issue(&panned), "the screen moved");
+        let closer = Wanted::new(here.region, true, &generations);
+        assert!(requests.should_issue(&closer), "zoomed in: contents needed");
         let mut changed = generations.clone();
         changed.renew_edited();
-        assert!(requests.should_issue(&Wanted::new(here.region, &changed)));
+        assert!(requests.should_issue(&Wanted::new(here.region, false, &changed)));
     }
 
     #[test]

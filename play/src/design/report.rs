@@ -73,11 +73,7 @@ impl DesignView {
                 out.push(match self.cache.get(self.edited.key, coord) {
                     Some(s) => format!(
                         "sector: {},{} asteroids {} nebulae {} hazards {}",
-                        coord.x,
-                        coord.y,
-                        s.contents.asteroids.len(),
-                        s.contents.nebulae.len(),
-                        s.contents.hazards.len()
+                        coord.x, coord.y, s.summary.asteroids, s.nebulae, s.summary.hazards
                     ),
                     None => format!("sector: {},{} not generated yet", coord.x, coord.y),
                 });

@@ -63,9 +63,8 @@ mod tests {
     use super::*;
     use crate::design::cache::GeneratedSector;
     use astroboids_designer::Coord;
-    use astroboids_designer::region::SectorSummary;
     use astroboids_sim::config::UniverseConfig;
-    use astroboids_sim::sectors::{SectorGenerator, contents_hash};
+    use astroboids_sim::sectors::SectorGenerator;
     use astroboids_sim::space::SectorCoord;
 
     #[test]
@@ -78,17 +77,12 @@ mod tests {
             Coord(SectorCoord::new(4, 7)),
         )
         .unwrap();
-        let mut cache = SectorCache::new(1_000);
+        let mut cache = SectorCache::new(1 << 20);
         assert!(region_summary(&cache, key, region, 1, 1000.0).is_none());
         for row in 0..region.height() {
             for column in 0..region.width() {
                 let coord = region.at(column, row);
-                let contents = generator.generate(coord);
-                let sector = GeneratedSector {
-                    summary: SectorSummary::of(&contents, 1000.0),
-                    contents_hash: contents_hash(&contents),
-                    contents,
-                };
+                let sector = GeneratedSector::of(generator.generate(coord), 1000.0, false);
                 cache.insert(key, coord, sector);
             }
         }

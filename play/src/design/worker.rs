@@ -8,8 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use astroboids_designer::region::SectorSummary;
-use astroboids_sim::sectors::{SectorGenerator, contents_hash};
+use astroboids_sim::sectors::SectorGenerator;
 use astroboids_sim::space::SectorCoord;
 
 use super::cache::{ConfigKey, GeneratedSector};
@@ -29,6 +28,8 @@ pub struct Task {
     pub generator: Arc<SectorGenerator>,
     pub sector_size: f32,
     pub coord: SectorCoord,
+    /// Whether the map draws its features (else only its measures are kept).
+    pub keep_contents: bool,
 }
 
 /// A generated sector, with what it was asked under.
@@ -162,11 +163,7 @@ fn generate_until_stopped(shared: &Shared, send: &Sender<Vec<Answer>>) {
                     generation: task.generation,
                     key: task.key,
                     coord: task.coord,
-                    sector: GeneratedSector {
-                        summary: SectorSummary::of(&contents, task.sector_size),
-                        contents_hash: contents_hash(&contents),
-                        contents,
-                    },
+                    sector: GeneratedSector::of(contents, task.sector_size, task.keep_contents),
                 }
             })
             .collect();
@@ -199,6 +196,7 @@ mod tests {
                 generator: generator.clone(),
                 sector_size: 1000.0,
                 coord,
+                keep_contents: coord.x % 2 == 0,
             })
             .collect();
         worker.replace(1, tasks);
@@ -214,7 +212,13 @@ mod tests {
         assert_eq!(answers.len(), coords.len());
         for answer in &answers {
             assert_eq!((answer.request, answer.generation), (1, 3));
-            assert_eq!(answer.sector.contents, generator.generate(answer.coord));
+            let expected = generator.generate(answer.coord);
+            assert_eq!(
+                answer.sector.summary.asteroids as usize,
+                expected.asteroids.len()
+            );
+            let kept = answer.sector.contents.as_ref();
+            assert_eq!(kept, (answer.coord.x % 2 == 0).then_some(&expected));
         }
     }
 }
