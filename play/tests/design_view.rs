@@ -344,7 +344,11 @@ fn a_b_comparison_shows_both_maps_and_the_designer_tools_compare_table() {
     harness.run();
     let view = harness.state();
     assert_eq!(view.kept_config(), Some(&UniverseConfig::default()));
-    let region = view.drawn().unwrap().region;
+    let (a_map, b_map) = (view.drawn_kept().unwrap(), view.drawn().unwrap());
+    assert!(a_map.complete && b_map.complete);
+    assert_eq!(a_map.region, b_map.region, "the same sectors side by side");
+    assert!(a_map.rect.right() <= b_map.rect.left(), "A on the left");
+    let region = b_map.region;
     let stats = |config: &UniverseConfig| {
         let generator = SectorGenerator::new(config, 1);
         let summary =

@@ -227,6 +227,11 @@ impl DesignView {
         self.drawn.as_ref()
     }
 
+    /// What the kept configuration's map (A) drew last, while comparing.
+    pub fn drawn_kept(&self) -> Option<&MapDrawn> {
+        self.drawn_kept.as_ref()
+    }
+
     /// Sectors on screen generated, and on screen in all.
     pub fn progress(&self) -> (usize, usize) {
         self.progress
@@ -357,7 +362,12 @@ impl DesignView {
             let missing = plan::missing_sectors(region, |c| !cache.touch(s.key, c, detail), cap);
             missing_count += missing.count;
             let generation = self.generations.of(*side).expect("a shown side has one");
-            per_side.push((generation, s, missing.nearest));
+            // Just after A is kept, both sides are one configuration: generated once.
+            let twin = per_side
+                .iter()
+                .any(|(_, other, _): &(u64, &Shown, _)| other.key == s.key);
+            let nearest = if twin { Vec::new() } else { missing.nearest };
+            per_side.push((generation, s, nearest));
         }
         let total = region.sectors() as usize * shown.len();
         self.progress = (total - missing_count, total);

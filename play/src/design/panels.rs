@@ -5,7 +5,7 @@ use egui::{Color32, DragValue, ProgressBar, RichText, ScrollArea, Ui, vec2};
 
 use super::{DesignView, Wanted, plan, sliders};
 
-pub const CONTROLS_POINTS: f32 = 340.0;
+pub const CONTROLS_POINTS: f32 = 360.0;
 /// Wide enough for one statistics table in the small monospace font, and for two.
 pub const STATS_POINTS: f32 = 300.0;
 pub const COMPARE_STATS_POINTS: f32 = 460.0;
@@ -35,7 +35,7 @@ pub(super) fn controls(view: &mut DesignView, ui: &mut Ui, now: f64) {
             }
             ui.separator();
             ScrollArea::vertical().show(ui, |ui| {
-                ui.spacing_mut().slider_width = 120.0;
+                ui.spacing_mut().slider_width = 110.0;
                 for (field, value) in sliders::show(ui, &view.edited.config) {
                     // A refusal is kept in the view and shown above.
                     let _ = view.set_field(field, value);
