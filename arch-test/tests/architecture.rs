@@ -64,6 +64,16 @@ const SIMULATION_AND_SERVER_CRATES: &[&str] = &[
     "astroboids-gateway",
 ];
 
+/// The crates that run the online world (the single server's and the cluster's).
+const SERVER_CRATES: &[&str] = &[
+    "astroboids-server",
+    "astroboids-views",
+    "astroboids-cluster",
+    "astroboids-cluster-net",
+    "astroboids-pgstore",
+    "astroboids-gateway",
+];
+
 const DEPENDENCY_RULES: &[DependencyRule] = &[
     DependencyRule {
         krate: "astroboids-engine",
@@ -173,8 +183,9 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
     },
     DependencyRule {
         krate: "astroboids-play",
-        forbidden: SIMULATION_AND_SERVER_CRATES,
-        invariant: "the windowed client's play view knows the protocol (`net`) only",
+        forbidden: SERVER_CRATES,
+        invariant: "the windowed client links no server crate: it plays through the protocol, \
+                    and its replay and design views link only `host` and `designer`",
     },
     DependencyRule {
         krate: "astroboids-protocol",
@@ -482,6 +493,28 @@ const API_RULES: &[ApiRule] = &[
         ],
         allow: &[],
         invariant: "the host knows files and the store, never sockets, and reads no wall clock",
+    },
+    ApiRule {
+        // The live map is drawn from snapshots: the play view names no simulation crate, so it
+        // shows only what a player may see. The replay and design views are the exceptions.
+        paths: &[
+            "play/src/app.rs",
+            "play/src/camera.rs",
+            "play/src/login.rs",
+            "play/src/map.rs",
+            "play/src/model.rs",
+            "play/src/net.rs",
+        ],
+        banned: &[
+            Banned::Name("astroboids_engine"),
+            Banned::Name("astroboids_sim"),
+            Banned::Name("astroboids_host"),
+            Banned::Name("astroboids_designer"),
+        ],
+        allow: &[],
+        invariant: "the play view (the map, its panels, the login and the session thread) knows \
+                    the protocol only; only the replay and design views name `host`, `sim` and \
+                    `designer`",
     },
     ApiRule {
         paths: &["designer/src"],

@@ -20,6 +20,9 @@ pub struct PlayApp {
     pub help: bool,
     /// The script name typed in the commands panel.
     pub script: String,
+    /// The script file and name typed in the upload form.
+    pub upload_path: String,
+    pub upload_name: String,
 }
 
 impl PlayApp {
@@ -29,6 +32,8 @@ impl PlayApp {
             map: MapDrawn::default(),
             help: false,
             script: String::new(),
+            upload_path: String::new(),
+            upload_name: String::new(),
         }
     }
 
@@ -206,6 +211,7 @@ impl PlayApp {
                 }
             });
         }
+        self.upload(ui);
         match &self.model.answer {
             Some(Ok(text)) => {
                 ui.label(text);
@@ -214,6 +220,33 @@ impl PlayApp {
                 ui.label(RichText::new(why).color(FAULT));
             }
             None => {}
+        }
+    }
+
+    /// A script file (.ts, .wasm or .wat) uploaded as a new version of a script of the
+    /// player's; the name defaults to the file's.
+    fn upload(&mut self, ui: &mut Ui) {
+        ui.separator();
+        ui.label(RichText::new("Upload a script").strong());
+        egui::Grid::new("upload").num_columns(2).show(ui, |ui| {
+            let label = ui.label("File");
+            ui.add(egui::TextEdit::singleline(&mut self.upload_path).desired_width(170.0))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Name");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.upload_name)
+                    .desired_width(170.0)
+                    .hint_text("the file's name"),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+        });
+        if ui.button("Upload").clicked() {
+            match upload_command(&self.upload_path, &self.upload_name) {
+                Ok(command) => self.model.outbox.push(command),
+                Err(why) => self.model.answer = Some(Err(why)),
+            }
         }
     }
 
@@ -258,4 +291,28 @@ fn help(ui: &mut Ui) {
                 ui.label(format!("{key:<14} {what}"));
             }
         });
+}
+
+/// The upload form's command, or what is wrong with the form.
+pub fn upload_command(path: &str, name: &str) -> Result<Command, String> {
+    let path = std::path::PathBuf::from(path.trim());
+    let kind = path.extension().and_then(|e| e.to_str());
+    if path.as_os_str().is_empty() {
+        return Err("file: give a script file (.ts, .wasm or .wat)".into());
+    }
+    if !matches!(kind, Some("ts" | "wasm" | "wat")) {
+        return Err(format!(
+            "file: {} is not a script: give a .ts, .wasm or .wat file",
+            path.display()
+        ));
+    }
+    let name = match name.trim() {
+        "" => path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned(),
+        typed => typed.to_owned(),
+    };
+    Ok(Command::UploadFile { path, name })
 }

@@ -15,10 +15,12 @@
 
 pub mod app;
 pub mod camera;
+pub mod design;
 pub mod login;
 pub mod map;
 pub mod model;
 pub mod net;
+pub mod replay;
 pub mod window;
 
 pub use model::{Command, NetUpdate, PlayModel};

@@ -1,13 +1,17 @@
-//! The map: the sector grid with coordinates, asteroids sized by their radius, ships as hulls
-//! pointing where they head (the player's own highlighted, the selected one ringed), placed
-//! between the two newest snapshots. Drag pans, the wheel (or a pinch) zooms about the pointer,
-//! a click selects the nearest ship. Colours are from the Okabe-Ito palette, which readers with
-//! the common colour-vision deficiencies tell apart.
+//! The map: the sector grid with coordinates, nebulae and hazards as translucent discs,
+//! asteroids sized by their radius, ships as hulls pointing where they head (the player's own
+//! highlighted, other players' in their owner's colour, the selected one ringed with its
+//! sensor range around it), placed between the two newest snapshots. Drag pans, the wheel (or
+//! a pinch) zooms about the pointer, a click selects the nearest ship. Colours are from the
+//! Okabe-Ito palette, which readers with the common colour-vision deficiencies tell apart.
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Shape, Stroke, Ui, vec2};
 
 use astroboids_net::live_view::Drawn;
-use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
+use astroboids_net::snapshot::{
+    KIND_ASTEROID, KIND_HAZARD, KIND_NEBULA, KIND_OWN_SHIP, OWNER_SLOTS, is_area, is_ship,
+    owner_slot,
+};
 
 use crate::model::PlayModel;
 
@@ -21,6 +25,25 @@ pub const OTHER_SHIP: Color32 = Color32::from_rgb(86, 180, 233);
 pub const ASTEROID: Color32 = Color32::from_rgb(150, 140, 128);
 /// Okabe-Ito yellow.
 pub const SELECTED: Color32 = Color32::from_rgb(240, 228, 66);
+/// Other players' ships, by their owner's slot: the rest of the Okabe-Ito palette (orange is
+/// the player's own, yellow the selection) and a light grey.
+pub const OWNER_COLOURS: [Color32; OWNER_SLOTS as usize] = [
+    OTHER_SHIP,
+    Color32::from_rgb(0, 158, 115),
+    Color32::from_rgb(204, 121, 167),
+    Color32::from_rgb(0, 114, 178),
+    Color32::from_rgb(213, 94, 0),
+    Color32::from_rgb(200, 200, 200),
+];
+/// Unowned ships.
+pub const UNOWNED_SHIP: Color32 = Color32::from_rgb(160, 160, 160);
+/// Nebulae (sensors reach less far inside): a faint bluish green, under everything else.
+pub const NEBULA: Color32 = Color32::from_rgba_premultiplied(0, 40, 29, 64);
+pub const NEBULA_EDGE: Color32 = Color32::from_rgb(0, 158, 115);
+/// Hazards (they damage hulls): a faint vermillion with a dashed edge.
+pub const HAZARD: Color32 = Color32::from_rgba_premultiplied(53, 23, 0, 64);
+pub const HAZARD_EDGE: Color32 = Color32::from_rgb(213, 94, 0);
+pub const SENSOR_RANGE: Color32 = Color32::from_rgb(90, 110, 140);
 
 /// A ship's hull on the map, metres nose to tail (drawn at least [`MIN_SHIP_POINTS`]).
 const SHIP_METRES: f32 = 14.0;
@@ -67,7 +90,7 @@ impl MapDrawn {
     fn pick(&self, at: Pos2) -> Option<u64> {
         self.entities
             .iter()
-            .filter(|e| e.kind != KIND_ASTEROID)
+            .filter(|e| is_ship(e.kind))
             .map(|e| (e.id, e.at.distance(at)))
             .filter(|(_, d)| *d <= PICK_POINTS)
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -112,7 +135,28 @@ pub fn show(ui: &mut Ui, model: &mut PlayModel, now: f64, last: &MapDrawn) -> Ma
         rect,
         entities: Vec::with_capacity(drawn.len()),
     };
-    // Asteroids under ships.
+    // Areas under asteroids, asteroids under ships.
+    for d in drawn.iter().filter(|d| is_area(d.entity.kind)) {
+        let at = model.camera.to_screen(rect, d.sector, d.local, size);
+        let radius = d.entity.area_radius() * model.camera.points_per_metre;
+        if !rect.expand(radius).contains(at) {
+            continue;
+        }
+        area(&painter, d.entity.kind, at, radius);
+        out.entities.push(DrawnEntity {
+            id: d.id,
+            kind: d.entity.kind,
+            at,
+            radius,
+        });
+    }
+    if let Some(ship) = model.selected.and_then(|id| {
+        drawn
+            .iter()
+            .find(|d| d.id == id && d.entity.kind == KIND_OWN_SHIP)
+    }) {
+        sensor_range(&painter, model, rect, ship, &drawn);
+    }
     for d in drawn.iter().filter(|d| d.entity.kind == KIND_ASTEROID) {
         let at = model.camera.to_screen(rect, d.sector, d.local, size);
         let radius = (f32::from(d.entity.hull) * model.camera.points_per_metre).max(2.0);
@@ -126,7 +170,7 @@ pub fn show(ui: &mut Ui, model: &mut PlayModel, now: f64, last: &MapDrawn) -> Ma
             });
         }
     }
-    for d in drawn.iter().filter(|d| d.entity.kind != KIND_ASTEROID) {
+    for d in drawn.iter().filter(|d| is_ship(d.entity.kind)) {
         let at = model.camera.to_screen(rect, d.sector, d.local, size);
         let length = (SHIP_METRES * model.camera.points_per_metre).max(MIN_SHIP_POINTS);
         if !rect.expand(length).contains(at) {
@@ -143,13 +187,69 @@ pub fn show(ui: &mut Ui, model: &mut PlayModel, now: f64, last: &MapDrawn) -> Ma
     out
 }
 
-fn ship(painter: &egui::Painter, d: &Drawn, at: Pos2, length: f32, selected: bool) {
-    let fill = if d.entity.kind == KIND_OWN_SHIP {
-        OWN_SHIP
+/// A ship's fill: the player's own, its owner's colour, or the unowned grey.
+pub fn ship_colour(kind: u8) -> Color32 {
+    match (kind, owner_slot(kind)) {
+        (KIND_OWN_SHIP, _) => OWN_SHIP,
+        (_, Some(slot)) => OWNER_COLOURS[usize::from(slot)],
+        _ => UNOWNED_SHIP,
+    }
+}
+
+fn area(painter: &egui::Painter, kind: u8, at: Pos2, radius: f32) {
+    if kind == KIND_NEBULA {
+        painter.circle(at, radius, NEBULA, Stroke::new(1.0, NEBULA_EDGE));
+        return;
+    }
+    debug_assert_eq!(kind, KIND_HAZARD);
+    painter.circle_filled(at, radius, HAZARD);
+    // Dashed, so a hazard differs from a nebula by more than its hue.
+    let dashes = ((radius * std::f32::consts::TAU / 12.0) as usize).clamp(8, 256);
+    for i in (0..dashes).step_by(2) {
+        let angle = |k: usize| k as f32 / dashes as f32 * std::f32::consts::TAU;
+        let point = |a: f32| at + vec2(a.cos(), a.sin()) * radius;
+        painter.line_segment(
+            [point(angle(i)), point(angle(i + 1))],
+            Stroke::new(1.5, HAZARD_EDGE),
+        );
+    }
+}
+
+/// The selected own ship's sensor range (shortened inside a nebula it is in).
+fn sensor_range(
+    painter: &egui::Painter,
+    model: &PlayModel,
+    rect: Rect,
+    ship: &Drawn,
+    drawn: &[Drawn],
+) {
+    if model.sensor_range <= 0.0 {
+        return;
+    }
+    let size = model.sector_size();
+    let inside_nebula = drawn
+        .iter()
+        .filter(|d| d.entity.kind == KIND_NEBULA)
+        .any(|n| {
+            let dx = (n.sector.0 - ship.sector.0) as f32 * size + n.local.0 - ship.local.0;
+            let dy = (n.sector.1 - ship.sector.1) as f32 * size + n.local.1 - ship.local.1;
+            dx.hypot(dy) <= n.entity.area_radius()
+        });
+    let range = if inside_nebula {
+        model.sensor_range * model.nebula_range_factor
     } else {
-        debug_assert_eq!(d.entity.kind, KIND_SHIP);
-        OTHER_SHIP
+        model.sensor_range
     };
+    let at = model.camera.to_screen(rect, ship.sector, ship.local, size);
+    painter.circle_stroke(
+        at,
+        range * model.camera.points_per_metre,
+        Stroke::new(1.0, SENSOR_RANGE),
+    );
+}
+
+fn ship(painter: &egui::Painter, d: &Drawn, at: Pos2, length: f32, selected: bool) {
+    let fill = ship_colour(d.entity.kind);
     let (sin, cos) = d.heading.sin_cos();
     let forward = vec2(cos, sin);
     let side = vec2(-sin, cos);

@@ -20,6 +20,9 @@ pub enum NetUpdate {
     Connected {
         server: String,
         tick_rate_hz: u32,
+        /// How far ships sense, metres (times `nebula_range_factor` inside a nebula).
+        sensor_range: f32,
+        nebula_range_factor: f32,
     },
     /// A new complete snapshot: the client's live view after it.
     Snapshot(LiveView),
@@ -48,6 +51,14 @@ pub enum Command {
     },
     /// The latest version of one of the player's scripts flies the ship.
     Assign { ship: u64, script: String },
+    /// Read (a .ts file compiled) and upload a script file as `name`: the window reads it,
+    /// then hands the session an [`Command::Upload`].
+    UploadFile {
+        path: std::path::PathBuf,
+        name: String,
+    },
+    /// A new version of the player's script `name`.
+    Upload { name: String, wasm: Vec<u8> },
 }
 
 /// The connection as the title bar shows it.
@@ -74,6 +85,9 @@ pub struct PlayModel {
     pub connection: Connection,
     pub live: LiveView,
     pub tick_rate_hz: u32,
+    /// Sensor range in metres and its factor inside a nebula (0 until connected: no circle).
+    pub sensor_range: f32,
+    pub nebula_range_factor: f32,
     /// When the newest snapshot came (seconds on the caller's clock).
     pub snapshot_at: f64,
     /// Draw the newest snapshot as it is, not between the two newest (screenshots).
@@ -99,6 +113,8 @@ impl PlayModel {
             connection: Connection::Connecting,
             live: LiveView::new(sector_size),
             tick_rate_hz: 10,
+            sensor_range: 0.0,
+            nebula_range_factor: 1.0,
             snapshot_at: 0.0,
             frozen: false,
             ships: Vec::new(),
@@ -122,9 +138,16 @@ impl PlayModel {
             NetUpdate::Connected {
                 server,
                 tick_rate_hz,
+                sensor_range,
+                nebula_range_factor,
             } => {
                 self.connection = Connection::Live { server };
                 self.tick_rate_hz = tick_rate_hz.max(1);
+                // A server's odd numbers must not become an odd circle: finite and non-negative.
+                let finite =
+                    |v: f32, otherwise: f32| if v.is_finite() { v.max(0.0) } else { otherwise };
+                self.sensor_range = finite(sensor_range, 0.0);
+                self.nebula_range_factor = finite(nebula_range_factor, 1.0);
             }
             NetUpdate::Snapshot(live) => {
                 let first = self.live.tick().is_none();

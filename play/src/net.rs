@@ -160,14 +160,16 @@ async fn session(target: &Target, send: &impl Fn(NetUpdate) -> bool, inbox: &mut
         }
         Err(e) => return Ended::Lost(e.to_string()),
     }
-    match client.subscribe().await.map(calls::Subscribe::answer) {
-        Ok(Ok(_)) => {}
+    let subscribed = match client.subscribe().await.map(calls::Subscribe::answer) {
+        Ok(Ok(subscribed)) => subscribed,
         Ok(Err(e)) => return Ended::Lost(format!("the server refused live snapshots: {e}")),
         Err(e) => return Ended::Lost(e.to_string()),
-    }
+    };
     if !send(NetUpdate::Connected {
         server: client.server.clone(),
         tick_rate_hz: client.tick_rate_hz,
+        sensor_range: subscribed.sensor_range,
+        nebula_range_factor: subscribed.nebula_range_factor,
     }) {
         return Ended::WindowGone;
     }
@@ -238,6 +240,19 @@ async fn carry_out(client: &mut Client, command: Command) -> Result<NetUpdate, S
             .call(calls::AssignScript { ship, name: script })
             .await
             .map(|a| format!("ship {} now flies {} v{}", a.ship, a.name, a.version)),
+        Command::Upload { name, wasm } => {
+            let bytes = wasm.len();
+            client
+                .call(calls::UploadScript { name, wasm })
+                .await
+                .map(|u| format!("uploaded {} v{} ({bytes} bytes)", u.name, u.version))
+        }
+        Command::UploadFile { path, .. } => {
+            return Ok(NetUpdate::Answer(Err(format!(
+                "{}: the window reads script files before they are sent",
+                path.display()
+            ))));
+        }
     };
     match answer {
         Ok(text) => Ok(NetUpdate::Answer(Ok(text))),

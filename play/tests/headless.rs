@@ -9,11 +9,14 @@ use egui_kittest::kittest::Queryable;
 
 use astroboids_net::live_view::LiveView;
 use astroboids_net::messages::{ShipStatusReport, TickEvents};
-use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, View, ViewEntity};
+use astroboids_net::snapshot::{
+    KIND_ASTEROID, KIND_NEBULA, KIND_OWN_SHIP, View, ViewEntity, owned_ship_kind, owner_slot,
+};
 use astroboids_play::app::PlayApp;
 use astroboids_play::{NetUpdate, PlayModel};
 
 const SIZE: f32 = 1000.0;
+const NEBULA_ID: u64 = 1 << 63 | 0xF000;
 
 fn view(own_x: f32) -> View {
     let mut view = View::new();
@@ -23,7 +26,17 @@ fn view(own_x: f32) -> View {
     );
     view.insert(
         2,
-        ViewEntity::quantize(KIND_SHIP, (2, -3), (own_x + 40.0, 500.0), 1.5, 80.0),
+        ViewEntity::quantize(
+            owned_ship_kind("bob"),
+            (2, -3),
+            (own_x + 40.0, 500.0),
+            1.5,
+            80.0,
+        ),
+    );
+    view.insert(
+        NEBULA_ID,
+        ViewEntity::area(KIND_NEBULA, (2, -3), (300.0, 300.0), 120.0),
     );
     view.insert(
         1 << 63 | 7,
@@ -56,6 +69,8 @@ fn model() -> PlayModel {
         NetUpdate::Connected {
             server: "astroboids-server 0.1".into(),
             tick_rate_hz: 10,
+            sensor_range: 300.0,
+            nebula_range_factor: 0.5,
         },
         0.0,
     );
@@ -132,6 +147,53 @@ fn the_followed_ship_is_at_the_centre_and_the_rest_where_their_positions_map() {
         (asteroid.radius - 6.0).abs() < 0.01,
         "12 m at 0.5 points a metre"
     );
+    let nebula = map.entity(NEBULA_ID).expect("the nebula");
+    assert_eq!(nebula.kind, KIND_NEBULA);
+    assert!((nebula.at - (own.at + vec2(-100.0, -100.0))).length() < 0.1);
+    assert!(
+        (nebula.radius - 60.0).abs() < 0.01,
+        "120 m at 0.5 points a metre"
+    );
+}
+
+/// Bob's ships in bob's colour, the player's own in orange: colours a player tells apart
+/// with the common colour-vision deficiencies.
+#[test]
+fn ships_are_coloured_by_owner() {
+    use astroboids_play::map::{OWN_SHIP, OWNER_COLOURS, ship_colour};
+    let harness = harness();
+    let other = harness.state().map.entity(2).unwrap();
+    let slot = owner_slot(other.kind).expect("bob's ship carries bob's slot");
+    assert_eq!(ship_colour(other.kind), OWNER_COLOURS[usize::from(slot)]);
+    assert_eq!(ship_colour(KIND_OWN_SHIP), OWN_SHIP);
+    assert!(!OWNER_COLOURS.contains(&OWN_SHIP), "no one else is orange");
+}
+
+#[test]
+fn a_script_file_is_uploaded_under_its_name_and_a_wrong_file_is_named() {
+    use astroboids_play::Command;
+    let mut harness = harness();
+    let file = harness.get_by_label("File");
+    file.focus();
+    file.type_text("scripts/miner.ts");
+    harness.run();
+    harness.get_by_label("Upload").click();
+    harness.run();
+    assert_eq!(
+        harness.state().model.outbox,
+        vec![Command::UploadFile {
+            path: "scripts/miner.ts".into(),
+            name: "miner".into()
+        }]
+    );
+    harness.state_mut().model.outbox.clear();
+    harness.state_mut().upload_path = "notes.txt".into();
+    harness.get_by_label("Upload").click();
+    harness.run();
+    assert!(harness.state().model.outbox.is_empty());
+    let why = "file: notes.txt is not a script: give a .ts, .wasm or .wat file";
+    assert_eq!(harness.state().model.answer, Some(Err(why.into())));
+    assert!(harness.query_by_label(why).is_some(), "shown in the panel");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use astroboids_net::client::{Client, ClientError};
 use astroboids_net::messages::{MoveCommand, RequestError, Token};
 use astroboids_net::quic::Fingerprint;
 use astroboids_net::text::escape_control;
+use astroboids_play::window::OpenMode;
 
 use crate::cli::{ClientArgs, ClientCommand, CredentialsArgs, ServerArgs, SyncArgs};
 use crate::script_cmd::load_script_argument;
@@ -175,9 +176,10 @@ pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
         }),
         _ => None,
     };
+    let mode = open_mode(args)?;
     let start = match saved {
         Some(target) => astroboids_play::window::Start::Saved(target),
-        None if args.screenshot.is_some() => {
+        None if args.screenshot.is_some() && mode == OpenMode::Play => {
             bail!(
                 "not logged in: run `astroboids client login --user NAME` first (a screenshot needs a saved login)"
             )
@@ -206,8 +208,42 @@ pub fn play(args: &crate::cli::PlayArgs) -> Result<()> {
         height: args.height,
         screenshot: args.screenshot.clone(),
         after_ticks: args.after_ticks,
+        mode,
     };
-    astroboids_play::window::run(start, options).map_err(|e| anyhow::anyhow!(e))
+    // The window uploads scripts as `client upload` does: .ts compiled by the SDK first.
+    let sdk = args.sdk.clone();
+    let load_script: astroboids_play::window::ScriptLoader = std::sync::Arc::new(move |path| {
+        crate::script_cmd::load_script_argument(path, &sdk).map_err(|e| format!("{e:#}"))
+    });
+    astroboids_play::window::run(start, options, load_script).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The mode `play` opens in, with the design view's configuration read here (errors name the
+/// file).
+fn open_mode(args: &crate::cli::PlayArgs) -> Result<OpenMode> {
+    use astroboids_designer::ConfigSource;
+    if let Some(file) = &args.replay {
+        return Ok(OpenMode::Replay {
+            file: Some(file.clone()),
+            tick: args.tick,
+            ship: args.ship,
+        });
+    }
+    let Some(source) = &args.design else {
+        return Ok(OpenMode::Play);
+    };
+    let config = match (source, source.embedded_text()) {
+        (_, Some((text, _))) => Some(text.to_owned()),
+        (ConfigSource::File(path), None) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?,
+        ),
+        (_, None) => None,
+    };
+    Ok(OpenMode::Design {
+        config,
+        label: source.label(),
+    })
 }
 
 pub fn run(args: &ClientArgs) -> Result<()> {

@@ -9,7 +9,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use astroboids_play::map::{ASTEROID, OWN_SHIP};
+use astroboids_net::snapshot::{KIND_HAZARD, KIND_NEBULA};
+use astroboids_play::map::{ASTEROID, BACKGROUND, OWN_SHIP};
 
 use common::{astroboids, fresh_dir};
 
@@ -70,6 +71,16 @@ impl Drop for Killed {
     }
 }
 
+/// With `ASTROBOIDS_DOC_SCREENSHOTS=DIR` set, a copy of a screenshot goes there as `name`
+/// (the docs' pictures are made by these tests, not by hand: see docs/play.md).
+fn keep_for_docs(shot: &Path, name: &str) {
+    if let Some(dir) = std::env::var_os("ASTROBOIDS_DOC_SCREENSHOTS") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(shot, dir.join(name)).unwrap();
+    }
+}
+
 fn succeed(config: &Path, args: &[&str]) -> String {
     let out = astroboids(config).args(args).output().unwrap();
     assert!(
@@ -94,8 +105,20 @@ const BOT: &str = r#"(module
 fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
     let dir = fresh_dir("play-screenshot");
     let config = dir.join("client");
+    // A cloudy universe, so the picture has nebulae (and harmless hazards) near the fleet.
+    let universe = std::fs::read_to_string(common::repo().join("assets/universe.toml"))
+        .unwrap()
+        .replace("nebula_threshold = 0.3", "nebula_threshold = -1.0")
+        .replace("nebula_radius_min = 60.0", "nebula_radius_min = 200.0")
+        .replace("nebula_radius_max = 220.0", "nebula_radius_max = 250.0")
+        .replace("hazard_chance = 0.05", "hazard_chance = 1.0")
+        .replace("hazard_damage_per_s = 4.0", "hazard_damage_per_s = 0.0");
+    let universe_file = dir.join("cloudy.toml");
+    std::fs::write(&universe_file, universe).unwrap();
     let mut serve = astroboids(&config)
-        .args(["serve", "--data"])
+        .args(["serve", "--seed", "2", "--config"])
+        .arg(&universe_file)
+        .arg("--data")
         .arg(dir.join("world"))
         .args(["--listen", "127.0.0.1:0", "--no-metrics", "--no-record"])
         .stdout(Stdio::piped())
@@ -187,6 +210,22 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
     session.commands.send(assign).unwrap();
     let refusal = next_answer(&session).unwrap_err();
     assert!(refusal.contains("no script named \"nope\""), "{refusal}");
+    // The upload form's module (the window reads the file; the session sends it).
+    let wasm = wasmer::wat2wasm(BOT.as_bytes()).unwrap().to_vec();
+    let upload = astroboids_play::Command::Upload {
+        name: "bob-bot".into(),
+        wasm,
+    };
+    session.commands.send(upload).unwrap();
+    let uploaded = next_answer(&session).unwrap();
+    assert!(uploaded.starts_with("uploaded bob-bot v1 ("), "{uploaded}");
+    let broken = astroboids_play::Command::Upload {
+        name: "bob-bot".into(),
+        wasm: b"not a module".to_vec(),
+    };
+    session.commands.send(broken).unwrap();
+    let refusal = next_answer(&session).unwrap_err();
+    assert!(refusal.contains("module"), "{refusal}");
     drop(session);
     let xvfb = Xvfb::start();
     let shot = dir.join("play.png");
@@ -206,6 +245,7 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         "play failed: {}\n{stdout}",
         String::from_utf8_lossy(&play.stderr)
     );
+    keep_for_docs(&shot, "play.png");
     let image = image::open(&shot).unwrap().to_rgba8();
     assert_eq!(image.dimensions(), (1280, 800));
     let colour = |x: f32, y: f32| {
@@ -253,6 +293,24 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         expect(ASTEROID.to_array()),
         "{asteroid:?}"
     );
+    // A nebula within the fleet's sensor range: a translucent bluish green over the map's
+    // background at its centre, unless something else is drawn there.
+    let nebula = drawn
+        .iter()
+        .find(|d| {
+            d.1 == KIND_NEBULA
+                && !drawn.iter().any(|o| {
+                    o.1 != KIND_NEBULA && o.1 != KIND_HAZARD && (o.2 - d.2).hypot(o.3 - d.3) < 12.0
+                })
+        })
+        .unwrap_or_else(|| panic!("a nebula in sight: {stdout}"));
+    let (r, g, b) = colour(nebula.2, nebula.3);
+    assert!(
+        g > r + 20 && b > r + 20 && (r, g, b) != expect(BACKGROUND.to_array()),
+        "nebula at ({}, {}) is ({r}, {g}, {b})",
+        nebula.2,
+        nebula.3
+    );
     assert!(
         stdout
             .lines()
@@ -266,4 +324,145 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
         .read_to_end(&mut bytes)
         .unwrap();
     assert!(bytes.len() > 10_000, "a real picture, not an empty one");
+}
+
+/// A recorded run of bots opened in the replay view at a tick: the picture's report names the
+/// contacts the selected ship's script was given at that tick, exactly those
+/// `astroboids replay inspect` lists, drawn inside the map; the command it returned is shown.
+#[test]
+fn the_replay_view_shows_a_ticks_contacts() {
+    let dir = fresh_dir("play-replay");
+    let config = dir.join("client");
+    let bot = dir.join("bot.wat");
+    std::fs::write(&bot, BOT).unwrap();
+    let replay = dir.join("run.abreplay");
+    succeed(
+        &config,
+        &[
+            "sim",
+            "--seed",
+            "5",
+            "--ships",
+            "40",
+            "--ticks",
+            "40",
+            "--script",
+            bot.to_str().unwrap(),
+            "--record",
+            replay.to_str().unwrap(),
+        ],
+    );
+    // The ship with the most contacts at tick 30, by the command line's account.
+    let inspect = |ship: u64| {
+        succeed(
+            &config,
+            &[
+                "replay",
+                "inspect",
+                replay.to_str().unwrap(),
+                "--tick",
+                "30",
+                "--ship",
+                &ship.to_string(),
+            ],
+        )
+    };
+    let contacts_of = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.contains(" id ") && l.contains(" distance "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (ship, listed) = (1..=40)
+        .map(|ship| (ship, contacts_of(&inspect(ship))))
+        .max_by_key(|(ship, c)| (c.len(), std::cmp::Reverse(*ship)))
+        .unwrap();
+    assert!(!listed.is_empty(), "some ship sensed something");
+    let xvfb = Xvfb::start();
+    let shot = dir.join("replay.png");
+    let play = astroboids(&config)
+        .args(["play", "--replay"])
+        .arg(&replay)
+        .args(["--tick", "30", "--ship", &ship.to_string(), "--screenshot"])
+        .arg(&shot)
+        .env("DISPLAY", &xvfb.display)
+        .env("WINIT_X11_SCALE_FACTOR", "1")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&play.stdout);
+    assert!(
+        play.status.success(),
+        "play --replay failed: {}\n{stdout}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    keep_for_docs(&shot, "replay.png");
+    assert!(
+        stdout.contains("tick 30"),
+        "the view shows tick 30: {stdout}"
+    );
+    let shown: Vec<(u64, f32, f32)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("contact: "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (
+                w[0].parse().unwrap(),
+                w[4].parse().unwrap(),
+                w[5].parse().unwrap(),
+            )
+        })
+        .collect();
+    // "Ship id 4 #0 at ..." or "Asteroid id 0 #3 at ...": ships by id, asteroids by their
+    // index in the sector (the view's asteroid ids keep it in their low 16 bits).
+    let mut listed_ids: Vec<u64> = listed
+        .iter()
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words[0] {
+                "Asteroid" => words[3].trim_start_matches('#').parse::<u64>().unwrap() | 1 << 63,
+                _ => words[2].parse().unwrap(),
+            }
+        })
+        .collect();
+    let mut shown_ids: Vec<u64> = shown
+        .iter()
+        .map(|c| match c.0 & 1 << 63 {
+            0 => c.0,
+            _ => c.0 & 0xFFFF | 1 << 63,
+        })
+        .collect();
+    listed_ids.sort_unstable();
+    shown_ids.sort_unstable();
+    assert_eq!(shown_ids, listed_ids, "{stdout}\n{listed:#?}");
+    let image = image::open(&shot).unwrap().to_rgba8();
+    let (w, h) = image.dimensions();
+    for (id, x, y) in &shown {
+        assert!(
+            *x >= 0.0 && *y >= 0.0 && (*x as u32) < w && (*y as u32) < h,
+            "contact {id} at ({x}, {y}) is inside the picture"
+        );
+        let p = image.get_pixel(*x as u32, *y as u32);
+        assert_ne!(
+            (p[0], p[1], p[2]),
+            {
+                let b = BACKGROUND.to_array();
+                (b[0], b[1], b[2])
+            },
+            "contact {id} is drawn at ({x}, {y})"
+        );
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("command: ship {ship} "))),
+        "the command the script returned: {stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == format!("log: ship {ship} hello from the bot")),
+        "the script's log line at that tick: {stdout}"
+    );
 }

@@ -203,13 +203,27 @@ pub struct PlayArgs {
     pub width: f32,
     #[arg(long, default_value_t = 800.0)]
     pub height: f32,
-    /// Write what the window shows as a PNG and exit (with one `drawn:` line per ship and
-    /// asteroid, in pixels).
+    /// Write what the window shows as a PNG and exit (with one `drawn:` line per thing drawn,
+    /// in pixels).
     #[arg(long, value_name = "FILE.png")]
     pub screenshot: Option<PathBuf>,
     /// With --screenshot: ticks of live snapshots to wait for first.
-    #[arg(long, default_value_t = 10, requires = "screenshot")]
+    #[arg(long, default_value_t = 10, requires = "screenshot", conflicts_with_all = ["replay", "design"])]
     pub after_ticks: u64,
+    /// Open in the replay view with this replay (.abreplay) or trace (.json) file.
+    #[arg(long, value_name = "FILE", conflicts_with = "design")]
+    pub replay: Option<PathBuf>,
+    /// With --replay: the tick to show.
+    #[arg(long, requires = "replay")]
+    pub tick: Option<u64>,
+    /// With --replay: the ship to look into.
+    #[arg(long, requires = "replay")]
+    pub ship: Option<u64>,
+    /// Open in the design view: `default`, `preset:NAME` or a universe config file.
+    #[arg(long, value_name = "CONFIG", num_args = 0..=1, default_missing_value = "default")]
+    pub design: Option<astroboids_designer::ConfigSource>,
+    #[command(flatten)]
+    pub sdk: SdkArgs,
     /// Measure frame times instead of playing: no server, a synthetic world of this many ships
     /// and asteroids in sight; prints the figures and exits.
     #[arg(long, value_name = "N", conflicts_with = "screenshot")]
@@ -492,7 +506,7 @@ pub struct BuildArgs {
     pub sdk: SdkArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SdkArgs {
     /// The SDK directory (default: $ASTROBOIDS_SDK, else scripting/sdk of this checkout).
     #[arg(long, env = "ASTROBOIDS_SDK")]
