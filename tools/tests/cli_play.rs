@@ -466,3 +466,82 @@ fn the_replay_view_shows_a_ticks_contacts() {
         "the script's log line at that tick: {stdout}"
     );
 }
+
+/// The design view of a preset: once the visible sectors are generated, the report lists them
+/// with their contents, the picture has a nebula where it says it drew one, and the sliders'
+/// values are the preset's.
+#[test]
+fn the_design_view_shows_a_presets_universe() {
+    let dir = fresh_dir("play-design");
+    let config = dir.join("client");
+    let xvfb = Xvfb::start();
+    let shot = dir.join("design.png");
+    let play = astroboids(&config)
+        .args(["play", "--design", "preset:nebula-maze", "--screenshot"])
+        .arg(&shot)
+        .env("DISPLAY", &xvfb.display)
+        .env("WINIT_X11_SCALE_FACTOR", "1")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&play.stdout);
+    assert!(
+        play.status.success(),
+        "play --design failed: {}\n{stdout}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    keep_for_docs(&shot, "design.png");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("design: preset:nebula-maze seed ")),
+        "{stdout}"
+    );
+    let preset =
+        std::fs::read_to_string(common::repo().join("assets/presets/nebula-maze.toml")).unwrap();
+    let threshold = preset
+        .lines()
+        .find_map(|l| l.strip_prefix("nebula_threshold = "))
+        .unwrap();
+    let shown = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("generation.nebula_threshold = "))
+        .unwrap_or_else(|| panic!("the sliders' values: {stdout}"));
+    assert_eq!(
+        shown.parse::<f64>().unwrap(),
+        threshold.trim().parse::<f64>().unwrap()
+    );
+    let sectors = stdout
+        .lines()
+        .filter(|l| l.starts_with("sector: ") && l.contains(" asteroids "))
+        .count();
+    assert!(sectors > 0, "generated sectors listed: {stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.ends_with("not generated yet")),
+        "the screenshot waits for every visible sector: {stdout}"
+    );
+    let image = image::open(&shot).unwrap().to_rgba8();
+    assert_eq!(image.dimensions(), (1280, 800));
+    // "drawn: nebula at X Y radius R": a bluish-green disc there.
+    let nebula = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("drawn: nebula at "))
+        .map(|l| {
+            let w: Vec<f32> = l
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (w[0], w[1], w[2])
+        })
+        .filter(|(x, y, _)| *x >= 0.0 && *y >= 0.0 && *x < 1280.0 && *y < 800.0)
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap_or_else(|| panic!("a nebula in sight of nebula-maze: {stdout}"));
+    let p = image.get_pixel(nebula.0 as u32, nebula.1 as u32);
+    assert!(
+        p[1] > p[0] + 10 && p[2] > p[0] + 10,
+        "nebula at ({}, {}) is {:?}",
+        nebula.0,
+        nebula.1,
+        p
+    );
+}
