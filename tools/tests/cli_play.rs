@@ -75,8 +75,9 @@ impl Drop for Killed {
 /// (the docs' pictures are made by these tests, not by hand: see docs/play.md).
 fn keep_for_docs(shot: &Path, name: &str) {
     if let Some(dir) = std::env::var_os("ASTROBOIDS_DOC_SCREENSHOTS") {
-        let dir = Path::new(&dir);
-        std::fs::create_dir_all(dir).unwrap();
+        // Relative to the workspace (tests run in their package's directory).
+        let dir = common::repo().join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(shot, dir.join(name)).unwrap();
     }
 }
