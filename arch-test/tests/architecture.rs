@@ -185,7 +185,7 @@ const DEPENDENCY_RULES: &[DependencyRule] = &[
         krate: "astroboids-play",
         forbidden: SERVER_CRATES,
         invariant: "the windowed client links no server crate: it plays through the protocol, \
-                    and its replay and design views link only `host` and `designer`",
+                    and its replay and design views reuse `host` and `designer` (and the sim they run)",
     },
     DependencyRule {
         krate: "astroboids-protocol",
