@@ -287,8 +287,28 @@ fn help(ui: &mut Ui) {
                 ("Tab", "select the next ship of the fleet"),
                 ("F", "follow the selected ship"),
                 ("H", "show or hide this"),
+                ("F1 / F2 / F3", "play / replay / design"),
             ] {
                 ui.label(format!("{key:<14} {what}"));
+            }
+            ui.separator();
+            for (colour, what) in [
+                (map::OWN_SHIP, "your ships"),
+                (
+                    map::OWNER_COLOURS[0],
+                    "other players' ships: one colour per player",
+                ),
+                (map::ASTEROID, "asteroids"),
+                (map::NEBULA_EDGE, "nebulae: sensors reach less far inside"),
+                (map::HAZARD_EDGE, "hazards: they damage hulls (dashed edge)"),
+                (map::SENSOR_RANGE, "the selected ship's sensor range"),
+            ] {
+                ui.horizontal(|ui| {
+                    let (swatch, _) =
+                        ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+                    ui.painter().circle_filled(swatch.center(), 5.0, colour);
+                    ui.label(what);
+                });
             }
         });
 }

@@ -292,3 +292,33 @@ fn the_commands_panel_asks_the_server_and_shows_its_answer() {
     harness.run();
     assert!(harness.query_by_label(&refusal).is_some());
 }
+
+/// H shows the keys and the map's colours, whole inside a 1280x800 window; H again hides them.
+#[test]
+fn the_help_overlay_lists_keys_and_colours_inside_the_window() {
+    let mut harness = harness();
+    harness.key_press(egui::Key::H);
+    harness.run();
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, vec2(1280.0, 800.0));
+    for text in [
+        "select the next ship of the fleet",
+        "play / replay / design",
+        "your ships",
+        "nebulae: sensors reach less far inside",
+        "hazards: they damage hulls (dashed edge)",
+    ] {
+        let node = harness.get_by_label_contains(text);
+        assert!(
+            window.contains_rect(node.rect()),
+            "{text:?} at {:?}",
+            node.rect()
+        );
+    }
+    harness.key_press(egui::Key::H);
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("play / replay / design")
+            .is_none()
+    );
+}
