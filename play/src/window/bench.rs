@@ -33,10 +33,15 @@ impl BenchRun {
         }
     }
 
-    /// Notes a frame; the summary line once enough were timed.
+    /// Notes a frame; the summary line once, when enough were timed (frames drawn while the
+    /// window closes are not counted).
     pub fn frame(&mut self, now: Instant, in_sight: usize) -> Option<String> {
+        let wanted = self.bench.frames + WARMUP_FRAMES + 1;
+        if self.times.len() >= wanted {
+            return None;
+        }
         self.times.push(now);
-        if self.times.len() < self.bench.frames + WARMUP_FRAMES + 1 {
+        if self.times.len() < wanted {
             return None;
         }
         let mut ms: Vec<f64> = self.times[WARMUP_FRAMES..]
