@@ -13,6 +13,7 @@ use astroboids_net::snapshot::{
     owner_slot,
 };
 
+use crate::camera::Camera;
 use crate::model::PlayModel;
 
 pub const BACKGROUND: Color32 = Color32::from_rgb(8, 12, 24);
@@ -130,7 +131,7 @@ pub fn show(ui: &mut Ui, model: &mut PlayModel, now: f64, last: &MapDrawn) -> Ma
     }
     let painter = painter.with_clip_rect(rect);
     painter.rect_filled(rect, 0.0, BACKGROUND);
-    grid(&painter, model, rect);
+    grid(&painter, &model.camera, rect, size);
     let mut out = MapDrawn {
         rect,
         entities: Vec::with_capacity(drawn.len()),
@@ -249,26 +250,45 @@ fn sensor_range(
 }
 
 fn ship(painter: &egui::Painter, d: &Drawn, at: Pos2, length: f32, selected: bool) {
-    let fill = ship_colour(d.entity.kind);
-    let (sin, cos) = d.heading.sin_cos();
+    hull(
+        painter,
+        at,
+        d.heading,
+        length,
+        ship_colour(d.entity.kind),
+        selected,
+    );
+}
+
+/// A ship's hull: a triangle `length` points nose to tail pointing along `heading`, ringed
+/// when selected (the replay view draws its ships with it too).
+pub fn hull(
+    painter: &egui::Painter,
+    at: Pos2,
+    heading: f32,
+    length: f32,
+    fill: Color32,
+    selected: bool,
+) {
+    let (sin, cos) = heading.sin_cos();
     let forward = vec2(cos, sin);
     let side = vec2(-sin, cos);
     let nose = at + forward * (length * 0.6);
     let back = at - forward * (length * 0.4);
-    let hull = vec![
+    let points = vec![
         nose,
         back + side * (length * 0.35),
         back - side * (length * 0.35),
     ];
-    painter.add(Shape::convex_polygon(hull, fill, Stroke::NONE));
+    painter.add(Shape::convex_polygon(points, fill, Stroke::NONE));
     if selected {
         painter.circle_stroke(at, length * 0.9, Stroke::new(2.0, SELECTED));
     }
 }
 
-fn grid(painter: &egui::Painter, model: &PlayModel, rect: Rect) {
-    let size = model.sector_size();
-    let camera = &model.camera;
+/// The sector grid with coordinates (when sectors are wide enough to label) as `camera` sees
+/// it in `rect`; nothing when too many sectors are in sight.
+pub fn grid(painter: &egui::Painter, camera: &Camera, rect: Rect, size: f32) {
     let (min, max) = camera.visible_sectors(rect, size);
     if max.0 - min.0 > MAX_GRID_SECTORS || max.1 - min.1 > MAX_GRID_SECTORS {
         return;

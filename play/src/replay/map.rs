@@ -3,14 +3,12 @@
 //! the selected ship's contacts: a line from where it sensed to each contact, a ring on each.
 //! Drag pans, the wheel zooms about the pointer, a click selects the nearest ship.
 
-use egui::{Align2, FontId, Pos2, Rect, Sense, Shape, Stroke, Ui, vec2};
+use egui::{Pos2, Rect, Sense, Stroke, Ui};
 
 use astroboids_net::snapshot::KIND_ASTEROID;
 
 use crate::camera::Camera;
-use crate::map::{
-    ASTEROID, BACKGROUND, DrawnEntity, GRID, GRID_TEXT, OTHER_SHIP, OWN_SHIP, SELECTED,
-};
+use crate::map::{self, ASTEROID, BACKGROUND, DrawnEntity, OTHER_SHIP, OWN_SHIP, SELECTED};
 
 use super::frame::{Frame, Sensed, WorldEntity};
 
@@ -22,10 +20,6 @@ const MIN_SHIP_POINTS: f32 = 9.0;
 const PICK_POINTS: f32 = 18.0;
 /// A contact's ring is at least this wide, so small asteroids' rings show.
 const MIN_CONTACT_POINTS: f32 = 5.0;
-/// Sector coordinates are written only when a sector is at least this wide on screen.
-const LABEL_MIN_SECTOR_POINTS: f32 = 60.0;
-/// Grid lines are drawn only while at most this many sectors are visible across.
-const MAX_GRID_SECTORS: i32 = 200;
 
 /// What the map drew last: its rect, the entities and the selected ship's contacts (for
 /// clicks, tests and the screenshot's report).
@@ -118,7 +112,7 @@ impl MapView {
         }
         let painter = painter.with_clip_rect(rect);
         painter.rect_filled(rect, 0.0, BACKGROUND);
-        grid(&painter, &self.camera, rect, size);
+        map::grid(&painter, &self.camera, rect, size);
         let mut drawn = ReplayMapDrawn {
             rect,
             entities: Vec::new(),
@@ -206,55 +200,5 @@ fn drawn(e: &WorldEntity, at: Pos2, radius: f32) -> DrawnEntity {
 
 fn hull(painter: &egui::Painter, e: &WorldEntity, at: Pos2, length: f32, selected: bool) {
     let fill = if e.scripted { OWN_SHIP } else { OTHER_SHIP };
-    let (sin, cos) = e.heading.sin_cos();
-    let forward = vec2(cos, sin);
-    let side = vec2(-sin, cos);
-    let nose = at + forward * (length * 0.6);
-    let back = at - forward * (length * 0.4);
-    let points = vec![
-        nose,
-        back + side * (length * 0.35),
-        back - side * (length * 0.35),
-    ];
-    painter.add(Shape::convex_polygon(points, fill, Stroke::NONE));
-    if selected {
-        painter.circle_stroke(at, length * 0.9, Stroke::new(2.0, SELECTED));
-    }
-}
-
-fn grid(painter: &egui::Painter, camera: &Camera, rect: Rect, size: f32) {
-    let (min, max) = camera.visible_sectors(rect, size);
-    if max.0 - min.0 > MAX_GRID_SECTORS || max.1 - min.1 > MAX_GRID_SECTORS {
-        return;
-    }
-    let stroke = Stroke::new(1.0, GRID);
-    for x in min.0..=max.0.saturating_add(1) {
-        let px = camera.sector_corner(rect, (x, min.1), size).x;
-        painter.line_segment(
-            [Pos2::new(px, rect.top()), Pos2::new(px, rect.bottom())],
-            stroke,
-        );
-    }
-    for y in min.1..=max.1.saturating_add(1) {
-        let py = camera.sector_corner(rect, (min.0, y), size).y;
-        painter.line_segment(
-            [Pos2::new(rect.left(), py), Pos2::new(rect.right(), py)],
-            stroke,
-        );
-    }
-    if size * camera.points_per_metre < LABEL_MIN_SECTOR_POINTS {
-        return;
-    }
-    for x in min.0..=max.0 {
-        for y in min.1..=max.1 {
-            let corner = camera.sector_corner(rect, (x, y), size);
-            painter.text(
-                corner + vec2(4.0, 3.0),
-                Align2::LEFT_TOP,
-                format!("{x},{y}"),
-                FontId::proportional(11.0),
-                GRID_TEXT,
-            );
-        }
-    }
+    map::hull(painter, at, e.heading, length, fill, selected);
 }
