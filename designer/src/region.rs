@@ -173,21 +173,50 @@ impl RegionSummary {
         let rows: Vec<(Vec<SectorSummary>, u64)> = (0..region.height())
             .into_par_iter()
             .map(|row| {
-                let mut hasher = StateHasher::default();
-                let summaries = (0..region.width())
-                    .map(|column| {
-                        let contents = generator.generate(region.at(column, row));
-                        hasher.write_u64(contents_hash(&contents));
-                        SectorSummary::of(&contents, sector_size)
-                    })
-                    .collect();
+                let generated = summarize_row(region.width(), |column| {
+                    let contents = generator.generate(region.at(column, row));
+                    Some((
+                        SectorSummary::of(&contents, sector_size),
+                        contents_hash(&contents),
+                    ))
+                })
+                .expect("every sector is generated");
                 progress(u64::from(region.width()));
-                (summaries, hasher.finish())
+                generated
             })
             .collect();
-        // Row hashes combined in row order: the same whatever the thread count.
+        Self::from_rows(region, generator.version(), sector_size, rows)
+    }
+
+    /// The summary of `region` from sectors summarized earlier (a designer's cache): each
+    /// sector's summary and its contents' hash, `None` if some sector is missing. Equal to
+    /// what [`RegionSummary::generate`] makes of the same sectors, hash included.
+    pub fn from_sectors(
+        region: Region,
+        generator_version: u32,
+        sector_size: f32,
+        mut sector: impl FnMut(SectorCoord) -> Option<(SectorSummary, u64)>,
+    ) -> Option<Self> {
+        let rows = (0..region.height())
+            .map(|row| summarize_row(region.width(), |column| sector(region.at(column, row))))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self::from_rows(
+            region,
+            generator_version,
+            sector_size,
+            rows,
+        ))
+    }
+
+    /// Row results combined in row order: the same hash whatever the thread count.
+    fn from_rows(
+        region: Region,
+        generator_version: u32,
+        sector_size: f32,
+        rows: Vec<(Vec<SectorSummary>, u64)>,
+    ) -> Self {
         let mut hasher = StateHasher::default();
-        hasher.write_u32(generator.version());
+        hasher.write_u32(generator_version);
         hasher.write_i32(region.from.x);
         hasher.write_i32(region.from.y);
         hasher.write_u32(region.width());
@@ -199,7 +228,7 @@ impl RegionSummary {
         }
         Self {
             region,
-            generator_version: generator.version(),
+            generator_version,
             sector_size,
             sectors,
             hash: hasher.finish(),
@@ -209,6 +238,21 @@ impl RegionSummary {
     pub fn get(&self, column: u32, row: u32) -> &SectorSummary {
         &self.sectors[(row * self.region.width() + column) as usize]
     }
+}
+
+/// One row's sector summaries and the hash of their contents' hashes, in column order.
+fn summarize_row(
+    width: u32,
+    mut sector: impl FnMut(u32) -> Option<(SectorSummary, u64)>,
+) -> Option<(Vec<SectorSummary>, u64)> {
+    let mut hasher = StateHasher::default();
+    let mut summaries = Vec::with_capacity(width as usize);
+    for column in 0..width {
+        let (summary, hash) = sector(column)?;
+        hasher.write_u64(hash);
+        summaries.push(summary);
+    }
+    Some((summaries, hasher.finish()))
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! generated for the map (the region is not generated a second time).
 
 use astroboids_designer::{Region, RegionStats, RegionSummary};
-use astroboids_engine::StateHasher;
 
 use super::cache::{ConfigKey, SectorCache};
 
-/// The region's summary as `RegionSummary::generate` makes it (the same sector summaries and
-/// the same region hash, combined row by row in the same order), if every sector of it is
+/// The region's summary as `RegionSummary::generate` makes it, if every sector of it is
 /// cached.
 pub fn region_summary(
     cache: &SectorCache,
@@ -16,28 +14,10 @@ pub fn region_summary(
     generator_version: u32,
     sector_size: f32,
 ) -> Option<RegionSummary> {
-    let mut sectors = Vec::with_capacity(region.sectors() as usize);
-    let mut hasher = StateHasher::default();
-    hasher.write_u32(generator_version);
-    hasher.write_i32(region.from.x);
-    hasher.write_i32(region.from.y);
-    hasher.write_u32(region.width());
-    hasher.write_u32(region.height());
-    for row in 0..region.height() {
-        let mut row_hasher = StateHasher::default();
-        for column in 0..region.width() {
-            let sector = cache.get(key, region.at(column, row))?;
-            row_hasher.write_u64(sector.contents_hash);
-            sectors.push(sector.summary);
-        }
-        hasher.write_u64(row_hasher.finish());
-    }
-    Some(RegionSummary {
-        region,
-        generator_version,
-        sector_size,
-        sectors,
-        hash: hasher.finish(),
+    RegionSummary::from_sectors(region, generator_version, sector_size, |coord| {
+        cache
+            .get(key, coord)
+            .map(|sector| (sector.summary, sector.contents_hash))
     })
 }
 
