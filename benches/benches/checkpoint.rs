@@ -1,5 +1,5 @@
 //! World checkpoints at 10k ships (1,000 of them scripted, one 64 KiB page of script memory
-//! each): capture + encode, and decode + restore (including recompiling the script and
+//! each): capture alone (what stays on the tick thread), capture + encode, and decode + restore (including recompiling the script and
 //! re-instantiating every script); then what a persistent world does around them: zstd
 //! compression, and storing the compressed checkpoint in sled with a flush. The encoded and
 //! compressed sizes are printed once.
@@ -44,6 +44,11 @@ fn checkpoints(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("checkpoint");
     group.sample_size(10);
+    // What a persistent world's tick thread does at a checkpoint tick (the rest is the
+    // checkpoint writer's, on its own thread).
+    group.bench_function("capture_10k_ships", |b| {
+        b.iter(|| checkpoint::capture(&mut sim).ships.len())
+    });
     group.bench_function("capture_encode_10k_ships", |b| {
         b.iter(|| checkpoint::encode(&checkpoint::capture(&mut sim)).len())
     });

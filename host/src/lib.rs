@@ -7,6 +7,7 @@
 //! sim only through world inputs, `Simulation::step` and checkpoints, so everything it does is
 //! reproducible by a replay. It reads no wall-clock time: callers time what they want to time.
 
+pub mod checkpoint_writer;
 pub mod compress;
 pub mod inspect;
 pub mod persistent;

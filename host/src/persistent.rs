@@ -5,9 +5,10 @@
 //!   then [`PersistentWorld::commit`] appends all inputs for the next tick to the write-ahead
 //!   log in one transaction and flushes. Only then is an input acknowledged. A tick never runs
 //!   with unlogged inputs: [`PersistentWorld::step`] commits first.
-//! - After every checkpoint tick (`persistence.checkpoint_every_ticks`) the world is captured,
-//!   compressed and stored with its "latest" marker in one transaction, flushed, and only then
-//!   are older checkpoints and the inputs it covers pruned.
+//! - After every checkpoint tick (`persistence.checkpoint_every_ticks`) the world is captured
+//!   on the tick thread; a writer thread (see [`crate::checkpoint_writer`]) compresses and
+//!   stores it with its "latest" marker in one transaction, flushes, and only then prunes older
+//!   checkpoints and the inputs it covers, while the next ticks run.
 //! - Opening restores the latest checkpoint (or the empty world), re-applies the logged inputs
 //!   tick by tick, and re-runs the ticks after them up to the last tick the world is noted to
 //!   have reached (noted every tick, durable with the next flush; a clean close flushes it).
@@ -26,6 +27,7 @@
 //! `astroboids sim` with the same seed, configuration and inputs have the same hash.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use astroboids_engine::{Simulation, StateHash};
 use astroboids_scripting::ArtifactDir;
@@ -38,6 +40,7 @@ use astroboids_sim::physics::is_checkpoint_tick;
 use astroboids_sim::{SimOptions, UniverseConfig, build_simulation_with};
 use astroboids_storage::{StorageError, StoreLimits, WorldStore};
 
+use crate::checkpoint_writer::{CheckpointWriter, StoredCheckpoint};
 use crate::compress;
 use crate::world_info::{
     InfoError, WORLD_INFO_FORMAT, WORLD_INFO_FORMAT_V1, WorldInfo, decode_logged,
@@ -79,6 +82,8 @@ pub enum HostError {
     Corrupt { path: PathBuf, what: String },
     #[error("input refused: {0}")]
     Input(#[from] WorldInputError),
+    #[error("the checkpoint writer thread stopped (it panicked, or could not start)")]
+    WriterStopped,
 }
 
 /// How a world was opened.
@@ -101,11 +106,13 @@ pub struct OpenReport {
 /// A running world that persists every input and checkpoint to its data directory.
 pub struct PersistentWorld {
     path: PathBuf,
-    store: WorldStore,
+    store: Arc<WorldStore>,
     sim: Simulation,
     config: UniverseConfig,
     unlogged: Vec<WorldInput>,
-    last_checkpoint_bytes: Option<usize>,
+    /// Encodes, compresses and stores checkpoints off the tick thread.
+    writer: CheckpointWriter,
+    last_checkpoint: Option<StoredCheckpoint>,
 }
 
 impl std::fmt::Debug for PersistentWorld {
@@ -253,13 +260,17 @@ impl PersistentWorld {
         if info.format == WORLD_INFO_FORMAT_V1 {
             migrate_world_info(&store, &info)?;
         }
+        let store = Arc::new(store);
+        let writer =
+            CheckpointWriter::start(store.clone()).map_err(|_| HostError::WriterStopped)?;
         let world = Self {
             path,
             store,
             sim,
             config,
             unlogged: Vec::new(),
-            last_checkpoint_bytes: None,
+            writer,
+            last_checkpoint: None,
         };
         let report = OpenReport {
             created,
@@ -304,9 +315,23 @@ impl PersistentWorld {
         self.sim.state_hash()
     }
 
-    /// Encoded size of the last checkpoint written, compressed.
+    /// Compressed size of the last checkpoint known to be stored (checkpoints are stored by
+    /// a writer thread: see [`Self::flush_checkpoints`]).
     pub fn last_checkpoint_bytes(&self) -> Option<usize> {
-        self.last_checkpoint_bytes
+        self.last_checkpoint.map(|c| c.bytes)
+    }
+
+    /// The last checkpoint known to be stored.
+    pub fn last_checkpoint(&self) -> Option<StoredCheckpoint> {
+        self.last_checkpoint
+    }
+
+    /// Waits until the checkpoint being written (if any) is stored and flushed.
+    pub fn flush_checkpoints(&mut self) -> Result<(), HostError> {
+        if let Some(stored) = self.writer.wait()? {
+            self.last_checkpoint = Some(stored);
+        }
+        Ok(())
     }
 
     /// Applies `input` for the next tick. It is acknowledged (durable) after [`Self::commit`];
@@ -335,29 +360,41 @@ impl PersistentWorld {
         Ok(Some(tick))
     }
 
-    /// Runs one tick (committing pending inputs first) and writes a checkpoint when it is a
-    /// checkpoint tick. Returns whether a checkpoint was written.
+    /// Runs one tick (committing pending inputs first) and, at a checkpoint tick, captures
+    /// the world and hands it to the writer thread, which stores it while the next ticks run.
+    /// Returns whether a checkpoint was taken. A failure to store the previous checkpoint is
+    /// returned by the step after it.
     pub fn step(&mut self) -> Result<bool, HostError> {
         self.commit()?;
+        if let Some(stored) = self.writer.poll()? {
+            self.last_checkpoint = Some(stored);
+        }
         self.sim.step();
         self.store.note_tick_reached(self.sim.tick())?;
-        let written = write_checkpoint_if_due(&self.store, &self.config, &mut self.sim)?;
-        if written.is_some() {
-            self.last_checkpoint_bytes = written;
+        let tick = self.sim.tick();
+        if !is_checkpoint_tick(&self.config, tick) {
+            return Ok(false);
         }
-        Ok(written.is_some())
+        let captured = checkpoint::capture(&mut self.sim);
+        if let Some(stored) = self.writer.submit(tick, captured)? {
+            self.last_checkpoint = Some(stored);
+        }
+        Ok(true)
     }
 
-    /// Makes everything durable (a clean shutdown).
+    /// Makes everything durable (a clean shutdown): the logged inputs and the checkpoint being
+    /// written.
     pub fn close(mut self) -> Result<(), HostError> {
         self.commit()?;
+        self.flush_checkpoints()?;
         self.store.flush()?;
         Ok(())
     }
 }
 
-/// At a checkpoint tick: captures, compresses and stores the world, then prunes what the
-/// checkpoint covers. Returns the compressed size when one was written.
+/// While a world is opened (re-running logged ticks, before any player waits on it): at a
+/// checkpoint tick, captures, compresses and stores the world on this thread, then prunes what
+/// the checkpoint covers.
 fn write_checkpoint_if_due(
     store: &WorldStore,
     config: &UniverseConfig,

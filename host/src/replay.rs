@@ -125,6 +125,7 @@ enum Chunk {
     /// An encoded [`WorldCheckpoint`] taken after `tick`.
     Keyframe {
         tick: u64,
+        #[serde(with = "serde_bytes")]
         checkpoint: Vec<u8>,
     },
     Ticks(Vec<TickRecord>),

@@ -21,7 +21,8 @@ pub trait RunnableWorld {
     /// Makes the inputs submitted so far durable; returns the tick they were logged for
     /// (`None`: nothing to log, or nothing is persisted).
     fn commit(&mut self) -> Result<Option<u64>, HostError>;
-    /// Runs one tick; returns whether a checkpoint was written.
+    /// Runs one tick; returns whether a checkpoint was taken (a persisted world stores it on a
+    /// writer thread while the next ticks run).
     fn step(&mut self) -> Result<bool, HostError>;
 }
 
@@ -75,6 +76,7 @@ impl RunnableWorld for PersistentWorld {
 pub struct Stepped {
     /// The tick the inputs were logged for before it ran (persisted worlds).
     pub committed: Option<u64>,
+    /// A checkpoint was taken after the tick (stored by the world's writer thread).
     pub checkpoint_written: bool,
     pub recording: Rotation,
 }

@@ -205,3 +205,44 @@ fn a_refused_input_is_not_logged() {
     assert!(err.to_string().contains("unknown script"), "{err}");
     assert_eq!(world.commit().unwrap(), None, "nothing to log");
 }
+
+/// Checkpoints are stored by a writer thread while the next ticks run: once it has stored
+/// one, the store holds it as the latest (its size reported), the inputs it covers are gone,
+/// and the world reopens from it with the uninterrupted run's hash.
+#[test]
+fn checkpoints_are_stored_by_the_writer_while_ticks_go_on() {
+    let reference = reference_hashes(45);
+    let dir = TempDir::new("persist-writer");
+    let (mut world, _) = open(&dir);
+    let mut taken = Vec::new();
+    while world.tick() < 45 {
+        for input in inputs_for(world.tick() + 1) {
+            world.submit(input).expect("scenario inputs are accepted");
+        }
+        if world.step().expect("tick runs") {
+            taken.push(world.tick());
+        }
+    }
+    assert_eq!(taken, vec![20, 40], "a checkpoint is taken every 20 ticks");
+    world.flush_checkpoints().unwrap();
+    let stored = world.last_checkpoint().expect("the writer stored one");
+    assert_eq!(stored.tick, 40);
+    let (tick, packed) = world.store().latest_checkpoint().unwrap().unwrap();
+    assert_eq!((tick, packed.len()), (40, stored.bytes));
+    assert!(
+        world
+            .store()
+            .inputs_from(0)
+            .unwrap()
+            .iter()
+            .all(|input| input.tick > 40),
+        "the inputs the checkpoint covers are pruned"
+    );
+    world.close().unwrap();
+    let (mut world, report) = open(&dir);
+    assert_eq!(report.checkpoint_tick, Some(40));
+    assert_eq!(
+        world.state_hash().total,
+        reference[report.tick as usize - 1]
+    );
+}

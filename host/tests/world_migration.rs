@@ -230,6 +230,7 @@ fn a_format_1_world_opens_with_its_state_and_is_written_in_the_current_formats()
     while world.tick() < 40 {
         world.step().unwrap();
     }
+    world.flush_checkpoints().unwrap();
     let (tick, packed) = world.store().latest_checkpoint().unwrap().unwrap();
     assert_eq!(tick, 40);
     let latest = checkpoint::decode(&compress::unpack(&packed, 1 << 30).unwrap()).unwrap();

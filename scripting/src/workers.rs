@@ -52,6 +52,8 @@ enum Request {
     Snapshot {
         ship: u64,
     },
+    /// The states of these ships (a checkpoint's capture), in the given order.
+    Snapshots(Vec<u64>),
     Digests,
 }
 
@@ -61,6 +63,7 @@ enum Reply {
     Detached(bool),
     Ran(Vec<ScriptResult>),
     Snapshot(Option<InstanceState>),
+    Snapshots(Vec<(u64, InstanceState)>),
     Digests(Vec<(u64, u128)>),
 }
 
@@ -260,6 +263,28 @@ impl ScriptWorkers {
         }
     }
 
+    /// The states of those of `ships` that have an instance, in ship order: one request per
+    /// worker, all workers at once (a checkpoint of thousands of scripts asks once, not
+    /// thousands of times).
+    pub fn states(&self, ships: &[u64]) -> Vec<(u64, InstanceState)> {
+        let mut per_worker: Vec<Vec<u64>> = vec![Vec::new(); self.workers.len()];
+        for &ship in ships.iter().filter(|s| self.is_attached(**s)) {
+            per_worker[self.worker_index(ship)].push(ship);
+        }
+        let requests = per_worker
+            .into_iter()
+            .map(|wanted| (!wanted.is_empty()).then_some(Request::Snapshots(wanted)));
+        let mut states = Vec::with_capacity(ships.len());
+        for reply in self.scatter(requests) {
+            match reply {
+                Reply::Snapshots(mut s) => states.append(&mut s),
+                _ => unreachable!("workers answer snapshots with Snapshots"),
+            }
+        }
+        states.sort_unstable_by_key(|(ship, _)| *ship);
+        states
+    }
+
     /// A digest of every instance's state, in ship order; computed on all workers at once.
     pub fn state_digests(&self) -> Vec<(u64, u128)> {
         let mut digests = Vec::with_capacity(self.attached.len());
@@ -358,6 +383,12 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
             Request::Snapshot { ship } => {
                 Reply::Snapshot(ships.get_mut(&ship).map(ScriptInstance::state))
             }
+            Request::Snapshots(wanted) => Reply::Snapshots(
+                wanted
+                    .into_iter()
+                    .filter_map(|ship| Some((ship, ships.get_mut(&ship)?.state())))
+                    .collect(),
+            ),
             Request::Digests => Reply::Digests(
                 ships
                     .iter_mut()

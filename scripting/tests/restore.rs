@@ -126,3 +126,41 @@ fn workers_restore_a_ship_from_saved_state() {
     }
     assert!(pool.restore(2, &script, saved).is_err(), "already attached");
 }
+
+/// A snapshot holds every byte the script wrote, wherever in its memory (the copy stops at the
+/// last non-zero byte; everything after it is zero either way).
+#[test]
+fn a_snapshot_holds_every_byte_wherever_the_script_wrote_last() {
+    const SENSOR_AT: usize = 1024;
+    const COMMAND_AT: usize = 8192;
+    for at in [2usize, 4095, 4096, 40_000, 65_534, 65_535] {
+        let wat = format!(
+            r#"(module
+                (memory (export "memory") 1 1)
+                (func (export "astroboids_abi") (result i32) i32.const 1)
+                (func (export "sensor_ptr") (result i32) i32.const {SENSOR_AT})
+                (func (export "command_ptr") (result i32) i32.const {COMMAND_AT})
+                (func (export "tick")
+                  (i32.store8 (i32.const 1) (i32.const 5))
+                  (i32.store8 (i32.const {at}) (i32.const 7))))"#
+        );
+        let e = engine();
+        let script = e.load(&wasm(&wat)).unwrap();
+        let mut ship = ScriptInstance::new(&script, 1).unwrap();
+        ship.run_tick(1_000_000, 9, &sensors(9));
+        let memory = ship.memory_snapshot();
+        assert_eq!(memory.len(), 65_536);
+        assert_eq!((memory[1], memory[at]), (5, 7), "written at {at}");
+        let blocks = SENSOR_AT..SENSOR_AT + astroboids_scripting::blocks::SENSOR_BLOCK_BYTES;
+        let command = COMMAND_AT..COMMAND_AT + 16;
+        assert!(
+            memory[blocks.clone()].iter().any(|&b| b != 0),
+            "the tick is in the sensor block"
+        );
+        for (i, &b) in memory.iter().enumerate() {
+            if i != 1 && i != at && !blocks.contains(&i) && !command.contains(&i) {
+                assert_eq!(b, 0, "byte {i} (script wrote at {at})");
+            }
+        }
+    }
+}

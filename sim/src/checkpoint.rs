@@ -107,6 +107,7 @@ pub struct ScriptRecord {
     pub log: Vec<(u64, String)>,
     pub log_dropped: u64,
     /// Memory and mutable globals of the running instance.
+    #[serde(with = "serde_bytes")]
     pub memory: Vec<u8>,
     pub globals: Vec<u64>,
 }
@@ -212,7 +213,7 @@ fn ship_record(
         '_,
         ShipRecordQuery,
     >,
-    state: Option<&astroboids_scripting::InstanceState>,
+    mut state: Option<astroboids_scripting::InstanceState>,
 ) -> ShipRecord {
     ShipRecord {
         id: id.0,
@@ -241,8 +242,14 @@ fn ship_record(
             faults_total: runtime.faults_total,
             log: log.lines.iter().map(|l| (l.tick, l.text.clone())).collect(),
             log_dropped: log.dropped,
-            memory: state.map(|s| s.memory.clone()).unwrap_or_default(),
-            globals: state.map(|s| s.globals.clone()).unwrap_or_default(),
+            memory: state
+                .as_mut()
+                .map(|s| std::mem::take(&mut s.memory))
+                .unwrap_or_default(),
+            globals: state
+                .as_mut()
+                .map(|s| std::mem::take(&mut s.globals))
+                .unwrap_or_default(),
         }),
         owner: owner.map(|o| o.0.clone()),
     }
@@ -255,7 +262,7 @@ pub fn capture_ship(world: &mut World, id: NetId) -> Option<ShipRecord> {
     let state = world.resource::<ScriptHost>().instance_state(id);
     let mut query = world.query::<ShipRecordQuery>();
     let item = query.get(world, entity).ok()?;
-    Some(ship_record(item, state.as_ref()))
+    Some(ship_record(item, state))
 }
 
 /// Captures the world between ticks and canonicalizes its physics (see the module docs).
@@ -263,24 +270,25 @@ pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
     let world = sim.world_mut();
     drop_physics_caches(world);
     let config = world.resource::<UniverseConfig>().clone();
-    let host_states = {
+    // Every running script's state in one request per worker, its memory then moved (not
+    // copied again) into the ship's record: at thousands of scripts this is most of a capture.
+    let mut host_states = {
         let mut query = world.query::<(&NetId, &ScriptRuntime)>();
         let running: Vec<NetId> = query
             .iter(world)
             .filter(|(_, r)| r.status == InstanceStatus::Running)
             .map(|(id, _)| *id)
             .collect();
-        let host = world.resource::<ScriptHost>();
-        running
-            .into_iter()
-            .filter_map(|id| host.instance_state(id).map(|s| (id, s)))
-            .collect::<std::collections::BTreeMap<_, _>>()
+        world.resource::<ScriptHost>().instance_states(&running)
     };
 
     let mut query = world.query::<ShipRecordQuery>();
     let mut ships: Vec<ShipRecord> = query
         .iter(world)
-        .map(|item| ship_record(item, host_states.get(item.0.0)))
+        .map(|item| {
+            let state = host_states.remove(item.0.0);
+            ship_record(item, state)
+        })
         .collect();
     ships.sort_unstable_by_key(|s| s.id);
 

@@ -276,6 +276,20 @@ impl ScriptHost {
     pub fn instance_state(&self, ship: NetId) -> Option<astroboids_scripting::InstanceState> {
         self.workers().state(ship.0).ok()
     }
+
+    /// The states of those of `ships` whose script runs, by ship id, gathered from all
+    /// workers at once.
+    pub fn instance_states(
+        &self,
+        ships: &[NetId],
+    ) -> std::collections::BTreeMap<NetId, astroboids_scripting::InstanceState> {
+        let ids: Vec<u64> = ships.iter().map(|s| s.0).collect();
+        self.workers()
+            .states(&ids)
+            .into_iter()
+            .map(|(ship, state)| (NetId(ship), state))
+            .collect()
+    }
 }
 
 /// Adds `wasm` to the world's script library; returns its id.

@@ -44,6 +44,12 @@ struct Summary {
     tick_ms_p50: f64,
     tick_ms_p99: f64,
     tick_ms_max: f64,
+    /// The run's first tick (where fresh scripts start).
+    first_tick_ms: f64,
+    /// The slowest tick that wrote a checkpoint (0: none did), and the slowest of the rest:
+    /// what checkpoints cost the tick thread.
+    checkpoint_tick_ms_max: f64,
+    other_tick_ms_max: f64,
     ticks_per_s: f64,
     sectors_loaded: usize,
     sectors_generated: u64,
@@ -331,6 +337,7 @@ fn simulate(
         .progress_chars("=> "),
     );
     let mut durations = Vec::with_capacity((end_tick - start_tick) as usize);
+    let (mut checkpoint_tick_max, mut other_tick_max) = (Duration::ZERO, Duration::ZERO);
     let started = Instant::now();
     let mut pacer = args
         .realtime
@@ -364,7 +371,13 @@ fn simulate(
         }
         let t0 = Instant::now();
         let stepped = world.step()?;
-        durations.push(t0.elapsed());
+        let took = t0.elapsed();
+        durations.push(took);
+        if stepped.checkpoint_written {
+            checkpoint_tick_max = checkpoint_tick_max.max(took);
+        } else if durations.len() > 1 {
+            other_tick_max = other_tick_max.max(took);
+        }
         if let Some(tick) = stepped.committed {
             eprintln!("acknowledged: inputs for tick {tick} are logged");
         }
@@ -397,7 +410,11 @@ fn simulate(
         script_statuses(world.sim_mut());
 
     let hash = world.sim_mut().state_hash();
-    let (world, written) = world.finish();
+    let (mut world, written) = world.finish();
+    if let AnyWorld::Persistent(w) = &mut world {
+        // The last checkpoint may still be in the writer's hands: its size is reported.
+        w.flush_checkpoints()?;
+    }
     let record = record_summary(args, written.map_err(anyhow::Error::msg)?);
     let data = match (world.persistent(), opened) {
         (Some(w), Some(report)) => Some(DataSummary {
@@ -415,6 +432,7 @@ fn simulate(
     let w = sim.world();
     let totals = w.resource::<SimTotals>().clone();
     let load_stats = w.resource::<ScriptLibrary>().engine().load_stats();
+    let first_tick_ms = durations.first().map_or(0.0, |d| d.as_secs_f64() * 1e3);
     durations.sort_unstable();
     let faults = &w.resource::<ScriptFaults>().recent;
     let script_recent_faults = faults
@@ -445,6 +463,9 @@ fn simulate(
         tick_ms_p50: percentile_ms(&durations, 0.50),
         tick_ms_p99: percentile_ms(&durations, 0.99),
         tick_ms_max: durations.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        first_tick_ms,
+        checkpoint_tick_ms_max: checkpoint_tick_max.as_secs_f64() * 1e3,
+        other_tick_ms_max: other_tick_max.as_secs_f64() * 1e3,
         ticks_per_s: ticks_run as f64 / wall.as_secs_f64().max(1e-9),
         sectors_loaded: w.resource::<Sectors>().loaded_count(),
         sectors_generated: totals.sectors_generated,
@@ -627,6 +648,10 @@ fn print_summary(s: &Summary) {
     println!(
         "  tick time        p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.0} ticks/s)",
         s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s
+    );
+    println!(
+        "  slowest ticks    first {:.1} ms, with a checkpoint {:.1} ms, any other {:.1} ms",
+        s.first_tick_ms, s.checkpoint_tick_ms_max, s.other_tick_ms_max
     );
     println!(
         "  sectors          {} loaded, {} generated, {} unloaded",

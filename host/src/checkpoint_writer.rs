@@ -1,0 +1,144 @@
+//! Checkpoints written off the tick thread. The tick thread only captures the world (the copy
+//! of its state, which must happen between ticks); a writer thread encodes, compresses, stores
+//! and flushes it, then prunes what it covers. At ten thousand scripted ships the capture is a
+//! tenth of the work: the rest no longer stalls the tick.
+//!
+//! One checkpoint is written at a time: a capture that comes while the previous one is still
+//! being written waits for it (checkpoints are far apart, so this only happens when the disk
+//! cannot keep up, and then slowing the world is right). Durability is unchanged: the inputs a
+//! checkpoint covers are pruned only once it is flushed, so a crash before that resumes from
+//! the previous checkpoint and the logged inputs, as before.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+
+use astroboids_sim::checkpoint::{self, WorldCheckpoint};
+use astroboids_storage::WorldStore;
+
+use crate::compress;
+use crate::persistent::HostError;
+
+/// A checkpoint stored by the writer: its tick and compressed size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tick: u64,
+    pub bytes: usize,
+}
+
+struct Job {
+    tick: u64,
+    checkpoint: WorldCheckpoint,
+}
+
+/// The writer thread and the one checkpoint it may be working on.
+pub(crate) struct CheckpointWriter {
+    /// `None` once finished: closing the channel ends the thread.
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Result<StoredCheckpoint, HostError>>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: bool,
+}
+
+impl std::fmt::Debug for CheckpointWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointWriter")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointWriter {
+    pub fn start(store: Arc<WorldStore>) -> std::io::Result<Self> {
+        // Capacity 1 each way: one job handed over, one result waiting.
+        let (jobs, job_rx) = sync_channel::<Job>(1);
+        let (done_tx, done) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("checkpoint-writer".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let written = write(&store, job);
+                    if done_tx.send(written).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            in_flight: false,
+        })
+    }
+
+    /// Hands a captured checkpoint to the writer, after waiting for the previous one; returns
+    /// the previous one's outcome if it had not been collected.
+    pub fn submit(
+        &mut self,
+        tick: u64,
+        checkpoint: WorldCheckpoint,
+    ) -> Result<Option<StoredCheckpoint>, HostError> {
+        let previous = self.wait()?;
+        let jobs = self.jobs.as_ref().expect("the writer runs until finished");
+        jobs.send(Job { tick, checkpoint })
+            .map_err(|_| writer_gone())?;
+        self.in_flight = true;
+        Ok(previous)
+    }
+
+    /// The outcome of the checkpoint in flight if it is done, without waiting.
+    pub fn poll(&mut self) -> Result<Option<StoredCheckpoint>, HostError> {
+        if !self.in_flight {
+            return Ok(None);
+        }
+        match self.done.try_recv() {
+            Ok(outcome) => {
+                self.in_flight = false;
+                outcome.map(Some)
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(writer_gone()),
+        }
+    }
+
+    /// Waits until the checkpoint in flight (if any) is stored; its outcome.
+    pub fn wait(&mut self) -> Result<Option<StoredCheckpoint>, HostError> {
+        if !self.in_flight {
+            return Ok(None);
+        }
+        self.in_flight = false;
+        self.done.recv().map_err(|_| writer_gone())?.map(Some)
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        // A checkpoint being written is finished first: dropping the world must not leave a
+        // half-written store behind a process that goes on.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Encodes, compresses, stores and flushes a checkpoint, then prunes what it covers.
+fn write(store: &WorldStore, job: Job) -> Result<StoredCheckpoint, HostError> {
+    let packed = compress::pack(
+        &checkpoint::encode(&job.checkpoint),
+        compress::CHECKPOINT_LEVEL,
+    );
+    drop(job.checkpoint);
+    store.put_checkpoint(job.tick, &packed)?;
+    store.flush()?;
+    // Only once the checkpoint is durable may what it covers go.
+    store.prune_through(job.tick)?;
+    Ok(StoredCheckpoint {
+        tick: job.tick,
+        bytes: packed.len(),
+    })
+}
+
+fn writer_gone() -> HostError {
+    HostError::WriterStopped
+}
