@@ -14,10 +14,20 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
 use astroboids_sim::checkpoint::{self, WorldCheckpoint};
-use astroboids_storage::WorldStore;
+use astroboids_storage::{StorageError, WorldStore};
 
 use crate::compress;
-use crate::persistent::HostError;
+
+/// Why a checkpoint could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("storing a checkpoint: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot start the checkpoint writer thread: {0}")]
+    Start(std::io::Error),
+    #[error("the checkpoint writer thread stopped while writing a checkpoint (it panicked)")]
+    Stopped,
+}
 
 /// A checkpoint stored by the writer: its tick and compressed size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +45,7 @@ struct Job {
 pub(crate) struct CheckpointWriter {
     /// `None` once finished: closing the channel ends the thread.
     jobs: Option<SyncSender<Job>>,
-    done: Receiver<Result<StoredCheckpoint, HostError>>,
+    done: Receiver<Result<StoredCheckpoint, WriterError>>,
     thread: Option<JoinHandle<()>>,
     in_flight: bool,
 }
@@ -49,7 +59,7 @@ impl std::fmt::Debug for CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    pub fn start(store: Arc<WorldStore>) -> std::io::Result<Self> {
+    pub fn start(store: Arc<WorldStore>) -> Result<Self, WriterError> {
         // Capacity 1 each way: one job handed over, one result waiting.
         let (jobs, job_rx) = sync_channel::<Job>(1);
         let (done_tx, done) = sync_channel(1);
@@ -62,7 +72,8 @@ impl CheckpointWriter {
                         return;
                     }
                 }
-            })?;
+            })
+            .map_err(WriterError::Start)?;
         Ok(Self {
             jobs: Some(jobs),
             done,
@@ -77,7 +88,7 @@ impl CheckpointWriter {
         &mut self,
         tick: u64,
         checkpoint: WorldCheckpoint,
-    ) -> Result<Option<StoredCheckpoint>, HostError> {
+    ) -> Result<Option<StoredCheckpoint>, WriterError> {
         let previous = self.wait()?;
         let jobs = self.jobs.as_ref().expect("the writer runs until finished");
         jobs.send(Job { tick, checkpoint })
@@ -87,7 +98,7 @@ impl CheckpointWriter {
     }
 
     /// The outcome of the checkpoint in flight if it is done, without waiting.
-    pub fn poll(&mut self) -> Result<Option<StoredCheckpoint>, HostError> {
+    pub fn poll(&mut self) -> Result<Option<StoredCheckpoint>, WriterError> {
         if !self.in_flight {
             return Ok(None);
         }
@@ -102,7 +113,7 @@ impl CheckpointWriter {
     }
 
     /// Waits until the checkpoint in flight (if any) is stored; its outcome.
-    pub fn wait(&mut self) -> Result<Option<StoredCheckpoint>, HostError> {
+    pub fn wait(&mut self) -> Result<Option<StoredCheckpoint>, WriterError> {
         if !self.in_flight {
             return Ok(None);
         }
@@ -123,7 +134,7 @@ impl Drop for CheckpointWriter {
 }
 
 /// Encodes, compresses, stores and flushes a checkpoint, then prunes what it covers.
-fn write(store: &WorldStore, job: Job) -> Result<StoredCheckpoint, HostError> {
+fn write(store: &WorldStore, job: Job) -> Result<StoredCheckpoint, WriterError> {
     let packed = compress::pack(
         &checkpoint::encode(&job.checkpoint),
         compress::CHECKPOINT_LEVEL,
@@ -139,6 +150,7 @@ fn write(store: &WorldStore, job: Job) -> Result<StoredCheckpoint, HostError> {
     })
 }
 
-fn writer_gone() -> HostError {
-    HostError::WriterStopped
+/// The writer thread ended without answering: it panicked (the panic message is on stderr).
+fn writer_gone() -> WriterError {
+    WriterError::Stopped
 }

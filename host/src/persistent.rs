@@ -40,7 +40,7 @@ use astroboids_sim::physics::is_checkpoint_tick;
 use astroboids_sim::{SimOptions, UniverseConfig, build_simulation_with};
 use astroboids_storage::{StorageError, StoreLimits, WorldStore};
 
-use crate::checkpoint_writer::{CheckpointWriter, StoredCheckpoint};
+use crate::checkpoint_writer::{CheckpointWriter, StoredCheckpoint, WriterError};
 use crate::compress;
 use crate::world_info::{
     InfoError, WORLD_INFO_FORMAT, WORLD_INFO_FORMAT_V1, WorldInfo, decode_logged,
@@ -82,8 +82,8 @@ pub enum HostError {
     Corrupt { path: PathBuf, what: String },
     #[error("input refused: {0}")]
     Input(#[from] WorldInputError),
-    #[error("the checkpoint writer thread stopped (it panicked, or could not start)")]
-    WriterStopped,
+    #[error(transparent)]
+    Checkpoints(#[from] WriterError),
 }
 
 /// How a world was opened.
@@ -261,8 +261,7 @@ impl PersistentWorld {
             migrate_world_info(&store, &info)?;
         }
         let store = Arc::new(store);
-        let writer =
-            CheckpointWriter::start(store.clone()).map_err(|_| HostError::WriterStopped)?;
+        let writer = CheckpointWriter::start(store.clone())?;
         let world = Self {
             path,
             store,
