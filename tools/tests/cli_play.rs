@@ -71,6 +71,29 @@ impl Drop for Killed {
     }
 }
 
+/// Runs `astroboids play ARGS --screenshot SHOT` in its own Xvfb (at scale 1, so points are
+/// pixels) and returns what it printed; fails the test with its errors if it failed.
+fn screenshot(config: &Path, args: &[&str], shot: &Path) -> String {
+    let xvfb = Xvfb::start();
+    let play = astroboids(config)
+        .arg("play")
+        .args(args)
+        .arg("--screenshot")
+        .arg(shot)
+        .env("DISPLAY", &xvfb.display)
+        .env("WINIT_X11_SCALE_FACTOR", "1")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&play.stdout).into_owned();
+    assert!(
+        play.status.success(),
+        "play {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    stdout
+}
+
 /// With `ASTROBOIDS_DOC_SCREENSHOTS=DIR` set, a copy of a screenshot goes there as `name`
 /// (the docs' pictures are made by these tests, not by hand: see docs/play.md).
 fn keep_for_docs(shot: &Path, name: &str) {
@@ -228,24 +251,9 @@ fn the_window_shows_the_fleet_where_its_snapshots_put_it() {
     let refusal = next_answer(&session).unwrap_err();
     assert!(refusal.contains("module"), "{refusal}");
     drop(session);
-    let xvfb = Xvfb::start();
     let shot = dir.join("play.png");
-    let play = astroboids(&config)
-        .args(["play", "--screenshot"])
-        .arg(&shot)
-        .args(["--after-ticks", "5"])
-        .env("DISPLAY", &xvfb.display)
-        .env("WINIT_X11_SCALE_FACTOR", "1")
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
+    let stdout = screenshot(&config, &["--after-ticks", "5"], &shot);
     drop(serve);
-    let stdout = String::from_utf8_lossy(&play.stdout);
-    assert!(
-        play.status.success(),
-        "play failed: {}\n{stdout}",
-        String::from_utf8_lossy(&play.stderr)
-    );
     keep_for_docs(&shot, "play.png");
     let image = image::open(&shot).unwrap().to_rgba8();
     assert_eq!(image.dimensions(), (1280, 800));
@@ -380,23 +388,13 @@ fn the_replay_view_shows_a_ticks_contacts() {
         .max_by_key(|(ship, c)| (c.len(), std::cmp::Reverse(*ship)))
         .unwrap();
     assert!(!listed.is_empty(), "some ship sensed something");
-    let xvfb = Xvfb::start();
     let shot = dir.join("replay.png");
-    let play = astroboids(&config)
-        .args(["play", "--replay"])
-        .arg(&replay)
-        .args(["--tick", "30", "--ship", &ship.to_string(), "--screenshot"])
-        .arg(&shot)
-        .env("DISPLAY", &xvfb.display)
-        .env("WINIT_X11_SCALE_FACTOR", "1")
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&play.stdout);
-    assert!(
-        play.status.success(),
-        "play --replay failed: {}\n{stdout}",
-        String::from_utf8_lossy(&play.stderr)
+    let replay_arg = replay.to_str().unwrap();
+    let ship_arg = ship.to_string();
+    let stdout = screenshot(
+        &config,
+        &["--replay", replay_arg, "--tick", "30", "--ship", &ship_arg],
+        &shot,
     );
     keep_for_docs(&shot, "replay.png");
     assert!(
@@ -475,22 +473,8 @@ fn the_replay_view_shows_a_ticks_contacts() {
 fn the_design_view_shows_a_presets_universe() {
     let dir = fresh_dir("play-design");
     let config = dir.join("client");
-    let xvfb = Xvfb::start();
     let shot = dir.join("design.png");
-    let play = astroboids(&config)
-        .args(["play", "--design", "preset:nebula-maze", "--screenshot"])
-        .arg(&shot)
-        .env("DISPLAY", &xvfb.display)
-        .env("WINIT_X11_SCALE_FACTOR", "1")
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&play.stdout);
-    assert!(
-        play.status.success(),
-        "play --design failed: {}\n{stdout}",
-        String::from_utf8_lossy(&play.stderr)
-    );
+    let stdout = screenshot(&config, &["--design", "preset:nebula-maze"], &shot);
     keep_for_docs(&shot, "design.png");
     assert!(
         stdout
