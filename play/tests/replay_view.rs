@@ -183,7 +183,7 @@ fn contacts_shown(view: &ReplayView) -> Vec<(u8, u64, u32, f32, f32)> {
             } else {
                 1
             };
-            (kind, c.raw_id, c.index, c.dx, c.dy)
+            (kind, c.given.id, c.given.index, c.given.dx, c.given.dy)
         })
         .collect()
 }

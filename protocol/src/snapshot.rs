@@ -53,6 +53,22 @@ pub const AREA_RADIUS_STEP_METRES: f32 = 4.0;
 pub const KIND_OWNED_SHIP_FIRST: u8 = 16;
 pub const OWNER_SLOTS: u8 = 6;
 
+/// Asteroid ids have the top bit set (ship ids never do); below it the sector's y and x (the
+/// low 23 bits of each) and the asteroid's index there. Asteroids of one sector thus get
+/// neighbouring ids and neighbouring sectors near ones, which keeps the id gaps in snapshots
+/// small (a hashed id cost up to 10 bytes per record). Sectors 2^23 apart share ids; no view
+/// spans more than a few sectors, so no client can see both. The live views and the replay
+/// viewer name asteroids alike with it.
+pub const ASTEROID_ID_BIT: u64 = 1 << 63;
+
+/// The id of asteroid `index` of `sector` (see [`ASTEROID_ID_BIT`]).
+pub fn asteroid_id(sector: (i32, i32), index: u16) -> u64 {
+    const COORD_MASK: u64 = (1 << 23) - 1;
+    let x = u64::from(sector.0 as u32) & COORD_MASK;
+    let y = u64::from(sector.1 as u32) & COORD_MASK;
+    ASTEROID_ID_BIT | y << 39 | x << 16 | u64::from(index)
+}
+
 /// The kind of a ship of `owner` as another player sees it.
 pub fn owned_ship_kind(owner: &str) -> u8 {
     // FNV-1a: stable across builds and platforms, which a std hasher does not promise.

@@ -37,18 +37,11 @@ pub use astroboids_protocol::snapshot::{
     owned_ship_kind,
 };
 
-/// Asteroid ids have the top bit set (ship ids never do); below it the sector's y and x (the
-/// low 23 bits of each) and the asteroid's index there. Asteroids of one sector thus get
-/// neighbouring ids and neighbouring sectors near ones, which keeps the id gaps in snapshots
-/// small (a hashed id cost up to 10 bytes per record). Sectors 2^23 apart share ids; no view
-/// spans more than a few sectors, so no client can see both.
-pub const ASTEROID_ID_BIT: u64 = 1 << 63;
+pub use astroboids_protocol::snapshot::ASTEROID_ID_BIT;
 
+/// The snapshot id of asteroid `index` of `sector` (the protocol's [`ASTEROID_ID_BIT`] scheme).
 pub fn asteroid_id(sector: SectorCoord, index: u16) -> u64 {
-    const COORD_MASK: u64 = (1 << 23) - 1;
-    let x = u64::from(sector.x as u32) & COORD_MASK;
-    let y = u64::from(sector.y as u32) & COORD_MASK;
-    ASTEROID_ID_BIT | y << 39 | x << 16 | u64::from(index)
+    astroboids_protocol::snapshot::asteroid_id((sector.x, sector.y), index)
 }
 
 /// Nebula and hazard ids: an asteroid id (same sector bits) with an index above any

@@ -5,8 +5,9 @@
 use astroboids_engine::Simulation;
 use astroboids_host::inspect::{ShipAtTick, describe_run, describe_sensors};
 use astroboids_host::trace::{ShipTrace, TraceTick};
-use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP};
+use astroboids_net::snapshot::{KIND_ASTEROID, KIND_OWN_SHIP, KIND_SHIP, asteroid_id};
 use astroboids_net::text::escape_control;
+use astroboids_scripting::blocks::{ContactKind, SensedContact, SensorSnapshot};
 use astroboids_sim::checkpoint::ShipRecord;
 use astroboids_sim::scripts::ShipScript;
 use astroboids_sim::sectors::Sectors;
@@ -20,11 +21,6 @@ pub const MAX_FRAME_ENTITIES: usize = 50_000;
 pub const MAX_LOG_LINES: usize = 100;
 /// Input descriptions are cut to this many bytes (an input can carry a whole module).
 const MAX_INPUT_TEXT: usize = 200;
-/// The kind code of asteroid contacts (`ContactKind::Asteroid` in the script ABI).
-const CONTACT_ASTEROID: u8 = 2;
-/// Asteroid ids have the top bit set (ship ids never do); below it the sector's y and x (the
-/// low 23 bits of each) and the asteroid's index: the ids the live map's snapshots use.
-const ASTEROID_ID_BIT: u64 = 1 << 63;
 
 /// One thing in the world at a tick, where it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,81 +98,53 @@ pub struct Sensed {
     pub contacts: Vec<ContactSeen>,
 }
 
-/// One contact as the script got it, with the id the map draws it under.
+/// One contact as the script got it, with the id and kind the map draws it under.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContactSeen {
-    /// The ship's id, or the asteroid's id on the map.
+    /// The ship's id, or the asteroid's id on the map (the live map's: see `asteroid_id`).
     pub id: u64,
     pub kind: u8,
-    /// As the script got them: a ship's id or an asteroid's packed sector, and its index.
-    pub raw_id: u64,
-    pub index: u32,
-    pub dx: f32,
-    pub dy: f32,
-    pub vx: f32,
-    pub vy: f32,
-    pub distance: f32,
-    pub radius: f32,
+    /// What the script's sensor block held.
+    pub given: SensedContact,
 }
 
 impl Sensed {
     /// Where a contact was, in the sensing ship's sector (its local part may leave
     /// `[0, sector_size)`: the camera places it all the same).
     pub fn contact_local(&self, c: &ContactSeen) -> (f32, f32) {
-        (self.local.0 + c.dx, self.local.1 + c.dy)
+        (self.local.0 + c.given.dx, self.local.1 + c.given.dy)
     }
 }
 
-/// The id the map draws an asteroid under.
-pub fn asteroid_id(sector: (i32, i32), index: u32) -> u64 {
-    const COORD_MASK: u64 = (1 << 23) - 1;
-    let x = u64::from(sector.0 as u32) & COORD_MASK;
-    let y = u64::from(sector.1 as u32) & COORD_MASK;
-    ASTEROID_ID_BIT | y << 39 | x << 16 | u64::from(index & 0xffff)
-}
-
-/// [`Sensed`] from a sensor snapshot. A macro rather than a function: the snapshot's type
-/// lives in the script runtime's crate, which the play crate does not link by name.
-macro_rules! sensed_from {
-    ($snapshot:expr) => {{
-        let s = &$snapshot;
-        Sensed {
-            sector: (s.sector_x, s.sector_y),
-            local: (s.x, s.y),
-            heading: s.heading,
-            sensor_range: s.sensor_range,
-            contacts: s
-                .contacts
-                .iter()
-                .map(|c| {
-                    let kind = c.kind as u8;
-                    let id = if kind == CONTACT_ASTEROID {
-                        // The packed sector: x in the high half, y in the low one.
-                        let sector = ((c.id >> 32) as u32 as i32, c.id as u32 as i32);
-                        asteroid_id(sector, c.index)
-                    } else {
-                        c.id
-                    };
-                    ContactSeen {
-                        id,
-                        kind: if kind == CONTACT_ASTEROID {
-                            KIND_ASTEROID
-                        } else {
-                            KIND_SHIP
-                        },
-                        raw_id: c.id,
-                        index: c.index,
-                        dx: c.dx,
-                        dy: c.dy,
-                        vx: c.vx,
-                        vy: c.vy,
-                        distance: c.distance,
-                        radius: c.radius,
-                    }
-                })
-                .collect(),
-        }
-    }};
+/// [`Sensed`] from the sensor block a script was given.
+fn sensed_from(s: &SensorSnapshot) -> Sensed {
+    let contacts = s
+        .contacts
+        .iter()
+        .map(|c| {
+            let (id, kind) = match c.kind {
+                ContactKind::Asteroid => {
+                    // The packed sector: x in the high half, y in the low one; sectors hold
+                    // asteroids by u16 index.
+                    let sector = ((c.id >> 32) as u32 as i32, c.id as u32 as i32);
+                    (asteroid_id(sector, c.index as u16), KIND_ASTEROID)
+                }
+                ContactKind::Ship => (c.id, KIND_SHIP),
+            };
+            ContactSeen {
+                id,
+                kind,
+                given: *c,
+            }
+        })
+        .collect();
+    Sensed {
+        sector: (s.sector_x, s.sector_y),
+        local: (s.x, s.y),
+        heading: s.heading,
+        sensor_range: s.sensor_range,
+        contacts,
+    }
 }
 
 /// The ships and the loaded sectors' asteroids of a world between ticks.
@@ -213,7 +181,7 @@ pub fn world_entities(sim: &Simulation) -> (Vec<WorldEntity>, usize) {
         for a in &sector.contents.asteroids {
             let at = (coord.x, coord.y);
             push(WorldEntity {
-                id: asteroid_id(at, u32::from(a.index)),
+                id: asteroid_id(at, a.index),
                 kind: KIND_ASTEROID,
                 sector: at,
                 local: (a.local.x, a.local.y),
@@ -234,7 +202,7 @@ pub fn ship_details(seen: &ShipAtTick) -> ShipDetails {
         RunSeen {
             budget: r.job.budget,
             random_seed: r.job.random_seed,
-            sensed: sensed_from!(r.job.sensors),
+            sensed: sensed_from(&r.job.sensors),
             sensor_lines: describe_sensors(&r.job.sensors),
             command: escape_control(&describe_run(report)).into_owned(),
             fuel_used: report.fuel_used,
@@ -261,7 +229,7 @@ pub fn ship_details(seen: &ShipAtTick) -> ShipDetails {
 
 /// A trace's tick: its ship where it sensed, and its contacts as the sensors placed them.
 pub fn trace_frame(trace: &ShipTrace, tick: &TraceTick, ship: Option<u64>) -> Frame {
-    let sensed = sensed_from!(tick.sensors);
+    let sensed = sensed_from(&tick.sensors);
     let mut entities = vec![WorldEntity {
         id: trace.ship,
         kind: KIND_OWN_SHIP,
@@ -278,8 +246,8 @@ pub fn trace_frame(trace: &ShipTrace, tick: &TraceTick, ship: Option<u64>) -> Fr
             sector: sensed.sector,
             local: sensed.contact_local(c),
             // A trace has no other ship's heading: its velocity points the hull.
-            heading: c.vy.atan2(c.vx),
-            radius: c.radius,
+            heading: c.given.vy.atan2(c.given.vx),
+            radius: c.given.radius,
             scripted: false,
         });
     }
@@ -397,14 +365,6 @@ fn shorten(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn asteroid_ids_are_apart_from_ship_ids_and_name_sector_and_index() {
-        let a = asteroid_id((3, -2), 7);
-        assert_ne!(a & ASTEROID_ID_BIT, 0);
-        assert_ne!(a, asteroid_id((-2, 3), 7));
-        assert_ne!(a, asteroid_id((3, -2), 8));
-    }
 
     #[test]
     fn long_inputs_and_many_log_lines_are_cut_and_counted() {

@@ -172,7 +172,7 @@ impl MapView {
         );
         for c in &sensed.contacts {
             let at = self.to_screen(rect, sensed.sector, sensed.contact_local(c));
-            let radius = (c.radius * ppm).max(MIN_CONTACT_POINTS) + 3.0;
+            let radius = (c.given.radius * ppm).max(MIN_CONTACT_POINTS) + 3.0;
             painter.line_segment([from, at], Stroke::new(1.0, SELECTED.gamma_multiply(0.7)));
             painter.circle_stroke(at, radius, Stroke::new(1.5, SELECTED));
             out.contacts.push(DrawnEntity {
