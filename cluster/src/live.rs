@@ -313,7 +313,7 @@ pub fn answer_query(node: &mut ShardNode, query: &ShipQuery) -> ShipFacts {
         match capture_ship(world, NetId(ship)) {
             Some(mut record) => {
                 if let Some(script) = &mut record.script {
-                    script.memory = Vec::new();
+                    script.memory = Default::default();
                     script.globals = Vec::new();
                 }
                 facts.ships.push(record);

@@ -861,8 +861,8 @@ pub fn diff_worlds(recorded: &WorldCheckpoint, now: &WorldCheckpoint) -> Vec<Str
                 );
                 field(
                     "script memory",
-                    format!("digest {:016x}", xxh3_64(&a.memory)),
-                    format!("digest {:016x}", xxh3_64(&b.memory)),
+                    format!("digest {:016x}", xxh3_64(&a.memory.to_vec())),
+                    format!("digest {:016x}", xxh3_64(&b.memory.to_vec())),
                 );
                 field(
                     "script globals",

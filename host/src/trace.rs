@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use astroboids_engine::NetId;
 use astroboids_scripting::blocks::{ScriptCommand, SensorSnapshot};
 use astroboids_scripting::{
-    CompiledScript, CompilerKind, InstanceState, ScriptEngine, ScriptInstance,
+    CompiledScript, CompilerKind, InstanceState, MemoryImage, ScriptEngine, ScriptInstance,
 };
 use astroboids_sim::SimOptions;
 use astroboids_sim::config::ScriptsConfig;
@@ -81,15 +81,16 @@ pub fn export(
         )));
     }
     let mut sim = replay.world_at(from - 1, options)?;
-    let start_state = sim
-        .world()
-        .resource::<ScriptHost>()
-        .instance_state(ship)
-        .map(|state| TraceState {
-            memory_zstd_base64: base64::engine::general_purpose::STANDARD
-                .encode(compress::pack(&state.memory, compress::REPLAY_LEVEL)),
-            globals: state.globals,
-        });
+    let start_state =
+        sim.world()
+            .resource::<ScriptHost>()
+            .instance_state(ship)
+            .map(|state| TraceState {
+                memory_zstd_base64: base64::engine::general_purpose::STANDARD.encode(
+                    compress::pack(&state.memory.to_vec(), compress::REPLAY_LEVEL),
+                ),
+                globals: state.globals,
+            });
     trace_ships(&mut sim, &[ship]);
     while sim.tick() < to {
         replay.step(&mut sim)?;
@@ -201,7 +202,7 @@ pub fn replay_trace_with(
         )?;
         instance
             .restore_state(&InstanceState {
-                memory,
+                memory: MemoryImage::of(&memory),
                 globals: state.globals.clone(),
             })
             .map_err(|e| format!("start_state: {e}"))?;

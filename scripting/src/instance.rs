@@ -14,6 +14,8 @@ use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, Sens
 use crate::compiled::CompiledScript;
 use crate::deferred_start::START_EXPORT;
 use crate::error::{Fault, FaultKind, ScriptError};
+use crate::linear_memory;
+use crate::memory_image::MemoryImage;
 use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;
 
@@ -40,7 +42,7 @@ pub struct RunReport {
 /// Everything a script keeps between ticks: its memory and its mutable globals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceState {
-    pub memory: Vec<u8>,
+    pub memory: MemoryImage,
     /// Raw bits of each mutable global, in definition order.
     pub globals: Vec<u64>,
 }
@@ -243,22 +245,21 @@ impl ScriptInstance {
             state.abort = None;
         }
         sensors.encode_into(&mut self.sensor_buffer);
-        let view = self.memory.view(&self.store);
-        // Both blocks were checked to lie inside the memory at start, and memory never shrinks.
-        let written = view
-            .write(self.sensor_addr, &self.sensor_buffer)
-            .and_then(|()| view.write(self.command_addr, &[0; COMMAND_BLOCK_BYTES]));
-        debug_assert!(written.is_ok(), "blocks lie inside memory");
+        {
+            // Both blocks were checked to lie inside the memory at start, and memory never
+            // shrinks.
+            let memory = linear_memory::bytes_mut(&self.memory, &mut self.store);
+            let sensor = self.sensor_addr as usize;
+            memory[sensor..sensor + SENSOR_BLOCK_BYTES].copy_from_slice(&self.sensor_buffer);
+            let command = self.command_addr as usize;
+            memory[command..command + COMMAND_BLOCK_BYTES].fill(0);
+        }
         let tick = self.tick.clone();
         let (result, fuel_used) = self.metered(budget, |store| tick.call(store));
         let command = result.is_ok().then(|| {
-            let mut block = [0; COMMAND_BLOCK_BYTES];
-            let read = self
-                .memory
-                .view(&self.store)
-                .read(self.command_addr, &mut block);
-            debug_assert!(read.is_ok(), "blocks lie inside memory");
-            ScriptCommand::decode(&block)
+            let memory = linear_memory::bytes(&self.memory, &self.store);
+            let command = self.command_addr as usize;
+            ScriptCommand::decode(&memory[command..command + COMMAND_BLOCK_BYTES])
         });
         let state = self.env.as_mut(&mut self.store);
         RunReport {
@@ -273,7 +274,7 @@ impl ScriptInstance {
     /// The script's state: memory and mutable globals.
     pub fn state(&mut self) -> InstanceState {
         InstanceState {
-            memory: self.memory_snapshot(),
+            memory: MemoryImage::of(linear_memory::bytes(&self.memory, &self.store)),
             globals: self.global_bits(),
         }
     }
@@ -291,7 +292,7 @@ impl ScriptInstance {
             )));
         }
         let page = u64::from(wasmer::WASM_PAGE_SIZE as u32);
-        let saved = state.memory.len() as u64;
+        let saved = state.memory.len();
         let current = self.memory.view(&self.store).data_size();
         if !saved.is_multiple_of(page) || saved < current {
             return Err(mismatch(format!(
@@ -305,10 +306,14 @@ impl ScriptInstance {
                 .grow(&mut self.store, wasmer::Pages(grow))
                 .map_err(|e| mismatch(format!("cannot grow memory to {saved} bytes: {e}")))?;
         }
-        self.memory
-            .view(&self.store)
-            .write(0, &state.memory)
-            .map_err(|e| mismatch(format!("cannot write memory: {e}")))?;
+        let memory = linear_memory::bytes_mut(&self.memory, &mut self.store);
+        if memory.len() as u64 != saved {
+            return Err(mismatch(format!(
+                "the saved memory is {saved} bytes; the script's grew to {}",
+                memory.len()
+            )));
+        }
+        state.memory.write_to(memory);
         for (global, &bits) in self.state_globals.iter().zip(&state.globals) {
             let value = match global.ty(&self.store).ty {
                 wasmer::Type::I32 => Value::I32(bits as u32 as i32),
@@ -327,18 +332,9 @@ impl ScriptInstance {
     /// A 128-bit digest of [`Self::state`], computed without copying the memory.
     pub fn state_digest(&mut self) -> u128 {
         let mut hasher = Xxh3::new();
-        let view = self.memory.view(&self.store);
-        let size = view.data_size();
-        hasher.update(&size.to_le_bytes());
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut offset = 0;
-        while offset < size {
-            let len = (size - offset).min(chunk.len() as u64) as usize;
-            // In bounds by construction: offset + len <= size.
-            let _ = view.read(offset, &mut chunk[..len]);
-            hasher.update(&chunk[..len]);
-            offset += len as u64;
-        }
+        let memory = linear_memory::bytes(&self.memory, &self.store);
+        hasher.update(&(memory.len() as u64).to_le_bytes());
+        hasher.update(memory);
         for bits in self.global_bits() {
             hasher.update(&bits.to_le_bytes());
         }
@@ -361,10 +357,7 @@ impl ScriptInstance {
 
     /// A copy of the instance's linear memory: the script's persistent state.
     pub fn memory_snapshot(&self) -> Vec<u8> {
-        self.memory
-            .view(&self.store)
-            .copy_to_vec()
-            .unwrap_or_default()
+        linear_memory::bytes(&self.memory, &self.store).to_vec()
     }
 
     /// Runs `call` with `budget` fuel; returns its result (or the fault) and the fuel used.

@@ -13,7 +13,8 @@
 //! Architecture invariant: no clock, no entropy, no WASI reaches a script; randomness comes
 //! from a host function seeded by the caller.
 //! Architecture invariant: `unsafe` exists only in `tunables.rs` (delegation required by
-//! wasmer's trait) and `artifacts.rs` (loading artifacts this host serialized).
+//! wasmer's trait), `artifacts.rs` (loading artifacts this host serialized) and
+//! `linear_memory.rs` (a script's memory lent as a slice while its store is borrowed).
 
 pub mod abi;
 mod artifacts;
@@ -25,6 +26,8 @@ mod engine;
 mod error;
 mod instance;
 mod limits;
+mod linear_memory;
+mod memory_image;
 pub mod metering;
 mod state_globals;
 mod structure;
@@ -37,5 +40,6 @@ pub use engine::{CompilerKind, LoadStats, ScriptEngine, module_hash};
 pub use error::{Fault, FaultKind, ScriptError};
 pub use instance::{InstanceState, RunReport, ScriptInstance, escape_control};
 pub use limits::ScriptLimits;
+pub use memory_image::{IMAGE_CHUNK_BYTES, MemoryImage};
 pub use structure::StructureLimits;
 pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, StartLogs, WorkerError};

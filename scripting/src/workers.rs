@@ -299,30 +299,45 @@ impl ScriptWorkers {
     }
 
     /// Runs every job on its ship's worker, all workers at once; results in ship order.
-    pub fn run(&self, jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
-        let mut per_worker: Vec<Vec<ScriptJob>> = vec![Vec::new(); self.workers.len()];
-        let mut seen = BTreeSet::new();
-        for job in jobs {
-            if !self.is_attached(job.ship) {
-                return Err(WorkerError::NotAttached(job.ship));
-            }
-            if !seen.insert(job.ship) {
+    ///
+    /// At thousands of ships this bookkeeping runs on the tick thread while the workers wait,
+    /// so it is linear: jobs in ship order (as the script stage passes them; others are sorted
+    /// first) are checked against the attached set in one walk, and each worker's results,
+    /// already in ship order, are merged rather than sorted.
+    pub fn run(&self, mut jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
+        if !jobs.is_sorted_by_key(|job| job.ship) {
+            jobs.sort_by_key(|job| job.ship);
+        }
+        let mut attached = self.attached.iter().peekable();
+        for (i, job) in jobs.iter().enumerate() {
+            if i > 0 && jobs[i - 1].ship == job.ship {
                 return Err(WorkerError::DuplicateJob { ship: job.ship });
             }
-            let index = self.worker_index(job.ship);
-            per_worker[index].push(job);
+            while attached.next_if(|&&ship| ship < job.ship).is_some() {}
+            if attached.peek() != Some(&&job.ship) {
+                return Err(WorkerError::NotAttached(job.ship));
+            }
+        }
+        let count = jobs.len();
+        let share = count / self.workers.len() + 1;
+        let mut per_worker: Vec<Vec<ScriptJob>> = (0..self.workers.len())
+            .map(|_| Vec::with_capacity(share))
+            .collect();
+        for job in jobs {
+            per_worker[self.worker_index(job.ship)].push(job);
         }
         let requests = per_worker
             .into_iter()
             .map(|jobs| (!jobs.is_empty()).then_some(Request::Run(jobs)));
-        let mut results = Vec::new();
+        let mut results = Vec::with_capacity(count);
         for reply in self.scatter(requests) {
             match reply {
                 Reply::Ran(mut r) => results.append(&mut r),
                 _ => unreachable!("workers answer run with Ran"),
             }
         }
-        results.sort_unstable_by_key(|r| r.ship);
+        // One ascending run per worker: the stable sort merges them in linear time.
+        results.sort_by_key(|r| r.ship);
         Ok(results)
     }
 }

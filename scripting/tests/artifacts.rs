@@ -28,7 +28,7 @@ fn run(engine: &ScriptEngine) -> (u64, u32) {
     ship.run_tick(10_000, 1, &SensorSnapshot::default());
     let report = ship.run_tick(10_000, 1, &SensorSnapshot::default());
     assert_eq!(report.fault, None);
-    let memory = ship.state().memory;
+    let memory = ship.state().memory.to_vec();
     (
         report.fuel_used,
         u32::from_le_bytes(memory[..4].try_into().unwrap()),

@@ -3,7 +3,8 @@
 
 use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
-    CompilerKind, InstanceState, ScriptEngine, ScriptInstance, ScriptLimits, ScriptWorkers,
+    CompilerKind, InstanceState, MemoryImage, ScriptEngine, ScriptInstance, ScriptLimits,
+    ScriptWorkers,
 };
 
 /// Keeps state in memory (a tick counter), in a global (a running sum of random draws), grows
@@ -79,7 +80,7 @@ fn a_state_that_does_not_fit_the_script_is_refused() {
          script has 2"
     );
     let odd = InstanceState {
-        memory: vec![0; 1000],
+        memory: MemoryImage::of(&[0; 1000]),
         globals: vec![0, 0],
     };
     assert!(
@@ -90,7 +91,7 @@ fn a_state_that_does_not_fit_the_script_is_refused() {
             .contains("must be whole pages")
     );
     let too_big = InstanceState {
-        memory: vec![0; 17 * 65_536],
+        memory: MemoryImage::of(&vec![0; 17 * 65_536]),
         globals: vec![0, 0],
     };
     assert!(

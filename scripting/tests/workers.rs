@@ -121,7 +121,7 @@ fn state_snapshots_and_digests_show_persistent_state() {
         pool.run(vec![job(4, tick)]).unwrap();
     }
     let state = pool.state(4).unwrap();
-    assert_eq!(&state.memory[8..12], &3u32.to_le_bytes());
+    assert_eq!(&state.memory.to_vec()[8..12], &3u32.to_le_bytes());
     pool.attach(9, &echo, 1).unwrap();
     let digests = pool.state_digests();
     assert_eq!(digests.iter().map(|d| d.0).collect::<Vec<_>>(), [4, 9]);

@@ -267,9 +267,14 @@ pub(crate) fn run_scripts(
 /// Instances whose ship is gone or no longer scripted are dropped (ships are destroyed after
 /// the script stage, so this happens one tick later). `scripted` is sorted.
 fn drop_orphans(workers: &mut ScriptWorkers, scripted: &[u64]) {
+    // Both lists ascend: one walk over them, not a search per ship.
+    let mut scripted = scripted.iter().peekable();
     let orphans: Vec<u64> = workers
         .attached()
-        .filter(|ship| scripted.binary_search(ship).is_err())
+        .filter(|&ship| {
+            while scripted.next_if(|&&s| s < ship).is_some() {}
+            scripted.peek() != Some(&&ship)
+        })
         .collect();
     for ship in orphans {
         let _ = workers.detach(ship);

@@ -107,6 +107,43 @@ fn a_restored_world_continues_exactly_like_the_original() {
 }
 
 #[test]
+fn script_memories_are_stored_without_their_zero_chunks_and_format_4_still_reads() {
+    let (mut live, _) = living_world();
+    let saved = checkpoint::capture(&mut live);
+    let current = checkpoint::encode(&saved);
+    let whole = checkpoint::encode(&checkpoint::WorldCheckpoint {
+        format: checkpoint::WHOLE_MEMORY_FORMAT,
+        ..saved.clone()
+    });
+    // 60 scripts with one or two 64 KiB pages each, of which a few bytes are used.
+    let memory_bytes: u64 = saved
+        .ships
+        .iter()
+        .filter_map(|s| s.script.as_ref())
+        .map(|s| s.memory.len())
+        .sum();
+    assert!(memory_bytes >= 60 * 65_536, "{memory_bytes}");
+    assert!(
+        whole.len() as u64 > memory_bytes,
+        "format 4 stores every byte"
+    );
+    assert!(
+        (current.len() as u64) < memory_bytes / 10,
+        "{} bytes for {memory_bytes} bytes of memory",
+        current.len()
+    );
+
+    // A format-4 checkpoint reads into the same world, and writes back byte for byte.
+    let old = checkpoint::decode(&whole).unwrap();
+    assert_eq!(old.format, checkpoint::WHOLE_MEMORY_FORMAT);
+    assert_eq!(old.ships, saved.ships);
+    assert_eq!(checkpoint::encode(&old), whole);
+    let mut from_old =
+        checkpoint::restore(UniverseConfig::default(), &old, SimOptions::default()).unwrap();
+    assert_eq!(hashes(&mut from_old, 15), hashes(&mut live, 15));
+}
+
+#[test]
 fn restoring_with_other_workers_gives_the_same_world() {
     let (saved, expected) = with_threads(2, || {
         let (mut live, _) = living_world();
@@ -148,7 +185,7 @@ fn checkpoints_that_do_not_fit_are_refused_by_name() {
     assert_eq!(
         err.to_string(),
         format!(
-            "checkpoint format 99; this build reads format {} (and migrates format 3): it was \
+            "checkpoint format 99; this build reads format {} (and migrates formats 3 and 4): it was \
              written by a newer astroboids; open it with that release or a later one",
             checkpoint::CHECKPOINT_FORMAT
         )
@@ -257,6 +294,6 @@ fn a_format_3_checkpoint_whose_debug_digest_does_not_match_is_refused_with_what_
          build this astroboids release with the Rust toolchain that built the release that \
          wrote the checkpoint, and run the world with that build past its next checkpoint tick \
          (a multiple of persistence.checkpoint_every_ticks = 100): that rewrites the checkpoint \
-         in format 4, which any build of this release opens"
+         in format 5, which any build of this release opens"
     );
 }

@@ -112,7 +112,8 @@ fn ships_do_what_their_scripts_say_and_see_their_sensors() {
         .resource::<ScriptHost>()
         .instance_state(ship)
         .expect("instance runs");
-    let word = |at: usize| u32::from_le_bytes(state.memory[at..at + 4].try_into().unwrap());
+    let memory = state.memory.to_vec();
+    let word = |at: usize| u32::from_le_bytes(memory[at..at + 4].try_into().unwrap());
     assert_eq!(word(0), 20, "ran every tick");
     let range = f32::from_bits(word(12));
     assert_eq!(
@@ -165,7 +166,8 @@ fn a_faulting_script_backs_off_alone_and_its_commands_are_discarded() {
         .resource::<ScriptHost>()
         .instance_state(ids[1])
         .unwrap()
-        .memory;
+        .memory
+        .to_vec();
     assert_eq!(&memory[..4], &12u32.to_le_bytes(), "it ran all 12 ticks");
 }
 
@@ -307,7 +309,7 @@ fn destroyed_or_reassigned_ships_release_their_instances() {
         .remove::<astroboids_sim::scripts::ShipScript>();
     sim.step();
     let host = sim.world().resource::<ScriptHost>();
-    let memory = host.instance_state(ids[0]).unwrap().memory;
+    let memory = host.instance_state(ids[0]).unwrap().memory.to_vec();
     assert_eq!(
         &memory[..4],
         &77u32.to_le_bytes(),
@@ -374,7 +376,8 @@ fn hostile_neighbours_never_stop_the_tick_or_disturb_a_good_script() {
             .resource::<ScriptHost>()
             .instance_state(ids[0])
             .unwrap()
-            .memory;
+            .memory
+            .to_vec();
         assert_eq!(&memory[..4], &15u32.to_le_bytes(), "ran every tick");
         let faults = sim.world().resource::<ScriptFaults>().recent.clone();
         (fuel, faults, ids)

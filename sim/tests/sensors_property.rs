@@ -74,6 +74,7 @@ proptest! {
         seed in 0u64..1000,
         raw_ships in prop::collection::vec(ship_strategy((0, 0)), 1..120),
         clustered in any::<bool>(),
+        lattice in any::<bool>(),
         range_share in 0.05f32..1.0,
         limit in 1usize..40,
         probes in prop::collection::vec((-1i32..=1, -1i32..=1, 0.0f32..1000.0, 0.0f32..1000.0), 0..8),
@@ -85,11 +86,18 @@ proptest! {
             .enumerate()
             .map(|(i, &(x, y, lx, ly, vx, vy))| {
                 // Clustered worlds pack ships into a corner of one sector, so contacts overflow
-                // the limit and ties in distance get exercised.
+                // the limit. Lattice worlds put ships on whole metres, so many are exactly as
+                // far from a ship as others: distance ties, at the limit's cut too, are ordered
+                // by target.
                 let (sector, local) = if clustered {
                     (SectorCoord::new(base.0, base.1), Vec2::new(lx / 20.0, ly / 20.0))
                 } else {
                     (SectorCoord::new(base.0 + x, base.1 + y), Vec2::new(lx, ly))
+                };
+                let local = if lattice {
+                    Vec2::new(local.x.round(), local.y.round())
+                } else {
+                    local
                 };
                 (NetId(i as u64 + 1), SpacePos::new(sector, local), Vec2::new(vx, vy))
             })

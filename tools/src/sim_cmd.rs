@@ -49,6 +49,9 @@ struct Summary {
     /// The slowest tick that wrote a checkpoint (0: none did), and the slowest of the rest:
     /// what checkpoints cost the tick thread.
     checkpoint_tick_ms_max: f64,
+    /// Every tick that wrote a checkpoint, in order (the first one after scripts start also
+    /// maps their untouched pages).
+    checkpoint_ticks_ms: Vec<f64>,
     other_tick_ms_max: f64,
     ticks_per_s: f64,
     sectors_loaded: usize,
@@ -338,6 +341,7 @@ fn simulate(
     );
     let mut durations = Vec::with_capacity((end_tick - start_tick) as usize);
     let (mut checkpoint_tick_max, mut other_tick_max) = (Duration::ZERO, Duration::ZERO);
+    let mut checkpoint_ticks = Vec::new();
     let started = Instant::now();
     let mut pacer = args
         .realtime
@@ -375,6 +379,7 @@ fn simulate(
         durations.push(took);
         if stepped.checkpoint_written {
             checkpoint_tick_max = checkpoint_tick_max.max(took);
+            checkpoint_ticks.push(took.as_secs_f64() * 1e3);
         } else if durations.len() > 1 {
             other_tick_max = other_tick_max.max(took);
         }
@@ -465,6 +470,7 @@ fn simulate(
         tick_ms_max: durations.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         first_tick_ms,
         checkpoint_tick_ms_max: checkpoint_tick_max.as_secs_f64() * 1e3,
+        checkpoint_ticks_ms: checkpoint_ticks,
         other_tick_ms_max: other_tick_max.as_secs_f64() * 1e3,
         ticks_per_s: ticks_run as f64 / wall.as_secs_f64().max(1e-9),
         sectors_loaded: w.resource::<Sectors>().loaded_count(),

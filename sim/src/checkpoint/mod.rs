@@ -15,6 +15,7 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use astroboids_engine::{NetId, NetIdAllocator, Simulation, Tick, UniverseSeed};
+use astroboids_scripting::MemoryImage;
 use astroboids_scripting::budget::{FaultStreak, FuelBucket};
 
 use crate::autopilot::Autopilot;
@@ -32,17 +33,26 @@ use crate::ships::{
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
 
+mod layout;
+
+pub use layout::WholeMemory;
+
 /// Bump when the checkpoint layout or meaning changes (the encoding behind [`config_digest`]
 /// included).
-pub const CHECKPOINT_FORMAT: u32 = 4;
+pub const CHECKPOINT_FORMAT: u32 = 5;
 
-/// The previous format: the same layout, but its `config_digest` hashed the configuration's
-/// derived `Debug` text. [`restore`] still reads it when that digest, computed by this build,
+/// The last format that stored each script memory whole (every byte, zeros included). Later
+/// formats store only its non-zero chunks ([`astroboids_scripting::MemoryImage`]); a checkpoint
+/// of this format or older is read into the same values and written back in its own layout.
+pub const WHOLE_MEMORY_FORMAT: u32 = 4;
+
+/// Format 4's layout, but its `config_digest` hashed the configuration's derived `Debug` text. [`restore`] still reads it when that digest, computed by this build,
 /// matches, and the next [`capture`] writes the current format.
 pub const LEGACY_DEBUG_DIGEST_FORMAT: u32 = 3;
 
-/// A whole world between two ticks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A whole world between two ticks. Serialized in the layout its `format` names (see the
+/// `layout` module).
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorldCheckpoint {
     pub format: u32,
     pub generator_version: u32,
@@ -75,8 +85,9 @@ pub struct SectorDeltaRecord {
     pub remaining_ore: Vec<(u16, u32)>,
 }
 
+/// One ship; `M` is how its script's memory is stored ([`WholeMemory`] in old formats).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShipRecord {
+pub struct ShipRecord<M = MemoryImage> {
     pub id: u64,
     pub sector: (i32, i32),
     pub local: (f32, f32),
@@ -86,13 +97,13 @@ pub struct ShipRecord {
     pub energy: f32,
     pub cargo: u32,
     pub autopilot: bool,
-    pub script: Option<ScriptRecord>,
+    pub script: Option<ScriptRecord<M>>,
     /// The owning account, if any.
     pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScriptRecord {
+pub struct ScriptRecord<M = MemoryImage> {
     pub script: u128,
     /// 0 pending, 1 running, 2 failed.
     pub status: u8,
@@ -107,8 +118,7 @@ pub struct ScriptRecord {
     pub log: Vec<(u64, String)>,
     pub log_dropped: u64,
     /// Memory and mutable globals of the running instance.
-    #[serde(with = "serde_bytes")]
-    pub memory: Vec<u8>,
+    pub memory: M,
     pub globals: Vec<u64>,
 }
 
@@ -138,8 +148,8 @@ pub struct TotalsRecord {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CheckpointError {
     #[error(
-        "checkpoint format {found}; this build reads format {supported} (and migrates format \
-         {LEGACY_DEBUG_DIGEST_FORMAT}): {}",
+        "checkpoint format {found}; this build reads format {supported} (and migrates formats \
+         {LEGACY_DEBUG_DIGEST_FORMAT} and {WHOLE_MEMORY_FORMAT}): {}",
         format_hint(.found, .supported)
     )]
     Format { found: u32, supported: u32 },
@@ -358,7 +368,12 @@ pub fn restore(
     checkpoint: &WorldCheckpoint,
     options: SimOptions,
 ) -> Result<Simulation, CheckpointError> {
-    if checkpoint.format != CHECKPOINT_FORMAT && checkpoint.format != LEGACY_DEBUG_DIGEST_FORMAT {
+    let readable = [
+        CHECKPOINT_FORMAT,
+        WHOLE_MEMORY_FORMAT,
+        LEGACY_DEBUG_DIGEST_FORMAT,
+    ];
+    if !readable.contains(&checkpoint.format) {
         return Err(CheckpointError::Format {
             found: checkpoint.format,
             supported: CHECKPOINT_FORMAT,
@@ -371,7 +386,7 @@ pub fn restore(
         });
     }
     if checkpoint.format == LEGACY_DEBUG_DIGEST_FORMAT {
-        // The layout is unchanged since format 3; only the digest's meaning differs. A match
+        // Format 3 has format 4's layout; only the digest's meaning differs. A match
         // computed by this build proves the same configuration, so the checkpoint is safe to
         // restore and the world's next checkpoint is written in the current format.
         if checkpoint.config_digest != legacy_config_digest(&config) {
