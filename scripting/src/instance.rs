@@ -75,8 +75,6 @@ pub struct ScriptInstance {
     state_globals: Vec<Global>,
     sensor_addr: u64,
     command_addr: u64,
-    /// Reused for encoding the sensor block, so a tick allocates nothing for it.
-    sensor_buffer: Vec<u8>,
     /// Lines the start function logged (charged to its start fuel), until taken.
     start_logs: Vec<String>,
     start_fuel_used: u64,
@@ -174,7 +172,6 @@ impl ScriptInstance {
             state_globals: state_globals.into_iter().map(|(_, g)| g).collect(),
             sensor_addr: 0,
             command_addr: 0,
-            sensor_buffer: vec![0; SENSOR_BLOCK_BYTES],
             start_logs: Vec::new(),
             start_fuel_used: 0,
             script: Arc::clone(script),
@@ -244,13 +241,13 @@ impl ScriptInstance {
             state.logs_dropped = 0;
             state.abort = None;
         }
-        sensors.encode_into(&mut self.sensor_buffer);
         {
             // Both blocks were checked to lie inside the memory at start, and memory never
             // shrinks.
             let memory = linear_memory::bytes_mut(&self.memory, &mut self.store);
             let sensor = self.sensor_addr as usize;
-            memory[sensor..sensor + SENSOR_BLOCK_BYTES].copy_from_slice(&self.sensor_buffer);
+            // Encoded in place: no buffer to copy from (every byte of the block is written).
+            sensors.encode_into(&mut memory[sensor..sensor + SENSOR_BLOCK_BYTES]);
             let command = self.command_addr as usize;
             memory[command..command + COMMAND_BLOCK_BYTES].fill(0);
         }
