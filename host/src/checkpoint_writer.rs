@@ -66,10 +66,11 @@ impl CheckpointWriter {
         let thread = std::thread::Builder::new()
             .name("checkpoint-writer".into())
             .spawn(move || {
-                // The lowest priority: on a busy machine encoding and compressing a checkpoint
-                // (hundreds of ms of CPU at 10,000 scripts) otherwise takes cores from the
-                // ticks that follow; at low priority it runs in what they leave idle. Lowering
-                // a priority needs no privilege; if the platform refuses, it runs as before.
+                // The lowest priority: on a busy machine encoding, compressing and storing a
+                // checkpoint of 10,000 scripted ships otherwise takes cores from the ticks that
+                // follow (their slowest doubled, measured); at low priority it runs in what
+                // they leave idle. Lowering a priority needs no privilege; if the platform
+                // refuses, it runs as before.
                 let _ = thread_priority::set_current_thread_priority(
                     thread_priority::ThreadPriority::Min,
                 );
