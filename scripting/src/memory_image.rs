@@ -7,6 +7,7 @@
 //! byte string), so stored checkpoints and replays keep their format.
 
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
@@ -76,30 +77,40 @@ impl MemoryImage {
             "an image is written to a memory of its own size"
         );
         let mut zero_from = 0;
-        for &index in &self.chunks {
-            let start = index as usize * IMAGE_CHUNK_BYTES;
-            memory[zero_from..start].fill(0);
-            zero_from = (start + IMAGE_CHUNK_BYTES).min(memory.len());
+        for (range, _) in self.stored_chunks() {
+            memory[zero_from..range.start].fill(0);
+            zero_from = range.end;
         }
         memory[zero_from..].fill(0);
         self.copy_chunks_into(memory);
     }
 
     fn copy_chunks_into(&self, memory: &mut [u8]) {
-        let mut stored = 0;
-        for &index in &self.chunks {
-            let start = index as usize * IMAGE_CHUNK_BYTES;
-            let end = (start + IMAGE_CHUNK_BYTES).min(memory.len());
-            let len = end - start;
-            memory[start..end].copy_from_slice(&self.bytes[stored..stored + len]);
-            stored += len;
+        for (range, bytes) in self.stored_chunks() {
+            memory[range].copy_from_slice(bytes);
         }
+    }
+
+    /// Each stored chunk: where it lies in the memory, and its bytes.
+    fn stored_chunks(&self) -> impl Iterator<Item = (Range<usize>, &[u8])> {
+        let mut stored = 0;
+        self.chunks.iter().map(move |&index| {
+            let range = chunk_range(self.len as usize, index);
+            let bytes = &self.bytes[stored..stored + range.len()];
+            stored += range.len();
+            (range, bytes)
+        })
     }
 }
 
-fn chunk_of(memory: &[u8], index: u32) -> &[u8] {
+/// Where chunk `index` lies in a memory of `len` bytes (the last chunk may be short).
+fn chunk_range(len: usize, index: u32) -> Range<usize> {
     let start = index as usize * IMAGE_CHUNK_BYTES;
-    &memory[start..(start + IMAGE_CHUNK_BYTES).min(memory.len())]
+    start..(start + IMAGE_CHUNK_BYTES).min(len)
+}
+
+fn chunk_of(memory: &[u8], index: u32) -> &[u8] {
+    &memory[chunk_range(memory.len(), index)]
 }
 
 /// Whether `chunk` is all zero, as one OR over it: no early exit, so it compiles to wide vector
@@ -177,25 +188,19 @@ impl MemoryImage {
                 "a script memory's chunk lies beyond its {len} bytes"
             ));
         }
-        let expected: u64 = chunks
+        let expected: usize = chunks
             .iter()
-            .map(|&i| (len - u64::from(i) * IMAGE_CHUNK_BYTES as u64).min(IMAGE_CHUNK_BYTES as u64))
+            .map(|&i| chunk_range(len as usize, i).len())
             .sum();
-        if expected != bytes.len() as u64 {
+        if expected != bytes.len() {
             return Err(format!(
                 "a script memory's chunks hold {} bytes, not the {expected} they need",
                 bytes.len()
             ));
         }
         let image = Self { len, chunks, bytes };
-        let mut stored = 0;
-        for &index in &image.chunks {
-            let chunk_len = (len - u64::from(index) * IMAGE_CHUNK_BYTES as u64)
-                .min(IMAGE_CHUNK_BYTES as u64) as usize;
-            if is_zero(&image.bytes[stored..stored + chunk_len]) {
-                return Err("a script memory stores a chunk of zeros".into());
-            }
-            stored += chunk_len;
+        if image.stored_chunks().any(|(_, bytes)| is_zero(bytes)) {
+            return Err("a script memory stores a chunk of zeros".into());
         }
         Ok(image)
     }
