@@ -6,13 +6,14 @@
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use astroboids_engine::{NetId, TickRate, TickSchedule};
 
 use crate::physics::SectorWorlds;
-use crate::sectors::Sectors;
+use crate::sectors::{Hazard, Sectors};
 use crate::ships::{Cargo, Hull, ShipIndex};
-use crate::space::SpacePos;
+use crate::space::{SectorCoord, SpacePos};
 use crate::{SimSet, SimTotals, TickReport};
 
 #[derive(Debug, Clone, Default)]
@@ -30,12 +31,22 @@ fn hazard_damage(
     sectors: Res<Sectors>,
     mut ships: Query<(&SpacePos, &mut Hull)>,
 ) {
+    // Few sectors have hazards: look ships up in a small map of those instead of in every
+    // loaded sector.
+    let hazardous: FxHashMap<SectorCoord, &[Hazard]> = sectors
+        .loaded()
+        .filter(|(_, s)| !s.contents.hazards.is_empty())
+        .map(|(coord, s)| (*coord, s.contents.hazards.as_slice()))
+        .collect();
+    if hazardous.is_empty() {
+        return;
+    }
     let mut work: Vec<_> = ships.iter_mut().collect();
     work.par_iter_mut().for_each(|(pos, hull)| {
-        let Some(sector) = sectors.get(pos.sector) else {
+        let Some(hazards) = hazardous.get(&pos.sector) else {
             return;
         };
-        for hazard in &sector.hazards {
+        for hazard in *hazards {
             if (pos.local - hazard.local).length_squared() <= hazard.radius * hazard.radius {
                 hull.0 -= hazard.damage_per_s * rate.dt_s;
             }
