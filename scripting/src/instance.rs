@@ -81,10 +81,69 @@ pub struct ScriptInstance {
     script: Arc<CompiledScript>,
 }
 
+/// An instance made but not started: no script code has run in it yet, so it is the same
+/// whenever and wherever it was made. Making one is most of what a start costs the host (the
+/// store, the memory mapping, data segments, the exports table), so a worker can make it ahead
+/// of the tick that starts it ([`crate::ScriptWorkers::prepare`]).
+pub struct PreparedInstance {
+    instance: ScriptInstance,
+    start: Option<TypedFunction<(), ()>>,
+    abi: TypedFunction<(), i32>,
+    sensor_ptr: TypedFunction<(), i32>,
+    command_ptr: TypedFunction<(), i32>,
+}
+
+impl PreparedInstance {
+    /// The compiled script this instance was made from.
+    pub fn script(&self) -> &Arc<CompiledScript> {
+        &self.instance.script
+    }
+
+    /// Runs the start function on the start fuel left after the initial pages, with
+    /// `astroboids.random` seeded by `random_seed`, then checks the ABI version and block
+    /// addresses.
+    pub fn start(self, random_seed: u64) -> Result<ScriptInstance, ScriptError> {
+        let Self {
+            instance: mut this,
+            start,
+            abi,
+            sensor_ptr,
+            command_ptr,
+        } = self;
+        let start_fuel = this.script.limits().start_fuel;
+        this.env.as_mut(&mut this.store).random_state = random_seed;
+        if let Some(start) = start {
+            let left = start_fuel - this.start_fuel_used;
+            let (result, used) = this.metered(left, |store| start.call(store));
+            this.start_fuel_used += used;
+            this.start_logs = std::mem::take(&mut this.env.as_mut(&mut this.store).logs);
+            result.map_err(|fault| start_failure(fault, start_fuel, &this.start_logs))?;
+        }
+        let mut ask = |f: &TypedFunction<(), i32>| {
+            this.metered(ABI_CALL_FUEL, |store| f.call(store))
+                .0
+                .map_err(ScriptError::Start)
+        };
+        check_abi_version(ask(&abi)?)?;
+        let sensor = ask(&sensor_ptr)?;
+        let command = ask(&command_ptr)?;
+        let memory_bytes = this.memory.view(&this.store).data_size();
+        (this.sensor_addr, this.command_addr) = check_blocks(sensor, command, memory_bytes)?;
+        Ok(this)
+    }
+}
+
 impl ScriptInstance {
     /// Instantiates `script`, runs its start function on `start_fuel` and checks its ABI
     /// version and block addresses.
     pub fn new(script: &Arc<CompiledScript>, random_seed: u64) -> Result<Self, ScriptError> {
+        Self::prepare(script)?.start(random_seed)
+    }
+
+    /// Instantiates `script` without running any of its code (see [`PreparedInstance`]). Fails
+    /// as [`Self::new`] would for what instantiating alone can tell: a module that does not
+    /// instantiate, lacks an export, or whose initial memory costs more than its start fuel.
+    pub fn prepare(script: &Arc<CompiledScript>) -> Result<PreparedInstance, ScriptError> {
         let limits = script.limits().clone();
         let mut store = Store::new(script.engine().clone());
         let env = FunctionEnv::new(
@@ -93,7 +152,7 @@ impl ScriptInstance {
                 memory: None,
                 remaining: None,
                 exhausted: None,
-                random_state: random_seed,
+                random_state: 0,
                 logs: Vec::new(),
                 logs_dropped: 0,
                 log_lines_max: limits.log_lines_per_tick,
@@ -190,24 +249,13 @@ impl ScriptInstance {
             }));
         }
         this.start_fuel_used = pages_fuel;
-        if let Some(start) = start {
-            let left = limits.start_fuel - pages_fuel;
-            let (result, used) = this.metered(left, |store| start.call(store));
-            this.start_fuel_used += used;
-            this.start_logs = std::mem::take(&mut this.env.as_mut(&mut this.store).logs);
-            result.map_err(|fault| start_failure(fault, limits.start_fuel, &this.start_logs))?;
-        }
-        let mut ask = |f: &TypedFunction<(), i32>| {
-            this.metered(ABI_CALL_FUEL, |store| f.call(store))
-                .0
-                .map_err(ScriptError::Start)
-        };
-        check_abi_version(ask(&abi)?)?;
-        let sensor = ask(&sensor_ptr)?;
-        let command = ask(&command_ptr)?;
-        let memory_bytes = this.memory.view(&this.store).data_size();
-        (this.sensor_addr, this.command_addr) = check_blocks(sensor, command, memory_bytes)?;
-        Ok(this)
+        Ok(PreparedInstance {
+            instance: this,
+            start,
+            abi,
+            sensor_ptr,
+            command_ptr,
+        })
     }
 
     /// Fuel the start function used (0 without one).

@@ -38,8 +38,10 @@ pub use artifacts::ArtifactDir;
 pub use compiled::{CompiledScript, ModuleSummary};
 pub use engine::{CompilerKind, LoadStats, ScriptEngine, module_hash};
 pub use error::{Fault, FaultKind, ScriptError};
-pub use instance::{InstanceState, RunReport, ScriptInstance, escape_control};
+pub use instance::{InstanceState, PreparedInstance, RunReport, ScriptInstance, escape_control};
 pub use limits::ScriptLimits;
 pub use memory_image::{IMAGE_CHUNK_BYTES, MemoryImage};
 pub use structure::StructureLimits;
-pub use workers::{ScriptJob, ScriptResult, ScriptWorkers, StartLogs, WorkerError};
+pub use workers::{
+    PREPARED_PER_WORKER_MAX, ScriptJob, ScriptResult, ScriptWorkers, StartLogs, WorkerError,
+};

