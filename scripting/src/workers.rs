@@ -45,8 +45,10 @@ pub struct ScriptResult {
 pub type StartLogs = Vec<String>;
 
 /// Prepared instances one worker keeps at most (each holds its memory, 64 KiB and up); asks
-/// beyond it are dropped, and those ships start from scratch.
-pub const PREPARED_PER_WORKER_MAX: usize = 8_192;
+/// beyond it are dropped, and those ships start from scratch. A prepared instance waits for
+/// its ship's start however many ticks that takes (a crowded sector starts a few a tick), and
+/// goes when its ship no longer waits ([`ScriptWorkers::forget_prepared_except`]).
+pub const PREPARED_PER_WORKER_MAX: usize = 4_096;
 
 /// Ships and the scripts to prepare for them.
 type Prepares = Vec<(u64, Arc<CompiledScript>)>;
@@ -54,6 +56,8 @@ type Prepares = Vec<(u64, Arc<CompiledScript>)>;
 enum Request {
     /// Make these instances ahead of their start; no reply.
     Prepare(Prepares),
+    /// Drop the prepared instances of these ships; no reply.
+    Unprepare(Vec<u64>),
     /// Answered once every earlier request is done.
     Settle,
     AttachMany(Vec<(u64, Arc<CompiledScript>, u64)>),
@@ -113,6 +117,9 @@ pub struct ScriptWorkers {
     workers: Vec<Worker>,
     /// Ships with an instance, for cheap checks on this side.
     attached: BTreeSet<u64>,
+    /// Ships an instance was prepared for and that have not started since (some may have been
+    /// refused by the worker's cap; forgetting those is harmless).
+    prepared: RefCell<BTreeSet<u64>>,
 }
 
 impl ScriptWorkers {
@@ -140,6 +147,7 @@ impl ScriptWorkers {
         Self {
             workers,
             attached: BTreeSet::new(),
+            prepared: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -183,12 +191,41 @@ impl ScriptWorkers {
     /// does it between other requests. Starting never depends on it: a start whose prepared
     /// instance is missing or of another script makes one from scratch, with the same result.
     pub fn prepare(&self, ship: u64, script: &Arc<CompiledScript>) {
+        self.prepared.borrow_mut().insert(ship);
         let worker = self.worker(ship);
         worker
             .unsent_prepares
             .borrow_mut()
             .push((ship, Arc::clone(script)));
         worker.try_send_prepares();
+    }
+
+    /// Drops the prepared instances of every ship not in `waiting` (ascending): ships that
+    /// were destroyed or lost their script before starting. Cheap when nothing is prepared.
+    pub fn forget_prepared_except(&self, waiting: &[u64]) {
+        let mut prepared = self.prepared.borrow_mut();
+        if prepared.is_empty() {
+            return;
+        }
+        let mut waiting = waiting.iter().peekable();
+        let stale: Vec<u64> = prepared
+            .iter()
+            .copied()
+            .filter(|&ship| {
+                while waiting.next_if(|&&w| w < ship).is_some() {}
+                waiting.peek() != Some(&&ship)
+            })
+            .collect();
+        let mut per_worker: Vec<Vec<u64>> = vec![Vec::new(); self.workers.len()];
+        for ship in stale {
+            prepared.remove(&ship);
+            per_worker[self.worker_index(ship)].push(ship);
+        }
+        for (worker, ships) in self.workers.iter().zip(per_worker) {
+            if !ships.is_empty() {
+                worker.send(Request::Unprepare(ships));
+            }
+        }
     }
 
     /// Waits until every worker has done everything asked of it so far (prepares included).
@@ -239,6 +276,7 @@ impl ScriptWorkers {
             match reply {
                 Reply::AttachedMany(done) => {
                     for (ship, result) in done {
+                        self.prepared.borrow_mut().remove(&ship);
                         if result.is_ok() {
                             self.attached.insert(ship);
                         }
@@ -448,6 +486,12 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                 }
                 continue;
             }
+            Request::Unprepare(ships) => {
+                for ship in ships {
+                    prepared.remove(&ship);
+                }
+                continue;
+            }
             Request::Settle => Reply::Settled,
             Request::AttachMany(starts) => {
                 let started = starts
@@ -467,10 +511,6 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                         (ship, started)
                     })
                     .collect();
-                // What was prepared for ships that did not start now is dropped rather than
-                // kept for later: prepares are for the next start, and this keeps ships that
-                // were destroyed or reassigned before starting from holding memory.
-                prepared.clear();
                 Reply::AttachedMany(started)
             }
             Request::Restore {

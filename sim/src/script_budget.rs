@@ -11,7 +11,9 @@
 //! `account_fuel_per_tick_max` (for that account's ships in this sector; the same account's
 //! ships elsewhere count against the other sectors' caps) and the sector's
 //! `sector_fuel_per_tick_max`. Instance starts count against the sector's cap at their full
-//! `start_fuel`, and take at most half of it in one tick (at least one start per sector). When a
+//! `start_fuel`, and take at most half of it in one tick; and at most
+//! [`INSTANCE_STARTS_PER_SECTOR_PER_TICK`] instances start in one sector in one tick (at least
+//! one start per sector). When a
 //! cap binds it is shared by water-filling (everyone gets the same ceiling; small requests are
 //! met in full), first among accounts, then among one account's ships. All of it is integer
 //! arithmetic over inputs in a fixed order (sectors by coordinates, ships by id), so every
@@ -20,6 +22,14 @@
 use std::collections::BTreeMap;
 
 use astroboids_scripting::budget::water_fill;
+
+/// The most instances one sector starts in one tick. A start costs the host work fuel does
+/// not meter (the start function's first page faults, the first run's; the instance itself is
+/// made between ticks, see `ScriptWorkers::prepare`), so starts are bounded by count as well
+/// as by fuel: 10,000 fresh miners over 389 sectors start over 7 ticks instead of all in the
+/// first one. A ship given a script in a sector where few others start starts at once. Per
+/// sector, like fuel, so a world split over shards starts the same ships at the same ticks.
+pub(crate) const INSTANCE_STARTS_PER_SECTOR_PER_TICK: usize = 4;
 
 /// One ship's request for this tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +51,14 @@ pub(crate) struct FuelCaps {
 
 impl FuelCaps {
     /// How many of a sector's `pending` instance starts (taken in ship-id order) begin this
-    /// tick: as many as fit in half the sector's fuel, and always at least one, so every start
+    /// tick: as many as fit in half the sector's fuel, at most
+    /// [`INSTANCE_STARTS_PER_SECTOR_PER_TICK`], and always at least one, so every start
     /// happens.
     pub(crate) fn admitted_starts(&self, pending: usize) -> usize {
         let fit = (self.sector_max / 2) / self.start_fuel.max(1);
-        (fit.max(1) as usize).min(pending)
+        let fit = usize::try_from(fit).unwrap_or(usize::MAX);
+        fit.clamp(1, INSTANCE_STARTS_PER_SECTOR_PER_TICK)
+            .min(pending)
     }
 
     /// The fuel left for a sector's runs after its `starts` instance starts.
@@ -137,17 +150,21 @@ mod tests {
     }
 
     #[test]
-    fn starts_take_at_most_half_the_sector_but_at_least_one_per_tick() {
+    fn starts_take_at_most_half_the_sector_and_a_few_per_tick_but_at_least_one() {
+        // Fuel for 80 starts in half the sector: the count bounds them.
         let caps = FuelCaps {
             account_max: 10,
-            sector_max: 10_000,
-            start_fuel: 1_000,
+            sector_max: 40_000_000,
+            start_fuel: 250_000,
         };
-        assert_eq!(caps.admitted_starts(100), 5);
-        assert_eq!(caps.admitted_starts(3), 3);
-        assert_eq!(caps.run_fuel(5), 5_000);
+        assert_eq!(
+            caps.admitted_starts(100),
+            INSTANCE_STARTS_PER_SECTOR_PER_TICK
+        );
+        assert_eq!(caps.admitted_starts(1), 1);
+        assert_eq!(caps.run_fuel(2), 39_500_000);
         let huge = FuelCaps {
-            start_fuel: 1_000_000,
+            start_fuel: 30_000_000,
             ..caps
         };
         assert_eq!(
@@ -155,6 +172,6 @@ mod tests {
             1,
             "progress even when one start is over half"
         );
-        assert_eq!(huge.run_fuel(1), 0);
+        assert_eq!(huge.run_fuel(1), 10_000_000);
     }
 }

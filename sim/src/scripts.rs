@@ -125,8 +125,8 @@ pub struct ScriptTickReport {
     /// Instances started this tick, and those that failed to start.
     pub started: u32,
     pub start_failures: u32,
-    /// Pending starts left for later ticks (a sector's starts take at most half its fuel),
-    /// summed over sectors.
+    /// Pending starts left for later ticks (a sector's starts take at most half its fuel, and
+    /// are at most `INSTANCE_STARTS_PER_SECTOR_PER_TICK`), summed over sectors.
     pub starts_deferred: u32,
     /// Runs a cap held back: granted less than their bucket allowed (by an account's or their
     /// sector's cap) and then out of fuel, or granted nothing at all.

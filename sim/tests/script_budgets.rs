@@ -64,15 +64,32 @@ fn scripted_world(
     (sim, ids)
 }
 
+/// Steps until no ship of `ids` waits to start (a sector starts a few a tick), then three
+/// more ticks, so every bucket is down to what one tick earns.
+fn start_everyone(sim: &mut Simulation, ids: &[NetId]) {
+    let pending = |sim: &Simulation| {
+        ids.iter()
+            .any(|&id| component::<ScriptRuntime>(sim, id).status == InstanceStatus::Pending)
+    };
+    for _ in 0..100 {
+        if !pending(sim) {
+            break;
+        }
+        sim.step();
+    }
+    assert!(!pending(sim), "every ship started");
+    sim.run_ticks(3);
+}
+
 #[test]
 fn an_account_shares_its_cap_and_cannot_take_fuel_from_another() {
-    let mut config = UniverseConfig::default();
+    let mut config = no_backoff();
     config.scripts.account_fuel_per_tick_max = 200_000;
     let spin = spinner();
     let mut ships: Vec<(&[u8], Option<&str>)> = vec![(&spin, Some("swarm")); 20];
     ships.push((&spin, Some("solo")));
     let (mut sim, ids) = scripted_world(config.clone(), &ships);
-    sim.run_ticks(2);
+    start_everyone(&mut sim, &ids);
     let used = |id: NetId| component::<ScriptRuntime>(&sim, id).fuel_used_last;
     let swarm: u64 = ids[..20].iter().map(|&id| used(id)).sum();
     assert_eq!(swarm, 200_000, "twenty spinners share one account's cap");
@@ -156,7 +173,7 @@ fn an_accounts_cap_holds_in_each_sector_on_its_own() {
     assert_ne!(first, second);
     assert!(ids[..10].iter().all(|&id| sector_of(&sim, id) == first));
     assert!(ids[10..].iter().all(|&id| sector_of(&sim, id) == second));
-    sim.run_ticks(2);
+    start_everyone(&mut sim, &ids);
     let used = |id: NetId| component::<ScriptRuntime>(&sim, id).fuel_used_last;
     for half in [&ids[..10], &ids[10..]] {
         assert_eq!(
@@ -172,11 +189,12 @@ fn an_accounts_cap_holds_in_each_sector_on_its_own() {
 }
 
 /// 30 spinners crowding one sector (ids 0 to 29) and one alone in the next (id 30), under a
-/// sector cap of 1,000,000 that lets 5 instances start per sector and tick.
+/// sector cap of 600,000 that lets 3 instances start per sector and tick (fewer than the count
+/// cap, so the fuel share is what limits them).
 fn crowded_and_lone() -> (Simulation, Vec<NetId>) {
     let mut config = no_backoff();
-    config.scripts.account_fuel_per_tick_max = 1_000_000;
-    config.scripts.sector_fuel_per_tick_max = 1_000_000;
+    config.scripts.account_fuel_per_tick_max = 600_000;
+    config.scripts.sector_fuel_per_tick_max = 600_000;
     config.scripts.start_fuel = 100_000;
     config.ships.spawn_per_sector = 30;
     let spin = spinner();
@@ -205,7 +223,7 @@ fn a_crowded_sector_cuts_no_fuel_of_ships_in_another() {
         .iter()
         .map(|&id| component::<ScriptRuntime>(&sim, id).fuel_used_last)
         .collect();
-    assert!(crowd.iter().sum::<u64>() <= 1_000_000, "{crowd:?}");
+    assert!(crowd.iter().sum::<u64>() <= 600_000, "{crowd:?}");
     assert!(
         crowd.iter().all(|&used| used < fuel_per_tick / 2),
         "the crowded sector's cap cuts its own ships: {crowd:?}"
@@ -230,20 +248,41 @@ fn starts_are_admitted_per_sector() {
             .filter(|&&id| status(sim, id) == InstanceStatus::Running)
             .count()
     };
-    assert_eq!(running(&sim), 5, "half the crowded sector's cap");
+    assert_eq!(running(&sim), 3, "half the crowded sector's cap");
     let report = sim.world().resource::<ScriptTickReport>().clone();
-    assert_eq!(report.started, 6, "both sectors' starts, added up");
-    assert_eq!(report.starts_deferred, 25);
-    // The crowded sector starts its ships five a tick, lowest ids first.
+    assert_eq!(report.started, 4, "both sectors' starts, added up");
+    assert_eq!(report.starts_deferred, 27);
+    // The crowded sector starts its ships three a tick, lowest ids first.
     sim.step();
-    assert_eq!(running(&sim), 10);
+    assert_eq!(running(&sim), 6);
     assert!(
-        ids[..10]
+        ids[..6]
             .iter()
             .all(|&id| status(&sim, id) == InstanceStatus::Running)
     );
-    sim.run_ticks(4);
+    sim.run_ticks(8);
     assert_eq!(running(&sim), 30);
+}
+
+#[test]
+fn a_sector_starts_four_instances_a_tick_however_much_fuel_it_has() {
+    // The default sector cap has fuel for 80 starts a tick; 30 ships wait in one sector.
+    let mut config = no_backoff();
+    config.ships.spawn_per_sector = 30;
+    let spin = spinner();
+    let ships: Vec<(&[u8], Option<&str>)> = vec![(&spin, None); 30];
+    let (mut sim, ids) = scripted_world(config, &ships);
+    let running = |sim: &Simulation| {
+        ids.iter()
+            .filter(|&&id| component::<ScriptRuntime>(sim, id).status == InstanceStatus::Running)
+            .count()
+    };
+    for tick in 1..=7 {
+        sim.step();
+        assert_eq!(running(&sim), 4 * tick, "tick {tick}");
+    }
+    sim.step();
+    assert_eq!(running(&sim), 30, "the last two at tick 8");
 }
 
 #[test]

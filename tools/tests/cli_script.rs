@@ -85,11 +85,15 @@ fn every_example_builds_and_flies_deterministically() {
 
         let wasm = out.to_str().unwrap();
         let a = sim_json(wasm, "2");
+        // 80 ships, 40 to a sector: each sector starts four a tick (ticks 1 to 10), and every
+        // ship runs every tick from the one it starts in.
+        let runs_per_sector: u64 = (1..=10u64).map(|start| 4 * (80 - start + 1)).sum();
         assert_eq!(
             a["script_runs"],
-            80 * 80,
-            "{name}: every ship ran every tick: {a}"
+            2 * runs_per_sector,
+            "{name}: every ship ran every tick from its start: {a}"
         );
+        assert_eq!(a["script_ships_running"], 80, "{name}: {a}");
         assert_eq!(a["script_faults"], 0, "{name}: {a}");
         assert!(a["script_fuel_used"].as_u64().unwrap() > 0, "{name}: {a}");
         let b = sim_json(wasm, "1");
@@ -166,16 +170,24 @@ fn check_prints_the_interface_and_limits() {
 
 #[test]
 fn hostile_scripts_fault_back_off_and_share_capped_fuel() {
-    // Every ship spins until its fuel runs out: all of them fault, back off, and with 40 ships
-    // to a sector (80 ships spawn into two sectors) asking for their whole bucket, each
-    // sector's cap cuts runs.
+    // Every ship spins until its fuel runs out: all of them fault and back off. 80 ships spawn
+    // into two sectors; with a sector cap of 1,000,000 two start per sector and tick (starts
+    // take at most half of it) and the six or so running between their start and their
+    // back-off ask for more than the rest, so each sector's cap cuts runs.
     let config = scratch("hostile-caps").join("universe.toml");
     let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/universe.toml");
-    let text = std::fs::read_to_string(default).unwrap().replace(
-        "sector_fuel_per_tick_max = 40000000",
-        "sector_fuel_per_tick_max = 6000000",
-    );
-    assert!(text.contains("sector_fuel_per_tick_max = 6000000"));
+    let text = std::fs::read_to_string(default)
+        .unwrap()
+        .replace(
+            "sector_fuel_per_tick_max = 40000000",
+            "sector_fuel_per_tick_max = 1000000",
+        )
+        .replace(
+            "account_fuel_per_tick_max = 5000000",
+            "account_fuel_per_tick_max = 1000000",
+        );
+    assert!(text.contains("sector_fuel_per_tick_max = 1000000"));
+    assert!(text.contains("account_fuel_per_tick_max = 1000000"));
     std::fs::write(&config, text).unwrap();
     let summary = sim_json_with(
         "assets/hostile/spin.wat",
@@ -193,7 +205,7 @@ fn hostile_scripts_fault_back_off_and_share_capped_fuel() {
     );
     let fuel = summary["script_fuel_used"].as_u64().unwrap();
     assert!(
-        fuel <= 80 * 2 * 6_000_000,
+        fuel <= 80 * 2 * 1_000_000,
         "never more than the cap per sector and tick: {fuel}"
     );
 }
@@ -333,7 +345,8 @@ fn a_script_that_starts_on_no_ship_stops_the_run_with_the_reason() {
         stderr.contains("no_start.wat: the script failed to start on all 6 ships"),
         "{stderr}"
     );
-    assert!(stderr.contains("stopped at tick 1"), "{stderr}");
+    // The six ships share a sector, which starts four a tick: the last fail at tick 2.
+    assert!(stderr.contains("stopped at tick 2"), "{stderr}");
     assert!(
         stderr.contains("unreachable"),
         "the trap is named: {stderr}"
@@ -354,7 +367,7 @@ fn a_script_that_starts_on_no_ship_stops_the_run_with_the_reason() {
     assert_eq!(summary["script_start_failures"], 6, "{summary}");
     assert_eq!(summary["script_ships_running"], 0, "{summary}");
     assert_eq!(summary["script_faults"], 0, "{summary}");
-    assert_eq!(summary["tick"], 1, "{summary}");
+    assert_eq!(summary["tick"], 2, "{summary}");
 }
 
 #[test]
