@@ -200,13 +200,15 @@ impl ScriptWorkers {
         worker.try_send_prepares();
     }
 
+    /// Whether any ship has a prepared instance it has not started yet.
+    pub fn has_prepared(&self) -> bool {
+        !self.prepared.borrow().is_empty()
+    }
+
     /// Drops the prepared instances of every ship not in `waiting` (ascending): ships that
-    /// were destroyed or lost their script before starting. Cheap when nothing is prepared.
+    /// were destroyed or lost their script before starting.
     pub fn forget_prepared_except(&self, waiting: &[u64]) {
         let mut prepared = self.prepared.borrow_mut();
-        if prepared.is_empty() {
-            return;
-        }
         let mut waiting = waiting.iter().peekable();
         let stale: Vec<u64> = prepared
             .iter()

@@ -269,3 +269,24 @@ fn prepared_instances_start_exactly_like_fresh_ones_and_only_for_their_script() 
 fn strip_wall_time(results: Vec<ScriptResult>) -> Vec<(u64, RunReport)> {
     results.into_iter().map(|r| (r.ship, r.report)).collect()
 }
+
+#[test]
+fn prepared_instances_are_forgotten_once_their_ships_stop_waiting() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    assert!(!pool.has_prepared());
+    for ship in 1..=4u64 {
+        pool.prepare(ship, &echo);
+    }
+    // Ships 1 and 4 were destroyed before starting.
+    pool.forget_prepared_except(&[2, 3]);
+    assert!(pool.has_prepared(), "2 and 3 still wait");
+    let started = pool.attach_many(vec![(2, echo.clone(), 2), (3, echo.clone(), 3)]);
+    assert!(started.iter().all(|(_, r)| r.is_ok()), "{started:?}");
+    assert!(!pool.has_prepared(), "started ships no longer wait");
+    // A ship whose prepared instance was forgotten still starts, from scratch.
+    let started = pool.attach_many(vec![(1, echo.clone(), 1)]);
+    assert!(started[0].1.is_ok(), "{started:?}");
+    assert_eq!(pool.attached().collect::<Vec<_>>(), [1, 2, 3]);
+}

@@ -89,12 +89,14 @@ pub(crate) fn run_scripts(
     scripted.sort_unstable_by_key(|s| *s.0);
     let scripted_ids: Vec<u64> = scripted.iter().map(|s| s.0.0).collect();
     drop_orphans(&mut workers, &scripted_ids);
-    let waiting: Vec<u64> = scripted
-        .iter()
-        .filter(|s| s.2.status == InstanceStatus::Pending)
-        .map(|s| s.0.0)
-        .collect();
-    workers.forget_prepared_except(&waiting);
+    if workers.has_prepared() {
+        let waiting: Vec<u64> = scripted
+            .iter()
+            .filter(|s| s.2.status == InstanceStatus::Pending)
+            .map(|s| s.0.0)
+            .collect();
+        workers.forget_prepared_except(&waiting);
+    }
 
     // Fuel is shared per sector: what a ship's script gets depends only on the scripted ships
     // of its own sector (ships change sectors only in the physics stage), so a world spread
