@@ -191,12 +191,16 @@ impl ScriptWorkers {
     /// does it between other requests. Starting never depends on it: a start whose prepared
     /// instance is missing or of another script makes one from scratch, with the same result.
     pub fn prepare(&self, ship: u64, script: &Arc<CompiledScript>) {
-        self.prepared.borrow_mut().insert(ship);
         let worker = self.worker(ship);
-        worker
-            .unsent_prepares
-            .borrow_mut()
-            .push((ship, Arc::clone(script)));
+        {
+            // Bounded like the worker's own store: more could never be kept anyway.
+            let mut unsent = worker.unsent_prepares.borrow_mut();
+            if unsent.len() >= PREPARED_PER_WORKER_MAX {
+                return;
+            }
+            unsent.push((ship, Arc::clone(script)));
+        }
+        self.prepared.borrow_mut().insert(ship);
         worker.try_send_prepares();
     }
 

@@ -130,22 +130,48 @@ pub(crate) fn step_sector(
 ) -> StepOutcome {
     let motions: Vec<Motion> = ships.iter().map(|s| s.motion).collect();
     let near = near_something(&motions, &contents.asteroids, params.radius, params.dt);
-    if !near.contains(&true) {
-        // Nothing in rapier: the world goes, so the next one starts fresh (and a sector
-        // without bodies is always in the same state, whatever happened there before).
-        return StepOutcome {
-            moved: ships
-                .iter()
-                .map(|s| (s.entity, fly_free(s.motion, params.dt), s.motion.velocity))
-                .collect(),
-            impulses: Vec::new(),
-            world: None,
-        };
-    }
-    let mut world = world.unwrap_or_else(|| Box::new(SectorWorld::new(contents, params)));
-    let near_ships: Vec<&SectorShip> = ships
+    // Nothing near anything: the world goes, so the next one starts fresh (and a sector
+    // without bodies is always in the same state, whatever happened there before).
+    let (world, impulses) = if near.contains(&true) {
+        let world = world.unwrap_or_else(|| Box::new(SectorWorld::new(contents, params)));
+        let (world, impulses) = step_near_ships(world, ships, &near, params);
+        (Some(world), impulses)
+    } else {
+        (None, Vec::new())
+    };
+    let moved = ships
         .iter()
         .zip(&near)
+        .map(|(ship, &near)| match (&world, near) {
+            (Some(world), true) => {
+                let body = &world.physics.bodies[world.ships[&ship.id]];
+                (ship.entity, body.translation(), body.linvel())
+            }
+            _ => (
+                ship.entity,
+                fly_free(ship.motion, params.dt),
+                ship.motion.velocity,
+            ),
+        })
+        .collect();
+    StepOutcome {
+        moved,
+        impulses,
+        world,
+    }
+}
+
+/// Gives exactly the near ships (`near`, same order as `ships`) a body in `world` with this
+/// tick's velocity, and steps it; returns the world and the contact impulses.
+fn step_near_ships(
+    mut world: Box<SectorWorld>,
+    ships: &[SectorShip],
+    near: &[bool],
+    params: &ShipParams,
+) -> (Box<SectorWorld>, Vec<(NetId, f32)>) {
+    let near_ships: Vec<&SectorShip> = ships
+        .iter()
+        .zip(near)
         .filter_map(|(ship, near)| near.then_some(ship))
         .collect();
     // (Any body not of a near ship goes: ships that fly free now, and, defensively, any the
@@ -174,30 +200,11 @@ pub(crate) fn step_sector(
     }
     let collector = ImpulseCollector::default();
     world.physics.step_with_events(&(), &collector);
-    let moved = ships
-        .iter()
-        .zip(&near)
-        .map(|(ship, &near)| {
-            if near {
-                let body = &world.physics.bodies[world.ships[&ship.id]];
-                (ship.entity, body.translation(), body.linvel())
-            } else {
-                (
-                    ship.entity,
-                    fly_free(ship.motion, params.dt),
-                    ship.motion.velocity,
-                )
-            }
-        })
-        .collect();
-    StepOutcome {
-        moved,
-        impulses: collector
-            .hits
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner()),
-        world: Some(world),
-    }
+    let impulses = collector
+        .hits
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    (world, impulses)
 }
 
 /// Collects contact impulses per ship during one sector's step (called on that step's thread).
