@@ -15,9 +15,10 @@ use crate::compiled::CompiledScript;
 use crate::deferred_start::START_EXPORT;
 use crate::error::{Fault, FaultKind, ScriptError};
 use crate::linear_memory;
-use crate::memory_image::MemoryImage;
+use crate::memory_image::{IMAGE_CHUNK_BYTES, MemoryImage};
 use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;
+use crate::untouched_pages::UntouchedPages;
 
 /// Fuel for each ABI query at start (`astroboids_abi`, `sensor_ptr`, `command_ptr`): they
 /// should return constants.
@@ -318,8 +319,10 @@ impl ScriptInstance {
 
     /// The script's state: memory and mutable globals.
     pub fn state(&mut self) -> InstanceState {
+        let memory = linear_memory::bytes(&self.memory, &self.store);
+        let untouched = UntouchedPages::of(memory);
         InstanceState {
-            memory: MemoryImage::of(linear_memory::bytes(&self.memory, &self.store)),
+            memory: MemoryImage::of_skipping(memory, |range| untouched.known_zero(range)),
             globals: self.global_bits(),
         }
     }
@@ -358,7 +361,10 @@ impl ScriptInstance {
                 memory.len()
             )));
         }
-        state.memory.write_to(memory);
+        let untouched = UntouchedPages::of(memory);
+        state
+            .memory
+            .write_to_skipping(memory, |range| untouched.known_zero(range));
         for (global, &bits) in self.state_globals.iter().zip(&state.globals) {
             let value = match global.ty(&self.store).ty {
                 wasmer::Type::I32 => Value::I32(bits as u32 as i32),
@@ -374,12 +380,36 @@ impl ScriptInstance {
         Ok(())
     }
 
+    /// The whole memory, every page read (so touched); for tests of the paths that skip
+    /// untouched pages.
+    #[cfg(test)]
+    pub(crate) fn memory_read_in_full(&self) -> Vec<u8> {
+        linear_memory::bytes(&self.memory, &self.store).to_vec()
+    }
+
+    /// How many pages of the memory were ever touched (`None`: not known on this system).
+    #[cfg(test)]
+    pub(crate) fn touched_memory_pages(&self) -> Option<usize> {
+        UntouchedPages::of(linear_memory::bytes(&self.memory, &self.store)).touched_count()
+    }
+
     /// A 128-bit digest of [`Self::state`], computed without copying the memory.
     pub fn state_digest(&mut self) -> u128 {
         let mut hasher = Xxh3::new();
         let memory = linear_memory::bytes(&self.memory, &self.store);
         hasher.update(&(memory.len() as u64).to_le_bytes());
-        hasher.update(memory);
+        // Untouched pages are hashed as the zeros they hold, without reading (and so touching)
+        // them; the digest is that of the whole memory either way.
+        let untouched = UntouchedPages::of(memory);
+        const ZEROS: [u8; IMAGE_CHUNK_BYTES] = [0; IMAGE_CHUNK_BYTES];
+        for (index, chunk) in memory.chunks(IMAGE_CHUNK_BYTES).enumerate() {
+            let start = index * IMAGE_CHUNK_BYTES;
+            if untouched.known_zero(start..start + chunk.len()) {
+                hasher.update(&ZEROS[..chunk.len()]);
+            } else {
+                hasher.update(chunk);
+            }
+        }
         for bits in self.global_bits() {
             hasher.update(&bits.to_le_bytes());
         }

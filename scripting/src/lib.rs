@@ -32,6 +32,7 @@ pub mod metering;
 mod state_globals;
 mod structure;
 mod tunables;
+mod untouched_pages;
 mod workers;
 
 pub use artifacts::ArtifactDir;

@@ -30,11 +30,18 @@ pub struct MemoryImage {
 impl MemoryImage {
     /// The image of `memory`.
     pub fn of(memory: &[u8]) -> Self {
-        let chunks: Vec<u32> = memory
-            .chunks(IMAGE_CHUNK_BYTES)
-            .enumerate()
-            .filter(|(_, chunk)| !is_zero(chunk))
-            .map(|(index, _)| index as u32)
+        Self::of_skipping(memory, |_| false)
+    }
+
+    /// The image of `memory`, not reading the chunks `known_zero` vouches for (pages never
+    /// touched: see `untouched_pages.rs`). The same image as [`Self::of`] whenever those chunks
+    /// are indeed zero.
+    pub(crate) fn of_skipping(memory: &[u8], known_zero: impl Fn(Range<usize>) -> bool) -> Self {
+        let chunks: Vec<u32> = (0..memory.len().div_ceil(IMAGE_CHUNK_BYTES) as u32)
+            .filter(|&index| {
+                let range = chunk_range(memory.len(), index);
+                !known_zero(range.clone()) && !is_zero(&memory[range])
+            })
             .collect();
         let mut bytes = Vec::with_capacity(chunks.len() * IMAGE_CHUNK_BYTES);
         for &index in &chunks {
@@ -71,17 +78,38 @@ impl MemoryImage {
     /// Makes `memory` (exactly [`Self::len`] bytes) hold this image: stored chunks copied,
     /// everything else zeroed.
     pub fn write_to(&self, memory: &mut [u8]) {
+        self.write_to_skipping(memory, |_| false);
+    }
+
+    /// As [`Self::write_to`], leaving alone the zero ranges `known_zero` vouches for (pages
+    /// never touched stay untouched, so later captures need not read them either).
+    pub(crate) fn write_to_skipping(
+        &self,
+        memory: &mut [u8],
+        known_zero: impl Fn(Range<usize>) -> bool,
+    ) {
         assert_eq!(
             memory.len() as u64,
             self.len,
             "an image is written to a memory of its own size"
         );
         let mut zero_from = 0;
+        let zero_gap = |memory: &mut [u8], gap: Range<usize>| {
+            // Chunk by chunk, so that untouched pages inside a gap stay untouched.
+            let mut start = gap.start;
+            while start < gap.end {
+                let end = (start + IMAGE_CHUNK_BYTES).min(gap.end);
+                if !known_zero(start..end) {
+                    memory[start..end].fill(0);
+                }
+                start = end;
+            }
+        };
         for (range, _) in self.stored_chunks() {
-            memory[zero_from..range.start].fill(0);
+            zero_gap(memory, zero_from..range.start);
             zero_from = range.end;
         }
-        memory[zero_from..].fill(0);
+        zero_gap(memory, zero_from..memory.len());
         self.copy_chunks_into(memory);
     }
 
