@@ -1,7 +1,9 @@
 //! Checkpoints written off the tick thread. The tick thread only captures the world (the copy
-//! of its state, which must happen between ticks); a writer thread encodes, compresses, stores
-//! and flushes it, then prunes what it covers. At ten thousand scripted ships the capture is a
-//! tenth of the work: the rest no longer stalls the tick.
+//! of its state, which must happen between ticks), and not even the scripts' part: the script
+//! workers take their instances' states before their next runs, and the writer thread waits
+//! for them. It then encodes, compresses, stores and flushes the checkpoint, and prunes what it
+//! covers. At ten thousand scripted ships the capture is a tenth of the work: the rest no
+//! longer stalls the tick.
 //!
 //! One checkpoint is written at a time: a capture that comes while the previous one is still
 //! being written waits for it (checkpoints are far apart, so this only happens when the disk
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
-use astroboids_sim::checkpoint::{self, WorldCheckpoint};
+use astroboids_sim::checkpoint::{self, PendingCheckpoint};
 use astroboids_storage::{StorageError, WorldStore};
 
 use crate::compress;
@@ -38,7 +40,7 @@ pub struct StoredCheckpoint {
 
 struct Job {
     tick: u64,
-    checkpoint: WorldCheckpoint,
+    checkpoint: PendingCheckpoint,
 }
 
 /// The writer thread and the one checkpoint it may be working on.
@@ -95,7 +97,7 @@ impl CheckpointWriter {
     pub fn submit(
         &mut self,
         tick: u64,
-        checkpoint: WorldCheckpoint,
+        checkpoint: PendingCheckpoint,
     ) -> Result<Option<StoredCheckpoint>, WriterError> {
         let previous = self.wait()?;
         let jobs = self.jobs.as_ref().expect("the writer runs until finished");
@@ -141,13 +143,12 @@ impl Drop for CheckpointWriter {
     }
 }
 
-/// Encodes, compresses, stores and flushes a checkpoint, then prunes what it covers.
+/// Completes a checkpoint (waiting for the script workers' part), encodes, compresses, stores
+/// and flushes it, then prunes what it covers.
 fn write(store: &WorldStore, job: Job) -> Result<StoredCheckpoint, WriterError> {
-    let packed = compress::pack(
-        &checkpoint::encode(&job.checkpoint),
-        compress::CHECKPOINT_LEVEL,
-    );
-    drop(job.checkpoint);
+    let captured = job.checkpoint.finish();
+    let packed = compress::pack(&checkpoint::encode(&captured), compress::CHECKPOINT_LEVEL);
+    drop(captured);
     store.put_checkpoint(job.tick, &packed)?;
     store.flush()?;
     // Only once the checkpoint is durable may what it covers go.

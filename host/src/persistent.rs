@@ -374,7 +374,7 @@ impl PersistentWorld {
         if !is_checkpoint_tick(&self.config, tick) {
             return Ok(false);
         }
-        let captured = checkpoint::capture(&mut self.sim);
+        let captured = checkpoint::capture_later(&mut self.sim);
         if let Some(stored) = self.writer.submit(tick, captured)? {
             self.last_checkpoint = Some(stored);
         }

@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use crate::blocks::SensorSnapshot;
@@ -39,6 +39,29 @@ pub struct ScriptResult {
     /// Wall-clock time the run took on its worker, in nanoseconds. Observability only, for the
     /// host's watchdog: it differs run to run and must never reach simulation state.
     pub wall_ns: u64,
+}
+
+/// Script states the workers are taking (see [`ScriptWorkers::states_later`]).
+#[derive(Debug)]
+pub struct PendingStates {
+    states: Receiver<Vec<(u64, InstanceState)>>,
+    workers_asked: usize,
+}
+
+impl PendingStates {
+    /// Waits for every worker's part; the states in ship order.
+    ///
+    /// # Panics
+    /// When a worker died (panicked) before answering.
+    pub fn wait(self) -> Vec<(u64, InstanceState)> {
+        let mut states = Vec::new();
+        for _ in 0..self.workers_asked {
+            let mut part = self.states.recv().expect("script worker alive");
+            states.append(&mut part);
+        }
+        states.sort_unstable_by_key(|(ship, _)| *ship);
+        states
+    }
 }
 
 /// Lines a start function logged; what a successful start returns.
@@ -73,8 +96,12 @@ enum Request {
     Snapshot {
         ship: u64,
     },
-    /// The states of these ships (a checkpoint's capture), in the given order.
-    Snapshots(Vec<u64>),
+    /// The states of these ships (a checkpoint's capture), in the given order, sent to `to`;
+    /// no reply.
+    Snapshots {
+        ships: Vec<u64>,
+        to: Sender<Vec<(u64, InstanceState)>>,
+    },
     Digests,
 }
 
@@ -85,7 +112,6 @@ enum Reply {
     Detached(bool),
     Ran(Vec<ScriptResult>),
     Snapshot(Option<InstanceState>),
-    Snapshots(Vec<(u64, InstanceState)>),
     Digests(Vec<(u64, u128)>),
 }
 
@@ -357,22 +383,34 @@ impl ScriptWorkers {
     /// worker, all workers at once (a checkpoint of thousands of scripts asks once, not
     /// thousands of times).
     pub fn states(&self, ships: &[u64]) -> Vec<(u64, InstanceState)> {
+        self.states_later(ships).wait()
+    }
+
+    /// As [`Self::states`], without waiting: each worker takes its ships' states before
+    /// anything asked of it later (the next tick's runs), so they are the states as of now,
+    /// and the caller collects them from [`PendingStates::wait`] on any thread. A checkpoint's
+    /// capture thus costs the tick thread nothing for scripts: when ticks are paced, the
+    /// workers take the states in the idle time before the next tick.
+    pub fn states_later(&self, ships: &[u64]) -> PendingStates {
         let mut per_worker: Vec<Vec<u64>> = vec![Vec::new(); self.workers.len()];
         for &ship in ships.iter().filter(|s| self.is_attached(**s)) {
             per_worker[self.worker_index(ship)].push(ship);
         }
-        let requests = per_worker
-            .into_iter()
-            .map(|wanted| (!wanted.is_empty()).then_some(Request::Snapshots(wanted)));
-        let mut states = Vec::with_capacity(ships.len());
-        for reply in self.scatter(requests) {
-            match reply {
-                Reply::Snapshots(mut s) => states.append(&mut s),
-                _ => unreachable!("workers answer snapshots with Snapshots"),
+        let (to, states) = std::sync::mpsc::channel();
+        let mut workers_asked = 0;
+        for (worker, ships) in self.workers.iter().zip(per_worker) {
+            if !ships.is_empty() {
+                worker.send(Request::Snapshots {
+                    ships,
+                    to: to.clone(),
+                });
+                workers_asked += 1;
             }
         }
-        states.sort_unstable_by_key(|(ship, _)| *ship);
-        states
+        PendingStates {
+            states,
+            workers_asked,
+        }
     }
 
     /// A digest of every instance's state, in ship order; computed on all workers at once.
@@ -535,12 +573,15 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
             Request::Snapshot { ship } => {
                 Reply::Snapshot(ships.get_mut(&ship).map(ScriptInstance::state))
             }
-            Request::Snapshots(wanted) => Reply::Snapshots(
-                wanted
+            Request::Snapshots { ships: wanted, to } => {
+                let states = wanted
                     .into_iter()
                     .filter_map(|ship| Some((ship, ships.get_mut(&ship)?.state())))
-                    .collect(),
-            ),
+                    .collect();
+                // Nobody waiting (a world dropped mid-checkpoint) is not an error here.
+                let _ = to.send(states);
+                continue;
+            }
             Request::Digests => Reply::Digests(
                 ships
                     .iter_mut()

@@ -24,7 +24,8 @@ use astroboids_engine::hash::{HashScope, PartitionHashers};
 use astroboids_engine::{HashCost, NetId, Tick};
 use astroboids_scripting::budget::{BackoffPolicy, FaultStreak, FuelBucket, FuelPolicy};
 use astroboids_scripting::{
-    ArtifactDir, CompiledScript, CompilerKind, ScriptEngine, ScriptError, ScriptJob, ScriptWorkers,
+    ArtifactDir, CompiledScript, CompilerKind, PendingStates, ScriptEngine, ScriptError, ScriptJob,
+    ScriptWorkers,
 };
 
 use crate::autopilot::Autopilot;
@@ -283,18 +284,12 @@ impl ScriptHost {
         self.workers().state(ship.0).ok()
     }
 
-    /// The states of those of `ships` whose script runs, by ship id, gathered from all
-    /// workers at once.
-    pub fn instance_states(
-        &self,
-        ships: &[NetId],
-    ) -> std::collections::BTreeMap<NetId, astroboids_scripting::InstanceState> {
+    /// The states of those of `ships` whose script runs, gathered from all workers at once
+    /// without waiting (see `ScriptWorkers::states_later`): the states as of now, collected
+    /// from the returned [`PendingStates`] on any thread.
+    pub fn instance_states_later(&self, ships: &[NetId]) -> PendingStates {
         let ids: Vec<u64> = ships.iter().map(|s| s.0).collect();
-        self.workers()
-            .states(&ids)
-            .into_iter()
-            .map(|(ship, state)| (NetId(ship), state))
-            .collect()
+        self.workers().states_later(&ids)
     }
 }
 

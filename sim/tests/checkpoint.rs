@@ -107,6 +107,36 @@ fn a_restored_world_continues_exactly_like_the_original() {
 }
 
 #[test]
+fn script_states_collected_after_the_world_ran_on_are_those_of_the_captured_tick() {
+    with_threads(2, || {
+        let (mut live, _) = living_world();
+        let (mut twin, _) = living_world();
+        let pending = checkpoint::capture_later(&mut live);
+        assert_eq!(pending.tick(), 25);
+        // The scripts run on (their memories and globals change) before anyone collects.
+        live.run_ticks(5);
+        let collected = pending.finish();
+        let at_capture = checkpoint::capture(&mut twin);
+        assert_eq!(
+            collected, at_capture,
+            "the states are those of tick 25, as a capture that waited for them"
+        );
+        let scripted = |c: &checkpoint::WorldCheckpoint| {
+            c.ships
+                .iter()
+                .filter_map(|s| s.script.as_ref().map(|r| (s.id, r.globals.clone())))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scripted(&collected).len(), 60);
+        assert_ne!(
+            scripted(&checkpoint::capture(&mut live)),
+            scripted(&collected),
+            "the live world's scripts did move on"
+        );
+    });
+}
+
+#[test]
 fn script_memories_are_stored_without_their_zero_chunks_and_format_4_still_reads() {
     let (mut live, _) = living_world();
     let saved = checkpoint::capture(&mut live);

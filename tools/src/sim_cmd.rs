@@ -49,9 +49,12 @@ struct Summary {
     /// The slowest tick that wrote a checkpoint (0: none did), and the slowest of the rest:
     /// what checkpoints cost the tick thread.
     checkpoint_tick_ms_max: f64,
-    /// Every tick that wrote a checkpoint, in order (the first one after scripts start also
-    /// maps their untouched pages).
+    /// Every tick that wrote a checkpoint, in order.
     checkpoint_ticks_ms: Vec<f64>,
+    /// The tick right after each checkpoint: its scripts run once the workers have taken
+    /// their states for the checkpoint. Unpaced, that wait lands here; paced (`--realtime`),
+    /// the workers take the states in the idle time between ticks.
+    after_checkpoint_ticks_ms: Vec<f64>,
     other_tick_ms_max: f64,
     ticks_per_s: f64,
     sectors_loaded: usize,
@@ -348,6 +351,8 @@ fn simulate(
     let mut durations = Vec::with_capacity((end_tick - start_tick) as usize);
     let (mut checkpoint_tick_max, mut other_tick_max) = (Duration::ZERO, Duration::ZERO);
     let mut checkpoint_ticks = Vec::new();
+    let mut after_checkpoint_ticks = Vec::new();
+    let mut previous_wrote_checkpoint = false;
     let started = Instant::now();
     let mut pacer = args
         .realtime
@@ -389,6 +394,10 @@ fn simulate(
         } else if durations.len() > 1 {
             other_tick_max = other_tick_max.max(took);
         }
+        if previous_wrote_checkpoint {
+            after_checkpoint_ticks.push(took.as_secs_f64() * 1e3);
+        }
+        previous_wrote_checkpoint = stepped.checkpoint_written;
         if let Some(tick) = stepped.committed {
             eprintln!("acknowledged: inputs for tick {tick} are logged");
         }
@@ -477,6 +486,7 @@ fn simulate(
         first_tick_ms,
         checkpoint_tick_ms_max: checkpoint_tick_max.as_secs_f64() * 1e3,
         checkpoint_ticks_ms: checkpoint_ticks,
+        after_checkpoint_ticks_ms: after_checkpoint_ticks,
         other_tick_ms_max: other_tick_max.as_secs_f64() * 1e3,
         ticks_per_s: ticks_run as f64 / wall.as_secs_f64().max(1e-9),
         sectors_loaded: w.resource::<Sectors>().loaded_count(),
@@ -665,6 +675,9 @@ fn print_summary(s: &Summary) {
         "  slowest ticks    first {:.1} ms, with a checkpoint {:.1} ms, any other {:.1} ms",
         s.first_tick_ms, s.checkpoint_tick_ms_max, s.other_tick_ms_max
     );
+    if let Some(after) = s.after_checkpoint_ticks_ms.iter().copied().reduce(f64::max) {
+        println!("  after checkpoint slowest {after:.1} ms (scripts wait for the state capture)");
+    }
     println!(
         "  sectors          {} loaded, {} generated, {} unloaded",
         s.sectors_loaded, s.sectors_generated, s.sectors_unloaded

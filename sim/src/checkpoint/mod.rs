@@ -14,27 +14,27 @@
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use astroboids_engine::{NetId, NetIdAllocator, Simulation, Tick, UniverseSeed};
+use astroboids_engine::{NetId, NetIdAllocator, Simulation, Tick};
 use astroboids_scripting::MemoryImage;
 use astroboids_scripting::budget::{FaultStreak, FuelBucket};
 
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
-use crate::physics::drop_physics_caches;
 use crate::scripts::{
-    InstanceStatus, LogLine, ScriptFault, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptId,
-    ScriptLibrary, ScriptLog, ScriptRuntime, ShipScript,
+    InstanceStatus, LogLine, ScriptFault, ScriptFaultKind, ScriptFaults, ScriptId, ScriptLog,
+    ScriptRuntime, ShipScript,
 };
 use crate::sectors::{SectorDelta, Sectors};
 use crate::ships::{
-    Cargo, Energy, Heading, Hull, Owner, ShipCommand, ShipInputs, ShipState, Velocity,
-    spawn_ship_as,
+    Cargo, Energy, Heading, Hull, Owner, ShipCommand, ShipInputs, Velocity, spawn_ship_as,
 };
 use crate::space::{SectorCoord, SpacePos, Vec2};
 use crate::{SimOptions, SimTotals, build_simulation_with};
 
+mod capture;
 mod layout;
 
+pub use capture::{PendingCheckpoint, capture, capture_later, capture_ship};
 pub use layout::WholeMemory;
 
 /// Bump when the checkpoint layout or meaning changes (the encoding behind [`config_digest`]
@@ -203,163 +203,6 @@ pub fn config_digest(config: &UniverseConfig) -> u64 {
 /// reading them; that text is not stable across Rust releases.
 fn legacy_config_digest(config: &UniverseConfig) -> u64 {
     xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes())
-}
-
-/// What a ship record is made of.
-type ShipRecordQuery = (
-    ShipState,
-    Has<Autopilot>,
-    Option<(
-        &'static ShipScript,
-        &'static ScriptRuntime,
-        &'static ScriptLog,
-    )>,
-    Option<&'static Owner>,
-);
-
-fn ship_record(
-    ((id, pos, velocity, heading, hull, energy, cargo), autopilot, script, owner): bevy_ecs::query::QueryItem<
-        '_,
-        '_,
-        ShipRecordQuery,
-    >,
-    mut state: Option<astroboids_scripting::InstanceState>,
-) -> ShipRecord {
-    ShipRecord {
-        id: id.0,
-        sector: (pos.sector.x, pos.sector.y),
-        local: (pos.local.x, pos.local.y),
-        velocity: (velocity.0.x, velocity.0.y),
-        heading: heading.0,
-        hull: hull.0,
-        energy: energy.0,
-        cargo: cargo.ore,
-        autopilot,
-        script: script.map(|(script, runtime, log)| ScriptRecord {
-            script: script.0.0,
-            status: match runtime.status {
-                InstanceStatus::Pending => 0,
-                InstanceStatus::Running => 1,
-                InstanceStatus::Failed => 2,
-                InstanceStatus::Suspended => 3,
-            },
-            fuel_stored: runtime.fuel.stored,
-            faults: runtime.streak.faults,
-            clean_runs: runtime.streak.clean_runs,
-            resume_at_tick: runtime.streak.resume_at_tick,
-            fuel_used_last: runtime.fuel_used_last,
-            fuel_used_total: runtime.fuel_used_total,
-            faults_total: runtime.faults_total,
-            log: log.lines.iter().map(|l| (l.tick, l.text.clone())).collect(),
-            log_dropped: log.dropped,
-            memory: state
-                .as_mut()
-                .map(|s| std::mem::take(&mut s.memory))
-                .unwrap_or_default(),
-            globals: state
-                .as_mut()
-                .map(|s| std::mem::take(&mut s.globals))
-                .unwrap_or_default(),
-        }),
-        owner: owner.map(|o| o.0.clone()),
-    }
-}
-
-/// One ship as a checkpoint records it (script memory and globals included), read without
-/// capturing the world; `None` when there is no such ship.
-pub fn capture_ship(world: &mut World, id: NetId) -> Option<ShipRecord> {
-    let entity = world.resource::<crate::ships::ShipIndex>().entity(id)?;
-    let state = world.resource::<ScriptHost>().instance_state(id);
-    let mut query = world.query::<ShipRecordQuery>();
-    let item = query.get(world, entity).ok()?;
-    Some(ship_record(item, state))
-}
-
-/// Captures the world between ticks and canonicalizes its physics (see the module docs).
-pub fn capture(sim: &mut Simulation) -> WorldCheckpoint {
-    let world = sim.world_mut();
-    drop_physics_caches(world);
-    let config = world.resource::<UniverseConfig>().clone();
-    // Every running script's state in one request per worker, its memory then moved (not
-    // copied again) into the ship's record: at thousands of scripts this is most of a capture.
-    let mut host_states = {
-        let mut query = world.query::<(&NetId, &ScriptRuntime)>();
-        let running: Vec<NetId> = query
-            .iter(world)
-            .filter(|(_, r)| r.status == InstanceStatus::Running)
-            .map(|(id, _)| *id)
-            .collect();
-        world.resource::<ScriptHost>().instance_states(&running)
-    };
-
-    let mut query = world.query::<ShipRecordQuery>();
-    let mut ships: Vec<ShipRecord> = query
-        .iter(world)
-        .map(|item| {
-            let state = host_states.remove(item.0.0);
-            ship_record(item, state)
-        })
-        .collect();
-    ships.sort_unstable_by_key(|s| s.id);
-
-    let sectors = world.resource::<Sectors>();
-    let loaded_sectors = sectors
-        .loaded()
-        .map(|(c, s)| (c.x, c.y, s.idle_ticks))
-        .collect();
-    let sector_deltas = sectors
-        .deltas()
-        .iter()
-        .map(|(c, d)| SectorDeltaRecord {
-            x: c.x,
-            y: c.y,
-            remaining_ore: d.remaining_ore.iter().map(|(&i, &o)| (i, o)).collect(),
-        })
-        .collect();
-    let library = world.resource::<ScriptLibrary>();
-    let scripts = library
-        .ids()
-        .filter_map(|id| library.wasm(id).map(|w| (id.0, w.to_vec())))
-        .collect();
-    let recent_faults = world
-        .resource::<ScriptFaults>()
-        .recent
-        .iter()
-        .map(|f| FaultRecord {
-            ship: f.ship.0,
-            tick: f.tick,
-            kind: match f.kind {
-                ScriptFaultKind::OutOfFuel => 0,
-                ScriptFaultKind::Trap => 1,
-                ScriptFaultKind::Start => 2,
-                ScriptFaultKind::Suspended => 3,
-            },
-            message: f.message.clone(),
-        })
-        .collect();
-    let pending_inputs = world
-        .resource::<ShipInputs>()
-        .pending()
-        .iter()
-        .map(|(id, c)| (id.0, CommandRecord::from(*c)))
-        .collect();
-    WorldCheckpoint {
-        format: CHECKPOINT_FORMAT,
-        generator_version: config.generator_version,
-        config_digest: config_digest(&config),
-        universe_seed: world.resource::<UniverseSeed>().0,
-        tick: world.resource::<Tick>().0,
-        next_net_id: world.resource::<NetIdAllocator>().peek_next().0,
-        ships,
-        loaded_sectors,
-        sector_deltas,
-        totals: TotalsRecord {
-            values: world.resource::<SimTotals>().to_values(),
-        },
-        pending_inputs,
-        scripts,
-        recent_faults,
-    }
 }
 
 /// A world that continues from `checkpoint` exactly as the captured one does.
