@@ -101,6 +101,41 @@ fn human_summary_shows_a_living_world() {
 }
 
 #[test]
+fn a_persisted_run_times_its_checkpoint_ticks_and_the_ticks_after_them() {
+    let dir = std::env::temp_dir().join(format!("astroboids-cli-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("world");
+    let run = summary(&[
+        "sim",
+        "--ships",
+        "40",
+        "--ticks",
+        "250",
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    // The embedded configuration checkpoints every 100 ticks: ticks 100 and 200, each followed
+    // by a tick in this run.
+    let times = |field: &str| {
+        run[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("`{field}` is a list: {run}"))
+            .iter()
+            .map(|t| t.as_f64().expect("milliseconds"))
+            .collect::<Vec<f64>>()
+    };
+    assert_eq!(times("checkpoint_ticks_ms").len(), 2, "{run}");
+    assert_eq!(times("after_checkpoint_ticks_ms").len(), 2, "{run}");
+    assert!(
+        times("after_checkpoint_ticks_ms")
+            .iter()
+            .all(|&ms| ms > 0.0)
+    );
+}
+
+#[test]
 fn realtime_run_is_paced_and_reaches_the_same_state() {
     let args = [
         "sim", "--seed", "3", "--ships", "50", "--ticks", "5", "--json",
