@@ -11,9 +11,10 @@
 //!
 //! Linux reports this in `/proc/self/pagemap`: one 64-bit entry per page, bit 63 "present", bit
 //! 62 "swapped". The page frame numbers are hidden from unprivileged processes, but these two
-//! flags are not. One `pread` covers a memory (0.4 µs for 16 pages here). Where pagemap cannot be
-//! read (another OS, a kernel without it), every page counts as touched: callers read it all,
-//! as they would without this module, and get the same results.
+//! flags are not. One `pread` covers a memory (0.4-0.9 µs for 16 pages here). Where pagemap
+//! cannot be read or does not show a page just written as present (another OS, a kernel
+//! without it, an emulated /proc), every page counts as touched: callers read it all, as they
+//! would without this module, and get the same results.
 
 use std::fs::File;
 use std::ops::Range;
@@ -108,11 +109,20 @@ fn pagemap() -> Option<&'static Pagemap> {
 
 #[cfg(target_os = "linux")]
 fn open_pagemap() -> Option<Pagemap> {
-    let file = File::open("/proc/self/pagemap").ok()?;
-    Some(Pagemap {
-        file,
+    let pagemap = Pagemap {
+        file: File::open("/proc/self/pagemap").ok()?,
         page_bytes: rustix::param::page_size(),
-    })
+    };
+    // A pagemap that reports a page just written as absent (an emulated /proc, a kernel that
+    // hides the flags) would make every page look untouched and lose script memory: trust it
+    // only once it shows a written page as present.
+    let written = vec![1u8; 2 * pagemap.page_bytes];
+    let inside = written.as_ptr() as usize / pagemap.page_bytes + 1;
+    let mut entry = [0u8; 8];
+    read_at(&pagemap.file, &mut entry, inside as u64 * 8).ok()?;
+    let present = u64::from_le_bytes(entry) & PRESENT != 0;
+    std::hint::black_box(&written);
+    present.then_some(pagemap)
 }
 
 #[cfg(not(target_os = "linux"))]
