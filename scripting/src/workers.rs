@@ -379,23 +379,19 @@ impl ScriptWorkers {
         }
     }
 
-    /// The states of those of `ships` that have an instance, in ship order: one request per
+    /// The states of those of `ships` that have an instance, without waiting: one request per
     /// worker, all workers at once (a checkpoint of thousands of scripts asks once, not
-    /// thousands of times).
-    pub fn states(&self, ships: &[u64]) -> Vec<(u64, InstanceState)> {
-        self.states_later(ships).wait()
-    }
-
-    /// As [`Self::states`], without waiting: each worker takes its ships' states before
-    /// anything asked of it later (the next tick's runs), so they are the states as of now,
-    /// and the caller collects them from [`PendingStates::wait`] on any thread. A checkpoint's
-    /// capture thus costs the tick thread nothing for scripts: when ticks are paced, the
-    /// workers take the states in the idle time before the next tick.
+    /// thousands of times). Each worker takes its ships' states before anything asked of it
+    /// later (the next tick's runs), so they are the states as of now; the caller collects
+    /// them, in ship order, from [`PendingStates::wait`] on any thread. A checkpoint's capture
+    /// thus costs the tick thread nothing for scripts: when ticks are paced, the workers take
+    /// the states in the idle time before the next tick.
     pub fn states_later(&self, ships: &[u64]) -> PendingStates {
         let mut per_worker: Vec<Vec<u64>> = vec![Vec::new(); self.workers.len()];
         for &ship in ships.iter().filter(|s| self.is_attached(**s)) {
             per_worker[self.worker_index(ship)].push(ship);
         }
+        // Unbounded, but it carries one message per worker asked.
         let (to, states) = std::sync::mpsc::channel();
         let mut workers_asked = 0;
         for (worker, ships) in self.workers.iter().zip(per_worker) {

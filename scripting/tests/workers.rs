@@ -135,6 +135,33 @@ fn state_snapshots_and_digests_show_persistent_state() {
 }
 
 #[test]
+fn states_asked_for_later_are_those_of_the_moment_they_were_asked() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let mut pool = ScriptWorkers::new(2);
+    for ship in [3, 4, 5] {
+        pool.attach(ship, &echo, 1).unwrap();
+    }
+    let counter = |state: &astroboids_scripting::InstanceState| {
+        u32::from_le_bytes(state.memory.to_vec()[8..12].try_into().unwrap())
+    };
+    pool.run(vec![job(3, 0), job(4, 0), job(5, 0)]).unwrap();
+    // Ship 9 has no instance: it is left out, not an error.
+    let pending = pool.states_later(&[3, 5, 9]);
+    for tick in 1..4 {
+        pool.run(vec![job(3, tick), job(4, tick), job(5, tick)])
+            .unwrap();
+    }
+    let states = pending.wait();
+    assert_eq!(states.iter().map(|s| s.0).collect::<Vec<_>>(), [3, 5]);
+    assert!(
+        states.iter().all(|(_, state)| counter(state) == 1),
+        "one run before the ask, three after it"
+    );
+    assert_eq!(counter(&pool.state(3).unwrap()), 4);
+}
+
+#[test]
 fn misuse_is_refused_with_clear_errors() {
     let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
     let echo = engine.load(&wasm(ECHO)).unwrap();
