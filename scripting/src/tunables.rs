@@ -196,6 +196,8 @@ impl ReservedMemory {
         let maximum = ty.maximum.unwrap_or(ty.minimum).max(ty.minimum);
         let reserved = maximum.bytes().0;
         let accessible = ty.minimum.bytes().0;
+        // Anonymous and private (no file): `untouched_pages` relies on a page never touched
+        // reading zero.
         let mut mmap = Mmap::accessible_reserved(accessible, reserved, None, MmapType::Private)
             .map_err(MemoryError::Region)?;
         definition.set(mmap.as_mut_ptr(), accessible);
