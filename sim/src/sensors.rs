@@ -111,16 +111,20 @@ impl SensorGrid {
             cells: FxHashMap::default(),
             sector_tables: FxHashMap::default(),
         };
-        let mut keyed: Vec<((i64, i64), GridEntry)> = items
-            .into_iter()
-            .map(|e| (grid.cell_of(&e.pos), e))
+        // Cells and item indexes are sorted, not the entries: a third of the bytes to move in
+        // every pass of the sort, then one pass to gather the entries in cell order.
+        let mut keyed: Vec<((i64, i64), u32)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (grid.cell_of(&e.pos), i as u32))
             .collect();
         // Order inside a cell does not matter: every query sorts its result completely.
         keyed.par_sort_unstable_by_key(|(cell, _)| *cell);
         grid.entries.reserve(keyed.len());
         grid.locals.reserve(keyed.len());
         let mut start = 0u32;
-        for (i, (cell, entry)) in keyed.iter().enumerate() {
+        for (i, (cell, item)) in keyed.iter().enumerate() {
+            let entry = &items[*item as usize];
             grid.entries.push(*entry);
             grid.locals.push(entry.pos.local);
             let next_differs = keyed.get(i + 1).is_none_or(|(c, _)| c != cell);
@@ -130,12 +134,16 @@ impl SensorGrid {
                 start = end;
             }
         }
-        let mut ship_sectors: Vec<SectorCoord> = grid
-            .entries
-            .iter()
-            .filter(|e| matches!(e.target, ContactTarget::Ship(_)))
-            .map(|e| e.pos.sector)
-            .collect();
+        // Entries in cell order come in runs of one sector: keeping one per run leaves the sort
+        // a fraction of the ships to order (sorting them all was 1.5% of a 100k-ship tick).
+        let mut ship_sectors: Vec<SectorCoord> = Vec::new();
+        for entry in &grid.entries {
+            if matches!(entry.target, ContactTarget::Ship(_))
+                && ship_sectors.last() != Some(&entry.pos.sector)
+            {
+                ship_sectors.push(entry.pos.sector);
+            }
+        }
         ship_sectors.sort_unstable();
         ship_sectors.dedup();
         let tables: Vec<_> = ship_sectors
