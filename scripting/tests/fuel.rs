@@ -165,6 +165,35 @@ fn a_block_runs_only_once_its_whole_cost_is_paid() {
 }
 
 #[test]
+fn each_run_is_judged_on_its_own_after_running_out_of_fuel() {
+    // Run 2 spins until its fuel is gone, run 3 traps, runs 1 and 4 return at once.
+    let tick = "(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+        (if (i32.eq (i32.load (i32.const 0)) (i32.const 2)) (then (loop $spin (br $spin))))
+        (if (i32.eq (i32.load (i32.const 0)) (i32.const 3)) (then unreachable))";
+    for compiler in [CompilerKind::Singlepass, CompilerKind::Cranelift] {
+        let e = engine(compiler);
+        let compiled = e.load(&script("", tick)).unwrap();
+        let mut ship = ScriptInstance::new(&compiled, 1).unwrap();
+        let kinds: Vec<Option<FaultKind>> = (1..=4)
+            .map(|tick| {
+                let report = ship.run_tick(10_000, tick, &SensorSnapshot::default());
+                report.fault.map(|f| f.kind)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                None,
+                Some(FaultKind::OutOfFuel),
+                Some(FaultKind::Trap),
+                None
+            ],
+            "{compiler:?}: a trap after running out of fuel is a trap"
+        );
+    }
+}
+
+#[test]
 fn a_start_function_out_of_fuel_says_so_and_its_logs_are_kept() {
     let e = engine(CompilerKind::Singlepass);
     let endless = script(
