@@ -89,7 +89,7 @@ impl UntouchedPages {
             .is_some_and(|pages| pages.iter().all(|touched| !touched))
     }
 
-    /// How many of the memory's pages were ever touched (all of them when unknown).
+    /// How many of the memory's pages were ever touched (`None` when that is not known).
     #[cfg(test)]
     pub(crate) fn touched_count(&self) -> Option<usize> {
         (!self.touched.is_empty()).then(|| self.touched.iter().filter(|t| **t).count())
