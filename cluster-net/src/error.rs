@@ -106,6 +106,21 @@ pub enum NetError {
         source: BoxError,
     },
 
+    /// The server has too little JetStream storage left for a world's stream or blob bucket.
+    /// JetStream reserves a stream's whole byte limit when the stream is made, however little
+    /// it then holds.
+    #[error(
+        "nats-server at {url} has too little JetStream storage left for {what}, which reserves \
+         {reserved_bytes} bytes of it: raise `max_file_store` in the server's `jetstream` block \
+         (left unset, it is 75% of the disk that was free when the server started) or free disk \
+         where the server keeps its store"
+    )]
+    JetStreamStorageFull {
+        url: String,
+        what: String,
+        reserved_bytes: i64,
+    },
+
     /// A JetStream API call got no answer in time.
     #[error("JetStream {what} timed out after {after:?}")]
     NatsTimeout { what: String, after: Duration },

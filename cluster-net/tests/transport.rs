@@ -8,12 +8,15 @@ use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use astroboids_cluster_net::bus::{MAX_BLOB_BYTES, MAX_MESSAGE_BYTES, MAX_MSG_ID_LEN};
+use astroboids_cluster_net::bus::{
+    MAX_BLOB_BYTES, MAX_BLOB_STORE_BYTES, MAX_MESSAGE_BYTES, MAX_MSG_ID_LEN, MAX_STREAM_BYTES,
+};
 use astroboids_cluster_net::coordination::ETCD_CONNECT_TIMEOUT;
 use astroboids_cluster_net::{
     CasOutcome, Coordination, Delivered, KeyChange, KeyWatch, NetError, ShardEvent, ShardInfo,
     StartAt, Subscription, TickBus, Versioned,
 };
+use astroboids_test_kit::infra::NATS_MAX_FILE_STORE;
 use astroboids_test_kit::{Etcd, NatsServer, TempDir};
 
 /// How long a test waits for something that should take well under it.
@@ -766,6 +769,57 @@ fn blobs_round_trip_and_a_missing_one_is_none() {
     });
 }
 
+/// A world's stream and blob bucket reserve their whole byte limits in the server's JetStream
+/// storage when they are made. The test kit's server fixes that storage at
+/// `NATS_MAX_FILE_STORE`, so it holds as many worlds as fit in it, whatever the disk had free
+/// when it started (nats-server's default limit is 75% of that, 8 worlds on 80 GB free), and
+/// the world after the last says what ran out and how to make room.
+#[test]
+fn a_server_holds_worlds_up_to_its_store_limit_and_names_the_limit_past_it() {
+    let dir = TempDir::new("net-many-worlds");
+    let nats = nats(&dir);
+    let per_world = u64::try_from(MAX_STREAM_BYTES + MAX_BLOB_STORE_BYTES).unwrap();
+    let fit = NATS_MAX_FILE_STORE / per_world;
+    let free = rustix::fs::statvfs(nats.dir()).unwrap();
+    let default_limit = free.f_bavail * free.f_frsize / 4 * 3;
+    eprintln!(
+        "{fit} worlds fit; nats-server's default limit would hold {}",
+        default_limit / per_world
+    );
+    block_on(async {
+        let mut buses = Vec::new();
+        for i in 0..fit {
+            let bus = TickBus::connect(&nats.url(), &format!("many-{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("world {i} of {fit}: {e}"));
+            buses.push(bus);
+        }
+        let last = buses.last().unwrap();
+        last.put_blob("scripts/s", b"\0asm").await.unwrap();
+        assert_eq!(
+            last.get_blob("scripts/s").await.unwrap().as_deref(),
+            Some(&b"\0asm"[..])
+        );
+
+        let e = TickBus::connect(&nats.url(), "one-too-many")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NetError::JetStreamStorageFull { .. }), "{e:?}");
+        let text = e.to_string();
+        for part in [
+            nats.url().as_str(),
+            "stream ASTROBOIDS_one-too-many",
+            &MAX_STREAM_BYTES.to_string(),
+            "max_file_store",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+        // The worlds already made are untouched.
+        let again = TickBus::connect(&nats.url(), "many-0").await.unwrap();
+        again.put_blob("scripts/t", b"kept").await.unwrap();
+    });
+}
+
 /// Not a benchmark: a figure to know the order of magnitude of one hop of the tick protocol.
 #[test]
 fn round_trip_of_publish_and_receive() {
@@ -1049,11 +1103,10 @@ mod networked_cluster {
             },
             SectorAssignment::Blocks { shards: 4, side: 1 },
         ];
+        // One server for all the worlds, as a deployment has.
+        let nats = NatsServer::start(&dir).unwrap();
         for (i, assignment) in layouts.into_iter().enumerate() {
             let world = format!("matrix-{i}");
-            // A nats-server per world: each world's stream and blob bucket reserve their
-            // limits in JetStream's storage, more than a few worlds' worth on a small disk.
-            let nats = NatsServer::start(&dir).unwrap();
             let spec = WorldSpec {
                 seed: SEED,
                 config: config.clone(),

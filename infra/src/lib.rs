@@ -28,7 +28,8 @@
 //! ```
 //!
 //! **Starting.** `start` and `start_on` return once the server answers (NATS: its `INFO` line,
-//! with JetStream on and [`NATS_MAX_PAYLOAD`] as its `max_payload`; etcd: `/health` says
+//! with JetStream on, [`NATS_MAX_PAYLOAD`] as its `max_payload` and [`NATS_MAX_FILE_STORE`] as
+//! its `max_file_store`, so the worlds it can hold do not depend on the disk free at start; etcd: `/health` says
 //! `"true"`; PostgreSQL: its `postmaster.pid` says "ready" and a session opens), or fail within
 //! [`READY_TIMEOUT`] with the tail of the server's log. They block the calling thread meanwhile
 //! (tens of milliseconds; measured: nats-server 2.15 ~15 ms, etcd 3.4 ~60 ms, PostgreSQL 15
@@ -84,7 +85,8 @@ mod user;
 pub use error::InfraError;
 pub use etcd::{ETCD_ENV, ETCD_MEMBER_NAME, Etcd};
 pub use nats::{
-    NATS_CONFIG_FILE, NATS_MAX_PAYLOAD, NATS_SERVER_ENV, NATS_SERVER_MIN_VERSION, NatsServer,
+    NATS_CONFIG_FILE, NATS_MAX_FILE_STORE, NATS_MAX_PAYLOAD, NATS_SERVER_ENV,
+    NATS_SERVER_MIN_VERSION, NatsServer,
 };
 pub use postgres::{POSTGRES_BIN_ENV, POSTGRES_OS_USER, POSTGRES_USER, Postgres};
 pub use process::{READY_TIMEOUT, STOP_TIMEOUT, Stopped};

@@ -25,6 +25,15 @@ pub const NATS_SERVER_ENV: &str = "ASTROBOIDS_NATS_SERVER";
 /// to 64 MiB but warns above 8 MiB.
 pub const NATS_MAX_PAYLOAD: u32 = 8 * 1024 * 1024;
 
+/// The JetStream file storage the server may reserve (`max_file_store`): 1 TiB, what
+/// nats-server itself takes when it cannot read the disk's size. A stream reserves its whole
+/// byte limit when it is made (a world's tick log and blob bucket take 4 GiB each), however
+/// little it then holds. Left unset, the limit is 75% of the disk that was free when the
+/// server started, so a server started on a busy disk refuses the second or third world
+/// while the disk still has room for years of their ticks. A disk that really fills shows as
+/// failed writes instead.
+pub const NATS_MAX_FILE_STORE: u64 = 1 << 40;
+
 /// The configuration file the launcher writes into the server's directory at every start.
 pub const NATS_CONFIG_FILE: &str = "nats.conf";
 
@@ -235,7 +244,9 @@ fn nats_config(dir: &Path, port: u16) -> io::Result<String> {
          ports_file_dir: {dir}\n\
          jetstream {{\n  \
            # The store is the jetstream/ directory in it.\n  \
-           store_dir: {dir}\n\
+           store_dir: {dir}\n  \
+           # What streams may reserve: fixed, not 75% of the disk free at start.\n  \
+           max_file_store: {NATS_MAX_FILE_STORE}\n\
          }}\n"
     ))
 }
@@ -377,6 +388,10 @@ mod tests {
         let config = nats_config(Path::new("/data/a \"b\"\\c"), 0).unwrap();
         assert!(config.contains("port: -1\n"), "{config}");
         assert!(config.contains("max_payload: 8388608\n"), "{config}");
+        assert!(
+            config.contains("max_file_store: 1099511627776\n"),
+            "{config}"
+        );
         assert!(
             config.contains(r#"store_dir: "/data/a \"b\"\\c""#),
             "{config}"

@@ -19,7 +19,7 @@
 //!   have member ids of their own, none of those a `cluster up` (if one makes the world instead)
 //!   runs; Kubernetes Services select pods and ports that exist,
 //!   and their prometheus.io/port is the pods' metrics port; NATS is configured as the bus
-//!   needs (infra::NATS_MAX_PAYLOAD, JetStream).
+//!   needs (infra::NATS_MAX_PAYLOAD, JetStream, a `max_file_store` of at least one world).
 //!
 //! A failure names the file, the line, the service or container, the invocation and what is
 //! wrong. The tests at the end feed the same reader deliberately wrong samples, so that it
@@ -36,6 +36,7 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use astroboids_cluster_net::bus::{MAX_BLOB_STORE_BYTES, MAX_STREAM_BYTES};
 use astroboids_infra::NATS_MAX_PAYLOAD;
 
 // ---------------------------------------------------------------------------------------------
@@ -1541,13 +1542,28 @@ fn check_deployment(cli: &Cli, d: &Deployment, errors: &mut Vec<String>) -> Vec<
             }
         }
     }
-    // NATS as the bus needs it (infra/src/nats.rs): JetStream, and messages up to its limit.
+    // NATS as the bus needs it (infra/src/nats.rs): JetStream, messages up to its limit, and
+    // room to reserve a world's stream and blob bucket whatever the disk has free at start.
     for (place, conf) in &d.nats_configs {
-        let payload = conf
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or("").trim())
-            .find_map(|l| l.strip_prefix("max_payload"))
-            .map(|v| v.trim_start_matches([':', '=', ' ']).trim().to_owned());
+        let setting = |key: &str| {
+            conf.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim_start_matches([':', '=', ' ']).trim().to_owned())
+        };
+        let per_world = MAX_STREAM_BYTES + MAX_BLOB_STORE_BYTES;
+        let store = setting("max_file_store");
+        let holds_a_world = store
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|bytes| bytes >= per_world);
+        if !holds_a_world {
+            errors.push(format!(
+                "{place}: max_file_store is {store:?}, not a number of bytes of at least one \
+                 world's reservation, {per_world} (MAX_STREAM_BYTES + MAX_BLOB_STORE_BYTES)"
+            ));
+        }
+        let payload = setting("max_payload");
         if payload.as_deref() != Some(NATS_MAX_PAYLOAD.to_string().as_str()) {
             errors.push(format!(
                 "{place}: max_payload is {payload:?}, not the bus's {NATS_MAX_PAYLOAD} (infra::NATS_MAX_PAYLOAD)"
@@ -1906,6 +1922,62 @@ spec:
             "(Service server): prometheus.io/port 9100, but",
             "(Service nobody): its selector",
         ],
+    );
+}
+
+#[test]
+fn nats_configurations_too_small_for_the_bus_are_named() {
+    let file = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nats-small
+data:
+  nats.conf: |
+    max_payload: 1048576
+    jetstream {
+      store_dir: /data
+      max_file_store: 1073741824
+    }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nats-unset
+data:
+  nats.conf: |
+    max_payload: 8388608
+    jetstream {
+      store_dir: /data
+    }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nats-right
+data:
+  nats.conf: |
+    max_payload: 8388608
+    jetstream {
+      store_dir: /data
+      max_file_store: 8589934592
+    }
+"#;
+    let d = read_k8s(&[("sample.yaml".into(), file.into())], &image());
+    assert_eq!(d.nats_configs.len(), 3);
+    let mut errors = Vec::new();
+    check_deployment(&Cli::default(), &d, &mut errors);
+    assert_named(
+        &errors,
+        &[
+            "sample.yaml:1 (ConfigMap nats-small, nats.conf): max_file_store is Some(\"1073741824\")",
+            "sample.yaml:1 (ConfigMap nats-small, nats.conf): max_payload is Some(\"1048576\")",
+            "sample.yaml:13 (ConfigMap nats-unset, nats.conf): max_file_store is None",
+        ],
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains("nats-right")),
+        "{}",
+        report(&errors)
     );
 }
 

@@ -46,9 +46,10 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
 use async_nats::jetstream::object_store::{self, ObjectStore};
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::{self, Context, ErrorCode};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 use tokio::time::timeout;
 
@@ -199,7 +200,8 @@ impl TickBus {
             NATS_REQUEST_TIMEOUT,
             js.create_or_update_stream(config),
         )
-        .await?;
+        .await
+        .map_err(|e| storage_full_named(e, url, format!("stream {name}"), MAX_STREAM_BYTES))?;
         let stream = js_call(
             || format!("lookup of stream {name}"),
             NATS_REQUEST_TIMEOUT,
@@ -217,14 +219,27 @@ impl TickBus {
         };
         let blobs = match timeout(NATS_REQUEST_TIMEOUT, js.create_object_store(blob_config)).await {
             Ok(Ok(blobs)) => blobs,
-            // It exists with another configuration (another version's limits): use it.
+            // It exists with another configuration (another version's limits, or the server
+            // refusing to reserve them again when it is full): use it.
             Ok(Err(create)) => {
+                let storage_full = is_storage_full(&create);
                 js_call(
                     || format!("creation of object store {bucket} ({create})"),
                     NATS_REQUEST_TIMEOUT,
                     js.get_object_store(&bucket),
                 )
-                .await?
+                .await
+                .map_err(|e| {
+                    if storage_full {
+                        NetError::JetStreamStorageFull {
+                            url: url.to_owned(),
+                            what: format!("object store {bucket}"),
+                            reserved_bytes: MAX_BLOB_STORE_BYTES,
+                        }
+                    } else {
+                        e
+                    }
+                })?
             }
             Err(_) => {
                 return Err(NetError::NatsTimeout {
@@ -294,6 +309,37 @@ where
             after,
         }),
     }
+}
+
+/// `error` as [`NetError::JetStreamStorageFull`] if it is the server refusing to reserve
+/// `reserved_bytes` for `what`; otherwise unchanged.
+fn storage_full_named(error: NetError, url: &str, what: String, reserved_bytes: i64) -> NetError {
+    match error {
+        NetError::JetStream { source, .. } if is_storage_full(source.as_ref()) => {
+            NetError::JetStreamStorageFull {
+                url: url.to_owned(),
+                what,
+                reserved_bytes,
+            }
+        }
+        other => other,
+    }
+}
+
+/// Whether `error`, or an error it wraps, is JetStream's answer that it has too little storage
+/// left to make a stream (an object store is a stream too).
+fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(create) = error.downcast_ref::<CreateStreamError>()
+            && let CreateStreamErrorKind::JetStream(answer) = create.kind()
+            && answer.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// A message read from the stream as the API hands it: its subject without the world's
@@ -386,6 +432,8 @@ fn validate_blob_name(name: &str) -> Result<()> {
 }
 #[cfg(test)]
 mod tests {
+    use async_nats::jetstream::context::{CreateKeyValueErrorKind, CreateObjectStoreError};
+
     use super::*;
 
     #[test]
@@ -414,5 +462,61 @@ mod tests {
         }
         assert_eq!(stream_name("alpha-1"), "ASTROBOIDS_alpha-1");
         assert_eq!(msg_id_header_len(3), 10 + 13 + 3 + 4);
+    }
+
+    /// The server's answer as the client hands it back, for a stream and for an object store
+    /// (which wraps the stream's error).
+    fn refused(err_code: u64) -> (CreateStreamError, CreateObjectStoreError) {
+        let answer = || -> jetstream::Error {
+            serde_json::from_str(&format!(
+                r#"{{"code":500,"err_code":{err_code},"description":"refused"}}"#
+            ))
+            .unwrap()
+        };
+        let stream = CreateStreamError::new(CreateStreamErrorKind::JetStream(answer()));
+        let bucket = CreateObjectStoreError::with_source(
+            CreateKeyValueErrorKind::BucketCreate,
+            CreateStreamError::new(CreateStreamErrorKind::JetStream(answer())),
+        );
+        (stream, bucket)
+    }
+
+    #[test]
+    fn a_server_short_of_storage_is_told_apart_and_named_with_the_reservation() {
+        let (stream, bucket) = refused(ErrorCode::STORAGE_RESOURCES_EXCEEDED.0);
+        assert!(is_storage_full(&stream));
+        assert!(is_storage_full(&bucket));
+        let (stream, bucket) = refused(ErrorCode::STREAM_NOT_FOUND.0);
+        assert!(!is_storage_full(&stream));
+        assert!(!is_storage_full(&bucket));
+
+        let (stream, _) = refused(ErrorCode::STORAGE_RESOURCES_EXCEEDED.0);
+        let failed = NetError::JetStream {
+            what: "creation of stream ASTROBOIDS_w".into(),
+            source: stream.into(),
+        };
+        let named = storage_full_named(
+            failed,
+            "nats://127.0.0.1:4222",
+            "stream ASTROBOIDS_w".into(),
+            MAX_STREAM_BYTES,
+        );
+        let text = named.to_string();
+        for part in [
+            "nats://127.0.0.1:4222",
+            "stream ASTROBOIDS_w",
+            &MAX_STREAM_BYTES.to_string(),
+            "max_file_store",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+        // Other failures keep their own error.
+        let (other, _) = refused(ErrorCode::STREAM_NOT_FOUND.0);
+        let failed = NetError::JetStream {
+            what: "creation of stream ASTROBOIDS_w".into(),
+            source: other.into(),
+        };
+        let kept = storage_full_named(failed, "u", "stream".into(), 1);
+        assert!(matches!(kept, NetError::JetStream { .. }), "{kept}");
     }
 }
