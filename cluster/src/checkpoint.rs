@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use astroboids_sim::SimOptions;
-use astroboids_sim::checkpoint::{self, CheckpointError, WorldCheckpoint};
+use astroboids_sim::checkpoint::{self, CheckpointError, PendingCheckpoint, WorldCheckpoint};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::shard::{self, HaloShip};
 use astroboids_sim::space::SectorCoord;
@@ -49,8 +49,9 @@ pub struct ShardCheckpoint {
 /// The most bytes a stored piece may decompress to (a damaged or hostile blob must not make a
 /// shard allocate without bound).
 pub const MAX_PIECE_BYTES: usize = 4 * 1024 * 1024 * 1024;
-/// zstd level for pieces: written while the shard's tick waits, so speed first (script memory
-/// is mostly zero pages and compresses to almost nothing at any level).
+/// zstd level for pieces: compressed beside the shard's ticks on machines of few cores, so
+/// speed first (script memory is mostly zero pages and compresses to almost nothing at any
+/// level).
 const PIECE_ZSTD_LEVEL: i32 = 1;
 
 /// A piece as stored in the blob store: postcard, then zstd.
@@ -94,14 +95,53 @@ pub fn decode_piece(name: &str, stored: &[u8]) -> Result<ShardCheckpoint, PieceE
 /// # Panics
 /// When the shard is in the middle of a tick (its exchange is not complete).
 pub fn capture(node: &mut ShardNode) -> ShardCheckpoint {
+    capture_later(node).finish()
+}
+
+/// A shard's piece whose script states are still being collected from the script workers
+/// (see [`checkpoint::capture_later`]); the shard may run on meanwhile.
+pub struct PendingPiece {
+    shard: ShardId,
+    assignment: SectorAssignment,
+    world: PendingCheckpoint,
+}
+
+impl PendingPiece {
+    /// The tick the piece is of.
+    pub fn tick(&self) -> u64 {
+        self.world.tick()
+    }
+
+    /// The shard it is of.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// Waits for the script states (on any thread): the piece as of its tick, whatever the
+    /// shard ran since.
+    pub fn finish(self) -> ShardCheckpoint {
+        ShardCheckpoint {
+            shard: self.shard,
+            assignment: self.assignment,
+            world: self.world.finish(),
+        }
+    }
+}
+
+/// Copies a shard's piece between ticks, all but its script states, which the script workers
+/// hand over before their next runs: [`PendingPiece::finish`] collects them.
+///
+/// # Panics
+/// When the shard is in the middle of a tick (its exchange is not complete).
+pub fn capture_later(node: &mut ShardNode) -> PendingPiece {
     assert!(
         matches!(node.phase(), Phase::Idle { .. }),
         "a shard is captured between ticks"
     );
-    ShardCheckpoint {
+    PendingPiece {
         shard: node.id(),
         assignment: node.assignment(),
-        world: checkpoint::capture(node.sim_mut()),
+        world: checkpoint::capture_later(node.sim_mut()),
     }
 }
 

@@ -196,6 +196,64 @@ fn moving_sectors_between_shards_at_a_checkpoint_changes_no_result() {
     );
 }
 
+/// A shard process stores its piece beside the ticks that follow the checkpoint: the piece it
+/// finishes later is the one of the checkpoint tick, script states included.
+#[test]
+fn a_piece_finished_after_its_shard_ran_on_is_the_piece_of_its_tick() {
+    let config = UniverseConfig::default();
+    let inputs = setup(400, 100);
+    let every = config.persistence.checkpoint_every_ticks;
+    let assignment = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    let (mut deferred, mut at_once) = (
+        started(&config, assignment, &inputs),
+        started(&config, assignment, &inputs),
+    );
+    for _ in 1..=every {
+        deferred.step(false).unwrap();
+        at_once.step(false).unwrap();
+    }
+    let pending: Vec<_> = deferred
+        .shards_mut()
+        .iter_mut()
+        .map(astroboids_cluster::checkpoint::capture_later)
+        .collect();
+    for _ in 0..5 {
+        deferred.step(false).unwrap();
+    }
+    let finished: Vec<_> = pending.into_iter().map(|p| p.finish()).collect();
+    let expected = at_once.capture();
+    assert_eq!(finished.len(), 2);
+    assert!(finished.iter().all(|p| p.world.tick == every));
+    let scripted = |pieces: &[astroboids_cluster::checkpoint::ShardCheckpoint]| {
+        pieces
+            .iter()
+            .flat_map(|p| &p.world.ships)
+            .filter(|s| s.script.is_some())
+            .count()
+    };
+    assert_eq!(scripted(&finished), 100);
+    assert!(
+        finished == expected,
+        "the finished pieces differ from a capture at their tick"
+    );
+    // ... while the shards ran on: their pieces now are of another tick and other states.
+    let now = deferred.capture();
+    assert!(now.iter().all(|p| p.world.tick == every + 5));
+    let memories = |pieces: &[astroboids_cluster::checkpoint::ShardCheckpoint]| {
+        let mut scripts: Vec<_> = pieces
+            .iter()
+            .flat_map(|p| &p.world.ships)
+            .filter_map(|s| Some((s.id, s.script.as_ref()?.memory.clone())))
+            .collect();
+        scripts.sort_by_key(|(id, _)| *id);
+        scripts
+    };
+    assert_ne!(memories(&finished), memories(&now));
+}
+
 /// Turns towards +x while in sector x = 0 and towards -x elsewhere, at full thrust: it
 /// crosses the border between sectors 0 and 1 (or -1 and 0) again and again.
 fn border_bouncer() -> Vec<u8> {

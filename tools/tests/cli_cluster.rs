@@ -75,6 +75,10 @@ fn cluster_sim_reports_the_same_world_as_sim() {
         assert_eq!(per_shard.len(), shards.parse::<usize>().unwrap());
         let held: u64 = per_shard.iter().map(|s| s["ships"].as_u64().unwrap()).sum();
         assert_eq!(held, 400, "every ship is held by exactly one shard");
+        // 90 ticks: the last is the only checkpoint tick, and no tick follows it.
+        assert_eq!(cluster["checkpoint_ticks_ms"].as_array().unwrap().len(), 1);
+        assert!(cluster["checkpoint_ticks_ms"][0].as_f64().unwrap() > 0.0);
+        assert_eq!(cluster["after_checkpoint_ticks_ms"], serde_json::json!([]));
     }
 }
 

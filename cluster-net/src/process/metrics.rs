@@ -191,7 +191,7 @@ pub fn describe_shard() {
     describe_histogram!(
         SHARD_CHECKPOINT_CAPTURE_SECONDS,
         Unit::Seconds,
-        "Capturing and compressing this shard's checkpoint piece (on the tick's path)."
+        "Copying this shard's checkpoint piece: the part on the tick's path (script states, compression and upload follow beside the next ticks)."
     );
     describe_histogram!(
         SHARD_CHECKPOINT_SECONDS,
@@ -302,9 +302,9 @@ pub(crate) fn shard_tick_done(done: &TickDone) {
     gauge!(SHARD_TICK).set(done.tick as f64);
 }
 
-/// A checkpoint piece captured (and compressed) in `captured_us`, stored after `total_us`.
-pub(crate) fn shard_piece_timed(captured_us: u64, total_us: u64) {
-    histogram!(SHARD_CHECKPOINT_CAPTURE_SECONDS).record(seconds(captured_us));
+/// A checkpoint piece copied on the tick's path in `copied_us`, stored after `total_us`.
+pub(crate) fn shard_piece_timed(copied_us: u64, total_us: u64) {
+    histogram!(SHARD_CHECKPOINT_CAPTURE_SECONDS).record(seconds(copied_us));
     histogram!(SHARD_CHECKPOINT_SECONDS).record(seconds(total_us));
 }
 

@@ -1,16 +1,18 @@
 //! A shard process: registers itself, waits for a plan that names it, restores its shard
 //! for the plan (the world's start, or the plan's checkpoint from the blob store), says it is
 //! ready, then runs every tick the leader starts under that plan, storing its piece at
-//! checkpoint ticks. A newer plan (a shard was lost, sectors moved) makes it restore again.
+//! checkpoint ticks (beside the ticks that follow: only the copy holds up the loop). A newer
+//! plan (a shard was lost, sectors moved) makes it restore again.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use astroboids_cluster::checkpoint;
+use astroboids_cluster::checkpoint::{self, PendingPiece};
 use astroboids_cluster::frames::{self, ExchangeFrame, Reassembly};
 use astroboids_cluster::live::{self, ShipQuery};
 use astroboids_cluster::messages::{
@@ -274,15 +276,23 @@ async fn run_epoch(
         bytes_out: 0,
         frames_out: 0,
         shards: plan.assignment.shards(),
+        storing: None,
     };
-    loop {
+    let end = loop {
         tokio::select! {
             biased;
             () = &mut *stop => {
                 info!(member = process.member, epoch, shard, "stopping");
-                return Ok(EpochEnd::Exit(ShardExit::Stopped));
+                break EpochEnd::Exit(ShardExit::Stopped);
             }
             () = &mut *lease_lost => return Err(lease_error(process.coordination)),
+            // A failed store fails the process now, not at the next checkpoint.
+            stored = async { runner.storing.as_mut().expect("guarded").await },
+                if runner.storing.is_some() =>
+            {
+                runner.storing = None;
+                joined(stored)?;
+            }
             change = plans.recv() => {
                 if let Some(newer) = newer(None, change)?.filter(|p| p.epoch > epoch) {
                     info!(
@@ -293,13 +303,13 @@ async fn run_epoch(
                         new_epoch = newer.epoch,
                         "a newer plan: leaving this epoch"
                     );
-                    return Ok(EpochEnd::NewPlan(newer));
+                    break EpochEnd::NewPlan(newer);
                 }
             }
             message = starts.recv() => {
                 let start: TickStart = decode("start", &received(message, "start")?.payload)?;
                 if let Some(exit) = runner.on_start(&mut node, start).await? {
-                    return Ok(EpochEnd::Exit(exit));
+                    break EpochEnd::Exit(exit);
                 }
             }
             message = queries.next() => {
@@ -312,11 +322,15 @@ async fn run_epoch(
                 if let Some(exchange) = runner.reassembly.push(frame)?
                     && let Some(exit) = runner.on_exchange(&mut node, exchange).await?
                 {
-                    return Ok(EpochEnd::Exit(exit));
+                    break EpochEnd::Exit(exit);
                 }
             }
         }
-    }
+    };
+    // A piece being stored is finished first, whatever ends the epoch: leaving (a stop, a new
+    // plan) does not drop a checkpoint half-way.
+    runner.finish_storing().await?;
+    Ok(end)
 }
 
 fn received(
@@ -346,6 +360,9 @@ struct TickRunner<'a> {
     frames_out: u32,
     /// Shards in the plan (what players' view pieces say makes a tick whole).
     shards: u32,
+    /// The checkpoint piece being finished, compressed and stored beside the ticks: at most
+    /// one (see [`TickRunner::report`]).
+    storing: Option<JoinHandle<Result<(), ProcessError>>>,
 }
 
 impl TickRunner<'_> {
@@ -517,39 +534,91 @@ impl TickRunner<'_> {
         if !self.spec.is_checkpoint_tick(tick) {
             return Ok(None);
         }
+        // One piece in flight at most: a store slower than the checkpoint interval holds up
+        // this tick rather than piling pieces up in memory.
+        self.finish_storing().await?;
+        // Only the copy is the loop's: the script states, compression and upload go on while
+        // the next ticks run, and the leader counts the checkpoint when every shard's
+        // "stored" report is in.
         let began = Instant::now();
-        let piece = checkpoint::capture(node);
-        let ships = piece.world.ships.len() as u64;
-        let bytes = checkpoint::encode_piece(&piece);
-        drop(piece);
-        let captured_us = began.elapsed().as_micros() as u64;
-        self.bus
-            .put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)
-            .await?;
-        metrics::shard_piece_timed(captured_us, began.elapsed().as_micros() as u64);
-        let stored = ShardReport::Stored(PieceStored {
-            epoch,
-            tick,
-            shard,
-            bytes: bytes.len() as u64,
-            ships,
-        });
-        self.bus
-            .publish(
-                REPORT_SUBJECT,
-                &format!("stored-{epoch}-{tick}-{shard}"),
-                encode(&stored),
-            )
-            .await?;
-        metrics::shard_piece_stored(bytes.len() as u64);
-        info!(
-            epoch,
-            tick,
-            shard,
-            ships,
-            bytes = bytes.len() as u64,
-            "checkpoint piece stored"
-        );
-        Ok((self.spec.last_tick == Some(tick)).then_some(ShardExit::Finished { tick }))
+        let piece = checkpoint::capture_later(node);
+        let copied_us = began.elapsed().as_micros() as u64;
+        let bus = self.bus.clone();
+        self.storing = Some(tokio::spawn(store_piece(
+            bus, epoch, piece, began, copied_us,
+        )));
+        if self.spec.last_tick == Some(tick) {
+            // The world's end: finished means stored.
+            self.finish_storing().await?;
+            return Ok(Some(ShardExit::Finished { tick }));
+        }
+        Ok(None)
     }
+
+    /// Waits for the piece being stored, if any; its error is this process's.
+    async fn finish_storing(&mut self) -> Result<(), ProcessError> {
+        match self.storing.take() {
+            Some(task) => joined(task.await),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A finished store task's result (a panic in it goes on here).
+fn joined(
+    result: Result<Result<(), ProcessError>, tokio::task::JoinError>,
+) -> Result<(), ProcessError> {
+    match result {
+        Ok(stored) => stored,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a checkpoint store task was cancelled, which nothing does: {e}"),
+        },
+    }
+}
+
+/// Finishes a captured piece (its script states), compresses and stores it, then reports it
+/// stored.
+async fn store_piece(
+    bus: TickBus,
+    epoch: u64,
+    piece: PendingPiece,
+    began: Instant,
+    copied_us: u64,
+) -> Result<(), ProcessError> {
+    let (tick, shard) = (piece.tick(), piece.shard());
+    // Waiting for the script workers and compressing are CPU work, not for the async threads.
+    let (bytes, ships) = tokio::task::spawn_blocking(move || {
+        let piece = piece.finish();
+        let ships = piece.world.ships.len() as u64;
+        (checkpoint::encode_piece(&piece), ships)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    bus.put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)
+        .await?;
+    metrics::shard_piece_timed(copied_us, began.elapsed().as_micros() as u64);
+    let stored = ShardReport::Stored(PieceStored {
+        epoch,
+        tick,
+        shard,
+        bytes: bytes.len() as u64,
+        ships,
+    });
+    bus.publish(
+        REPORT_SUBJECT,
+        &format!("stored-{epoch}-{tick}-{shard}"),
+        encode(&stored),
+    )
+    .await?;
+    metrics::shard_piece_stored(bytes.len() as u64);
+    info!(
+        epoch,
+        tick,
+        shard,
+        ships,
+        bytes = bytes.len() as u64,
+        "checkpoint piece stored"
+    );
+    Ok(())
 }

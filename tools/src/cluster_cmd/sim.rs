@@ -41,6 +41,11 @@ struct Summary {
     tick_ms_p50: f64,
     tick_ms_p99: f64,
     tick_ms_max: f64,
+    /// Each checkpoint tick's time, in order (the last tick is one).
+    checkpoint_ticks_ms: Vec<f64>,
+    /// The time of each tick after a checkpoint tick, in order: where a shard still busy
+    /// with its piece would hold up the next start.
+    after_checkpoint_ticks_ms: Vec<f64>,
     ticks_per_s: f64,
     sectors_loaded: usize,
     ore_mined: u64,
@@ -328,6 +333,16 @@ fn summarise(
         tick_ms_p50: ms(&tick_times, 0.5),
         tick_ms_p99: ms(&tick_times, 0.99),
         tick_ms_max: tick_times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        checkpoint_ticks_ms: runs
+            .iter()
+            .filter(|r| spec.is_checkpoint_tick(r.tick))
+            .map(|r| r.tick_us as f64 / 1e3)
+            .collect(),
+        after_checkpoint_ticks_ms: runs
+            .iter()
+            .filter(|r| spec.is_checkpoint_tick(r.tick.saturating_sub(1)))
+            .map(|r| r.tick_us as f64 / 1e3)
+            .collect(),
         ticks_per_s: args.ticks as f64 / wall.as_secs_f64().max(1e-9),
         sectors_loaded: w.resource::<Sectors>().loaded_count(),
         ore_mined: totals.ore_mined,
@@ -369,6 +384,17 @@ fn print_summary(s: &Summary) {
     println!(
         "  tick             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.1} ticks/s",
         s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s
+    );
+    let list = |ms: &[f64]| {
+        ms.iter()
+            .map(|m| format!("{m:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  checkpoints      ticks {} ms; the ticks after them {} ms",
+        list(&s.checkpoint_ticks_ms),
+        list(&s.after_checkpoint_ticks_ms)
     );
     println!(
         "  exchange         {:.0} B and {:.1} messages per tick between shards; {} plan(s)",
