@@ -27,7 +27,10 @@
 //! with both sizes in the error. The stream keeps at most [`MAX_STREAM_BYTES`] and
 //! [`MAX_STREAM_AGE`] of log, dropping the oldest first: enough to replay from the last
 //! checkpoint, which is far more recent (checkpoints live in the object store, not in the
-//! log).
+//! log). The stream and the bucket reserve their whole limits in the server's JetStream
+//! storage when they are made; a server with less left (its `max_file_store`, by default 75%
+//! of the disk free when it started) refuses the world with
+//! [`NetError::JetStreamStorageFull`], which names what to change.
 //!
 //! **Timeouts.** Connecting is bounded by [`NATS_CONNECT_TIMEOUT`], every JetStream API call
 //! and publish ack by [`NATS_REQUEST_TIMEOUT`], blob transfers by [`BLOB_TIMEOUT`].
