@@ -564,12 +564,10 @@ impl TickRunner<'_> {
     }
 }
 
-/// A finished store task's result (a panic in it goes on here).
-fn joined(
-    result: Result<Result<(), ProcessError>, tokio::task::JoinError>,
-) -> Result<(), ProcessError> {
+/// A finished task's output; a panic in it goes on here.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> T {
     match result {
-        Ok(stored) => stored,
+        Ok(output) => output,
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(e) => panic!("a checkpoint store task was cancelled, which nothing does: {e}"),
@@ -588,13 +586,13 @@ async fn store_piece(
 ) -> Result<(), ProcessError> {
     let (tick, shard) = (piece.tick(), piece.shard());
     // Waiting for the script workers and compressing are CPU work, not for the async threads.
-    let (bytes, ships) = tokio::task::spawn_blocking(move || {
+    let encoded = tokio::task::spawn_blocking(move || {
         let piece = piece.finish();
         let ships = piece.world.ships.len() as u64;
         (checkpoint::encode_piece(&piece), ships)
     })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    .await;
+    let (bytes, ships) = joined(encoded);
     bus.put_blob(&plan::piece_blob_name(epoch, tick, shard), &bytes)
         .await?;
     metrics::shard_piece_timed(copied_us, began.elapsed().as_micros() as u64);
