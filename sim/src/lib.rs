@@ -37,7 +37,7 @@ pub use config::UniverseConfig;
 /// does with the same seed, configuration and inputs (its state hash, tick by tick): replays
 /// record it, and one recorded under another version is refused instead of failing
 /// mysteriously. The golden replays in replays/ catch a change that forgot to bump it.
-pub const SIM_VERSION: u32 = 5;
+pub const SIM_VERSION: u32 = 6;
 
 /// The stages of a tick, run in this order.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -486,26 +486,36 @@ fn hash_scripts(world: &mut World, h: &mut PartitionHashers) {
 /// Every instance's memory and globals, in its ship's sector partition, in ship order: heavy
 /// (all script memory is read).
 fn hash_script_memory(world: &mut World, h: &mut PartitionHashers) {
+    let running = running_script_ships(world);
     let digests = world.resource::<ScriptHost>().workers().state_digests();
-    let index = world.resource::<crate::ships::ShipIndex>();
-    let sectors: Vec<Option<SectorCoord>> = digests
-        .iter()
-        .map(|(ship, _)| {
-            index
-                .entity(NetId(*ship))
-                .and_then(|e| world.get::<SpacePos>(e))
-                .map(|p| p.sector)
-        })
-        .collect();
-    for ((ship, digest), sector) in digests.into_iter().zip(sectors) {
-        // An instance always belongs to a live ship (orphans are dropped at the next stage);
-        // one that does not is still hashed, under a key no sector has, so it is not lost.
-        let key = sector.map_or(u64::MAX, SectorCoord::partition_key);
-        let h = h.partition(key);
-        h.write_u64(ship);
-        h.write_u64(digest as u64);
-        h.write_u64((digest >> 64) as u64);
+    // Both in ship order: one merging walk.
+    let mut digests = digests.into_iter().peekable();
+    for (ship, sector) in running {
+        while digests.next_if(|(id, _)| *id < ship.0).is_some() {}
+        if let Some((_, digest)) = digests.next_if(|(id, _)| *id == ship.0) {
+            let h = h.partition(sector.partition_key());
+            h.write_u64(ship.0);
+            h.write_u64(digest as u64);
+            h.write_u64((digest >> 64) as u64);
+        }
     }
+}
+
+/// The ships whose script instance is part of the world's state, in id order, with their
+/// sectors: those whose script runs. A checkpoint holds exactly these instances' states and
+/// the state hash covers exactly these, so that a restored world hashes as the one it was
+/// captured from. The workers may hold others between ticks (a ship destroyed in the tick or
+/// since given a new script, a suspended script): the next script stage drops them before
+/// running anything, so nothing they hold can reach the world again.
+pub(crate) fn running_script_ships(world: &mut World) -> Vec<(NetId, SectorCoord)> {
+    let mut query = world.query::<(&NetId, &SpacePos, &ScriptRuntime)>();
+    let mut running: Vec<(NetId, SectorCoord)> = query
+        .iter(world)
+        .filter(|(_, _, runtime)| runtime.status == InstanceStatus::Running)
+        .map(|(id, pos, _)| (*id, pos.sector))
+        .collect();
+    running.sort_unstable_by_key(|(id, _)| *id);
+    running
 }
 
 impl ScriptsConfig {

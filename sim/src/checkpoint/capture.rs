@@ -15,7 +15,7 @@ use crate::config::UniverseConfig;
 use crate::physics::drop_physics_caches;
 use crate::scripts::{
     InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptLibrary, ScriptLog,
-    ScriptRuntime, ShipScript,
+    ScriptRuntime, ShipScript, running_script_ships,
 };
 use crate::sectors::Sectors;
 use crate::ships::{Owner, ShipInputs, ShipState};
@@ -140,11 +140,9 @@ pub fn capture_later(sim: &mut Simulation) -> PendingCheckpoint {
     // Every running script's state, asked of the workers now and collected by `finish`: at
     // thousands of scripts this is most of a capture, and it need not hold up the tick thread.
     let script_states = {
-        let mut query = world.query::<(&NetId, &ScriptRuntime)>();
-        let running: Vec<NetId> = query
-            .iter(world)
-            .filter(|(_, r)| r.status == InstanceStatus::Running)
-            .map(|(id, _)| *id)
+        let running: Vec<NetId> = running_script_ships(world)
+            .into_iter()
+            .map(|(id, _)| id)
             .collect();
         world
             .resource::<ScriptHost>()
