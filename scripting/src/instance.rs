@@ -15,7 +15,7 @@ use crate::compiled::CompiledScript;
 use crate::deferred_start::START_EXPORT;
 use crate::error::{Fault, FaultKind, ScriptError};
 use crate::linear_memory;
-use crate::memory_image::{IMAGE_CHUNK_BYTES, MemoryImage};
+use crate::memory_image::{MemoryImage, nonzero_chunks};
 use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
 use crate::state_globals::STATE_GLOBAL_PREFIX;
 use crate::untouched_pages::UntouchedPages;
@@ -46,6 +46,40 @@ pub struct InstanceState {
     pub memory: MemoryImage,
     /// Raw bits of each mutable global, in definition order.
     pub globals: Vec<u64>,
+}
+
+impl InstanceState {
+    /// A 128-bit digest of the state: the one [`ScriptInstance::state_digest`] gives for the
+    /// instance it was taken from.
+    pub fn digest(&self) -> u128 {
+        state_digest(
+            self.memory.len(),
+            self.memory.indexed_chunks(),
+            self.globals.iter().copied(),
+        )
+    }
+}
+
+/// The digest of a script's state, over its memory as its image holds it (the size, then each
+/// chunk that is not all zero with its index: a memory's image is canonical, so this identifies
+/// its contents) and its globals' bits. Zero chunks are left out rather than hashed as zeros:
+/// most of a script's memory is zero, and hashing it all cost a checkpoint tick at 10,000
+/// scripted ships twice a whole tick.
+fn state_digest<'a>(
+    memory_len: u64,
+    chunks: impl Iterator<Item = (u32, &'a [u8])>,
+    globals: impl Iterator<Item = u64>,
+) -> u128 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&memory_len.to_le_bytes());
+    for (index, chunk) in chunks {
+        hasher.update(&index.to_le_bytes());
+        hasher.update(chunk);
+    }
+    for bits in globals {
+        hasher.update(&bits.to_le_bytes());
+    }
+    hasher.digest128()
 }
 
 /// What host functions see.
@@ -398,27 +432,14 @@ impl ScriptInstance {
         UntouchedPages::of(linear_memory::bytes(&self.memory, &self.store)).touched_count()
     }
 
-    /// A 128-bit digest of [`Self::state`], computed without copying the memory.
+    /// A 128-bit digest of [`Self::state`] (the same as [`InstanceState::digest`]), computed
+    /// without copying the memory or reading its untouched pages.
     pub fn state_digest(&mut self) -> u128 {
-        let mut hasher = Xxh3::new();
+        let globals = self.global_bits();
         let memory = linear_memory::bytes(&self.memory, &self.store);
-        hasher.update(&(memory.len() as u64).to_le_bytes());
-        // Untouched pages are hashed as the zeros they hold, without reading (and so touching)
-        // them; the digest is that of the whole memory either way.
         let untouched = UntouchedPages::of(memory);
-        const ZEROS: [u8; IMAGE_CHUNK_BYTES] = [0; IMAGE_CHUNK_BYTES];
-        for (index, chunk) in memory.chunks(IMAGE_CHUNK_BYTES).enumerate() {
-            let start = index * IMAGE_CHUNK_BYTES;
-            if untouched.known_zero(start..start + chunk.len()) {
-                hasher.update(&ZEROS[..chunk.len()]);
-            } else {
-                hasher.update(chunk);
-            }
-        }
-        for bits in self.global_bits() {
-            hasher.update(&bits.to_le_bytes());
-        }
-        hasher.digest128()
+        let chunks = nonzero_chunks(memory, |range| untouched.known_zero(range));
+        state_digest(memory.len() as u64, chunks, globals.into_iter())
     }
 
     fn global_bits(&mut self) -> Vec<u64> {

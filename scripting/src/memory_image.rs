@@ -37,21 +37,25 @@ impl MemoryImage {
     /// touched: see `untouched_pages.rs`). The same image as [`Self::of`] whenever those chunks
     /// are indeed zero.
     pub(crate) fn of_skipping(memory: &[u8], known_zero: impl Fn(Range<usize>) -> bool) -> Self {
-        let chunks: Vec<u32> = (0..memory.len().div_ceil(IMAGE_CHUNK_BYTES) as u32)
-            .filter(|&index| {
-                let range = chunk_range(memory.len(), index);
-                !known_zero(range.clone()) && !is_zero(&memory[range])
-            })
-            .collect();
-        let mut bytes = Vec::with_capacity(chunks.len() * IMAGE_CHUNK_BYTES);
-        for &index in &chunks {
-            bytes.extend_from_slice(chunk_of(memory, index));
+        let mut chunks = Vec::new();
+        let mut bytes = Vec::new();
+        for (index, chunk) in nonzero_chunks(memory, known_zero) {
+            chunks.push(index);
+            bytes.extend_from_slice(chunk);
         }
         Self {
             len: memory.len() as u64,
             chunks,
             bytes,
         }
+    }
+
+    /// Each stored chunk's index and bytes, in order: what [`nonzero_chunks`] gave.
+    pub(crate) fn indexed_chunks(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.chunks
+            .iter()
+            .zip(self.stored_chunks())
+            .map(|(&index, (_, bytes))| (index, bytes))
     }
 
     /// The memory's size in bytes.
@@ -137,8 +141,17 @@ fn chunk_range(len: usize, index: u32) -> Range<usize> {
     start..(start + IMAGE_CHUNK_BYTES).min(len)
 }
 
-fn chunk_of(memory: &[u8], index: u32) -> &[u8] {
-    &memory[chunk_range(memory.len(), index)]
+/// The chunks of `memory` that are not all zero, with their indexes, in order: what an image
+/// stores. The chunks `known_zero` vouches for are not read.
+pub(crate) fn nonzero_chunks(
+    memory: &[u8],
+    known_zero: impl Fn(Range<usize>) -> bool,
+) -> impl Iterator<Item = (u32, &[u8])> {
+    (0..memory.len().div_ceil(IMAGE_CHUNK_BYTES) as u32).filter_map(move |index| {
+        let range = chunk_range(memory.len(), index);
+        (!known_zero(range.clone()) && !is_zero(&memory[range.clone()]))
+            .then(|| (index, &memory[range]))
+    })
 }
 
 /// Whether `chunk` is all zero, as one OR over it: no early exit, so it compiles to wide vector

@@ -236,6 +236,7 @@ mod tests {
             let touched = original.touched_memory_pages().expect("pagemap readable");
             let state = original.state();
             let digest = original.state_digest();
+            assert_eq!(state.digest(), digest, "the digest is the state's");
             assert_eq!(
                 original.touched_memory_pages(),
                 Some(touched),

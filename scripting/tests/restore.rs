@@ -165,3 +165,41 @@ fn a_snapshot_holds_every_byte_wherever_the_script_wrote_last() {
         }
     }
 }
+
+/// A state's digest (what the state hash and a checkpoint's check rest on) is the one its
+/// instance reports, and it tells apart memories that differ in a byte, in where a non-zero
+/// chunk lies, or only in their size, and globals that differ.
+#[test]
+fn a_state_digest_is_its_instances_and_tells_states_apart() {
+    let e = engine();
+    let script = e.load(&wasm(STATEFUL)).unwrap();
+    let mut instance = ScriptInstance::new(&script, 1).unwrap();
+    for tick in 0..5 {
+        instance.run_tick(1_000_000, tick, &sensors(tick));
+    }
+    assert_eq!(instance.state().digest(), instance.state_digest());
+
+    let state = |memory: &[u8], globals: &[u64]| InstanceState {
+        memory: MemoryImage::of(memory),
+        globals: globals.to_vec(),
+    };
+    let mut page = vec![0u8; 65_536];
+    page[10] = 7;
+    let base = state(&page, &[1]).digest();
+    assert_eq!(state(&page, &[1]).digest(), base, "same state, same digest");
+    let mut other_byte = page.clone();
+    other_byte[10] = 8;
+    let mut other_chunk = vec![0u8; 65_536];
+    other_chunk[1024 + 10] = 7;
+    let mut bigger = page.clone();
+    bigger.resize(2 * 65_536, 0);
+    for (what, digest) in [
+        ("a byte", state(&other_byte, &[1]).digest()),
+        ("where the chunk lies", state(&other_chunk, &[1]).digest()),
+        ("the size alone", state(&bigger, &[1]).digest()),
+        ("a global", state(&page, &[2]).digest()),
+        ("zero memory", state(&vec![0u8; 65_536], &[1]).digest()),
+    ] {
+        assert_ne!(digest, base, "differing in {what}");
+    }
+}
