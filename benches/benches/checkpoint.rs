@@ -1,8 +1,8 @@
 //! World checkpoints at 10k ships (1,000 of them scripted, one 64 KiB page of script memory
 //! each): the capture's part on the tick thread (`capture_later`: the script workers take the
-//! script states meanwhile), the whole capture, capture + encode, and decode + restore
-//! (including recompiling the script and re-instantiating every script); then what a
-//! persistent world does around them: zstd compression, and storing the compressed checkpoint
+//! script states meanwhile), the full and the quick state hash, the whole capture, capture +
+//! encode, and decode + restore (including recompiling the script and re-instantiating every
+//! script); then what a persistent world does around them: zstd compression, and storing the compressed checkpoint
 //! in sled with a flush. The encoded and compressed sizes are printed once.
 
 use std::time::{Duration, Instant};
@@ -61,6 +61,15 @@ fn checkpoints(c: &mut Criterion) {
             }
             tick_thread
         })
+    });
+    // What every checkpoint tick of a cluster adds to its shards: the full state hash, which
+    // digests every script's memory and globals on the workers, beside the quick hash (every
+    // other tick's).
+    group.bench_function("state_hash_10k_ships", |b| {
+        b.iter(|| sim.state_hash().total)
+    });
+    group.bench_function("quick_state_hash_10k_ships", |b| {
+        b.iter(|| sim.quick_state_hash().total)
     });
     // The whole capture, script states included.
     group.bench_function("capture_10k_ships", |b| {
