@@ -90,10 +90,14 @@ impl OwnServer {
     fn stop(mut self) -> Result<String> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let ticks = self.wait_for("ticks: ").unwrap_or_default();
+        let ticks = self.wait_for("ticks: ");
+        if ticks.is_err() {
+            // It did not stop: do not wait for it forever.
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);
-        Ok(ticks)
+        ticks.context("the server did not stop on Ctrl-C")
     }
 }
 

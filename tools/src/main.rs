@@ -12,6 +12,7 @@ mod script_cmd;
 mod sectors_cmd;
 mod serve_cmd;
 mod sim_cmd;
+mod stop_signals;
 mod universe_config;
 
 use anyhow::Context;

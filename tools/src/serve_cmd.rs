@@ -9,6 +9,7 @@ use astroboids_server::requests::{ReplayRules, ServerRules};
 use astroboids_server::serve::{NetRules, RunningServer, ServeOptions};
 
 use crate::cli::ServeArgs;
+use crate::stop_signals::StopSignals;
 
 pub fn run(args: &ServeArgs) -> Result<()> {
     let config = match &args.config {
@@ -81,6 +82,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             args.data.join("tls").display()
         );
     }
+    // Listening before saying where the server is: a Ctrl-C from then on stops it gracefully.
+    let mut stop = server.block_on(async { StopSignals::listen() })?;
     println!("fingerprint: {}", server.fingerprint);
     println!(
         "listening: {} (QUIC, ALPN {})",
@@ -98,18 +101,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 
     let shutdown = server.shutdown_handle();
     let finished = server.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?;
         let mut check = tokio::time::interval(std::time::Duration::from_millis(200));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return anyhow::Ok(false),
-                _ = terminate.recv() => return anyhow::Ok(false),
-                _ = check.tick() => if server.is_finished() { return anyhow::Ok(true) },
+                () = stop.recv() => return false,
+                _ = check.tick() => if server.is_finished() { return true },
             }
         }
-    })?;
+    });
     if !finished {
         println!("stopping: running to the next checkpoint tick...");
         shutdown.shutdown();

@@ -87,7 +87,7 @@ fn lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
 /// A running `astroboids serve`; killed when dropped, so a failing test leaves no server.
 struct Server {
     child: Child,
-    _out: mpsc::Receiver<String>,
+    out: mpsc::Receiver<String>,
     addr: String,
     fingerprint: String,
     /// What it said about the world it opened ("world: ... resumed at tick ...").
@@ -139,7 +139,7 @@ impl Server {
             fingerprint: fingerprint
                 .unwrap_or_else(|| panic!("no `fingerprint:` line; {}", missing())),
             child,
-            _out: out,
+            out,
             addr,
         }
     }
@@ -150,13 +150,30 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    /// Ctrl-C: the server runs to its next checkpoint tick, saves it and exits.
-    fn stop(mut self) {
+    /// One Ctrl-C: the server runs to its next checkpoint tick, saves it and exits. Returns
+    /// what it printed from then on.
+    fn stop(mut self) -> Vec<String> {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
         assert!(status.success(), "kill -INT {pid}");
-        let status = self.child.wait().unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "astroboids serve did not stop within {DEADLINE:?} of one Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(status.success(), "astroboids serve stopped with {status}");
+        // Up to the end of its output (the reader sees the pipe close after the exit).
+        let mut said = Vec::new();
+        while let Ok(line) = self.out.recv_timeout(DEADLINE) {
+            said.push(line);
+        }
+        said
     }
 }
 
@@ -294,6 +311,27 @@ fn settled_heading(config_dir: &Path, ship: u64) -> f64 {
         );
         last = now;
         std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// Ctrl-C at any moment once the server says where it listens, also between the passes of
+/// its wait for signals (every 200 ms it checks on its tick thread), stops it the first time
+/// and saves its checkpoint: a process manager or a user sends one signal and waits.
+#[test]
+fn one_ctrl_c_at_any_moment_after_listening_stops_the_server_with_its_checkpoint() {
+    let root = fresh_dir("cli-ctrl-c");
+    let data = root.join("world");
+    let (config, _) = write_config(&root);
+    for delay_ms in [0, 41, 113, 199, 200, 263] {
+        let server = Server::start(&data, &config);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let said = server.stop();
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("stopped at tick") && l.contains("checkpoint written")),
+            "Ctrl-C {delay_ms} ms after `listening:`; the server said:\n{}",
+            said.join("\n")
+        );
     }
 }
 

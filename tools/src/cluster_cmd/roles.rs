@@ -25,15 +25,15 @@ use astroboids_server::limits::RateRules;
 use astroboids_server::serve::NetRules;
 
 use crate::cli::cluster::{ClusterEndpoints, GatewayArgs, LeaderArgs, ShardArgs};
+use crate::stop_signals::StopSignals;
 
-/// Ctrl-C or SIGTERM (how `cluster up` and process managers ask a process to stop).
+/// Ctrl-C or SIGTERM (how `cluster up` and process managers ask a process to stop), listened
+/// for from the call on. For a single wait; a loop keeps one [`StopSignals`] instead.
 pub async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    StopSignals::listen()
+        .expect("signal handlers in a runtime")
+        .recv()
+        .await
 }
 
 /// A runtime whose worker threads keep the etcd lease and the bus going while the calling

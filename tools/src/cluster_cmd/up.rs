@@ -12,8 +12,9 @@ use astroboids_infra::Postgres;
 use astroboids_server::tls::ServerIdentity;
 
 use super::children::ClusterChild;
-use super::{ensure_spec, roles, start_servers, world_spec};
+use super::{ensure_spec, start_servers, world_spec};
 use crate::cli::cluster::{ClusterEndpoints, ClusterUpArgs};
+use crate::stop_signals::StopSignals;
 
 pub(super) fn run(args: &ClusterUpArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data)
@@ -161,6 +162,8 @@ pub(super) fn run(args: &ClusterUpArgs) -> Result<()> {
             );
         }
     }
+    // Listening before saying how to stop: a Ctrl-C from then on stops every process.
+    let mut stop = runtime.block_on(async { StopSignals::listen() })?;
     println!(
         "running; `astroboids cluster status --nats {} --etcd {} --world {}` shows it; Ctrl-C stops it",
         endpoints.nats, endpoints.etcd, endpoints.world
@@ -180,7 +183,7 @@ pub(super) fn run(args: &ClusterUpArgs) -> Result<()> {
         let mut intervals = TickIntervals::default();
         loop {
             tokio::select! {
-                () = roles::stop_signal() => break,
+                () = stop.recv() => break,
                 report = next_report(&mut reports) => intervals.report(report),
                 _ = check.tick() => {
                     for (child, reported) in children.iter_mut().zip(&mut reported) {
