@@ -273,7 +273,8 @@ pub(crate) fn run_scripts(
 }
 
 /// Instances whose ship is gone or no longer scripted are dropped (ships are destroyed after
-/// the script stage, so this happens one tick later). `scripted` is sorted.
+/// the script stage, so this happens one tick later; until then they are no part of the
+/// world's state: see `scripts::running_script_ships`). `scripted` is sorted.
 fn drop_orphans(workers: &mut ScriptWorkers, scripted: &[u64]) {
     // Both lists ascend: one walk over them, not a search per ship.
     let mut scripted = scripted.iter().peekable();
