@@ -483,8 +483,8 @@ fn hash_scripts(world: &mut World, h: &mut PartitionHashers) {
     }
 }
 
-/// Every instance's memory and globals, in its ship's sector partition, in ship order: heavy
-/// (all script memory is read).
+/// The memory and globals of every running script (`running_script_ships`), in its ship's
+/// sector partition, in ship order: heavy (every such memory's touched pages are read).
 fn hash_script_memory(world: &mut World, h: &mut PartitionHashers) {
     let running = running_script_ships(world);
     let digests = world.resource::<ScriptHost>().workers().state_digests();
