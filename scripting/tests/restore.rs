@@ -1,10 +1,12 @@
 //! Restoring a script's saved state (the basis of checkpoints and replays): an instance given
 //! another's memory and globals continues exactly as the original does.
 
+use std::sync::Arc;
+
 use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
-    CompilerKind, InstanceState, MemoryImage, ScriptEngine, ScriptInstance, ScriptLimits,
-    ScriptWorkers,
+    CompiledScript, CompilerKind, InstanceState, MemoryImage, ScriptEngine, ScriptInstance,
+    ScriptLimits, ScriptWorkers,
 };
 
 /// Keeps state in memory (a tick counter), in a global (a running sum of random draws), grows
@@ -43,14 +45,19 @@ fn sensors(tick: u64) -> SensorSnapshot {
     }
 }
 
+/// The stateful script, and an instance of it after its first five ticks (grown at tick 3).
+fn stateful_after_five_ticks() -> (Arc<CompiledScript>, ScriptInstance) {
+    let script = engine().load(&wasm(STATEFUL)).unwrap();
+    let mut instance = ScriptInstance::new(&script, 1).unwrap();
+    for tick in 0..5 {
+        instance.run_tick(1_000_000, tick, &sensors(tick));
+    }
+    (script, instance)
+}
+
 #[test]
 fn a_restored_instance_continues_exactly_like_the_original() {
-    let e = engine();
-    let script = e.load(&wasm(STATEFUL)).unwrap();
-    let mut original = ScriptInstance::new(&script, 1).unwrap();
-    for tick in 0..5 {
-        original.run_tick(1_000_000, tick, &sensors(tick));
-    }
+    let (script, mut original) = stateful_after_five_ticks();
     let saved = original.state();
     assert_eq!(saved.memory.len(), 3 * 65_536, "grew at tick 3");
     assert_eq!(saved.globals.len(), 2);
@@ -171,12 +178,7 @@ fn a_snapshot_holds_every_byte_wherever_the_script_wrote_last() {
 /// chunk lies, or only in their size, and globals that differ.
 #[test]
 fn a_state_digest_is_its_instances_and_tells_states_apart() {
-    let e = engine();
-    let script = e.load(&wasm(STATEFUL)).unwrap();
-    let mut instance = ScriptInstance::new(&script, 1).unwrap();
-    for tick in 0..5 {
-        instance.run_tick(1_000_000, tick, &sensors(tick));
-    }
+    let (_, mut instance) = stateful_after_five_ticks();
     assert_eq!(instance.state().digest(), instance.state_digest());
 
     let state = |memory: &[u8], globals: &[u64]| InstanceState {
