@@ -8,6 +8,7 @@ use astroboids_engine::{HashCost, NetId, Simulation, StateHashExt};
 use astroboids_sim::checkpoint::ShipRecord;
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
+use astroboids_sim::scripts::ScriptHost;
 use astroboids_sim::sensors::{Contact, Sensors};
 use astroboids_sim::shard::{self, ArrivalError, HaloShip, ShardScope};
 use astroboids_sim::ships::{Owner, ShipIndex};
@@ -102,6 +103,10 @@ impl ShardNode {
     ) -> Self {
         let owns = move |sector: SectorCoord| assignment.shard_of(sector) == id;
         shard::install(sim.world_mut(), ShardScope::new(owns));
+        // A shard reports the full hash after every checkpoint tick and stores its piece.
+        sim.world()
+            .resource::<ScriptHost>()
+            .take_states_at_checkpoint_ticks(true);
         let next = sim.tick() + 1;
         Self {
             id,

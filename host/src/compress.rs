@@ -10,6 +10,16 @@ pub fn pack(bytes: &[u8], level: i32) -> Vec<u8> {
     zstd::bulk::compress(bytes, level).expect("compressing into a growable buffer cannot fail")
 }
 
+/// As [`pack`], into `packed` (emptied first): a writer that keeps one buffer for every
+/// checkpoint has the kernel zero its pages once, not at every checkpoint.
+pub fn pack_into(bytes: &[u8], level: i32, packed: &mut Vec<u8>) {
+    packed.clear();
+    packed.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+    zstd::bulk::Compressor::new(level)
+        .and_then(|mut compressor| compressor.compress_to_buffer(bytes, packed))
+        .expect("the buffer holds zstd's bound for the input");
+}
+
 /// Decompresses `bytes`, refusing to produce more than `limit` bytes (a damaged or hostile
 /// file must not make us allocate without bound).
 pub fn unpack(bytes: &[u8], limit: usize) -> Result<Vec<u8>, String> {
@@ -29,6 +39,16 @@ pub fn unpack(bytes: &[u8], limit: usize) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packing_into_a_used_buffer_gives_what_pack_gives() {
+        let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let mut packed = vec![9u8; 100_000];
+        pack_into(&bytes, CHECKPOINT_LEVEL, &mut packed);
+        assert_eq!(packed, pack(&bytes, CHECKPOINT_LEVEL));
+        pack_into(&bytes[..10], CHECKPOINT_LEVEL, &mut packed);
+        assert_eq!(unpack(&packed, 10).unwrap(), &bytes[..10]);
+    }
 
     #[test]
     fn round_trips_and_bounds_the_output() {

@@ -37,6 +37,7 @@ use astroboids_sim::config::{
 };
 use astroboids_sim::inputs::{InputOutcome, WorldInput, WorldInputError, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
+use astroboids_sim::scripts::ScriptHost;
 use astroboids_sim::{SimOptions, UniverseConfig, build_simulation_with};
 use astroboids_storage::{StorageError, StoreLimits, WorldStore};
 
@@ -228,6 +229,10 @@ impl PersistentWorld {
             ),
         };
 
+        // Every checkpoint tick is captured from here on.
+        sim.world()
+            .resource::<ScriptHost>()
+            .take_states_at_checkpoint_ticks(true);
         let logged = store.inputs_from(sim.tick() + 1)?;
         let replayed_inputs = logged.len();
         let inputs_logged_through = logged.last().map(|entry| entry.tick);

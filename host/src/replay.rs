@@ -24,6 +24,7 @@ use astroboids_engine::{HashCost, Simulation};
 use astroboids_sim::checkpoint::{self, WorldCheckpoint};
 use astroboids_sim::inputs::{WorldInput, apply_input};
 use astroboids_sim::physics::is_checkpoint_tick;
+use astroboids_sim::scripts::ScriptHost;
 use astroboids_sim::{SIM_VERSION, SimOptions, UniverseConfig};
 
 use crate::compress;
@@ -297,6 +298,10 @@ impl Recorder {
                 ),
             });
         }
+        // Every checkpoint tick from here on asks for the full hash, and some for a keyframe.
+        sim.world()
+            .resource::<ScriptHost>()
+            .take_states_at_checkpoint_ticks(true);
         let hash = sim.quick_state_hash();
         let heavy_names = sim
             .world()

@@ -24,6 +24,7 @@ mod compiled;
 mod deferred_start;
 mod engine;
 mod error;
+mod image_buffers;
 mod instance;
 mod limits;
 mod linear_memory;

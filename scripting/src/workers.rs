@@ -92,7 +92,11 @@ enum Request {
     Detach {
         ship: u64,
     },
-    Run(Vec<ScriptJob>),
+    Run {
+        jobs: Vec<ScriptJob>,
+        /// Take each instance's state right after its run (see [`ScriptWorkers::run_keeping_states`]).
+        keep_states: bool,
+    },
     Snapshot {
         ship: u64,
     },
@@ -428,7 +432,32 @@ impl ScriptWorkers {
     /// so it is linear: jobs in ship order (as the script stage passes them; others are sorted
     /// first) are checked against the attached set in one walk, and each worker's results,
     /// already in ship order, are merged rather than sorted.
-    pub fn run(&self, mut jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
+    pub fn run(&self, jobs: Vec<ScriptJob>) -> Result<Vec<ScriptResult>, WorkerError> {
+        self.run_jobs(jobs, false)
+    }
+
+    /// As [`Self::run`], and then each worker takes the states of the instances that ran, for
+    /// the states and digests asked before the next runs ([`Self::states_later`],
+    /// [`Self::state_digests`]). For a tick whose states a checkpoint will take. The workers
+    /// take them after answering, so the copy overlaps the rest of the tick and the capture
+    /// instead of waiting for the capture's request: unpaced, that request comes as the next
+    /// tick starts, and the whole copy (about 160 MB at 10k scripts of a few pages each) then
+    /// delayed that tick's runs.
+    ///
+    /// A kept state is always the instance's current one: whatever changes an instance drops
+    /// its kept state, and the next runs drop them all.
+    pub fn run_keeping_states(
+        &self,
+        jobs: Vec<ScriptJob>,
+    ) -> Result<Vec<ScriptResult>, WorkerError> {
+        self.run_jobs(jobs, true)
+    }
+
+    fn run_jobs(
+        &self,
+        mut jobs: Vec<ScriptJob>,
+        keep_states: bool,
+    ) -> Result<Vec<ScriptResult>, WorkerError> {
         if !jobs.is_sorted_by_key(|job| job.ship) {
             jobs.sort_by_key(|job| job.ship);
         }
@@ -452,7 +481,7 @@ impl ScriptWorkers {
         }
         let requests = per_worker
             .into_iter()
-            .map(|jobs| (!jobs.is_empty()).then_some(Request::Run(jobs)));
+            .map(|jobs| (!jobs.is_empty()).then_some(Request::Run { jobs, keep_states }));
         let mut results = Vec::with_capacity(count);
         for reply in self.scatter(requests) {
             match reply {
@@ -512,6 +541,9 @@ impl Drop for ScriptWorkers {
 fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
     let mut ships: BTreeMap<u64, ScriptInstance> = BTreeMap::new();
     let mut prepared: BTreeMap<u64, PreparedInstance> = BTreeMap::new();
+    // States taken right after a run (`run_keeping_states`), each equal to its instance's
+    // current state: a request that changes an instance drops its entry, the next runs all.
+    let mut kept: BTreeMap<u64, InstanceState> = BTreeMap::new();
     for request in requests {
         let reply = match request {
             Request::Prepare(asked) => {
@@ -545,6 +577,7 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                         };
                         let started = instance.map(|mut instance| {
                             let logs = instance.take_start_logs();
+                            kept.remove(&ship);
                             ships.insert(ship, instance);
                             logs
                         });
@@ -561,18 +594,25 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
                 // The start function's random draws are overwritten by the restored state.
                 ScriptInstance::new(&script, 0).and_then(|mut instance| {
                     instance.restore_state(&state)?;
+                    kept.remove(&ship);
                     ships.insert(ship, instance);
                     Ok(())
                 }),
             ),
-            Request::Detach { ship } => Reply::Detached(ships.remove(&ship).is_some()),
+            Request::Detach { ship } => {
+                kept.remove(&ship);
+                Reply::Detached(ships.remove(&ship).is_some())
+            }
             Request::Snapshot { ship } => {
                 Reply::Snapshot(ships.get_mut(&ship).map(ScriptInstance::state))
             }
             Request::Snapshots { ships: wanted, to } => {
                 let states = wanted
                     .into_iter()
-                    .filter_map(|ship| Some((ship, ships.get_mut(&ship)?.state())))
+                    .filter_map(|ship| {
+                        let instance = ships.get_mut(&ship)?;
+                        Some((ship, kept.remove(&ship).unwrap_or_else(|| instance.state())))
+                    })
                     .collect();
                 // Nobody waiting (a world dropped mid-checkpoint) is not an error here.
                 let _ = to.send(states);
@@ -581,17 +621,37 @@ fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
             Request::Digests => Reply::Digests(
                 ships
                     .iter_mut()
-                    .map(|(ship, instance)| (*ship, instance.state_digest()))
-                    .collect(),
-            ),
-            Request::Run(jobs) => Reply::Ran(
-                jobs.into_iter()
-                    .filter_map(|job| {
-                        let instance = ships.get_mut(&job.ship)?;
-                        Some(run_job(instance, job))
+                    .map(|(ship, instance)| {
+                        let digest = match kept.get(ship) {
+                            Some(state) => state.digest(),
+                            None => instance.state_digest(),
+                        };
+                        (*ship, digest)
                     })
                     .collect(),
             ),
+            Request::Run { jobs, keep_states } => {
+                kept.clear();
+                let results: Vec<ScriptResult> = jobs
+                    .into_iter()
+                    .filter_map(|job| Some(run_job(ships.get_mut(&job.ship)?, job)))
+                    .collect();
+                let ran: Vec<u64> = match keep_states {
+                    true => results.iter().map(|r| r.ship).collect(),
+                    false => Vec::new(),
+                };
+                if replies.send(Reply::Ran(results)).is_err() {
+                    return;
+                }
+                // After the reply, so the tick goes on meanwhile; before any later request,
+                // so these are the states as of the runs.
+                for ship in ran {
+                    if let Some(instance) = ships.get_mut(&ship) {
+                        kept.insert(ship, instance.state());
+                    }
+                }
+                continue;
+            }
         };
         if replies.send(reply).is_err() {
             return;

@@ -161,6 +161,61 @@ fn states_asked_for_later_are_those_of_the_moment_they_were_asked() {
     assert_eq!(counter(&pool.state(3).unwrap()), 4);
 }
 
+/// Two pools with one history, one taking every state right after its runs: the states and
+/// digests asked for afterwards are the same, also for ships started, restored or dropped
+/// since those runs, and for runs since that kept nothing.
+#[test]
+fn states_kept_after_runs_are_always_the_instances_current_ones() {
+    let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);
+    let echo = engine.load(&wasm(ECHO)).unwrap();
+    let counter = |state: &astroboids_scripting::InstanceState| {
+        u32::from_le_bytes(state.memory.to_vec()[8..12].try_into().unwrap())
+    };
+    let mut keeping = ScriptWorkers::new(2);
+    let mut plain = ScriptWorkers::new(2);
+    let all: Vec<u64> = (1..=6).collect();
+    let mut pools = [&mut keeping, &mut plain];
+    for pool in &mut pools {
+        for &ship in &all {
+            pool.attach(ship, &echo, ship).unwrap();
+        }
+        pool.run(all.iter().map(|&s| job(s, 0)).collect()).unwrap();
+    }
+    // Ship 6 sits the tick out.
+    let tick_1: Vec<ScriptJob> = (1..=5).map(|s| job(s, 1)).collect();
+    keeping.run_keeping_states(tick_1.clone()).unwrap();
+    plain.run(tick_1).unwrap();
+    let ship_1 = plain.state(1).unwrap();
+    for pool in [&mut keeping, &mut plain] {
+        // Started again, restored from another ship's state, dropped.
+        pool.detach(2).unwrap();
+        pool.attach(2, &echo, 2).unwrap();
+        pool.detach(3).unwrap();
+        pool.restore(3, &echo, ship_1.clone()).unwrap();
+        pool.detach(4).unwrap();
+    }
+    assert_eq!(keeping.state_digests(), plain.state_digests());
+    let states = keeping.states_later(&all).wait();
+    assert_eq!(states, plain.states_later(&all).wait());
+    let counters: Vec<(u64, u32)> = states.iter().map(|(s, st)| (*s, counter(st))).collect();
+    assert_eq!(
+        counters,
+        [(1, 2), (2, 0), (3, 2), (5, 2), (6, 1)],
+        "two runs, a fresh start, ship 1's state, two runs, one run"
+    );
+
+    // Runs that keep nothing replace what earlier runs kept.
+    let ticks = |tick| (1..=6).filter(|s| *s != 4).map(move |s| job(s, tick));
+    keeping.run_keeping_states(ticks(2).collect()).unwrap();
+    keeping.run(ticks(3).collect()).unwrap();
+    plain.run(ticks(2).collect()).unwrap();
+    plain.run(ticks(3).collect()).unwrap();
+    assert_eq!(keeping.state_digests(), plain.state_digests());
+    let states = keeping.states_later(&all).wait();
+    assert_eq!(states, plain.states_later(&all).wait());
+    assert_eq!(counter(&states[0].1), 4, "ship 1 after four runs");
+}
+
 #[test]
 fn misuse_is_refused_with_clear_errors() {
     let engine = ScriptEngine::new(ScriptLimits::default(), CompilerKind::Singlepass);

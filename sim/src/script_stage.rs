@@ -16,6 +16,7 @@ use astroboids_scripting::{FaultKind, ScriptJob, ScriptWorkers};
 
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
+use crate::physics::is_checkpoint_tick;
 use crate::script_budget::{FuelClaim, grant_fuel};
 use crate::scripts::{
     FaultLog, InstanceStatus, LogLine, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptLibrary,
@@ -219,9 +220,14 @@ pub(crate) fn run_scripts(
         ran.push((index, cut));
     }
 
-    let results = workers
-        .run(jobs)
-        .expect("jobs name attached ships, once each");
+    let checkpoint_states_wanted =
+        host.takes_states_at_checkpoint_ticks() && is_checkpoint_tick(&config, tick);
+    let results = if checkpoint_states_wanted {
+        workers.run_keeping_states(jobs)
+    } else {
+        workers.run(jobs)
+    }
+    .expect("jobs name attached ships, once each");
     for ((index, cut), result) in ran.into_iter().zip(results) {
         let (id, (script, _), runtime, log, command, _) = &mut scripted[index];
         if cut && result.report.fault.as_ref().map(|f| f.kind) == Some(FaultKind::OutOfFuel) {

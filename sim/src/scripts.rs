@@ -15,6 +15,7 @@
 //! the number of worker threads. Instance memory and globals are part of the state hash.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bevy_app::{App, Plugin};
@@ -256,13 +257,33 @@ pub struct ScriptTraceRecord {
 #[derive(Resource)]
 pub struct ScriptHost {
     workers: Mutex<ScriptWorkers>,
+    /// Whether the script stage of a checkpoint tick has the workers keep each instance's
+    /// state after its run ([`Self::take_states_at_checkpoint_ticks`]).
+    states_at_checkpoint_ticks: AtomicBool,
 }
 
 impl ScriptHost {
     pub fn new(workers: usize) -> Self {
         Self {
             workers: Mutex::new(ScriptWorkers::new(workers.max(1))),
+            states_at_checkpoint_ticks: AtomicBool::new(false),
         }
+    }
+
+    /// Says that the script states (or the full state hash) will be asked for after every
+    /// checkpoint tick (persistence, replay recording, cluster shards): the workers then take
+    /// the states of a checkpoint tick's runs as soon as the runs are done, beside the rest of
+    /// the tick, instead of when asked (see `ScriptWorkers::run_keeping_states`). The states
+    /// and hashes are the same either way; only when the copy is made changes. Off by default,
+    /// as a run that captures nothing would copy every memory for nothing.
+    pub fn take_states_at_checkpoint_ticks(&self, wanted: bool) {
+        self.states_at_checkpoint_ticks
+            .store(wanted, Ordering::Relaxed);
+    }
+
+    /// Whether the states are taken after the runs of checkpoint ticks.
+    pub(crate) fn takes_states_at_checkpoint_ticks(&self) -> bool {
+        self.states_at_checkpoint_ticks.load(Ordering::Relaxed)
     }
 
     pub(crate) fn workers(&self) -> MutexGuard<'_, ScriptWorkers> {

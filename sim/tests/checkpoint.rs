@@ -8,7 +8,7 @@ use astroboids_engine::{NetId, Simulation};
 use astroboids_sim::checkpoint::{self, CheckpointError};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::inputs::{WorldInput, apply_input};
-use astroboids_sim::scripts::{add_script, assign_script};
+use astroboids_sim::scripts::{ScriptHost, add_script, assign_script};
 use astroboids_sim::ships::{ShipCommand, ShipIndex, ShipInputs};
 use astroboids_sim::{SimOptions, SimTotals};
 use common::{fleet_world, with_threads};
@@ -44,7 +44,11 @@ fn wanderer() -> Vec<u8> {
 
 /// 160 ships, 60 of them scripted, 25 ticks in, with inputs waiting for the next tick.
 fn living_world() -> (Simulation, Vec<NetId>) {
-    let (mut sim, ids) = fleet_world(UniverseConfig::default(), 21, 160);
+    living_world_with(UniverseConfig::default())
+}
+
+fn living_world_with(config: UniverseConfig) -> (Simulation, Vec<NetId>) {
+    let (mut sim, ids) = fleet_world(config, 21, 160);
     let script = add_script(sim.world_mut(), &wanderer()).unwrap();
     for &ship in &ids[..60] {
         assign_script(sim.world_mut(), ship, script).unwrap();
@@ -145,6 +149,34 @@ fn a_world_captured_while_dropped_instances_wait_hashes_as_its_restore() {
         assert_eq!(a.total, b.total);
         let expected = hashes(&mut live, 10);
         assert_eq!(hashes(&mut restored, 10), expected);
+    });
+}
+
+/// Persistence and cluster shards have the workers take every script's state right after its
+/// run in a checkpoint tick's script stage, while its memory is in cache: the full state hash,
+/// the checkpoint and the ticks after are those of a world whose states are read after the tick.
+#[test]
+fn states_taken_in_a_checkpoint_ticks_runs_are_those_read_after_the_tick() {
+    with_threads(2, || {
+        let mut config = UniverseConfig::default();
+        config.persistence.checkpoint_every_ticks = 27;
+        let (mut keeping, _) = living_world_with(config.clone());
+        let (mut plain, _) = living_world_with(config);
+        keeping
+            .world()
+            .resource::<ScriptHost>()
+            .take_states_at_checkpoint_ticks(true);
+        keeping.run_ticks(2);
+        plain.run_ticks(2);
+        assert_eq!(keeping.tick(), 27, "a checkpoint tick");
+        let (a, b) = (keeping.state_hash(), plain.state_hash());
+        assert_eq!(a.differing_parts(&b), Vec::<&str>::new());
+        assert_eq!(a.total, b.total);
+        let pending = checkpoint::capture_later(&mut keeping);
+        keeping.run_ticks(3);
+        assert_eq!(pending.finish(), checkpoint::capture(&mut plain));
+        plain.run_ticks(3);
+        assert_eq!(hashes(&mut keeping, 5), hashes(&mut plain, 5));
     });
 }
 

@@ -388,6 +388,14 @@ pub fn encode(checkpoint: &WorldCheckpoint) -> Vec<u8> {
     postcard::to_stdvec(checkpoint).expect("a checkpoint always serializes")
 }
 
+/// As [`encode`], into `encoded` (emptied first; the same bytes): a writer that keeps one
+/// buffer for every checkpoint has the kernel zero its pages once, not at every checkpoint.
+pub fn encode_into(checkpoint: &WorldCheckpoint, encoded: &mut Vec<u8>) {
+    encoded.clear();
+    let buffer = std::mem::take(encoded);
+    *encoded = postcard::to_extend(checkpoint, buffer).expect("a checkpoint always serializes");
+}
+
 /// Decodes a checkpoint written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<WorldCheckpoint, CheckpointError> {
     postcard::from_bytes(bytes).map_err(|e| CheckpointError::Damaged(e.to_string()))
