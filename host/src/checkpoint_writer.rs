@@ -171,8 +171,8 @@ fn write(
 }
 
 /// The writer's buffers, kept from one checkpoint to the next: at 10k scripted ships a
-/// checkpoint encodes to ~170 MB, and memory new to the process costs the kernel a zeroed page
-/// per 4 KiB. Growing fresh buffers every time kept the writer busy with that for most of a
+/// checkpoint holds up to 160 MB of script memory (the example miner touches four 4-KiB pages),
+/// and memory new to the process costs the kernel a zeroed page per 4 KiB. Growing fresh buffers every time kept the writer busy with that for most of a
 /// checkpoint's writing (perf: `clear_page_rep`), taking CPU the ticks needed.
 #[derive(Default)]
 struct Buffers {

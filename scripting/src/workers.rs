@@ -94,7 +94,8 @@ enum Request {
     },
     Run {
         jobs: Vec<ScriptJob>,
-        /// Take each instance's state right after its run (see [`ScriptWorkers::run_keeping_states`]).
+        /// Take the states of the instances that ran, once the runs are answered (see
+        /// [`ScriptWorkers::run_keeping_states`]).
         keep_states: bool,
     },
     Snapshot {
@@ -441,8 +442,8 @@ impl ScriptWorkers {
     /// [`Self::state_digests`]). For a tick whose states a checkpoint will take. The workers
     /// take them after answering, so the copy overlaps the rest of the tick and the capture
     /// instead of waiting for the capture's request: unpaced, that request comes as the next
-    /// tick starts, and the whole copy (about 160 MB at 10k scripts of a few pages each) then
-    /// delayed that tick's runs.
+    /// tick starts, and the whole copy (up to 160 MB at 10k scripts touching four 4-KiB pages
+    /// each, as the example miner does) then delayed that tick's runs.
     ///
     /// A kept state is always the instance's current one: whatever changes an instance drops
     /// its kept state, and the next runs drop them all.
@@ -541,7 +542,7 @@ impl Drop for ScriptWorkers {
 fn serve(requests: Receiver<Request>, replies: SyncSender<Reply>) {
     let mut ships: BTreeMap<u64, ScriptInstance> = BTreeMap::new();
     let mut prepared: BTreeMap<u64, PreparedInstance> = BTreeMap::new();
-    // States taken right after a run (`run_keeping_states`), each equal to its instance's
+    // States taken after answering runs (`run_keeping_states`), each equal to its instance's
     // current state: a request that changes an instance drops its entry, the next runs all.
     let mut kept: BTreeMap<u64, InstanceState> = BTreeMap::new();
     for request in requests {

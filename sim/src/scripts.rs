@@ -257,8 +257,8 @@ pub struct ScriptTraceRecord {
 #[derive(Resource)]
 pub struct ScriptHost {
     workers: Mutex<ScriptWorkers>,
-    /// Whether the script stage of a checkpoint tick has the workers keep each instance's
-    /// state after its run ([`Self::take_states_at_checkpoint_ticks`]).
+    /// Whether the script stage of a checkpoint tick has the workers take the states of the
+    /// instances that ran ([`Self::take_states_at_checkpoint_ticks`]).
     states_at_checkpoint_ticks: AtomicBool,
 }
 
