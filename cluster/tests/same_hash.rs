@@ -198,6 +198,30 @@ fn moving_sectors_between_shards_at_a_checkpoint_changes_no_result() {
 
 /// A shard process stores its piece beside the ticks that follow the checkpoint: the piece it
 /// finishes later is the one of the checkpoint tick, script states included.
+/// A shard process serializes all its pieces through one scratch buffer: what it stores is
+/// what a fresh encoding gives, whatever the buffer held before (a larger or smaller piece).
+#[test]
+fn a_piece_encoded_through_a_used_buffer_is_a_fresh_encoding() {
+    use astroboids_cluster::checkpoint::{decode_piece, encode_piece, encode_piece_reusing};
+    let config = UniverseConfig::default();
+    let inputs = setup(400, 100);
+    let assignment = SectorAssignment::Stripes {
+        shards: 2,
+        width: 1,
+    };
+    let mut cluster = started(&config, assignment, &inputs);
+    for _ in 0..3 {
+        cluster.step(false).unwrap();
+    }
+    let pieces = cluster.capture();
+    let mut scratch = vec![7u8; 1 << 20];
+    for piece in pieces.iter().chain(pieces.iter().rev()) {
+        let stored = encode_piece_reusing(piece, &mut scratch);
+        assert_eq!(stored, encode_piece(piece));
+        assert_eq!(&decode_piece("piece", &stored).unwrap(), piece);
+    }
+}
+
 #[test]
 fn a_piece_finished_after_its_shard_ran_on_is_the_piece_of_its_tick() {
     let config = UniverseConfig::default();

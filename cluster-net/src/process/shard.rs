@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -277,6 +278,7 @@ async fn run_epoch(
         frames_out: 0,
         shards: plan.assignment.shards(),
         storing: None,
+        piece_scratch: Arc::default(),
     };
     let end = loop {
         tokio::select! {
@@ -363,6 +365,9 @@ struct TickRunner<'a> {
     /// The checkpoint piece being finished, compressed and stored beside the ticks: at most
     /// one (see [`TickRunner::report`]).
     storing: Option<JoinHandle<Result<(), ProcessError>>>,
+    /// Where every piece is serialized before compression (see
+    /// `checkpoint::encode_piece_reusing`).
+    piece_scratch: Arc<Mutex<Vec<u8>>>,
 }
 
 impl TickRunner<'_> {
@@ -545,7 +550,12 @@ impl TickRunner<'_> {
         let copied_us = began.elapsed().as_micros() as u64;
         let bus = self.bus.clone();
         self.storing = Some(tokio::spawn(store_piece(
-            bus, epoch, piece, began, copied_us,
+            bus,
+            epoch,
+            piece,
+            self.piece_scratch.clone(),
+            began,
+            copied_us,
         )));
         if self.spec.last_tick == Some(tick) {
             // The world's end: finished means stored.
@@ -581,6 +591,7 @@ async fn store_piece(
     bus: TickBus,
     epoch: u64,
     piece: PendingPiece,
+    scratch: Arc<Mutex<Vec<u8>>>,
     began: Instant,
     copied_us: u64,
 ) -> Result<(), ProcessError> {
@@ -589,7 +600,12 @@ async fn store_piece(
     let encoded = tokio::task::spawn_blocking(move || {
         let piece = piece.finish();
         let ships = piece.world.ships.len() as u64;
-        (checkpoint::encode_piece(&piece), ships)
+        // One piece is in flight at a time, so the lock is never waited for.
+        let mut scratch = scratch.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            checkpoint::encode_piece_reusing(&piece, &mut scratch),
+            ships,
+        )
     })
     .await;
     let (bytes, ships) = joined(encoded);
