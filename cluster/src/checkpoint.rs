@@ -64,9 +64,7 @@ pub fn encode_piece(piece: &ShardCheckpoint) -> Vec<u8> {
 /// ~80 MB before compression, and memory new to the process costs the kernel a zeroed page per
 /// 4 KiB, every checkpoint, on the cores the ticks need.
 pub fn encode_piece_reusing(piece: &ShardCheckpoint, scratch: &mut Vec<u8>) -> Vec<u8> {
-    scratch.clear();
-    let serialized = std::mem::take(scratch);
-    *scratch = postcard::to_extend(piece, serialized).expect("checkpoints are plain data");
+    checkpoint::postcard_into(piece, scratch);
     zstd::bulk::compress(scratch, PIECE_ZSTD_LEVEL)
         .expect("compressing into a growable buffer cannot fail")
 }

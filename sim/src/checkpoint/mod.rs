@@ -391,9 +391,15 @@ pub fn encode(checkpoint: &WorldCheckpoint) -> Vec<u8> {
 /// As [`encode`], into `encoded` (emptied first; the same bytes): a writer that keeps one
 /// buffer for every checkpoint has the kernel zero its pages once, not at every checkpoint.
 pub fn encode_into(checkpoint: &WorldCheckpoint, encoded: &mut Vec<u8>) {
-    encoded.clear();
-    let buffer = std::mem::take(encoded);
-    *encoded = postcard::to_extend(checkpoint, buffer).expect("a checkpoint always serializes");
+    postcard_into(checkpoint, encoded);
+}
+
+/// `value`'s postcard bytes in `buffer` (emptied first), reusing its allocation: for the
+/// checkpoints and cluster pieces whose writers keep one buffer.
+pub fn postcard_into<T: serde::Serialize>(value: &T, buffer: &mut Vec<u8>) {
+    buffer.clear();
+    let reused = std::mem::take(buffer);
+    *buffer = postcard::to_extend(value, reused).expect("checkpoints are plain data");
 }
 
 /// Decodes a checkpoint written by [`encode`].
