@@ -27,6 +27,11 @@ pub(crate) fn give_back(buffer: Vec<u8>) {
     SHARED.give_back(buffer);
 }
 
+/// Readies a buffer for an image of `len` bytes (see [`BufferPool::warm`]).
+pub(crate) fn warm(len: usize) {
+    SHARED.warm(len);
+}
+
 /// Empty buffers by capacity, up to a total capacity.
 struct BufferPool {
     kept: Mutex<Kept>,
@@ -95,6 +100,22 @@ impl BufferPool {
         kept.bytes += capacity;
         kept.by_capacity.entry(capacity).or_default().push(buffer);
     }
+
+    /// Keeps a new buffer of `len` bytes whose pages the kernel has already zeroed, unless the
+    /// pool is full: the first checkpoint of a process then finds its images' buffers ready
+    /// instead of paying for every page on that checkpoint's ticks. Never takes a kept buffer,
+    /// so warming one image after another grows the pool.
+    fn warm(&self, len: usize) {
+        if len == 0 || self.lock().bytes + len > self.bytes_max {
+            return;
+        }
+        let mut buffer = Vec::with_capacity(len);
+        // Written, not just allocated: a page is only backed (and zeroed) once touched. Not
+        // with zeros: `vec![0; len]` may hand out fresh, untouched memory the kernel will
+        // zero on first touch, which is what warming is for.
+        buffer.resize(len, 0xa5);
+        self.give_back(buffer);
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +146,21 @@ mod tests {
         assert!(again.capacity() >= 12 << 10);
         let other = pool.take(12 << 10);
         assert_ne!(other.as_ptr(), address, "taken once, it is no longer kept");
+    }
+
+    #[test]
+    fn a_warmed_buffer_is_kept_and_taken_for_its_length_until_the_pool_is_full() {
+        let pool = BufferPool::new(40 << 10);
+        pool.warm(16 << 10);
+        pool.warm(16 << 10);
+        pool.warm(16 << 10);
+        assert_eq!(pool.lock().bytes, 32 << 10, "the third does not fit");
+        let (a, b) = (pool.take(16 << 10), pool.take(16 << 10));
+        assert!(a.capacity() >= 16 << 10 && b.capacity() >= 16 << 10);
+        assert_ne!(a.as_ptr(), b.as_ptr());
+        assert_eq!(pool.lock().bytes, 0, "both were the warmed ones");
+        pool.warm(0);
+        assert_eq!(pool.lock().bytes, 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::blocks::{COMMAND_BLOCK_BYTES, SENSOR_BLOCK_BYTES, ScriptCommand, Sens
 use crate::compiled::CompiledScript;
 use crate::deferred_start::START_EXPORT;
 use crate::error::{Fault, FaultKind, ScriptError};
+use crate::image_buffers;
 use crate::linear_memory;
 use crate::memory_image::{MemoryImage, nonzero_chunks};
 use crate::metering::{GROW_PAGE_COST, POINTS_EXHAUSTED, REMAINING_POINTS};
@@ -430,6 +431,17 @@ impl ScriptInstance {
     #[cfg(test)]
     pub(crate) fn touched_memory_pages(&self) -> Option<usize> {
         UntouchedPages::of(linear_memory::bytes(&self.memory, &self.store)).touched_count()
+    }
+
+    /// Readies a buffer of the size [`Self::state`] would copy the memory into now, so that a
+    /// later state finds it instead of new memory (see `image_buffers.rs`). Reads the memory's
+    /// touched pages; copies nothing.
+    pub(crate) fn warm_image_buffer(&self) {
+        let memory = linear_memory::bytes(&self.memory, &self.store);
+        let untouched = UntouchedPages::of(memory);
+        image_buffers::warm(MemoryImage::stored_bytes_of_skipping(memory, |range| {
+            untouched.known_zero(range)
+        }));
     }
 
     /// A 128-bit digest of [`Self::state`] (the same as [`InstanceState::digest`]), computed

@@ -45,6 +45,6 @@ pub use limits::ScriptLimits;
 pub use memory_image::{IMAGE_CHUNK_BYTES, MemoryImage};
 pub use structure::StructureLimits;
 pub use workers::{
-    PREPARED_PER_WORKER_MAX, PendingStates, ScriptJob, ScriptResult, ScriptWorkers, StartLogs,
-    WorkerError,
+    PREPARED_PER_WORKER_MAX, PendingStates, ScriptJob, ScriptResult, ScriptWorkers, ShipSlice,
+    StartLogs, WorkerError,
 };

@@ -61,6 +61,17 @@ impl MemoryImage {
         }
     }
 
+    /// How many bytes [`Self::of_skipping`] would store for `memory`: its non-zero chunks, read
+    /// but not copied.
+    pub(crate) fn stored_bytes_of_skipping(
+        memory: &[u8],
+        known_zero: impl Fn(Range<usize>) -> bool,
+    ) -> usize {
+        nonzero_chunks(memory, known_zero)
+            .map(|(_, chunk)| chunk.len())
+            .sum()
+    }
+
     /// Each stored chunk's index and bytes, in order: what [`nonzero_chunks`] gave.
     pub(crate) fn indexed_chunks(&self) -> impl Iterator<Item = (u32, &[u8])> {
         self.chunks
@@ -286,6 +297,32 @@ mod tests {
         assert_eq!(image.len(), 65_536);
         assert_eq!(image.stored_bytes(), 3 * IMAGE_CHUNK_BYTES);
         assert_eq!(MemoryImage::of(&vec![0; 65_536]).stored_bytes(), 0);
+    }
+
+    #[test]
+    fn the_bytes_an_image_would_store_are_counted_without_copying() {
+        let memory = memory_with(
+            16 * IMAGE_CHUNK_BYTES + 5,
+            &[
+                (0, 1),
+                (IMAGE_CHUNK_BYTES * 9 + 3, 2),
+                (16 * IMAGE_CHUNK_BYTES + 4, 3),
+            ],
+        );
+        let known_zero = |range: Range<usize>| range.start >= 12 * IMAGE_CHUNK_BYTES;
+        for skip in [
+            &(|_: Range<usize>| false) as &dyn Fn(Range<usize>) -> bool,
+            &known_zero,
+        ] {
+            assert_eq!(
+                MemoryImage::stored_bytes_of_skipping(&memory, skip),
+                MemoryImage::of_skipping(&memory, skip).stored_bytes()
+            );
+        }
+        assert_eq!(
+            MemoryImage::stored_bytes_of_skipping(&memory, |_| false),
+            2 * IMAGE_CHUNK_BYTES + 5
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use astroboids_scripting::blocks::SensorSnapshot;
 use astroboids_scripting::{
     CompilerKind, FaultKind, RunReport, ScriptEngine, ScriptInstance, ScriptJob, ScriptLimits,
-    ScriptResult, ScriptWorkers, WorkerError,
+    ScriptResult, ScriptWorkers, ShipSlice, WorkerError,
 };
 use astroboids_test_kit::wasm;
 
@@ -204,12 +204,18 @@ fn states_kept_after_runs_are_always_the_instances_current_ones() {
         "two runs, a fresh start, ship 1's state, two runs, one run"
     );
 
-    // Runs that keep nothing replace what earlier runs kept.
+    // Runs that keep nothing replace what earlier runs kept; warming image buffers after
+    // runs changes no result, state or digest.
     let ticks = |tick| (1..=6).filter(|s| *s != 4).map(move |s| job(s, tick));
     keeping.run_keeping_states(ticks(2).collect()).unwrap();
-    keeping.run(ticks(3).collect()).unwrap();
+    let slice = ShipSlice { index: 1, count: 2 };
+    let reports = |results: Vec<ScriptResult>| -> Vec<(u64, RunReport)> {
+        results.into_iter().map(|r| (r.ship, r.report)).collect()
+    };
+    let warmed = keeping.run_warming_image_buffers(ticks(3).collect(), slice);
     plain.run(ticks(2).collect()).unwrap();
-    plain.run(ticks(3).collect()).unwrap();
+    let unwarmed = plain.run(ticks(3).collect()).unwrap();
+    assert_eq!(reports(warmed.unwrap()), reports(unwarmed));
     assert_eq!(keeping.state_digests(), plain.state_digests());
     let states = keeping.states_later(&all).wait();
     assert_eq!(states, plain.states_later(&all).wait());

@@ -12,7 +12,7 @@ use bevy_ecs::prelude::*;
 use astroboids_engine::rng::derive_seed;
 use astroboids_engine::{NetId, RngStream, Tick, TickSchedule, UniverseSeed};
 use astroboids_scripting::blocks::{ContactKind, ScriptCommand, SensedContact, SensorSnapshot};
-use astroboids_scripting::{FaultKind, ScriptJob, ScriptWorkers};
+use astroboids_scripting::{FaultKind, ScriptJob, ScriptWorkers, ShipSlice};
 
 use crate::autopilot::Autopilot;
 use crate::config::UniverseConfig;
@@ -59,6 +59,25 @@ type ScriptedShip = (
 
 /// Key that separates the random stream of a script's start function from its first tick's.
 const START_KEY: u64 = u64::MAX;
+
+/// Ticks before the first checkpoint whose states a world takes over which the script workers
+/// warm the image buffers that checkpoint will copy the memories into (see
+/// `ScriptWorkers::run_warming_image_buffers`): one slice of the ships per tick, so each tick
+/// bears a twentieth of the cost.
+pub(crate) const IMAGE_WARMING_TICKS: u64 = 20;
+
+/// The ships whose image buffers are warmed after the runs of `tick`, when a checkpoint comes
+/// every `checkpoint_every` ticks: one slice per tick over the last [`IMAGE_WARMING_TICKS`]
+/// ticks before a checkpoint tick (fewer when checkpoints come more often), so that every ship
+/// is in one of them. `None` on other ticks and on checkpoint ticks.
+pub(crate) fn image_warming_slice(checkpoint_every: u64, tick: u64) -> Option<ShipSlice> {
+    let slices = IMAGE_WARMING_TICKS.min(checkpoint_every.saturating_sub(1));
+    let until_checkpoint = checkpoint_every - tick % checkpoint_every;
+    (until_checkpoint <= slices).then(|| ShipSlice {
+        index: until_checkpoint - 1,
+        count: slices,
+    })
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_scripts(
@@ -220,10 +239,16 @@ pub(crate) fn run_scripts(
         ran.push((index, cut));
     }
 
-    let checkpoint_states_wanted =
-        host.takes_states_at_checkpoint_ticks() && is_checkpoint_tick(&config, tick);
-    let results = if checkpoint_states_wanted {
+    let every = config.persistence.checkpoint_every_ticks;
+    let results = if !host.takes_states_at_checkpoint_ticks() {
+        workers.run(jobs)
+    } else if is_checkpoint_tick(&config, tick) {
+        host.note_checkpoint_states_taken();
         workers.run_keeping_states(jobs)
+    } else if let Some(slice) =
+        image_warming_slice(every, tick).filter(|_| !host.checkpoint_states_taken())
+    {
+        workers.run_warming_image_buffers(jobs, slice)
     } else {
         workers.run(jobs)
     }
@@ -374,5 +399,42 @@ fn snapshot(
                 }
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The warming slices of one checkpoint interval, by tick.
+    fn slices_between_checkpoints(every: u64) -> Vec<(u64, ShipSlice)> {
+        (every + 1..=2 * every)
+            .filter_map(|tick| image_warming_slice(every, tick).map(|slice| (tick, slice)))
+            .collect()
+    }
+
+    #[test]
+    fn the_ticks_before_a_checkpoint_warm_every_ship_once() {
+        for every in [2, 3, 10, 21, 100, 600] {
+            let slices = slices_between_checkpoints(every);
+            let expected = IMAGE_WARMING_TICKS.min(every - 1);
+            assert_eq!(slices.len() as u64, expected, "every {every}");
+            let ticks: Vec<u64> = slices.iter().map(|(tick, _)| *tick).collect();
+            let last_ticks: Vec<u64> = (2 * every - expected..2 * every).collect();
+            assert_eq!(ticks, last_ticks, "every {every}: the ticks just before");
+            for ship in 0..500u64 {
+                let holding = slices.iter().filter(|(_, s)| s.holds(ship)).count();
+                assert_eq!(holding, 1, "every {every}: ship {ship}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_is_warmed_on_checkpoint_ticks_or_when_every_tick_is_one() {
+        for every in [1, 2, 100] {
+            assert_eq!(image_warming_slice(every, every), None);
+            assert_eq!(image_warming_slice(every, 3 * every), None);
+        }
+        assert!((1..50).all(|tick| image_warming_slice(1, tick).is_none()));
     }
 }

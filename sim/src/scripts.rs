@@ -260,6 +260,9 @@ pub struct ScriptHost {
     /// Whether the script stage of a checkpoint tick has the workers take the states of the
     /// instances that ran ([`Self::take_states_at_checkpoint_ticks`]).
     states_at_checkpoint_ticks: AtomicBool,
+    /// Whether a checkpoint tick's states were taken since the world was made or opened: the
+    /// image buffers are warm from then on (see `script_stage::image_warming_slice`).
+    checkpoint_states_taken: AtomicBool,
 }
 
 impl ScriptHost {
@@ -267,6 +270,7 @@ impl ScriptHost {
         Self {
             workers: Mutex::new(ScriptWorkers::new(workers.max(1))),
             states_at_checkpoint_ticks: AtomicBool::new(false),
+            checkpoint_states_taken: AtomicBool::new(false),
         }
     }
 
@@ -284,6 +288,15 @@ impl ScriptHost {
     /// Whether the states are taken after the runs of checkpoint ticks.
     pub(crate) fn takes_states_at_checkpoint_ticks(&self) -> bool {
         self.states_at_checkpoint_ticks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_checkpoint_states_taken(&self) {
+        self.checkpoint_states_taken.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the states of a checkpoint tick were taken since this world was made or opened.
+    pub(crate) fn checkpoint_states_taken(&self) -> bool {
+        self.checkpoint_states_taken.load(Ordering::Relaxed)
     }
 
     pub(crate) fn workers(&self) -> MutexGuard<'_, ScriptWorkers> {
