@@ -481,7 +481,7 @@ impl ScriptWorkers {
     /// `slice` that ran, of the size its state would take now. For the ticks before a process's
     /// first checkpoint: memory new to the process costs the kernel a zeroed page per 4 KiB on
     /// first touch, and at 10k scripts the first checkpoint's copy spent most of its time there
-    /// (the tick after it ran at 5x the median, against 2x at later checkpoints). Warming one
+    /// (the tick after it ran at 3-5x the median, against 2-2.5x after later ones). Warming one
     /// slice per tick spreads that cost over the ticks before it. States, hashes and results
     /// are the same either way.
     pub fn run_warming_image_buffers(
