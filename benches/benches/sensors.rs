@@ -7,7 +7,7 @@ use astroboids_engine::NetId;
 use astroboids_sim::build_simulation;
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::sectors::Sectors;
-use astroboids_sim::sensors::{ContactTarget, build_grid};
+use astroboids_sim::sensors::build_grid;
 use astroboids_sim::ships::Velocity;
 use astroboids_sim::space::SpacePos;
 use astroboids_sim::spawn::spawn_fleet;
@@ -37,10 +37,7 @@ fn sensors(c: &mut Criterion) {
                     let grid = build_grid(&config, sectors, ships.iter().copied());
                     ships
                         .par_iter()
-                        .map(|(id, pos, _)| {
-                            grid.sense(pos, range, Some(ContactTarget::Ship(*id)), limit)
-                                .len()
-                        })
+                        .map(|(id, pos, _)| grid.sense(pos, range, Some(*id), limit).len())
                         .sum::<usize>()
                 })
             })

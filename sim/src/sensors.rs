@@ -202,16 +202,17 @@ impl SensorGrid {
         ranges
     }
 
-    /// Everything within `range` of `pos` except `exclude`, nearest first, at most `limit`.
+    /// Everything within `range` of `pos`, nearest first, at most `limit`; `sensing_ship`, the
+    /// ship standing at `pos` if one is asking, is left out of its own answer.
     pub fn sense(
         &self,
         pos: &SpacePos,
         range: f32,
-        exclude: Option<ContactTarget>,
+        sensing_ship: Option<NetId>,
         limit: usize,
     ) -> Vec<Contact> {
         let mut out = Vec::new();
-        self.sense_into(pos, range, exclude, limit, &mut out);
+        self.sense_into(pos, range, sensing_ship, limit, &mut out);
         out
     }
 
@@ -220,61 +221,120 @@ impl SensorGrid {
         &self,
         pos: &SpacePos,
         range: f32,
-        exclude: Option<ContactTarget>,
+        sensing_ship: Option<NetId>,
         limit: usize,
         out: &mut Vec<Contact>,
     ) {
-        out.clear();
+        CANDIDATES.with_borrow_mut(|candidates| {
+            self.candidates_in_range(pos, range, candidates);
+            if let Some(id) = sensing_ship {
+                // The ship's own entry is at distance 0 (same position, same float
+                // operations): only entries there are looked at.
+                let itself = ContactTarget::Ship(id);
+                if let Some(at) = candidates.iter().position(|c| {
+                    c.squared_distance_bits == 0 && self.entries[c.entry as usize].target == itself
+                }) {
+                    candidates.swap_remove(at);
+                }
+            }
+            self.nearest_first(candidates, limit);
+            out.clear();
+            out.extend(candidates.iter().map(|c| {
+                let e = &self.entries[c.entry as usize];
+                Contact {
+                    target: e.target,
+                    offset: self.offset(pos, c.entry as usize),
+                    velocity: e.velocity,
+                    distance: f32::from_bits(c.squared_distance_bits).sqrt(),
+                    radius: e.radius,
+                }
+            }));
+        });
+    }
+
+    /// From `pos` to entry `entry`: the same float operations as `SpacePos::offset_to`, so
+    /// the same bits.
+    fn offset(&self, pos: &SpacePos, entry: usize) -> Vec2 {
+        let base = sector_offset(pos.sector, self.entries[entry].pos.sector, self.sector_size);
+        let local = self.locals[entry];
+        Vec2::new(
+            base.x + (local.x - pos.local.x),
+            base.y + (local.y - pos.local.y),
+        )
+    }
+
+    /// Every entry of the 3x3 cells around `pos` within `range`, as (squared distance, entry)
+    /// pairs in no particular order. Only the 8-byte local positions are read: a neighbourhood
+    /// holds several times more entries than a ship keeps contacts, and building whole
+    /// contacts for all of them was most of the sensor pass.
+    fn candidates_in_range(&self, pos: &SpacePos, range: f32, candidates: &mut Vec<Candidate>) {
+        candidates.clear();
         let range_sq = range * range;
         for (start, end) in self.neighbourhood(pos) {
             if start == end {
                 continue;
             }
-            let (start, end) = (start as usize, end as usize);
-            // A cell lies in one sector: the sector part of the offset is the same for all
-            // its entries. Same float operations as `SpacePos::offset_to`, so same bits.
-            let base = sector_offset(pos.sector, self.entries[start].pos.sector, self.sector_size);
+            // A cell lies in one sector: the sector part of the offset is the same for all its
+            // entries, and so are the float operations `offset` does.
+            let base = sector_offset(
+                pos.sector,
+                self.entries[start as usize].pos.sector,
+                self.sector_size,
+            );
             // Without branches: every entry is written to the next free slot, and the slot only
-            // advances when the entry is kept. About a third of a neighbourhood is in range, in
-            // no pattern a branch predictor could learn.
-            let mut kept = out.len();
-            out.resize(kept + (end - start), FILLER);
-            for (local, e) in self.locals[start..end]
-                .iter()
-                .zip(&self.entries[start..end])
-            {
+            // advances when the entry is in range. About a third of a neighbourhood is, in no
+            // pattern a branch predictor could learn.
+            let mut kept = candidates.len();
+            candidates.resize(kept + (end - start) as usize, Candidate::default());
+            for (entry, local) in (start..end).zip(&self.locals[start as usize..end as usize]) {
                 let offset = Vec2::new(
                     base.x + (local.x - pos.local.x),
                     base.y + (local.y - pos.local.y),
                 );
                 let d2 = offset.length_squared();
-                out[kept] = Contact {
-                    target: e.target,
-                    offset,
-                    velocity: e.velocity,
-                    distance: d2,
-                    radius: e.radius,
+                candidates[kept] = Candidate {
+                    squared_distance_bits: d2.to_bits(),
+                    entry,
                 };
-                kept += usize::from((d2 <= range_sq) & (Some(e.target) != exclude));
+                kept += usize::from(d2 <= range_sq);
             }
-            out.truncate(kept);
+            candidates.truncate(kept);
         }
-        // `distance` holds the squared distance until the list is cut: one sqrt per kept contact.
-        order_by_squared_distance(out, limit);
-        for c in out.iter_mut() {
-            c.distance = c.distance.sqrt();
+    }
+
+    /// Sorts candidates nearest first, ties broken by target, and keeps the first `limit`.
+    /// Squared distances are >= 0, so their bits order like their values; distances almost
+    /// never tie, so targets are only ranked when they do.
+    fn nearest_first(&self, candidates: &mut Vec<Candidate>, limit: usize) {
+        let order = |a: &Candidate, b: &Candidate| {
+            a.squared_distance_bits
+                .cmp(&b.squared_distance_bits)
+                .then_with(|| {
+                    let rank = |c: &Candidate| self.entries[c.entry as usize].target.rank();
+                    rank(a).cmp(&rank(b))
+                })
+        };
+        if candidates.len() > limit {
+            candidates.select_nth_unstable_by(limit, order);
+            candidates.truncate(limit);
         }
+        candidates.sort_unstable_by(order);
     }
 }
 
-/// What fills the contact buffer's slots before the scan writes them.
-const FILLER: Contact = Contact {
-    target: ContactTarget::Ship(NetId(0)),
-    offset: Vec2::ZERO,
-    velocity: Vec2::ZERO,
-    distance: 0.0,
-    radius: 0.0,
-};
+/// An entry of the grid within range of the sensing ship, before it becomes a [`Contact`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Candidate {
+    /// The squared distance's bits: for non-negative floats they order like the values.
+    squared_distance_bits: u32,
+    /// Index into the grid's `entries` and `locals`.
+    entry: u32,
+}
+
+thread_local! {
+    /// Each sensing thread's candidate list, reused from ship to ship and tick to tick.
+    static CANDIDATES: std::cell::RefCell<Vec<Candidate>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Sorts contacts whose `distance` field holds the squared distance: nearest first, ties broken
 /// by target; keeps the first `limit`. Squared distances are >= 0, so their bits order like
@@ -427,7 +487,6 @@ fn sense(
         let sensors = &mut **sensors;
         sensors.range = effective;
         sensors.in_nebula = in_nebula;
-        let exclude = Some(ContactTarget::Ship(**id));
-        grid.sense_into(pos, effective, exclude, limit, &mut sensors.contacts);
+        grid.sense_into(pos, effective, Some(**id), limit, &mut sensors.contacts);
     });
 }

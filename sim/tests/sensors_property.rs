@@ -110,7 +110,7 @@ proptest! {
         let grid = build_grid(&config, &sectors, ships.iter().copied());
         let range = config.sensors.range * range_share;
         for &(id, pos, _) in &ships {
-            let fast = grid.sense(&pos, range, Some(ContactTarget::Ship(id)), limit);
+            let fast = grid.sense(&pos, range, Some(id), limit);
             let slow = brute_force((id, pos), &ships, &sectors, &config, range, limit);
             prop_assert_eq!(&fast, &slow, "ship {:?} at {:?}", id, pos);
         }
@@ -147,7 +147,7 @@ fn equal_distances_are_ordered_by_id() {
     }
     let grid = build_grid(&config, &sectors, ships.iter().copied());
     let ids: Vec<ContactTarget> = grid
-        .sense(&center, 11.0, Some(ContactTarget::Ship(NetId(1))), 2)
+        .sense(&center, 11.0, Some(NetId(1)), 2)
         .iter()
         .map(|c| c.target)
         .filter(|t| matches!(t, ContactTarget::Ship(_)))
@@ -156,4 +156,31 @@ fn equal_distances_are_ordered_by_id() {
         ids,
         vec![ContactTarget::Ship(NetId(3)), ContactTarget::Ship(NetId(5))]
     );
+}
+
+#[test]
+fn ships_at_the_same_spot_see_each_other_but_not_themselves() {
+    let config = UniverseConfig::default();
+    let mut sectors = Sectors::new(SectorGenerator::new(&config, 1));
+    let spot = SpacePos::new(SectorCoord::new(0, 0), Vec2::new(500.0, 500.0));
+    sectors.load(SectorCoord::new(0, 0));
+    let ships: Vec<(NetId, SpacePos, Vec2)> = [4, 2, 7]
+        .into_iter()
+        .map(|id| (NetId(id), spot, Vec2::ZERO))
+        .collect();
+    let grid = build_grid(&config, &sectors, ships.iter().copied());
+    for &(id, pos, _) in &ships {
+        let seen: Vec<ContactTarget> = grid
+            .sense(&pos, 50.0, Some(id), 8)
+            .iter()
+            .map(|c| c.target)
+            .filter(|t| matches!(t, ContactTarget::Ship(_)))
+            .collect();
+        let others: Vec<ContactTarget> = [2, 4, 7]
+            .into_iter()
+            .filter(|&other| other != id.0)
+            .map(|other| ContactTarget::Ship(NetId(other)))
+            .collect();
+        assert_eq!(seen, others, "ship {id:?}");
+    }
 }
