@@ -124,14 +124,37 @@ proptest! {
     }
 }
 
-#[test]
-fn equal_distances_are_ordered_by_id() {
+/// The middle of the origin sector, where the hand-placed ships of the tests below sit.
+const MIDDLE_OF_ORIGIN: SpacePos = SpacePos {
+    sector: SectorCoord { x: 0, y: 0 },
+    local: Vec2::new(500.0, 500.0),
+};
+
+/// The ships `sensing` sees from `pos` among `ships` (asteroids left out: the default
+/// universe may have some near these points), nearest first.
+fn ships_seen(
+    ships: &[(NetId, SpacePos, Vec2)],
+    sensing: NetId,
+    pos: SpacePos,
+    range: f32,
+    limit: usize,
+) -> Vec<NetId> {
     let config = UniverseConfig::default();
     let mut sectors = Sectors::new(SectorGenerator::new(&config, 1));
-    // Far out where the default universe has no asteroids near these points is not
-    // guaranteed, so only ships are compared.
-    let center = SpacePos::new(SectorCoord::new(0, 0), Vec2::new(500.0, 500.0));
-    sectors.load(SectorCoord::new(0, 0));
+    sectors.load(pos.sector);
+    build_grid(&config, &sectors, ships.iter().copied())
+        .sense(&pos, range, Some(sensing), limit)
+        .iter()
+        .filter_map(|c| match c.target {
+            ContactTarget::Ship(id) => Some(id),
+            ContactTarget::Asteroid { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn equal_distances_are_ordered_by_id() {
+    let center = MIDDLE_OF_ORIGIN;
     let ring = [
         (NetId(9), 10.0, 0.0),
         (NetId(3), -10.0, 0.0),
@@ -145,42 +168,24 @@ fn equal_distances_are_ordered_by_id() {
             Vec2::ZERO,
         ));
     }
-    let grid = build_grid(&config, &sectors, ships.iter().copied());
-    let ids: Vec<ContactTarget> = grid
-        .sense(&center, 11.0, Some(NetId(1)), 2)
-        .iter()
-        .map(|c| c.target)
-        .filter(|t| matches!(t, ContactTarget::Ship(_)))
-        .collect();
     assert_eq!(
-        ids,
-        vec![ContactTarget::Ship(NetId(3)), ContactTarget::Ship(NetId(5))]
+        ships_seen(&ships, NetId(1), center, 11.0, 2),
+        vec![NetId(3), NetId(5)]
     );
 }
 
 #[test]
 fn ships_at_the_same_spot_see_each_other_but_not_themselves() {
-    let config = UniverseConfig::default();
-    let mut sectors = Sectors::new(SectorGenerator::new(&config, 1));
-    let spot = SpacePos::new(SectorCoord::new(0, 0), Vec2::new(500.0, 500.0));
-    sectors.load(SectorCoord::new(0, 0));
     let ships: Vec<(NetId, SpacePos, Vec2)> = [4, 2, 7]
         .into_iter()
-        .map(|id| (NetId(id), spot, Vec2::ZERO))
+        .map(|id| (NetId(id), MIDDLE_OF_ORIGIN, Vec2::ZERO))
         .collect();
-    let grid = build_grid(&config, &sectors, ships.iter().copied());
     for &(id, pos, _) in &ships {
-        let seen: Vec<ContactTarget> = grid
-            .sense(&pos, 50.0, Some(id), 8)
-            .iter()
-            .map(|c| c.target)
-            .filter(|t| matches!(t, ContactTarget::Ship(_)))
-            .collect();
-        let others: Vec<ContactTarget> = [2, 4, 7]
+        let others: Vec<NetId> = [2, 4, 7]
             .into_iter()
             .filter(|&other| other != id.0)
-            .map(|other| ContactTarget::Ship(NetId(other)))
+            .map(NetId)
             .collect();
-        assert_eq!(seen, others, "ship {id:?}");
+        assert_eq!(ships_seen(&ships, id, pos, 50.0, 8), others, "ship {id:?}");
     }
 }
