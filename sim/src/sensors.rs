@@ -243,24 +243,13 @@ impl SensorGrid {
                 let e = &self.entries[c.entry as usize];
                 Contact {
                     target: e.target,
-                    offset: self.offset(pos, c.entry as usize),
+                    offset: pos.offset_to(&e.pos, self.sector_size),
                     velocity: e.velocity,
                     distance: f32::from_bits(c.squared_distance_bits).sqrt(),
                     radius: e.radius,
                 }
             }));
         });
-    }
-
-    /// From `pos` to entry `entry`: the same float operations as `SpacePos::offset_to`, so
-    /// the same bits.
-    fn offset(&self, pos: &SpacePos, entry: usize) -> Vec2 {
-        let base = sector_offset(pos.sector, self.entries[entry].pos.sector, self.sector_size);
-        let local = self.locals[entry];
-        Vec2::new(
-            base.x + (local.x - pos.local.x),
-            base.y + (local.y - pos.local.y),
-        )
     }
 
     /// Every entry of the 3x3 cells around `pos` within `range`, as (squared distance, entry)
@@ -275,7 +264,8 @@ impl SensorGrid {
                 continue;
             }
             // A cell lies in one sector: the sector part of the offset is the same for all its
-            // entries, and so are the float operations `offset` does.
+            // entries. The float operations are `SpacePos::offset_to`'s, which builds the kept
+            // contacts' offsets: same bits.
             let base = sector_offset(
                 pos.sector,
                 self.entries[start as usize].pos.sector,
@@ -303,22 +293,13 @@ impl SensorGrid {
     }
 
     /// Sorts candidates nearest first, ties broken by target, and keeps the first `limit`.
-    /// Squared distances are >= 0, so their bits order like their values; distances almost
-    /// never tie, so targets are only ranked when they do.
     fn nearest_first(&self, candidates: &mut Vec<Candidate>, limit: usize) {
-        let order = |a: &Candidate, b: &Candidate| {
-            a.squared_distance_bits
-                .cmp(&b.squared_distance_bits)
-                .then_with(|| {
-                    let rank = |c: &Candidate| self.entries[c.entry as usize].target.rank();
-                    rank(a).cmp(&rank(b))
-                })
-        };
-        if candidates.len() > limit {
-            candidates.select_nth_unstable_by(limit, order);
-            candidates.truncate(limit);
-        }
-        candidates.sort_unstable_by(order);
+        keep_nearest(
+            candidates,
+            limit,
+            |c| c.squared_distance_bits,
+            |c| self.entries[c.entry as usize].target.rank(),
+        );
     }
 }
 
@@ -336,23 +317,27 @@ thread_local! {
     static CANDIDATES: std::cell::RefCell<Vec<Candidate>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Sorts contacts whose `distance` field holds the squared distance: nearest first, ties broken
-/// by target; keeps the first `limit`. Squared distances are >= 0, so their bits order like
-/// their values.
-fn order_by_squared_distance(contacts: &mut Vec<Contact>, limit: usize) {
+/// The canonical contact order: sorts `items` nearest first by the bits of their squared
+/// distance (>= 0, so the bits order like the values), ties broken by target rank, and keeps
+/// the first `limit`.
+fn keep_nearest<T>(
+    items: &mut Vec<T>,
+    limit: usize,
+    squared_distance_bits: impl Fn(&T) -> u32,
+    rank: impl Fn(&T) -> u128,
+) {
     // Distances almost never tie, so targets are only ranked when they do: a comparison is
     // then two loads and an integer compare (a key function would run on every comparison).
-    let order = |a: &Contact, b: &Contact| {
-        a.distance
-            .to_bits()
-            .cmp(&b.distance.to_bits())
-            .then_with(|| a.target.rank().cmp(&b.target.rank()))
+    let order = |a: &T, b: &T| {
+        squared_distance_bits(a)
+            .cmp(&squared_distance_bits(b))
+            .then_with(|| rank(a).cmp(&rank(b)))
     };
-    if contacts.len() > limit {
-        contacts.select_nth_unstable_by(limit, order);
-        contacts.truncate(limit);
+    if items.len() > limit {
+        items.select_nth_unstable_by(limit, order);
+        items.truncate(limit);
     }
-    contacts.sort_unstable_by(order);
+    items.sort_unstable_by(order);
 }
 
 /// The canonical contact order, for reference implementations: nearest first by squared
@@ -362,7 +347,12 @@ pub fn sort_and_truncate(contacts: &mut Vec<Contact>, limit: usize) {
     for c in contacts.iter_mut() {
         c.distance = c.offset.length_squared();
     }
-    order_by_squared_distance(contacts, limit);
+    keep_nearest(
+        contacts,
+        limit,
+        |c| c.distance.to_bits(),
+        |c| c.target.rank(),
+    );
     for c in contacts.iter_mut() {
         c.distance = c.distance.sqrt();
     }
