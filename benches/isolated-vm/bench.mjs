@@ -9,7 +9,7 @@
 // - per ship: one call per ship with its own block (what one sandboxed script per ship costs).
 //
 //   cd benches/isolated-vm && npm install
-//   (cd node_modules/isolated-vm && npx node-gyp rebuild --release --nodedir="$(dirname "$(dirname "$(readlink -f "$(which node)")")")")
+//   (cd node_modules/isolated-vm && npx --yes node-gyp rebuild --release --nodedir="$(dirname "$(dirname "$(readlink -f "$(which node)")")")")
 //   node bench.mjs
 //
 // The second line builds the native addon against the installed node's own headers: npm skips
