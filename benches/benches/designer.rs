@@ -1,4 +1,4 @@
-//! The designer loop (issue #7): a map of 200 x 200 sectors (generate, summarize, draw,
+//! The designer loop: a map of 200 x 200 sectors (generate, summarize, draw,
 //! encode the PNG: everything `astroboids sectors render` does after reading the config) and
 //! statistics over 1,000 x 1,000 sectors. Goal: edit -> new image under 2 s for 200 x 200.
 //!

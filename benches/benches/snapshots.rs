@@ -1,4 +1,4 @@
-//! Snapshot sizes and encode/decode time for one client's view (issue #6 goals):
+//! Snapshot sizes and encode/decode time for one client's view:
 //! bytes per moving visible entity per tick, per unchanged entity, bytes/s for a client seeing
 //! 200 moving entities at 10 Hz, and the ratio to sending full snapshots of the same view,
 //! for ships flown with inertia (steering) and for a no-inertia worst case (jittery).

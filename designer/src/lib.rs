@@ -1,4 +1,4 @@
-//! Designer tools (issue #7): generate a region of sectors, measure it, draw it, compare two
+//! Designer tools: generate a region of sectors, measure it, draw it, compare two
 //! parameter sets, and the named presets designers start from. The `astroboids sectors`
 //! commands are thin shells over this crate.
 //!

@@ -1,5 +1,5 @@
 //! The client's live world: the two newest complete snapshots and positions interpolated
-//! between them, for drawing between ticks (issue #6). No I/O; time is passed in as a
+//! between them, for drawing between ticks. No I/O; time is passed in as a
 //! fractional tick.
 
 use crate::snapshot::{View, ViewEntity};

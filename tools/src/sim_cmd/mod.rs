@@ -1,16 +1,19 @@
 //! `astroboids sim`: a headless run with a progress bar and a summary.
 
-use std::path::Path;
+mod inputs;
+mod summary;
+
+pub use inputs::{TimedInput, read_timed_inputs};
+use summary::{DataSummary, Summary, percentile_ms, print_summary, record_summary};
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
-use astroboids_engine::stats::nearest_rank;
 use astroboids_engine::{NetId, Pacer, Simulation, UniverseSeed};
 use astroboids_host::persistent::DEFAULT_SEED;
-use astroboids_host::recording::{RecordingPlan, Written};
+use astroboids_host::recording::RecordingPlan;
 use astroboids_host::runner::{AnyWorld, RunnableWorld, WorldRunner};
 use astroboids_host::{HostError, PersistentWorld, WorldRequest};
 use astroboids_net::text::escape_control;
@@ -28,101 +31,6 @@ use astroboids_sim::{SimOptions, SimTotals, build_simulation_with};
 use crate::cli::SimArgs;
 use crate::script_cmd::load_script_argument;
 use crate::universe_config::{parse_config, read_config_source};
-
-#[derive(Debug, Serialize)]
-struct Summary {
-    seed: u64,
-    /// Ticks run by this invocation.
-    ticks: u64,
-    /// The world's tick at the end.
-    tick: u64,
-    ships: usize,
-    /// Ships spawned by this invocation (none when resuming a persisted world).
-    ships_spawned: u32,
-    threads: usize,
-    state_hash: String,
-    tick_ms_p50: f64,
-    tick_ms_p99: f64,
-    tick_ms_max: f64,
-    /// The run's first tick (where fresh scripts start).
-    first_tick_ms: f64,
-    /// The slowest tick that wrote a checkpoint (0: none did), and the slowest of the rest:
-    /// what checkpoints cost the tick thread.
-    checkpoint_tick_ms_max: f64,
-    /// Every tick that wrote a checkpoint, in order.
-    checkpoint_ticks_ms: Vec<f64>,
-    /// The tick right after each checkpoint: its scripts run once the workers have taken
-    /// their states for the checkpoint. Unpaced, that wait lands here; paced (`--realtime`),
-    /// the workers take the states in the idle time between ticks.
-    after_checkpoint_ticks_ms: Vec<f64>,
-    other_tick_ms_max: f64,
-    ticks_per_s: f64,
-    sectors_loaded: usize,
-    sectors_generated: u64,
-    sectors_unloaded: u64,
-    ore_mined: u64,
-    ships_destroyed: u64,
-    collision_contacts: u64,
-    /// The script every ship ran (`--script`), if any.
-    script: Option<String>,
-    script_fuel_used: u64,
-    /// Mean fuel (wasm instructions) per script run.
-    script_fuel_per_run: f64,
-    script_runs: u64,
-    /// Runs a cap held back (granted less than their bucket allowed by the account or world
-    /// cap, and out of fuel), and runs skipped because their script was in fault back-off.
-    script_runs_cut_by_caps: u64,
-    script_runs_skipped_in_backoff: u64,
-    /// Faults of scripts that were running (out of fuel, traps); start failures are counted
-    /// apart, in `script_start_failures`.
-    script_faults: u64,
-    /// Ships alive at the end whose script instance is running, waiting to start, or could
-    /// not start (those idle until they get another script).
-    script_ships_running: u64,
-    script_ships_starting: u64,
-    script_start_failures: u64,
-    /// Scripts compiled for this run vs loaded from the artifact cache.
-    scripts_compiled: u64,
-    scripts_loaded_from_cache: u64,
-    /// The most recent faults of either kind, newest last (at most 5); a start failure is
-    /// marked "(start)".
-    script_recent_faults: Vec<String>,
-    /// `--show-log`: that ship's log lines as "tick N: text", oldest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    script_log: Option<Vec<String>>,
-    /// World inputs applied (setup, `--inputs`) and refused.
-    inputs_applied: u64,
-    inputs_refused: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<DataSummary>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<RecordSummary>,
-}
-
-#[derive(Debug, Serialize)]
-struct DataSummary {
-    dir: String,
-    created: bool,
-    resumed_from_checkpoint: Option<u64>,
-    replayed_inputs: usize,
-    resumed_at_tick: u64,
-    checkpoints_written: u64,
-    last_checkpoint_bytes: Option<usize>,
-}
-
-#[derive(Debug, Serialize)]
-struct RecordSummary {
-    file: String,
-    start_tick: u64,
-    ticks: u64,
-    keyframes: u64,
-    file_bytes: u64,
-    input_bytes_per_tick: f64,
-    /// Per-tick records (inputs and state hashes), compressed, per tick.
-    tick_record_bytes_per_tick: f64,
-    keyframe_bytes: u64,
-    file_bytes_per_tick: f64,
-}
 
 pub fn run(args: &SimArgs) -> Result<()> {
     // Read once: a persisted world compares this text with the one it was created with.
@@ -520,89 +428,6 @@ fn simulate(
     Ok((summary, no_start))
 }
 
-/// What `--record` wrote, for the summary (a warning when nothing could be).
-fn record_summary(args: &SimArgs, written: Option<Written>) -> Option<RecordSummary> {
-    let path = args.record.as_ref()?;
-    let Some(written) = written else {
-        eprintln!(
-            "warning: no replay written to {}: the run reached no checkpoint tick to start \
-             recording at (persistence.checkpoint_every_ticks)",
-            path.display()
-        );
-        return None;
-    };
-    let stats = written.stats;
-    let per_tick = |bytes: u64| bytes as f64 / stats.ticks.max(1) as f64;
-    Some(RecordSummary {
-        file: written.path.display().to_string(),
-        start_tick: written.start_tick,
-        ticks: stats.ticks,
-        keyframes: stats.keyframes,
-        file_bytes: stats.file_bytes,
-        input_bytes_per_tick: per_tick(stats.input_bytes),
-        tick_record_bytes_per_tick: per_tick(stats.tick_record_bytes),
-        keyframe_bytes: stats.keyframe_bytes,
-        file_bytes_per_tick: per_tick(stats.file_bytes),
-    })
-}
-
-/// One line of an `--inputs` file.
-#[derive(Debug, Clone)]
-pub struct TimedInput {
-    pub tick: u64,
-    pub input: WorldInput,
-    pub line: usize,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TimedInputLine {
-    tick: u64,
-    input: WorldInput,
-}
-
-/// Largest `--inputs` file read.
-const INPUTS_FILE_MAX_BYTES: u64 = 256 << 20;
-
-/// Reads an `--inputs` file: one `{"tick": T, "input": {...}}` per line (blank lines and lines
-/// starting with `#` are skipped), sorted by tick, keeping file order within a tick.
-pub fn read_timed_inputs(path: &Path) -> Result<Vec<TimedInput>> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read inputs file {}", path.display()))?
-        .len();
-    if size > INPUTS_FILE_MAX_BYTES {
-        anyhow::bail!(
-            "{}: {size} bytes; an inputs file may have at most {INPUTS_FILE_MAX_BYTES}",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read inputs file {}", path.display()))?;
-    let mut inputs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let parsed: TimedInputLine = serde_json::from_str(trimmed)
-            .with_context(|| format!("{} line {}", path.display(), index + 1))?;
-        if parsed.tick == 0 {
-            anyhow::bail!(
-                "{} line {}: tick 0 has run before any input; the first tick is 1",
-                path.display(),
-                index + 1
-            );
-        }
-        inputs.push(TimedInput {
-            tick: parsed.tick,
-            input: parsed.input,
-            line: index + 1,
-        });
-    }
-    inputs.sort_by_key(|t| t.tick);
-    Ok(inputs)
-}
-
 /// The log ring of `ship`, or a line saying why there is none.
 fn ship_log(sim: &Simulation, ship: NetId) -> Vec<String> {
     let world = sim.world();
@@ -649,124 +474,5 @@ fn script_artifact_dir(args: &SimArgs) -> Option<ArtifactDir> {
             );
             None
         }
-    }
-}
-
-/// Nearest-rank percentile of sorted durations, in milliseconds (0 for none).
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    nearest_rank(sorted, p).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-}
-
-fn print_summary(s: &Summary) {
-    println!(
-        "AstroBoids headless run (seed {}, {} threads)",
-        s.seed, s.threads
-    );
-    println!("  ticks            {}", s.ticks);
-    println!(
-        "  ships            {} alive of {} spawned ({} destroyed)",
-        s.ships, s.ships_spawned, s.ships_destroyed
-    );
-    println!(
-        "  tick time        p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({:.0} ticks/s)",
-        s.tick_ms_p50, s.tick_ms_p99, s.tick_ms_max, s.ticks_per_s
-    );
-    println!(
-        "  slowest ticks    first {:.1} ms, with a checkpoint {:.1} ms, any other {:.1} ms",
-        s.first_tick_ms, s.checkpoint_tick_ms_max, s.other_tick_ms_max
-    );
-    if let Some(after) = s.after_checkpoint_ticks_ms.iter().copied().reduce(f64::max) {
-        println!("  after checkpoint slowest {after:.1} ms (scripts wait for the state capture)");
-    }
-    println!(
-        "  sectors          {} loaded, {} generated, {} unloaded",
-        s.sectors_loaded, s.sectors_generated, s.sectors_unloaded
-    );
-    println!("  ore mined        {}", s.ore_mined);
-    println!("  collisions       {} contact events", s.collision_contacts);
-    if let Some(script) = &s.script {
-        println!("  script           {script}");
-        println!(
-            "  script fuel      {} in {} runs ({:.0} per run)",
-            s.script_fuel_used, s.script_runs, s.script_fuel_per_run
-        );
-        println!(
-            "  script module    {} compiled, {} loaded from the artifact cache",
-            s.scripts_compiled, s.scripts_loaded_from_cache
-        );
-        println!("  script faults    {} while running", s.script_faults);
-        println!(
-            "  script budgets   {} runs held back by the account or sector cap, {} skipped in back-off",
-            s.script_runs_cut_by_caps, s.script_runs_skipped_in_backoff
-        );
-        println!(
-            "  script starts    {} ships running, {} waiting to start, {} failed to start (idle)",
-            s.script_ships_running, s.script_ships_starting, s.script_start_failures
-        );
-        if !s.script_recent_faults.is_empty() {
-            println!("  recent faults");
-            for fault in &s.script_recent_faults {
-                println!("    {fault}");
-            }
-        }
-        if let Some(log) = &s.script_log {
-            println!("  script log");
-            for line in log {
-                println!("    {line}");
-            }
-        }
-    }
-    if s.inputs_applied + s.inputs_refused > 0 {
-        println!(
-            "  inputs           {} applied, {} refused",
-            s.inputs_applied, s.inputs_refused
-        );
-    }
-    if let Some(d) = &s.data {
-        let origin = match (d.created, d.resumed_from_checkpoint) {
-            (true, _) => "created".to_string(),
-            (false, Some(cp)) => format!(
-                "resumed at tick {} (checkpoint {cp} + {} logged inputs)",
-                d.resumed_at_tick, d.replayed_inputs
-            ),
-            (false, None) => format!(
-                "resumed at tick {} ({} logged inputs)",
-                d.resumed_at_tick, d.replayed_inputs
-            ),
-        };
-        println!("  data             {} ({origin})", d.dir);
-        println!(
-            "  checkpoints      {} written{}",
-            d.checkpoints_written,
-            d.last_checkpoint_bytes.map_or(String::new(), |b| format!(
-                ", the last {b} bytes compressed"
-            ))
-        );
-    }
-    if let Some(r) = &s.record {
-        println!(
-            "  replay           {} ({} ticks from tick {}, {} bytes: {:.1} bytes/tick)",
-            r.file, r.ticks, r.start_tick, r.file_bytes, r.file_bytes_per_tick,
-        );
-        println!(
-            "                   per tick: {:.1} bytes of records (inputs {:.1} bytes before \
-             compression, state hashes); {} keyframes: {} bytes",
-            r.tick_record_bytes_per_tick, r.input_bytes_per_tick, r.keyframes, r.keyframe_bytes
-        );
-    }
-    println!("  world tick       {}", s.tick);
-    println!("  state hash       {}", s.state_hash);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile_ms(&d, 0.5), 50.0);
-        assert_eq!(percentile_ms(&d, 0.99), 99.0);
-        assert_eq!(percentile_ms(&[], 0.5), 0.0);
     }
 }
