@@ -1,6 +1,6 @@
 //! The workspace's architecture rules, checked on every `cargo test`.
 //!
-//! Three kinds of rule, each failing with the crate, file and line it is about and the rule
+//! Four kinds of rule, each failing with the crate, file and line it is about and the rule
 //! it breaks:
 //!
 //! - **Dependencies** ([`DEPENDENCY_RULES`]): a crate must not reach certain packages through
@@ -18,6 +18,10 @@
 //!   sim's `SimSet`), so counting it would put every module in one circle. A path to an item
 //!   the root re-exports (`pub use config::UniverseConfig`) counts as a path to the module
 //!   that defines it. Test modules may reach any module to build fixtures and are not counted.
+//!
+//! - **File size** ([`MAX_CODE_LINES_PER_FILE`]): no file under a crate's `src/` has more
+//!   lines of code than one concern needs, counted on the same token stream (a line with a
+//!   token, outside `#[cfg(test)]` items).
 //!
 //! **How the rules and docs/architecture.md stay together.** Every rule quotes the
 //! "Architecture invariant:" paragraph of docs/architecture.md it enforces, and
@@ -678,6 +682,35 @@ fn no_crate_has_a_cycle_between_its_top_level_modules() {
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
 
+/// Lines of code a file under a crate's `src/` may have outside its tests.
+const MAX_CODE_LINES_PER_FILE: usize = 500;
+/// Words of the invariant in docs/architecture.md the file-size rule enforces.
+const FILE_SIZE_INVARIANT: &str = "a source file holds one concern: at most 500 lines of code";
+
+#[test]
+fn no_source_file_outgrows_one_concern() {
+    let meta = Metadata::of_workspace();
+    let root = workspace_root();
+    let mut failures = Vec::new();
+    let mut files_seen = 0;
+    for dir in meta.member_dirs.values() {
+        for path in rust_files(&dir.join("src")) {
+            files_seen += 1;
+            let lines = code_lines(&read(&path));
+            if lines > MAX_CODE_LINES_PER_FILE {
+                failures.push(format!(
+                    "{}: {lines} lines of code outside its tests, more than \
+                     {MAX_CODE_LINES_PER_FILE}; rule: \"{FILE_SIZE_INVARIANT}\" \
+                     (docs/architecture.md): split it by concern",
+                    relative_path(&root, &path)
+                ));
+            }
+        }
+    }
+    assert!(files_seen >= 100, "only {files_seen} source files found");
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
 #[test]
 fn every_rule_quotes_an_architecture_invariant_of_the_docs() {
     let docs = read(&workspace_root().join("docs/architecture.md"));
@@ -690,7 +723,8 @@ fn every_rule_quotes_an_architecture_invariant_of_the_docs() {
     let quotes = DEPENDENCY_RULES
         .iter()
         .map(|r| (r.krate, r.invariant))
-        .chain(API_RULES.iter().map(|r| (r.paths[0], r.invariant)));
+        .chain(API_RULES.iter().map(|r| (r.paths[0], r.invariant)))
+        .chain([("every source file", FILE_SIZE_INVARIANT)]);
     let mut failures = Vec::new();
     for (subject, quote) in quotes {
         let quote = normalize_space(quote);
@@ -709,6 +743,32 @@ fn every_rule_quotes_an_architecture_invariant_of_the_docs() {
 // The checks' own behaviour, on made-up inputs (a checker that found nothing because it
 // parsed nothing would pass the tests above)
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn code_lines_leave_out_blank_lines_comments_and_tests() {
+    let source = r#"//! A module doc.
+
+/// A doc comment.
+fn f(
+    x: u32, // a trailing comment
+) -> u32 {
+    /* a block
+       comment */
+    let text = "a string
+        over two lines";
+    x + text.len() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    fn helper() {}
+}
+"#;
+    // `fn f(`, `x: u32,`, `) -> u32 {`, `let text = "a string`, `over two lines";` (its `;`),
+    // `x + ...`, `}`.
+    assert_eq!(code_lines(source), 7);
+    assert_eq!(code_lines("#![cfg(test)]\nfn only_for_tests() {}\n"), 0);
+}
 
 #[test]
 fn banned_names_are_found_in_code_only() {
@@ -1253,6 +1313,16 @@ fn matching_close(tokens: &[Token], open: usize) -> usize {
         }
     }
     tokens.len()
+}
+
+/// Lines holding code: a line counts when a token starts on it, after comments and
+/// `#[cfg(test)]` items are removed (a string spanning lines counts once).
+fn code_lines(source: &str) -> usize {
+    without_test_items(&lex(source))
+        .iter()
+        .map(|t| t.line)
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 /// `tokens` without items marked `#[cfg(test)]` (a file starting with `#![cfg(test)]` is

@@ -1,10 +1,18 @@
 //! One ship's script instance: memory that persists across ticks, metered calls.
+//!
+//! Code map: this file makes, runs, saves and restores an instance; `host_calls` is what a
+//! script may call (`astroboids.log`, `astroboids.random`, `env.abort`) and their fuel.
+
+mod host_calls;
+
+pub use host_calls::escape_control;
+use host_calls::{HostState, host_imports};
 
 use std::sync::Arc;
 
 use wasmer::{
-    Function, FunctionEnv, FunctionEnvMut, Global, Instance, InstantiationError, Memory,
-    RuntimeError, Store, TypedFunction, Value, imports,
+    FunctionEnv, Global, Instance, InstantiationError, Memory, RuntimeError, Store, TypedFunction,
+    Value,
 };
 
 use xxhash_rust::xxh3::Xxh3;
@@ -81,20 +89,6 @@ fn state_digest<'a>(
         hasher.update(&bits.to_le_bytes());
     }
     hasher.digest128()
-}
-
-/// What host functions see.
-struct HostState {
-    memory: Option<Memory>,
-    remaining: Option<Global>,
-    exhausted: Option<Global>,
-    random_state: u64,
-    logs: Vec<String>,
-    logs_dropped: u32,
-    log_lines_max: u32,
-    log_line_bytes: u32,
-    log_fuel: u64,
-    abort: Option<String>,
 }
 
 /// A script instance. Not `Send` (wasmer's `Store` is not): it stays on the thread that made it.
@@ -186,30 +180,8 @@ impl ScriptInstance {
     pub fn prepare(script: &Arc<CompiledScript>) -> Result<PreparedInstance, ScriptError> {
         let limits = script.limits().clone();
         let mut store = Store::new(script.engine().clone());
-        let env = FunctionEnv::new(
-            &mut store,
-            HostState {
-                memory: None,
-                remaining: None,
-                exhausted: None,
-                random_state: 0,
-                logs: Vec::new(),
-                logs_dropped: 0,
-                log_lines_max: limits.log_lines_per_tick,
-                log_line_bytes: limits.log_line_bytes,
-                log_fuel: limits.log_fuel,
-                abort: None,
-            },
-        );
-        let import_object = imports! {
-            "astroboids" => {
-                "log" => Function::new_typed_with_env(&mut store, &env, host_log),
-                "random" => Function::new_typed_with_env(&mut store, &env, host_random),
-            },
-            "env" => {
-                "abort" => Function::new_typed_with_env(&mut store, &env, host_abort),
-            },
-        };
+        let env = FunctionEnv::new(&mut store, HostState::new(&limits));
+        let import_object = host_imports(&mut store, &env);
         // No script code runs here: the start function was moved to an export (see
         // `deferred_start`), so only segment initialization can fail.
         let instance =
@@ -559,107 +531,4 @@ fn check_blocks(sensor: i32, command: i32, memory_bytes: u64) -> Result<(u64, u6
         )));
     }
     Ok((s, c))
-}
-
-/// Takes `cost` fuel from inside a host call; traps as out-of-fuel when there is not enough.
-fn charge(env: &mut FunctionEnvMut<HostState>, cost: u64) -> Result<(), RuntimeError> {
-    let (state, mut store) = env.data_and_store_mut();
-    let (Some(remaining), Some(exhausted)) = (state.remaining.clone(), state.exhausted.clone())
-    else {
-        return Ok(());
-    };
-    let left = match remaining.get(&mut store) {
-        Value::I64(v) => v,
-        _ => 0,
-    };
-    let cost = i64::try_from(cost).unwrap_or(i64::MAX);
-    if left < cost {
-        let _ = remaining.set(&mut store, Value::I64(0));
-        let _ = exhausted.set(&mut store, Value::I32(1));
-        return Err(RuntimeError::new("out of fuel in a host call"));
-    }
-    let _ = remaining.set(&mut store, Value::I64(left - cost));
-    Ok(())
-}
-
-/// `astroboids.log(ptr, len)`: charged before anything is read; the whole range must lie in
-/// memory (also when the line is then dropped or cut), so a bad pointer always traps alike.
-fn host_log(mut env: FunctionEnvMut<HostState>, ptr: i32, len: i32) -> Result<(), RuntimeError> {
-    if len < 0 {
-        return Err(RuntimeError::new(format!(
-            "astroboids.log: the length is {len}; it must be 0 or more"
-        )));
-    }
-    let (start, len) = (u64::from(ptr as u32), len as u64);
-    let fuel = env.data().log_fuel;
-    charge(&mut env, fuel.saturating_add(len))?;
-    let (state, store) = env.data_and_store_mut();
-    let Some(memory) = state.memory.as_ref() else {
-        return Ok(());
-    };
-    let view = memory.view(&store);
-    if start + len > view.data_size() {
-        return Err(RuntimeError::new(format!(
-            "astroboids.log: bytes {start}..{} lie outside the memory ({} bytes)",
-            start + len,
-            view.data_size()
-        )));
-    }
-    if state.logs.len() >= state.log_lines_max as usize {
-        state.logs_dropped += 1;
-        return Ok(());
-    }
-    let keep = len.min(u64::from(state.log_line_bytes));
-    let mut bytes = vec![0u8; keep as usize];
-    view.read(start, &mut bytes)
-        .map_err(|_| RuntimeError::new("astroboids.log: cannot read the line"))?;
-    let line = escape_control(&String::from_utf8_lossy(&bytes));
-    state.logs.push(line);
-    Ok(())
-}
-
-/// Renders control characters (C0, DEL, C1) as escapes (`\n`, `\t`, `\x1b`, `\u{9b}`) and a
-/// backslash as `\\`, so a log line shown in a terminal or a client can neither move the
-/// cursor, change colours, nor forge a second line.
-pub fn escape_control(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn host_random(mut env: FunctionEnvMut<HostState>) -> i32 {
-    // SplitMix64 step: fixed algorithm, so the sequence is the same everywhere.
-    let state = env.data_mut();
-    state.random_state = state.random_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = state.random_state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 32) as u32 as i32
-}
-
-fn host_abort(
-    mut env: FunctionEnvMut<HostState>,
-    _message: i32,
-    _file: i32,
-    line: i32,
-    column: i32,
-) -> Result<(), RuntimeError> {
-    let text = format!("abort() called at line {line}, column {column}");
-    env.data_mut().abort = Some(text.clone());
-    Err(RuntimeError::new(text))
 }
