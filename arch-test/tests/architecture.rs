@@ -8,7 +8,8 @@
 //!   the resolved graph (`cargo metadata`). The sim reaching tokio through some other crate is
 //!   as much a breach as naming it in its own `Cargo.toml`.
 //! - **Banned APIs** ([`API_RULES`]): names a crate's `src/` promises not to use (the wall
-//!   clock, the file system, sockets), found in the token stream after comments, string
+//!   clock, the file system, sockets, `unsafe`, platform float functions, hash maps that could
+//!   be iterated), found in the token stream after comments, string
 //!   literals and `#[cfg(test)]` items are removed. Exceptions are an explicit allow-list
 //!   ([`Allowance`]), each with the reason the docs give; an allowance that no longer matches
 //!   anything fails too, so the list cannot silently outlive the code it excuses.
@@ -289,6 +290,9 @@ enum Banned {
     Name(&'static str),
     /// A module of std, however imported: `std::fs::read`, `use std::{fs, io}`.
     Std(&'static str),
+    /// A float method called as one: `x.sin()`, `f32::sin(x)` (not a local named `sin`, nor
+    /// `libm::sinf`).
+    Method(&'static str),
 }
 
 impl fmt::Display for Banned {
@@ -296,6 +300,7 @@ impl fmt::Display for Banned {
         match self {
             Banned::Name(name) => write!(f, "`{name}`"),
             Banned::Std(module) => write!(f, "`std::{module}`"),
+            Banned::Method(name) => write!(f, "`.{name}()`"),
         }
     }
 }
@@ -318,51 +323,182 @@ struct ApiRule {
 
 const WALL_CLOCK: [Banned; 2] = [Banned::Name("Instant"), Banned::Name("SystemTime")];
 
+/// std's float functions whose results may differ by platform (they call the system's libm or
+/// an LLVM intrinsic); `sqrt`, `mul_add` and the arithmetic operators are IEEE-exact.
+const PLATFORM_FLOAT_FUNCTIONS: &[Banned] = &[
+    Banned::Method("sin"),
+    Banned::Method("cos"),
+    Banned::Method("tan"),
+    Banned::Method("sin_cos"),
+    Banned::Method("asin"),
+    Banned::Method("acos"),
+    Banned::Method("atan"),
+    Banned::Method("atan2"),
+    Banned::Method("sinh"),
+    Banned::Method("cosh"),
+    Banned::Method("tanh"),
+    Banned::Method("exp"),
+    Banned::Method("exp2"),
+    Banned::Method("exp_m1"),
+    Banned::Method("ln"),
+    Banned::Method("ln_1p"),
+    Banned::Method("log"),
+    Banned::Method("log2"),
+    Banned::Method("log10"),
+    Banned::Method("powf"),
+    Banned::Method("powi"),
+    Banned::Method("hypot"),
+    Banned::Method("cbrt"),
+];
+
+/// The crates' sources under the workspace's `unsafe_code` lint.
+const ALL_SOURCES: &[&str] = &[
+    "benches/src",
+    "client/src",
+    "cluster-net/src",
+    "cluster/src",
+    "designer/src",
+    "engine/src",
+    "gateway/src",
+    "host/src",
+    "infra/src",
+    "net/src",
+    "pgstore/src",
+    "play/src",
+    "protocol/src",
+    "scripting/src",
+    "server/src",
+    "sim/src",
+    "storage/src",
+    "test-kit/src",
+    "tools/src",
+    "views/src",
+];
+
+/// The modules allowed `unsafe`, each with the reason docs/architecture.md gives.
+const UNSAFE_MODULES: [(&str, &str); 3] = [
+    (
+        "scripting/src/tunables.rs",
+        "wasmer's `Tunables` trait declares `unsafe` methods, and a memory hands compiled code \
+         a raw definition",
+    ),
+    (
+        "scripting/src/artifacts.rs",
+        "deserializing machine code this host wrote and checksummed",
+    ),
+    (
+        "scripting/src/linear_memory.rs",
+        "a script's memory lent as a slice while its store is borrowed",
+    ),
+];
+
 const API_RULES: &[ApiRule] = &[
     ApiRule {
-        // The workspace denies `unsafe_code`; a module can only opt out by naming the lint.
-        paths: &[
-            "benches/src",
-            "client/src",
-            "cluster-net/src",
-            "cluster/src",
-            "designer/src",
-            "engine/src",
-            "gateway/src",
-            "host/src",
-            "infra/src",
-            "net/src",
-            "pgstore/src",
-            "play/src",
-            "protocol/src",
-            "scripting/src",
-            "server/src",
-            "sim/src",
-            "storage/src",
-            "test-kit/src",
-            "tools/src",
-            "views/src",
-        ],
-        banned: &[Banned::Name("unsafe_code")],
+        // The workspace denies `unsafe_code`; a module can only opt out by naming the lint, and
+        // only the modules that opt out may write `unsafe` (every member takes the workspace's
+        // lints: `every_crate_takes_the_workspace_lints`).
+        paths: ALL_SOURCES,
+        banned: &[Banned::Name("unsafe_code"), Banned::Name("unsafe")],
         allow: &[
             Allowance {
-                file: "scripting/src/tunables.rs",
+                file: UNSAFE_MODULES[0].0,
                 banned: Banned::Name("unsafe_code"),
-                why: "wasmer's `Tunables` trait declares `unsafe` methods, and a memory hands \
-                      compiled code a raw definition",
+                why: UNSAFE_MODULES[0].1,
             },
             Allowance {
-                file: "scripting/src/artifacts.rs",
-                banned: Banned::Name("unsafe_code"),
-                why: "deserializing machine code this host wrote and checksummed",
+                file: UNSAFE_MODULES[0].0,
+                banned: Banned::Name("unsafe"),
+                why: UNSAFE_MODULES[0].1,
             },
             Allowance {
-                file: "scripting/src/linear_memory.rs",
+                file: UNSAFE_MODULES[1].0,
                 banned: Banned::Name("unsafe_code"),
-                why: "a script's memory lent as a slice while its store is borrowed",
+                why: UNSAFE_MODULES[1].1,
+            },
+            Allowance {
+                file: UNSAFE_MODULES[1].0,
+                banned: Banned::Name("unsafe"),
+                why: UNSAFE_MODULES[1].1,
+            },
+            Allowance {
+                file: UNSAFE_MODULES[2].0,
+                banned: Banned::Name("unsafe_code"),
+                why: UNSAFE_MODULES[2].1,
+            },
+            Allowance {
+                file: UNSAFE_MODULES[2].0,
+                banned: Banned::Name("unsafe"),
+                why: UNSAFE_MODULES[2].1,
             },
         ],
         invariant: "the workspace denies `unsafe`; the exceptions are",
+    },
+    ApiRule {
+        paths: &["sim/src", "engine/src"],
+        banned: PLATFORM_FLOAT_FUNCTIONS,
+        allow: &[],
+        invariant: "floats that reach state come from IEEE-exact operations or `libm`",
+    },
+    ApiRule {
+        // Maps that are only looked up; a new one elsewhere is reviewed for iteration first.
+        paths: &["sim/src"],
+        banned: &[
+            Banned::Name("HashMap"),
+            Banned::Name("HashSet"),
+            Banned::Name("FxHashSet"),
+            Banned::Name("FxHashMap"),
+        ],
+        allow: &[
+            Allowance {
+                file: "sim/src/physics/mod.rs",
+                banned: Banned::Name("FxHashMap"),
+                why: "a sector's slot in the tick's list of sector worlds, looked up by coordinate",
+            },
+            Allowance {
+                file: "sim/src/sensors.rs",
+                banned: Banned::Name("FxHashMap"),
+                why: "the sensor grid's cells and per-sector tables, and the cloudy sectors, \
+                      looked up by key",
+            },
+            Allowance {
+                file: "sim/src/damage.rs",
+                banned: Banned::Name("FxHashMap"),
+                why: "the hazardous sectors, looked up by coordinate",
+            },
+        ],
+        invariant: "Hash maps are only looked up, never iterated",
+    },
+    ApiRule {
+        // Timeouts and retry delays are the protocol sessions'; QUIC's transport settings are
+        // the shell's own.
+        paths: &["net/src"],
+        banned: &[Banned::Name("from_secs"), Banned::Name("from_millis")],
+        allow: &[Allowance {
+            file: "net/src/quic.rs",
+            banned: Banned::Name("from_secs"),
+            why: "QUIC's idle timeout and keep-alive interval, transport settings",
+        }],
+        invariant: "`net` makes no protocol decisions",
+    },
+    ApiRule {
+        paths: &["server/src", "tools/src"],
+        banned: &[Banned::Name("apply_input")],
+        allow: &[],
+        invariant: "every input a running world applies (`astroboids sim`, the server) goes \
+                    through `WorldRunner::submit`",
+    },
+    ApiRule {
+        // Systems, queries and resources are how a rule would enter the binary.
+        paths: &["tools/src"],
+        banned: &[
+            Banned::Name("add_systems"),
+            Banned::Name("add_plugins"),
+            Banned::Name("ResMut"),
+            Banned::Name("Commands"),
+            Banned::Name("apply_input"),
+        ],
+        allow: &[],
+        invariant: "the binary holds no game rule",
     },
     ApiRule {
         paths: &["engine/src"],
@@ -682,6 +818,36 @@ fn no_crate_has_a_cycle_between_its_top_level_modules() {
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
 }
 
+#[test]
+fn every_crate_takes_the_workspace_lints() {
+    let meta = Metadata::of_workspace();
+    let root = workspace_root();
+    let mut failures = Vec::new();
+    for dir in meta.member_dirs.values() {
+        let manifest: toml::Table = toml::from_str(&read(&dir.join("Cargo.toml")))
+            .unwrap_or_else(|e| panic!("{}/Cargo.toml: {e}", dir.display()));
+        let takes_them = manifest
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(toml::Value::as_bool)
+            == Some(true);
+        if !takes_them {
+            failures.push(format!(
+                "{}/Cargo.toml: no `[lints] workspace = true`, so the workspace's deny of \
+                 `unsafe_code` does not reach it; rule: \"{}\" (docs/architecture.md)",
+                relative_path(&root, dir),
+                API_RULES[0].invariant
+            ));
+        }
+    }
+    assert!(
+        meta.member_dirs.len() >= 10,
+        "only {} members found",
+        meta.member_dirs.len()
+    );
+    assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
 /// Lines of code a file under a crate's `src/` may have outside its tests.
 const MAX_CODE_LINES_PER_FILE: usize = 500;
 /// Words of the invariant in docs/architecture.md the file-size rule enforces.
@@ -743,6 +909,36 @@ fn every_rule_quotes_an_architecture_invariant_of_the_docs() {
 // The checks' own behaviour, on made-up inputs (a checker that found nothing because it
 // parsed nothing would pass the tests above)
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn float_methods_are_found_as_calls_only() {
+    let source = r#"
+        fn f(x: f32, sin: f32) -> f32 {
+            let (sin, cos) = libm::sincosf(x);
+            let a = x.sin() + f32::cos(x) + f64::atan2(1.0, 2.0) as f32;
+            let b = sin * cos + x.sqrt() + libm::powf(x, 2.0);
+            a + b + x . powi ( 2 )
+        }
+    "#;
+    let banned = [
+        Banned::Method("sin"),
+        Banned::Method("cos"),
+        Banned::Method("atan2"),
+        Banned::Method("powf"),
+        Banned::Method("powi"),
+        Banned::Method("sqrt_not_banned_here"),
+    ];
+    let found = find_banned(&lex(source), &banned);
+    assert_eq!(
+        found,
+        vec![
+            (Banned::Method("sin"), 4),
+            (Banned::Method("cos"), 4),
+            (Banned::Method("atan2"), 4),
+            (Banned::Method("powi"), 6),
+        ]
+    );
+}
 
 #[test]
 fn code_lines_leave_out_blank_lines_comments_and_tests() {
@@ -1388,9 +1584,20 @@ fn find_banned(tokens: &[Token], banned: &[Banned]) -> Vec<(Banned, usize)> {
         let Tok::Ident(word) = &token.tok else {
             continue;
         };
+        let called = tokens.get(i + 1).is_some_and(|t| t.is_punct('('));
+        let after_dot = i > 0 && tokens[i - 1].is_punct('.');
+        let after_float_path = i >= 3
+            && is_path_sep(i - 2)
+            && (tokens[i - 3].is_ident("f32") || tokens[i - 3].is_ident("f64"));
         for &b in banned {
-            if matches!(b, Banned::Name(name) if name == word) {
-                found.push((b, token.line));
+            match b {
+                Banned::Name(name) if name == word => found.push((b, token.line)),
+                Banned::Method(name)
+                    if name == word && called && (after_dot || after_float_path) =>
+                {
+                    found.push((b, token.line))
+                }
+                _ => {}
             }
         }
         if word != "std" || !is_path_sep(i + 1) {

@@ -22,7 +22,7 @@ use crate::messages::{Request, RequestError, Response, TickEvents};
 use crate::quic::{CLOSE_NORMAL, QuicError, SERVER_NAME, client_config, closed_error};
 use crate::quic::{Fingerprint, describe_close};
 pub use crate::session::REQUEST_TIMEOUT;
-use crate::session::{ClientEvent, ClientSession, RECONNECT_DELAYS};
+use crate::session::{CONNECT_TIMEOUT, ClientEvent, ClientSession, RECONNECT_DELAYS};
 
 /// Largest response a client accepts (a downloaded trace is the largest).
 pub const CLIENT_MAX_FRAME_BYTES: usize = 16 << 20;
@@ -121,9 +121,9 @@ async fn open_link(endpoint: &quinn::Endpoint, addr: SocketAddr) -> Result<Link,
     let connecting = endpoint
         .connect(addr, SERVER_NAME)
         .map_err(|e| connect_error(e.to_string()))?;
-    let connection = tokio::time::timeout(Duration::from_secs(10), connecting)
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
-        .map_err(|_| connect_error("no answer within 10 s".into()))?
+        .map_err(|_| connect_error(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| connect_error(describe_close(&e)))?;
     let (send, recv) = connection
         .open_bi()

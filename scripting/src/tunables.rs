@@ -13,8 +13,11 @@
 //! that cost grow with the memory (15 one-page grows to 1 MiB took ~6 ms here), which no
 //! per-page price could cover without making every script's heap growth unaffordable.
 //!
-//! One of the two modules with `unsafe`: wasmer's `Tunables` trait declares two of its methods
-//! `unsafe`, and a memory hands compiled code a raw definition (base, length) to use.
+//! One of the three modules with `unsafe` (with `artifacts` and `linear_memory`): wasmer's
+//! `Tunables` trait declares two of its methods `unsafe` (a memory is made as a
+//! [`ReservedMemory`], a table is made by wasmer's own code with its maximum clamped), a memory
+//! hands compiled code a raw definition (base, length) to use, and `ReservedMemory` is `Send`
+//! and `Sync` by declaration, as wasmer's own memories are.
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;

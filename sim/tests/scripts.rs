@@ -8,7 +8,7 @@ use astroboids_engine::{NetId, Simulation};
 use astroboids_sim::config::UniverseConfig;
 use astroboids_sim::scripts::{
     InstanceStatus, ScriptFaultKind, ScriptFaults, ScriptHost, ScriptId, ScriptLibrary, ScriptLog,
-    ScriptRuntime, ScriptTickReport, add_script, assign_script,
+    ScriptRuntime, ScriptTickReport, SlowScripts, add_script, assign_script,
 };
 use astroboids_sim::ships::{ShipCommand, ShipIndex, Velocity};
 use common::{fleet_world, script, totals, with_threads};
@@ -393,4 +393,37 @@ fn hostile_neighbours_never_stop_the_tick_or_disturb_a_good_script() {
         assert!(faults.iter().any(|f| f.ship == ship), "{ship} faulted");
     }
     assert!(faults.iter().all(|f| f.ship != ids[6]));
+}
+
+/// The watchdog's measurement is the one wall-clock reading inside a tick: listing every run
+/// as slow (a bound of 0 ns) changes no hash and no outcome, on one worker or four.
+#[test]
+fn timing_runs_for_the_watchdog_changes_nothing_simulated() {
+    let run = |workers: usize, bound: Option<u64>| {
+        with_threads(workers, || {
+            let (mut sim, _) = world_with(&wanderer(), 60, 40);
+            sim.world_mut()
+                .resource_mut::<SlowScripts>()
+                .run_wall_ns_max = bound;
+            let mut listed = 0;
+            let hashes: Vec<u64> = (0..40)
+                .map(|_| {
+                    sim.step();
+                    listed += sim.world().resource::<SlowScripts>().runs.len();
+                    sim.state_hash().total
+                })
+                .collect();
+            (hashes, listed)
+        })
+    };
+    let (unwatched, none_listed) = run(1, None);
+    assert_eq!(none_listed, 0, "no bound lists nothing");
+    for workers in [1, 4] {
+        let (watched, listed) = run(workers, Some(0));
+        assert!(
+            listed >= 40 * 30,
+            "every run is over a 0 ns bound ({listed} listed)"
+        );
+        assert_eq!(watched, unwatched, "{workers} workers, every run listed");
+    }
 }

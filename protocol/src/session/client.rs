@@ -25,6 +25,10 @@ pub const MAX_PENDING_EVENTS: usize = 256;
 /// up on the connection.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a client waits for a new connection's handshake before it tries the next address
+/// (or reports the server unreachable).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a client waits before each attempt to replace a lost connection; after the last
 /// attempt fails the loss is reported to the caller (about 8 s in all: long enough to ride out
 /// a server restart, short enough for a person waiting on a command).

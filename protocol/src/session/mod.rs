@@ -4,7 +4,7 @@ mod client;
 mod server;
 
 pub use client::{
-    ClientEvent, ClientSession, DatagramOutcome, MAX_PENDING_EVENTS, RECONNECT_DELAYS,
-    REQUEST_TIMEOUT,
+    CONNECT_TIMEOUT, ClientEvent, ClientSession, DatagramOutcome, MAX_PENDING_EVENTS,
+    RECONNECT_DELAYS, REQUEST_TIMEOUT,
 };
 pub use server::{ServerEvent, ServerSession, SessionLimits};

@@ -92,6 +92,13 @@ fn state_digest<'a>(
 }
 
 /// A script instance. Not `Send` (wasmer's `Store` is not): it stays on the thread that made it.
+///
+/// The compiler keeps it so (the script workers rely on it):
+///
+/// ```compile_fail,E0277
+/// fn send_to_another_thread<T: Send>() {}
+/// send_to_another_thread::<astroboids_scripting::ScriptInstance>();
+/// ```
 pub struct ScriptInstance {
     // Field order matters: the store and instance drop before the `CompiledScript` that holds
     // their engine.
