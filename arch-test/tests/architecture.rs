@@ -563,6 +563,18 @@ const API_RULES: &[ApiRule] = &[
         invariant: "the only threads the sim owns are the script workers",
     },
     ApiRule {
+        // A pool of its own would ignore the caller's thread count (`--threads`, the tests'
+        // 1-to-4-thread runs); rayon's global pool is the caller's when it installs none.
+        paths: &["sim/src", "engine/src"],
+        banned: &[
+            Banned::Name("ThreadPoolBuilder"),
+            Banned::Name("ThreadPool"),
+            Banned::Name("spawn_broadcast"),
+        ],
+        allow: &[],
+        invariant: "Parallel stages use the caller's rayon pool",
+    },
+    ApiRule {
         paths: &["cluster/src"],
         banned: &[
             Banned::Name("tokio"),
