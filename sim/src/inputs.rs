@@ -57,6 +57,19 @@ pub enum WorldInput {
 }
 
 impl WorldInput {
+    /// The inputs that set up a headless world: `wasm` added to the library when given, then
+    /// `count` ships flown by it (or by the autopilot without one).
+    pub fn fleet_setup(count: u32, wasm: Option<Vec<u8>>) -> Vec<WorldInput> {
+        let mut setup = Vec::new();
+        let script = wasm.map(|wasm| {
+            let id = astroboids_scripting::module_hash(&wasm);
+            setup.push(WorldInput::AddScript { wasm });
+            id
+        });
+        setup.push(WorldInput::SpawnFleet { count, script });
+        setup
+    }
+
     /// A short name for messages and summaries.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::metrics::{self, PlanWhy};
 use super::{
     INPUT_SUBJECT, OUTCOME_SUBJECT, ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode,
-    forward, registration,
+    forward, registration, world_spec,
 };
 use crate::bus::{StartAt, TickBus};
 use crate::coordination::{Coordination, Leadership, ShardEvent};
@@ -60,14 +60,7 @@ pub async fn run_leader_process(
     let fence = leadership.fence();
     info!(leader = %name, fence, "leadership won");
     metrics::leader_elected(fence);
-    let spec = coordination
-        .get_json::<WorldSpec>(plan::keys::SPEC)
-        .await?
-        .ok_or(ProcessError::NoSpec {
-            key: plan::keys::SPEC,
-        })?
-        .value
-        .validated()?;
+    let spec = world_spec(coordination).await?;
     let plan = coordination
         .get_json::<Plan>(plan::keys::PLAN)
         .await?

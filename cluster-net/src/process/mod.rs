@@ -111,6 +111,19 @@ pub enum ProcessError {
     Ended { what: &'static str },
 }
 
+/// The world's spec from the coordination store, validated (shards and the leader start from it).
+pub(crate) async fn world_spec(
+    coordination: &crate::coordination::Coordination,
+) -> Result<astroboids_cluster::plan::WorldSpec, ProcessError> {
+    let key = astroboids_cluster::plan::keys::SPEC;
+    Ok(coordination
+        .get_json::<astroboids_cluster::plan::WorldSpec>(key)
+        .await?
+        .ok_or(ProcessError::NoSpec { key })?
+        .value
+        .validated()?)
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("protocol messages are plain data")
 }

@@ -90,16 +90,7 @@ pub fn run(args: &ClusterSimArgs) -> Result<()> {
         Some(path) => Some(load_script_argument(path, &args.sdk)?),
         None => None,
     };
-    let mut setup = Vec::new();
-    let mut script_id = None;
-    if let Some(wasm) = script {
-        script_id = Some(astroboids_scripting::module_hash(&wasm));
-        setup.push(WorldInput::AddScript { wasm });
-    }
-    setup.push(WorldInput::SpawnFleet {
-        count: args.ships,
-        script: script_id,
-    });
+    let setup = WorldInput::fleet_setup(args.ships, script);
     spec.setup = setup;
     let threads = args
         .threads

@@ -208,16 +208,7 @@ fn simulate(
     let mut inputs_refused = 0u64;
     let ships_spawned = if fresh {
         let count = args.ships.unwrap_or(DEFAULT_SHIPS);
-        let mut setup = Vec::new();
-        let mut script_id = None;
-        if let Some(wasm) = script {
-            script_id = Some(astroboids_scripting::module_hash(&wasm));
-            setup.push(WorldInput::AddScript { wasm });
-        }
-        setup.push(WorldInput::SpawnFleet {
-            count,
-            script: script_id,
-        });
+        let setup = WorldInput::fleet_setup(count, script);
         for input in &setup {
             submit(&mut world, input)?.with_context(|| {
                 args.script

@@ -25,7 +25,7 @@ use astroboids_sim::SimOptions;
 
 use super::{
     ProcessError, REPORT_SUBJECT, START_SUBJECT, decode, encode, exchange_subject, forward,
-    metrics, query_subject, registration,
+    metrics, query_subject, registration, world_spec,
 };
 use crate::bus::{Delivered, StartAt, TickBus};
 use crate::coordination::{Coordination, KeyChange, ShardInfo};
@@ -79,14 +79,7 @@ pub async fn run_shard_process(
         lease_ttl_s = coordination.lease_ttl_s(),
         "registered"
     );
-    let spec = coordination
-        .get_json::<WorldSpec>(plan::keys::SPEC)
-        .await?
-        .ok_or(ProcessError::NoSpec {
-            key: plan::keys::SPEC,
-        })?
-        .value
-        .validated()?;
+    let spec = world_spec(coordination).await?;
     debug!(
         member,
         shards = spec.shards(),
